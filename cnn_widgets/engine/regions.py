@@ -1,0 +1,87 @@
+"""Linear regions: the activation pattern of an input (every ReLU's on/off state and every
+max-pool's choice) and how many distinct patterns a dataset visits, per class.
+
+Inputs with the same pattern share one affine map, i.e. one set of etalons; counting patterns
+measures the etalon paper's hypothesis that the number of etalons tracks the data's complexity.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import hooks
+from .control import NO_CONTROL, Control
+from .errors import NotPiecewiseLinear
+from .layers import functional_relus
+from .results import RegionCount
+
+_GATES = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d)
+
+
+def _pattern_batch(engine, model, x) -> np.ndarray:
+    """(N, K) int64: 0/1 per ReLU input (on/off), the argmax index per max-pool output."""
+    parts = []
+
+    def hook(module, inputs, output):
+        inp = inputs[0]
+        if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
+            # an in-place ReLU has already overwritten its input: read the sign of the output
+            src = output if module.inplace else inp
+            parts.append((src > 0).flatten(1).to(torch.int64))
+        else:
+            pool = F.max_pool2d if isinstance(module, nn.MaxPool2d) else F.max_pool1d
+            _, ind = pool(inp, module.kernel_size, module.stride, module.padding, module.dilation,
+                          module.ceil_mode, return_indices=True)
+            parts.append(ind.flatten(1))
+    names = [n for n, m in model.named_modules() if isinstance(m, _GATES)]
+    if not names:
+        raise NotPiecewiseLinear("activation patterns need ReLU or max-pool modules; this model "
+                                 "has none")
+    with hooks._hooked(model, {n: hook for n in names}):
+        model(engine.normalize(x))
+    return torch.cat(parts, 1).cpu().numpy()
+
+
+def _check(engine):
+    relus = functional_relus(engine.model)
+    if relus:
+        raise NotPiecewiseLinear(f"activation patterns are read from ReLU modules, but the "
+                                 f"forward pass also calls {relus} functionally; make them modules")
+
+
+def activation_pattern(engine, x) -> np.ndarray:
+    """Activation pattern of each input, (N, K) int64."""
+    _check(engine)
+    x = engine.prepare(x)
+    with engine.borrow() as model, torch.no_grad():
+        return np.concatenate([_pattern_batch(engine, model, x[s:s + engine.batch_size])
+                               for s in range(0, x.shape[0], engine.batch_size)])
+
+
+def count_regions(engine, data=None, control: Control = NO_CONTROL) -> RegionCount:
+    """Distinct activation patterns per class over ``data`` (an ImageSet-like; default the
+    engine's dataset), streamed in batches with progress; stops cleanly via ``control``."""
+    from .data import as_image_set
+    data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
+    if data is None:
+        raise ValueError("count_regions needs data: pass (images, labels) or give the engine a "
+                         "dataset")
+    _check(engine)
+    seen = defaultdict(set)
+    counts = defaultdict(int)
+    total = len(data)
+    with engine.borrow() as model, torch.no_grad():
+        for start, images, labels in data.batches(engine.batch_size):
+            codes = _pattern_batch(engine, model, engine.prepare(images))
+            for row, label in zip(codes, labels.tolist()):
+                seen[label].add(hashlib.blake2b(row.tobytes(), digest_size=16).digest())
+                counts[label] += 1
+            control.step(start + len(labels), total, "counting regions")
+    everything = set().union(*seen.values()) if seen else set()
+    return RegionCount(per_class={c: (counts[c], len(seen[c])) for c in sorted(seen)},
+                       total=len(everything), images=total)

@@ -1,0 +1,287 @@
+"""The Engine: one object that owns a model, its device, its layer registry and its hooks."""
+from __future__ import annotations
+
+import copy
+import threading
+from contextlib import contextmanager
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import hooks
+from .control import NO_CONTROL, Control
+from .data import ImageSet, as_image_set
+from .errors import InputShapeError, LayerNotFound, ModelOutputError, UnitOutOfRange
+from .layers import nonlinear_parts, registry
+from .results import LayerInfo
+
+Unit = Union[int, Tuple[int, ...]]
+
+_SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
+MAX_DEFAULT_UNITS = 1024
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Engine:
+    """Analysis engine for one image classifier.
+
+    model: an ``nn.Module`` mapping (N, *input_shape) to (N, classes). It is never changed:
+    each computation borrows it under a lock in eval mode with parameter gradients off and
+    gives it back with every module's mode and every parameter's ``requires_grad`` restored.
+    If ``device`` differs from the model's, the engine works on a copy moved there.
+    input_shape: (C, H, W) of one input, in the space images are given to the engine.
+    dataset: None, ``(images, labels)`` or a map-style dataset of (image, label).
+    mean, std: per-channel normalisation the engine applies before the model (None = none).
+    eval_mode: run the model in eval mode (default). False keeps the model's own modes, so
+    BatchNorm in train mode uses batch statistics (and etalons are flagged not exact).
+    """
+
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset=None,
+                 class_names: Optional[Sequence[str]] = None, mean=None, std=None,
+                 device=None, batch_size: int = 256, eval_mode: bool = True):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if len(self.input_shape) != 3:
+            raise InputShapeError(f"input_shape must be (C, H, W); got {self.input_shape}")
+        self.device = torch.device(device) if device is not None else default_device()
+        param = next(model.parameters(), None)
+        if param is not None and param.device != self.device:
+            model = copy.deepcopy(model).to(self.device)   # the user's model stays where it is
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.eval_mode = bool(eval_mode)
+        self._lock = threading.RLock()
+        c = self.input_shape[0]
+        self.mean = self._channel_tensor(mean, c, 0.0, "mean")
+        self.std = self._channel_tensor(std, c, 1.0, "std")
+        self.dataset: Optional[ImageSet] = as_image_set(dataset, self.input_shape)
+
+        with self.borrow():
+            example = torch.zeros(1, *self.input_shape, device=self.device)
+            self.layers, out = registry(self.model, self.normalize(example))
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelOutputError(f"the model's output must be 2-D (batch, classes); for an input "
+                                   f"of shape {(1, *self.input_shape)} it returned {shape}")
+        self.n_classes = int(out.shape[1])
+        if class_names is None:
+            class_names = [str(i) for i in range(self.n_classes)]
+        if len(class_names) != self.n_classes:
+            raise ValueError(f"class_names has {len(class_names)} names; the model has "
+                             f"{self.n_classes} outputs")
+        self.class_names = list(class_names)
+        self._nonlinear: Optional[List[str]] = None
+
+    # -- model hygiene ---------------------------------------------------------------------
+    @contextmanager
+    def borrow(self) -> Iterator[nn.Module]:
+        """Lend the model for one computation: eval mode (unless ``eval_mode=False``), parameter
+        gradients off; modes and ``requires_grad`` restored in `finally`."""
+        with self._lock:
+            modes = [(m, m.training) for m in self.model.modules()]
+            grads = [(p, p.requires_grad) for p in self.model.parameters()]
+            try:
+                if self.eval_mode:
+                    self.model.eval()
+                for p, _ in grads:
+                    p.requires_grad_(False)
+                yield self.model
+            finally:
+                for m, mode in modes:
+                    m.training = mode
+                for p, req in grads:
+                    p.requires_grad_(req)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
+        t = torch.full((c,), fill) if value is None else torch.as_tensor(value, dtype=torch.float32)
+        t = t.reshape(-1).to(torch.float32)
+        if t.numel() == 1:
+            t = t.repeat(c)
+        if t.numel() != c:
+            raise InputShapeError(f"{what} must have 1 or {c} values (one per input channel); "
+                                  f"got {t.numel()}")
+        if what == "std" and bool((t <= 0).any()):
+            raise ValueError(f"std must be positive; got {t.tolist()}")
+        return t.view(c, 1, 1).to(self.device)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def prepare(self, x) -> torch.Tensor:
+        """Validate ``x`` and return a float32 (N, *input_shape) tensor on the engine's device.
+
+        Accepts one image (C, H, W), a batch (N, C, H, W), and for one-channel models also
+        (H, W) or (N, H, W); numpy arrays or tensors.
+        """
+        t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+        shape, want = tuple(t.shape), self.input_shape
+        if shape == want:
+            t = t.unsqueeze(0)
+        elif want[0] == 1 and shape == want[1:]:
+            t = t.reshape(1, *want)
+        elif want[0] == 1 and t.dim() == 3 and shape[1:] == want[1:]:
+            t = t.unsqueeze(1)
+        if t.dim() != 4 or tuple(t.shape[1:]) != want:
+            hint = ""
+            if t.dim() == 4 and tuple(t.shape[2:]) == want[1:]:
+                hint = f": the model takes {want[0]} channel(s), this input has {t.shape[1]}"
+            raise InputShapeError(f"expected one image of shape {want} or a batch (N, {want[0]}, "
+                                  f"{want[1]}, {want[2]}); got {shape}{hint}")
+        if t.shape[0] == 0:
+            raise InputShapeError("got an empty batch (N = 0)")
+        t = t.to(device=self.device, dtype=torch.float32)
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            raise InputShapeError(f"input contains {int(bad.sum())} NaN/inf value(s); first at "
+                                  f"index {first}")
+        return t
+
+    # -- layers and units ------------------------------------------------------------------
+    @property
+    def layer_names(self) -> List[str]:
+        return [info.name for info in self.layers]
+
+    @property
+    def default_layer(self) -> str:
+        """The logits: the last layer, or the one before a final softmax (excluded as in the
+        etalon paper)."""
+        infos = self.layers
+        if len(infos) > 1 and infos[-1].kind in {c.__name__ for c in _SOFTMAX}:
+            return infos[-2].name
+        return infos[-1].name
+
+    def layer(self, name: Optional[str] = None) -> LayerInfo:
+        name = self.default_layer if name is None else name
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise LayerNotFound(f"unknown layer {name!r}; layers in forward order: "
+                            f"{', '.join(self.layer_names)}")
+
+    def resolve_units(self, layer: Optional[str], units=None) -> Tuple[Tuple[int, ...], ...]:
+        """Turn ``units`` into coordinate tuples of the layer's output shape.
+
+        units: None (every unit, for layers with at most 1024), an int (a flat index into the
+        layer's output, row-major), a tuple such as (channel, y, x), or a list of those.
+        """
+        info = self.layer(layer)
+        shape = info.output_shape
+        if units is None:
+            if info.n_units > MAX_DEFAULT_UNITS:
+                raise UnitOutOfRange(f"layer {info.name!r} has {info.n_units} units {shape}; pass "
+                                     f"units=[...] as flat indices or tuples {_axes(shape)}")
+            return tuple(np.ndindex(*shape))
+        if isinstance(units, (int, np.integer)) or (isinstance(units, tuple) and units
+                                                   and all(isinstance(u, (int, np.integer))
+                                                           for u in units) and len(shape) > 1
+                                                   and len(units) == len(shape)):
+            units = [units]
+        out = []
+        for u in units:
+            if isinstance(u, (int, np.integer)):
+                if not 0 <= int(u) < info.n_units:
+                    raise UnitOutOfRange(f"unit {int(u)} out of range for layer {info.name!r}: "
+                                         f"expected 0 <= unit < {info.n_units} (shape {shape})")
+                out.append(tuple(int(i) for i in np.unravel_index(int(u), shape)))
+            else:
+                u = tuple(int(i) for i in u)
+                if len(u) != len(shape) or any(not 0 <= i < s for i, s in zip(u, shape)):
+                    raise UnitOutOfRange(f"unit {u} out of range for layer {info.name!r} with "
+                                         f"output shape {shape}: expected {_ranges(shape)}")
+                out.append(u)
+        if not out:
+            raise UnitOutOfRange("units is empty; pass at least one unit")
+        return tuple(out)
+
+    def flat_index(self, layer: str, units: Iterable[Tuple[int, ...]]) -> torch.Tensor:
+        shape = self.layer(layer).output_shape
+        return torch.tensor([int(np.ravel_multi_index(u, shape)) for u in units],
+                            dtype=torch.long, device=self.device)
+
+    # -- forward passes ----------------------------------------------------------------------
+    def layer_output(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """(N, n_units) output of ``layer`` for prepared inputs, stopping the forward pass
+        there. Call inside :meth:`borrow`; gradients flow when grad mode is on."""
+        out = hooks.run_capturing(self.model, self.normalize(x), [layer], stop_after=layer,
+                                  clone=False)[layer]
+        return out.reshape(out.shape[0], -1)
+
+    def predict(self, x, control: Control = NO_CONTROL) -> np.ndarray:
+        """Logits (N, classes) as numpy, computed in chunks of ``batch_size``."""
+        x = self.prepare(x)
+        outs = []
+        with self.borrow(), torch.no_grad():
+            for s in range(0, x.shape[0], self.batch_size):
+                outs.append(self.model(self.normalize(x[s:s + self.batch_size])).cpu())
+                control.step(min(s + self.batch_size, x.shape[0]), x.shape[0], "predict")
+        return torch.cat(outs).numpy()
+
+    def activations(self, x, layers: Sequence[str]) -> Dict[str, np.ndarray]:
+        """Outputs of the named layers, name -> (N, *output_shape) numpy."""
+        for name in layers:
+            self.layer(name)
+        x = self.prepare(x)
+        result: Dict[str, list] = {n: [] for n in layers}
+        last = max(layers, key=self.layer_names.index)
+        with self.borrow(), torch.no_grad():
+            for s in range(0, x.shape[0], self.batch_size):
+                got = hooks.run_capturing(self.model, self.normalize(x[s:s + self.batch_size]),
+                                          layers, stop_after=last)
+                for n in layers:
+                    result[n].append(got[n].cpu())
+        return {n: torch.cat(v).numpy() for n, v in result.items()}
+
+    # -- piecewise linearity -------------------------------------------------------------------
+    @property
+    def nonlinear_parts(self) -> List[str]:
+        """Why the model is not piecewise linear (empty list when it is)."""
+        if self._nonlinear is None:
+            self._nonlinear = nonlinear_parts(self.model, self.eval_mode)
+        return self._nonlinear
+
+    def exactness(self) -> Tuple[bool, str]:
+        parts = self.nonlinear_parts
+        if not parts:
+            return True, "ReLU/max-pool network: the affine map is exact near x"
+        return False, "Jacobian only (tangent plane at x): " + "; ".join(parts)
+
+    # -- capabilities (one module each; bound here for the script API) ----------------------
+    def etalons(self, x, layer: Optional[str] = None, units=None, method: str = "fast",
+                control: Control = NO_CONTROL, **kw):
+        """Exact per-input affine maps of units; see :mod:`cnn_widgets.engine.etalons`."""
+        from .etalons import etalons
+        return etalons(self, x, layer=layer, units=units, method=method, control=control, **kw)
+
+    def activation_pattern(self, x) -> np.ndarray:
+        """(N, K) int64 codes of every ReLU's on/off state and every max-pool's choice."""
+        from .regions import activation_pattern
+        return activation_pattern(self, x)
+
+    def count_regions(self, data=None, control: Control = NO_CONTROL):
+        """Distinct linear regions (activation patterns) per class over ``data`` (default: the
+        engine's dataset); see :mod:`cnn_widgets.engine.regions`."""
+        from .regions import count_regions
+        return count_regions(self, data, control=control)
+
+    def __repr__(self):
+        return (f"Engine({type(self.model).__name__}, input_shape={self.input_shape}, "
+                f"device={self.device}, layers={len(self.layers)}, classes={self.n_classes}, "
+                f"dataset={len(self.dataset) if self.dataset is not None else None})")
+
+
+def _axes(shape):
+    return "(" + ", ".join(["channel", "y", "x"][-len(shape):] if len(shape) <= 3
+                           else [f"d{i}" for i in range(len(shape))]) + ")"
+
+
+def _ranges(shape):
+    names = ["c", "y", "x"][-len(shape):] if len(shape) <= 3 else [f"d{i}" for i in range(len(shape))]
+    return ", ".join(f"0 <= {n} < {s}" for n, s in zip(names, shape))
