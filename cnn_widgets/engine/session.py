@@ -136,7 +136,7 @@ class Engine:
                                   f"{want[1]}, {want[2]}); got {shape}{hint}")
         if t.shape[0] == 0:
             raise InputShapeError("got an empty batch (N = 0)")
-        t = t.to(device=self.device, dtype=torch.float32)
+        t = t.to(device=self.device, dtype=torch.float32, copy=True)   # results never alias x
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
             first = tuple(int(i) for i in bad.nonzero()[0])

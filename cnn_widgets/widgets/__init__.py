@@ -1,0 +1,4 @@
+"""Views: traitlets state, ipycanvas/bqplot drawing, event wiring. No numerics here."""
+from .etalon_grid import EtalonGrid
+
+__all__ = ["EtalonGrid"]

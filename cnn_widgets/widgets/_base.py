@@ -1,0 +1,124 @@
+"""What every widget shares: a status bar (progress, status line, Stop, error box), the job
+runner of its engine, and one lock for all canvas drawing."""
+from __future__ import annotations
+
+import html
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Optional
+
+import ipywidgets as W
+import numpy as np
+from ipycanvas import Canvas, hold_canvas
+
+from ..jobs import Job, runner_for
+
+# ipycanvas routes every canvas through one shared manager that remembers the current canvas,
+# so two threads drawing on two canvases could interleave; all drawing holds this lock.
+CANVAS_LOCK = threading.RLock()
+
+
+@contextmanager
+def drawing():
+    """Hold the drawing lock and batch the canvas commands into one message."""
+    with CANVAS_LOCK, hold_canvas():
+        yield
+
+
+def put_rgba(canvas: Canvas, img: np.ndarray, x: int = 0, y: int = 0) -> None:
+    """Exact pixels: RGBA uint8 goes out losslessly (3-channel arrays would be JPEG)."""
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 4:
+        raise ValueError(f"expected an (H, W, 4) uint8 image; got {img.shape} {img.dtype}")
+    canvas.put_image_data(img, x, y)
+
+
+def redraw_on_reconnect(canvas: Canvas, redraw: Callable[[], None]) -> None:
+    """A canvas keeps no pixels: draw again for every new front end (reload, second view)."""
+    def ready():
+        with CANVAS_LOCK:
+            # ipycanvas 0.14 skips switchCanvas when it thinks this canvas is current, but a new
+            # front end has no current canvas (recheck when ipycanvas is upgraded).
+            canvas._canvas_manager._current_canvas = None
+            redraw()
+    canvas.on_client_ready(ready)
+
+
+class JobWidget(W.VBox):
+    """A VBox with a status bar, wired to the engine's job runner.
+
+    Subclasses call :meth:`run_job`; the Stop button stops every job they started.
+    """
+
+    def __init__(self, engine, **kwargs):
+        super().__init__(**kwargs)
+        self.engine = engine
+        self.runner = runner_for(engine)
+        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0,
+                                        layout=W.Layout(width="220px"))
+        self.status = W.Label("ready")
+        self.stop_button = W.Button(description="Stop", icon="stop", disabled=True,
+                                    layout=W.Layout(width="80px"))
+        self.error = W.HTML("")
+        for w, cls in ((self.progress, "cnnw-progress"), (self.status, "cnnw-status"),
+                       (self.stop_button, "cnnw-stop"), (self.error, "cnnw-error")):
+            w.add_class(cls)
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.status_bar = W.HBox([self.progress, self.stop_button, self.status])
+        self._keys: set = set()        # every job key this widget used
+        self._long_keys: set = set()   # keys of jobs that drive the progress bar and Stop
+
+    def run_job(self, key: str, fn: Callable, on_result: Callable[[Any], None], *,
+                label: str, quiet: bool = False) -> Job:
+        """Run ``fn(control)`` on the worker; ``on_result(result)`` runs there when it ends
+        unless a newer job with the same key superseded it. ``quiet`` jobs (live updates while
+        drawing) leave the progress bar alone and speak only on error."""
+        self._keys.add(key)
+        if not quiet:
+            self._long_keys.add(key)
+            with self.runner.lock:
+                self.progress.bar_style, self.progress.value = "", 0.0
+                self.status.value, self.error.value = f"{label}…", ""
+                self.stop_button.disabled = False
+
+        def progress(done, total, message):
+            if not quiet:
+                self.progress.value = done / max(total, 1)
+                self.status.value = f"{label}: {done}/{total}"
+
+        def result(value):
+            on_result(value)
+            if not quiet:
+                self.progress.value = 1.0
+                self.status.value = f"{label}: done in {self.runner.latest(key).seconds:.2f} s"
+            self._update_stop_button()
+
+        def stopped():
+            self.status.value = f"{label}: stopped at {self.progress.value:.0%}"
+            self._update_stop_button()
+
+        def failed(exc, tb):
+            self.progress.bar_style = "danger"
+            self.error.value = (f"<pre style='white-space:pre-wrap;color:#a00'>"
+                                f"{html.escape(tb)}</pre>")
+            self.status.value = f"{label}: {type(exc).__name__}: {exc}"
+            self._update_stop_button()
+
+        return self.runner.submit(fn, key=key, on_progress=progress, on_result=result,
+                                  on_stopped=stopped, on_error=failed)
+
+    def _update_stop_button(self) -> None:
+        busy = [k for k in self._long_keys
+                if (job := self.runner.latest(k)) is not None and job.state in ("pending", "running")]
+        self.stop_button.disabled = not busy
+
+    def stop(self) -> None:
+        """Stop every job this widget started (the Stop button)."""
+        for key in self._keys:
+            self.runner.stop(key)
+        if not self.stop_button.disabled:
+            self.status.value = "stopping…"
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until this widget's jobs have finished (scripts, tests, headless notebooks)."""
+        return all(job.wait(timeout) for key in self._keys
+                   if (job := self.runner.latest(key)) is not None)

@@ -1,0 +1,91 @@
+"""Arrays -> RGBA uint8 images: colormaps, scaling, tiling. Pure numpy, tested alone.
+
+ipycanvas sends 3-channel arrays as lossy JPEG, so everything here is RGBA uint8.
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+# Diverging map centred at zero: blue = negative (ignoring), white = 0, red = positive (attention).
+_DIVERGING = np.array([[5, 48, 97], [67, 147, 195], [247, 247, 247], [214, 96, 77],
+                       [103, 0, 31]], dtype=np.float64)
+BACKGROUND = (255, 255, 255, 255)
+
+
+def rgba(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) floats in [0, 255] -> (H, W, 4) uint8, opaque."""
+    out = np.empty(rgb.shape[:2] + (4,), dtype=np.uint8)
+    out[..., :3] = np.clip(np.rint(rgb), 0, 255)
+    out[..., 3] = 255
+    return out
+
+
+def gray(a: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    """(H, W) values in [lo, hi] -> black..white RGBA."""
+    t = np.clip((np.asarray(a, dtype=np.float64) - lo) / max(hi - lo, 1e-12), 0, 1)
+    return rgba(np.repeat(t[..., None] * 255.0, 3, axis=-1))
+
+
+def image(x: np.ndarray) -> np.ndarray:
+    """An input image (C, H, W) in [0, 1] -> RGBA: gray for 1 channel, colour for 3."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] == 3:
+        return rgba(np.clip(np.moveaxis(x, 0, -1), 0, 1) * 255.0)
+    return gray(x.mean(0))
+
+
+def diverging(a: np.ndarray, vmax: float) -> np.ndarray:
+    """(H, W) signed values -> RGBA on a blue-white-red map with 0 at white and ±vmax at the ends."""
+    t = np.clip(np.asarray(a, dtype=np.float64) / max(float(vmax), 1e-12), -1, 1)
+    pos = (t + 1) / 2 * (len(_DIVERGING) - 1)
+    i = np.clip(np.floor(pos).astype(int), 0, len(_DIVERGING) - 2)
+    f = (pos - i)[..., None]
+    return rgba(_DIVERGING[i] * (1 - f) + _DIVERGING[i + 1] * f)
+
+
+def channel_sum(a: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> (H, W): a map over input channels is shown as their sum."""
+    return np.asarray(a).sum(0)
+
+
+def upscale(img: np.ndarray, k: int) -> np.ndarray:
+    """Nearest-neighbour upscaling by an integer factor (keeps pixels crisp)."""
+    return img if k == 1 else img.repeat(k, 0).repeat(k, 1)
+
+
+def tile(cells: Sequence[Sequence[np.ndarray]], cell: Tuple[int, int], gap: Tuple[int, int],
+         origin: Tuple[int, int] = (0, 0)) -> Tuple[np.ndarray, List[List[Tuple[int, int]]]]:
+    """Place equally sized RGBA cells on a white sheet.
+
+    cells: rows of (h, w, 4) arrays, each exactly ``cell`` = (h, w); gap: (below, right) of
+    each cell in pixels; origin: (top, left) margin. Returns the sheet and the (top, left)
+    corner of every cell.
+    """
+    h, w = cell
+    rows, cols = len(cells), max((len(r) for r in cells), default=0)
+    top0, left0 = origin
+    sheet = np.empty((top0 + rows * (h + gap[0]), left0 + cols * (w + gap[1]), 4), np.uint8)
+    sheet[:] = BACKGROUND
+    corners = []
+    for r, row in enumerate(cells):
+        corners.append([])
+        for c, img in enumerate(row):
+            if img.shape[:2] != (h, w):
+                raise ValueError(f"cell ({r}, {c}) is {img.shape[:2]}, expected {(h, w)}")
+            top, left = top0 + r * (h + gap[0]), left0 + c * (w + gap[1])
+            sheet[top:top + h, left:left + w] = img
+            corners[-1].append((top, left))
+    return sheet, corners
+
+
+def cell_at(x: float, y: float, cell: Tuple[int, int], gap: Tuple[int, int],
+            origin: Tuple[int, int], shape: Tuple[int, int]):
+    """(row, col) of the cell under canvas point (x, y) in a :func:`tile` layout, or None."""
+    h, w = cell
+    r, ry = divmod(int(y) - origin[0], h + gap[0])
+    c, cx = divmod(int(x) - origin[1], w + gap[1])
+    if y < origin[0] or x < origin[1] or ry >= h or cx >= w or r >= shape[0] or c >= shape[1]:
+        return None
+    return int(r), int(c)

@@ -1,0 +1,163 @@
+"""EtalonGrid state: simulated clicks and strokes, asserted on state and RGBA buffers."""
+import re
+
+import numpy as np
+import pytest
+
+from cnn_widgets import EtalonGrid
+from cnn_widgets.widgets.etalon_grid import GAP, HEADER
+
+
+def event(canvas, kind, x, y):
+    canvas._handle_frontend_event(None, {"event": kind, "x": x, "y": y}, [])
+
+
+def cell_centre(grid, row, col):
+    h, w = grid.cell
+    return col * (w + GAP[1]) + w / 2, HEADER + row * (h + GAP[0]) + h / 2
+
+
+def test_default_grid_is_one_row_per_class_with_all_logits(engine):
+    g = EtalonGrid(engine)
+    labels = engine.dataset.labels[g.indices].tolist()
+    assert labels == list(range(10))
+    res = g.grid_result
+    assert res.W.shape == (10, 10, 1, 28, 28) and res.layer == engine.default_layer
+    np.testing.assert_allclose(res.out, engine.predict(engine.dataset.images[g.indices]), atol=1e-5)
+    h, w = g.cell
+    assert g.grid_rgba.shape == (HEADER + 10 * (h + GAP[0]), 11 * (w + GAP[1]), 4)
+    assert (g.grid_canvas.width, g.grid_canvas.height) == g.grid_rgba.shape[1::-1]
+    scores = [t for t, _, _ in g.captions if re.fullmatch(r"-?\d+\.\d\d", t)]
+    assert scores == [f"{v:.2f}" for v in res.out.reshape(-1)]
+
+
+def test_cells_are_red_where_the_etalon_is_positive_and_blue_where_negative(engine):
+    g = EtalonGrid(engine)
+    h, w = g.cell
+    k = g.k
+    for row, col in [(0, 0), (3, 7)]:
+        etalon = g.grid_result.W[row, col, 0]
+        top, left = HEADER + row * (h + GAP[0]), (col + 1) * (w + GAP[1])
+        cell = g.grid_rgba[top:top + h, left:left + w].astype(int)
+        strong = np.abs(etalon) > 0.5 * np.abs(etalon).max()
+        ys, xs = np.nonzero(strong)
+        for y, x in zip(ys, xs):
+            r, _, b = cell[y * k, x * k, :3]
+            assert (r > b) == (etalon[y, x] > 0), (row, col, y, x)
+        zero = np.abs(etalon) < 1e-9 * np.abs(etalon).max()
+        if zero.any():
+            y, x = np.argwhere(zero)[0]
+            assert cell[y * k, x * k, :3].min() > 240
+
+
+def test_click_shows_the_exact_decomposition(engine):
+    g = EtalonGrid(engine)
+    event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 3))       # column 3 = unit 2
+    assert g.selected == ("grid", 4, 2)
+    nums = [float(v) for v in re.findall(r"-?\d+\.\d{4}", g.detail_text.value)]
+    linear, b, total, network = nums
+    assert abs(linear + b - total) < 2e-4 and abs(total - network) < 2e-4
+    assert abs(network - g.grid_result.out[4, 2]) < 1e-4
+    assert g.detail_rgba is not None and g.detail_rgba.shape[1] > 3 * 28 * 4
+    event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 0))       # the input column: no change
+    assert g.selected == ("grid", 4, 2)
+
+
+def test_a_stroke_on_the_pad_updates_the_pad_row(engine):
+    g = EtalonGrid(engine)
+    before = g.pad_row_rgba.copy()
+    event(g.pad_canvas, "mouse_down", 90, 40)
+    for y in range(40, 190, 10):
+        event(g.pad_canvas, "mouse_move", 90, y)
+    event(g.pad_canvas, "mouse_up", 90, 190)
+    event(g.pad_canvas, "mouse_move", 200, 200)                      # pen up: no ink
+    assert g.wait(10)
+    assert g.pad[0, :, 20:].sum() == 0 and g.pad.max() > 0.9
+    ink_cols = np.nonzero(g.pad[0].sum(0))[0]
+    assert 9 <= ink_cols.min() and ink_cols.max() <= 13              # a vertical stroke near x = 11
+    np.testing.assert_array_equal(g.pad_result.x[0], g.pad)
+    np.testing.assert_allclose(g.pad_result.out[0], engine.predict(g.pad)[0], atol=1e-5)
+    assert not np.array_equal(before, g.pad_row_rgba)
+    g.clear_pad()
+    assert g.wait(10) and g.pad.sum() == 0 and g.pad_result.x.sum() == 0
+
+
+def test_changing_layer_and_units_recomputes(engine):
+    g = EtalonGrid(engine)
+    g.layer_box.value = "3"                                          # the second conv
+    assert g.wait(10)
+    assert g.grid_result.layer == "3" and g.units[0] == (0, 5, 5) and len(g.units) == 8
+    g.units_box.value = "2:1:1, 7:9:9"          # what Enter in the box sends
+    g.indices_box.value = "0, 1, 2"
+    assert g.wait(10)
+    assert g.grid_result.units == ((2, 1, 1), (7, 9, 9)) and g.grid_result.W.shape[:2] == (3, 2)
+
+
+@pytest.mark.parametrize("box,text,message", [("units_box", "9:0:0", "out of range"),
+                                              ("indices_box", "0, 999", "999"),
+                                              ("units_box", "x", "ValueError")])
+def test_bad_text_shows_an_error_and_keeps_the_picture(engine, box, text, message):
+    g = EtalonGrid(engine, layer="3")
+    before = g.grid_result
+    setattr(getattr(g, box), "value", text)
+    g.wait(10)
+    assert message in g.error.value and g.grid_result is before
+
+
+def test_count_regions_job_reports_the_engine_count(engine):
+    g = EtalonGrid(engine)
+    g.regions_button.click()
+    assert g.wait(30)
+    expected = engine.count_regions()
+    assert g.region_count == expected and f"visit {expected.total} distinct" in g.report.value
+    assert g.progress.value == 1.0 and "done" in g.status.value and g.stop_button.disabled
+
+
+def test_paper_check_agrees_and_stop_stops_it(engine):
+    g = EtalonGrid(engine, indices=[0, 1])
+    g.check_with_paper()
+    assert g.wait(60)
+    fast, paper, _, _ = g.paper_check
+    assert np.abs(fast.W - paper.W).max() <= 1e-5 * np.abs(paper.W).max()
+    assert "relative difference" in g.report.value
+
+    g.indices = list(range(10))
+    g.wait(10)
+    g.paper_check = None
+    g.check_with_paper()
+    job = g.runner.latest("paper")
+    while g.progress.value == 0 and job.state in ("pending", "running"):
+        pass
+    assert not g.stop_button.disabled
+    g.stop_button.click()
+    assert g.wait(10)
+    assert job.state == "stopped" and "stopped at" in g.status.value and g.paper_check is None
+    assert 0 < g.progress.value < 1 and g.stop_button.disabled
+
+
+def test_errors_in_jobs_are_shown_in_the_widget(engine, monkeypatch):
+    g = EtalonGrid(engine)
+
+    def broken(*a, **k):
+        raise RuntimeError("injected engine failure")
+    monkeypatch.setattr(engine, "etalons", broken)
+    g.indices = [1, 2]
+    assert g.wait(10)
+    assert "injected engine failure" in g.error.value and "Traceback" in g.error.value
+    assert g.progress.bar_style == "danger"
+
+
+def test_newest_request_wins(engine):
+    g = EtalonGrid(engine)
+    for first in range(5):
+        g.indices = [first, first + 1]
+    assert g.wait(10)
+    assert g.grid_result.W.shape[0] == 2
+    np.testing.assert_array_equal(g.grid_result.x, engine.dataset.images[[4, 5]].numpy())
+
+
+def test_engine_without_dataset_still_has_a_pad(engine):
+    from cnn_widgets import Engine
+    bare = Engine(engine.model, engine.input_shape)
+    g = EtalonGrid(bare)
+    assert g.grid_result is None and g.pad_result is not None
