@@ -1,8 +1,8 @@
 """Etalons (Molchanov et al.): the exact affine map f_p(x) = <W_p(x), x> + b_p(x) of a unit.
 
 Two ways to compute the same W and b:
-- ``fast``: batched autograd. The input is repeated once per unit, the forward pass stops at
-  the unit's layer, and one backward pass gives every unit's W for a chunk of units; b
+- ``fast``: batched autograd. One forward pass stops at the units' layer; one backward pass,
+  vmapped over one-hot output gradients, gives every unit's W for a chunk of units; b
   follows as f(x) - <W, x>.
 - ``paper``: Algorithm 1 as written. Record ReLU masks and max-pool choices for x, zero the
   biases of a copy, feed the one-hot coordinate images e_i through it with the recorded masks
@@ -28,6 +28,9 @@ from .results import Etalons
 METHODS = ("fast", "paper")
 _MASKED = (nn.ReLU, nn.LeakyReLU)
 _POOLS = (nn.MaxPool1d, nn.MaxPool2d)
+# Piecewise-linear modules whose state depends on the input but that are not recorded/replayed.
+UNREPLAYED_GATES = (nn.Hardtanh, nn.PReLU, nn.MaxPool3d, nn.AdaptiveMaxPool1d,
+                    nn.AdaptiveMaxPool2d)   # nn.ReLU6 is a Hardtanh
 
 
 def etalons(engine, x, layer: Optional[str] = None, units=None, method: str = "fast",
@@ -45,7 +48,7 @@ def etalons(engine, x, layer: Optional[str] = None, units=None, method: str = "f
     if method == "fast":
         W, out = _fast(engine, x, layer, units, control)
         b = out.double() - (W.double() * x[:, None].double()).flatten(2).sum(-1)
-        exact, reason = engine.exactness()
+        exact, reason = engine.exactness(layer)
     else:
         W, b, out = _paper(engine, x, layer, units, control, one_hot_batch or engine.batch_size)
         exact, reason = True, "Algorithm 1: masks and max-pool choices replayed"
@@ -55,35 +58,60 @@ def etalons(engine, x, layer: Optional[str] = None, units=None, method: str = "f
 
 
 def _fast(engine, x, layer, units, control):
-    """W (N, P, *input_shape) and out (N, P): one forward+backward per chunk of units."""
+    """W (N, P, *input_shape) and out (N, P): per chunk of inputs and units, one forward pass
+    stopped at ``layer`` and one backward pass batched over the units (vmap over one-hot
+    output gradients)."""
     n, p = x.shape[0], len(units)
     idx = engine.flat_index(layer, units)
-    per_pass = max(1, engine.batch_size // n) if n <= engine.batch_size else 1
+    chunk = max(1, engine.batch_size)
+    per_pass = max(1, chunk // min(n, chunk))       # units per backward, bounded like a batch
     W = torch.empty(n, p, *engine.input_shape, device=engine.device)
     out = torch.empty(n, p, device=engine.device)
-    with engine.borrow(), torch.enable_grad():
-        for i0 in range(0, n, max(1, engine.batch_size)):
-            xs = x[i0:i0 + engine.batch_size]
+    with engine.borrow() as model, torch.enable_grad():
+        if _batch_coupled(model):       # one image per pass, or the images' gradients mix
+            chunk = 1
+        for i0 in range(0, n, chunk):
+            xs = x[i0:i0 + chunk].detach().requires_grad_(True)
+            acts = engine.layer_output(xs, layer)                       # (n, U)
             for p0 in range(0, p, per_pass):
-                sel_idx = idx[p0:p0 + per_pass]
-                k = sel_idx.numel()
-                xr = xs.repeat_interleave(k, 0).requires_grad_(True)        # (n*k, ...)
-                acts = engine.layer_output(xr, layer).view(xs.shape[0], k, -1)
-                sel = acts.gather(2, sel_idx.view(1, k, 1).expand(xs.shape[0], k, 1))[..., 0]
-                (grad,) = torch.autograd.grad(sel.sum(), xr)
-                W[i0:i0 + len(xs), p0:p0 + k] = grad.view(len(xs), k, *engine.input_shape)
-                out[i0:i0 + len(xs), p0:p0 + k] = sel.detach()
-                control.step(i0 * p + min(p0 + k, p) * len(xs), n * p, "etalons")
+                sel = acts[:, idx[p0:p0 + per_pass]]                    # (n, k)
+                W[i0:i0 + len(xs), p0:p0 + sel.shape[1]] = _input_gradients(sel, xs)
+                out[i0:i0 + len(xs), p0:p0 + sel.shape[1]] = sel.detach()
+                control.step(i0 * p + min(p0 + per_pass, p) * len(xs), n * p, "etalons")
     return W, out
 
 
+def _input_gradients(sel: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """d sel[:, j] / d xs for every column j -> (n, k, *xs.shape[1:]); inputs are independent
+    (eval mode), so a column's gradient summed over the batch splits per input."""
+    k = sel.shape[1]
+    if k == 1:
+        (g,) = torch.autograd.grad(sel.sum(), xs, retain_graph=True)
+        return g.unsqueeze(1)
+    onehots = torch.eye(k, device=sel.device).unsqueeze(1).expand(k, sel.shape[0], k)
+    (g,) = torch.autograd.grad(sel, xs, grad_outputs=onehots, is_grads_batched=True,
+                               retain_graph=True)
+    return g.transpose(0, 1)
+
+
+def _batch_coupled(model) -> bool:
+    """BatchNorm using batch statistics makes each sample's output depend on the others."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+               and (m.training or m.running_mean is None) for m in model.modules())
+
+
 # -- the paper's Algorithm 1 -------------------------------------------------------------------
-def _check_paper_model(engine):
-    blocking = [r for r in engine.nonlinear_parts if "not piecewise linear" in r
+def _check_paper_model(engine, layer):
+    blocking = [r for r in engine.nonlinear_parts_upto(layer) if "not piecewise linear" in r
                 or "train mode" in r or "traced" in r]
     relus = functional_relus(engine.model)
-    if blocking or relus:
-        why = blocking + [f"functional ReLU '{r}' has no module to hook" for r in relus]
+    upto = set(engine.layer_names[:engine.layer_names.index(layer) + 1])
+    unreplayed = [f"{type(m).__name__} '{n}' is not replayed (only ReLU, LeakyReLU, MaxPool1d "
+                  "and MaxPool2d are)" for n, m in engine.model.named_modules()
+                  if n in upto and isinstance(m, UNREPLAYED_GATES)]
+    if blocking or relus or unreplayed:
+        why = blocking + unreplayed + [f"functional ReLU '{r}' has no module to hook"
+                                       for r in relus]
         raise NotPiecewiseLinear("method='paper' needs a network whose ReLUs and max-pools are "
                                  "modules; " + "; ".join(why) + ". Use method='fast'.")
 
@@ -92,10 +120,12 @@ def _record(model, x, normalized) -> Dict[str, torch.Tensor]:
     """Step 1: for every ReLU module, the mask of its active inputs; for every max-pool, the
     flat index of the input each output took."""
     record: Dict[str, torch.Tensor] = {}
+    calls: Dict[str, int] = {}
 
     def make(name):
         def hook(module, inputs, output):
             inp = inputs[0]
+            calls[name] = calls.get(name, 0) + 1
             if isinstance(module, _MASKED):
                 record[name] = inp > 0
             else:
@@ -106,6 +136,11 @@ def _record(model, x, normalized) -> Dict[str, torch.Tensor]:
     targets = {n: make(n) for n, m in model.named_modules() if isinstance(m, _MASKED + _POOLS)}
     with hooks._hooked(model, targets):
         model(normalized(x))
+    reused = [f"'{n}' ({k} calls)" for n, k in calls.items() if k > 1]
+    if reused:      # one recorded mask per module would be replayed at every call
+        raise NotPiecewiseLinear(f"method='paper' records one mask per module, but "
+                                 f"{', '.join(reused)} run more than once per forward pass; give "
+                                 f"each use its own module, or use method='fast'")
     return record
 
 
@@ -155,7 +190,7 @@ def _unit_values(model, inputs, layer, idx, replay):
 
 
 def _paper(engine, x, layer, units, control, chunk):
-    _check_paper_model(engine)
+    _check_paper_model(engine, layer)
     n, p = x.shape[0], len(units)
     m = int(np.prod(engine.input_shape))
     idx = engine.flat_index(layer, units)

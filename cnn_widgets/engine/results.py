@@ -53,8 +53,10 @@ class Etalons:
 class RegionCount:
     """Distinct activation patterns (linear regions) among a set of inputs.
 
-    per_class: class index -> (images seen, distinct patterns); total: distinct patterns overall.
+    per_class: class index -> (images seen, distinct patterns); total: distinct patterns overall;
+    layers: the ReLU/max-pool modules whose states make up a pattern.
     """
     per_class: Dict[int, Tuple[int, int]]
     total: int
     images: int
+    layers: Tuple[str, ...]

@@ -50,6 +50,8 @@ class Engine:
         if len(self.input_shape) != 3:
             raise InputShapeError(f"input_shape must be (C, H, W); got {self.input_shape}")
         self.device = torch.device(device) if device is not None else default_device()
+        if self.device.type == "cuda" and self.device.index is None:   # "cuda" != "cuda:0"
+            self.device = torch.device("cuda", torch.cuda.current_device())
         param = next(model.parameters(), None)
         if param is not None and param.device != self.device:
             model = copy.deepcopy(model).to(self.device)   # the user's model stays where it is
@@ -77,6 +79,7 @@ class Engine:
                              f"{self.n_classes} outputs")
         self.class_names = list(class_names)
         self._nonlinear: Optional[List[str]] = None
+        self.model_card: dict = {}
 
     # -- model hygiene ---------------------------------------------------------------------
     @contextmanager
@@ -86,6 +89,9 @@ class Engine:
         with self._lock:
             modes = [(m, m.training) for m in self.model.modules()]
             grads = [(p, p.requires_grad) for p in self.model.parameters()]
+            # in train mode BatchNorm updates its running statistics on every forward pass
+            buffers = [] if self.eval_mode else [(b, b.detach().clone())
+                                                 for b in self.model.buffers()]
             try:
                 if self.eval_mode:
                     self.model.eval()
@@ -97,6 +103,9 @@ class Engine:
                     m.training = mode
                 for p, req in grads:
                     p.requires_grad_(req)
+                with torch.no_grad():
+                    for buf, saved in buffers:
+                        buf.copy_(saved)
 
     # -- inputs ----------------------------------------------------------------------------
     def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
@@ -247,8 +256,17 @@ class Engine:
             self._nonlinear = nonlinear_parts(self.model, self.eval_mode)
         return self._nonlinear
 
-    def exactness(self) -> Tuple[bool, str]:
-        parts = self.nonlinear_parts
+    def nonlinear_parts_upto(self, layer: Optional[str] = None) -> List[str]:
+        """:attr:`nonlinear_parts` without the modules that first run after ``layer``: a forward
+        pass stopped there never reaches them (e.g. a final softmax after the logits)."""
+        if layer is None:
+            return self.nonlinear_parts
+        later = self.layers[self.layer_names.index(self.layer(layer).name) + 1:]
+        return [r for r in self.nonlinear_parts
+                if not any(r.startswith(f"{i.kind} '{i.name}' ") for i in later)]
+
+    def exactness(self, layer: Optional[str] = None) -> Tuple[bool, str]:
+        parts = self.nonlinear_parts_upto(layer)
         if not parts:
             return True, "ReLU/max-pool network: the affine map is exact near x"
         return False, "Jacobian only (tangent plane at x): " + "; ".join(parts)
@@ -260,16 +278,16 @@ class Engine:
         from .etalons import etalons
         return etalons(self, x, layer=layer, units=units, method=method, control=control, **kw)
 
-    def activation_pattern(self, x) -> np.ndarray:
+    def activation_pattern(self, x, layers=None) -> np.ndarray:
         """(N, K) int64 codes of every ReLU's on/off state and every max-pool's choice."""
         from .regions import activation_pattern
-        return activation_pattern(self, x)
+        return activation_pattern(self, x, layers)
 
-    def count_regions(self, data=None, control: Control = NO_CONTROL):
+    def count_regions(self, data=None, layers=None, control: Control = NO_CONTROL):
         """Distinct linear regions (activation patterns) per class over ``data`` (default: the
         engine's dataset); see :mod:`cnn_widgets.engine.regions`."""
         from .regions import count_regions
-        return count_regions(self, data, control=control)
+        return count_regions(self, data, layers, control=control)
 
     def __repr__(self):
         return (f"Engine({type(self.model).__name__}, input_shape={self.input_shape}, "

@@ -7,6 +7,7 @@ and the decomposition f = <W, x> + b. Draw on the pad and its own row updates wh
 """
 from __future__ import annotations
 
+import html
 import time
 from typing import List, Optional, Tuple
 
@@ -15,13 +16,13 @@ import numpy as np
 import traitlets as T
 from ipycanvas import Canvas
 
-from . import _draw
+from . import draw
 from ._base import JobWidget, drawing, put_rgba, redraw_on_reconnect
 from .units import default_units, format_units, parse_indices, parse_units
 
 HEADER = 18          # px above the first row, for column titles
 GAP = (16, 6)        # px below (score line) and right of each cell
-DETAIL_SCALE = 4
+DETAIL_SCALE = 3
 PAD_SCALE = 8
 BRUSH_SIGMA = 0.9    # px of the input image
 
@@ -33,9 +34,9 @@ def cell_scale(input_hw: Tuple[int, int]) -> int:
 def row_cells(x: np.ndarray, W_row: np.ndarray, k: int) -> List[np.ndarray]:
     """One grid row: the input then each unit's etalon, on a per-row symmetric scale so the
     units of one input compare. x: (C, H, W); W_row: (P, C, H, W)."""
-    maps = [_draw.channel_sum(w) for w in W_row]
+    maps = [draw.channel_sum(w) for w in W_row]
     vmax = max(float(np.abs(m).max()) for m in maps) if maps else 1.0
-    return [_draw.upscale(_draw.image(x), k)] + [_draw.upscale(_draw.diverging(m, vmax), k)
+    return [draw.upscale(draw.image(x), k)] + [draw.upscale(draw.diverging(m, vmax), k)
                                                  for m in maps]
 
 
@@ -81,16 +82,16 @@ class EtalonGrid(JobWidget):
         self.observe(self._on_request, names=["layer", "units", "indices"])
         self.observe(lambda _c: self._draw_detail(), names=["selected"])
 
+        right = W.VBox([self.detail_canvas, self.detail_text, W.HTML("<b>Draw a digit</b>"),
+                        self.pad_canvas, self.clear_button, self.pad_readout, self.report],
+                       layout=W.Layout(width=f"{self.detail_canvas.width + 12}px",
+                                       margin="0 0 0 12px", flex="0 0 auto"))
         self.children = [
             W.HBox([self.layer_box, self.units_box, self.indices_box, self.apply_button]),
             W.HBox([self.regions_button, self.paper_button]),
             self.status_bar, self.error,
-            W.HBox([self.grid_canvas, W.VBox([self.detail_canvas, self.detail_text,
-                                              W.HTML("<b>Draw a digit</b>"),
-                                              W.HBox([self.pad_canvas,
-                                                      W.VBox([self.clear_button,
-                                                              self.pad_readout])]),
-                                              self.pad_canvas_row, self.report])]),
+            W.HBox([W.VBox([self.grid_canvas, self.pad_canvas_row],
+                           layout=W.Layout(flex="0 0 auto")), right]),
         ]
 
     # -- controls ------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ class EtalonGrid(JobWidget):
         self.paper_button = W.Button(description="Check with the paper's algorithm",
                                      icon="check", layout=W.Layout(width="260px"))
         self.clear_button = W.Button(description="Clear pad", layout=W.Layout(width="100px"))
-        self.pad_readout = W.Label("")
+        self.pad_readout = W.Label("", layout=W.Layout(width="auto"))
         self.detail_text = W.HTML("")
         self.report = W.HTML("")
         for w, cls in ((self.regions_button, "cnnw-regions"), (self.paper_button, "cnnw-paper"),
@@ -257,7 +258,7 @@ class EtalonGrid(JobWidget):
     def _sheet(self, result, labels: List[str]):
         """The RGBA sheet of rows for ``result`` plus the captions drawn on it."""
         cells = [row_cells(result.x[i], result.W[i], self.k) for i in range(len(result.x))]
-        sheet, corners = _draw.tile(cells, self.cell, GAP, origin=(HEADER, 0))
+        sheet, corners = draw.tile(cells, self.cell, GAP, origin=(HEADER, 0))
         captions = [("input", 2, HEADER - 5)]
         captions += [(self._unit_label(j), corners[0][j + 1][1] + 2, HEADER - 5)
                      for j in range(len(self.units))] if corners else []
@@ -304,7 +305,7 @@ class EtalonGrid(JobWidget):
 
     def _draw_pad(self):
         with drawing():
-            put_rgba(self.pad_canvas, _draw.upscale(_draw.image(self.pad), PAD_SCALE))
+            put_rgba(self.pad_canvas, draw.upscale(draw.image(self.pad), PAD_SCALE))
 
     def _draw_detail(self):
         sel = self.selected
@@ -314,11 +315,11 @@ class EtalonGrid(JobWidget):
             return
         _, i, j = sel
         s = DETAIL_SCALE
-        w, votes = _draw.channel_sum(result.W[i, j]), _draw.channel_sum(result.contributions[i, j])
-        panels = [_draw.upscale(_draw.image(result.x[i]), s),
-                  _draw.upscale(_draw.diverging(w, np.abs(w).max()), s),
-                  _draw.upscale(_draw.diverging(votes, np.abs(votes).max()), s)]
-        sheet, corners = _draw.tile([panels], panels[0].shape[:2], (0, 8), origin=(HEADER, 0))
+        w, votes = draw.channel_sum(result.W[i, j]), draw.channel_sum(result.contributions[i, j])
+        panels = [draw.upscale(draw.image(result.x[i]), s),
+                  draw.upscale(draw.diverging(w, np.abs(w).max()), s),
+                  draw.upscale(draw.diverging(votes, np.abs(votes).max()), s)]
+        sheet, corners = draw.tile([panels], panels[0].shape[:2], (0, 8), origin=(HEADER, 0))
         self.detail_rgba = sheet
         with drawing():
             self.detail_canvas.clear()
@@ -329,9 +330,10 @@ class EtalonGrid(JobWidget):
         linear, b, out = result.linear_part[i, j], result.b[i, j], result.out[i, j]
         flag = "exact" if result.exact else "not exact"
         self.detail_text.value = (
-            f"<b>{self._unit_label(j)}</b>: f = &lt;W, x&gt; + b = {linear:.4f} + ({b:.4f}) "
-            f"= {linear + b:.4f}; the network gives {out:.4f} "
-            f"<span title='{result.reason}'>({flag})</span>")
+            f"<b>unit {self._unit_label(j)}</b>, {'pad' if sel[0] == 'pad' else f'row {i}'}<br>"
+            f"&lt;W, x&gt; = {linear:.4f}<br>b = {b:.4f}<br>"
+            f"f = &lt;W, x&gt; + b = {linear + b:.4f}<br>"
+            f"the network gives {out:.4f} <span title='{html.escape(result.reason)}'>({flag})</span>")
 
     def _show_regions(self, count):
         self.region_count = count
@@ -357,7 +359,7 @@ class EtalonGrid(JobWidget):
         result = self.grid_result if canvas is self.grid_canvas else self.pad_result
         if result is None:
             return
-        hit = _draw.cell_at(x, y, self.cell, GAP, (HEADER, 0), (len(result.x), len(self.units) + 1))
+        hit = draw.cell_at(x, y, self.cell, GAP, (HEADER, 0), (len(result.x), len(self.units) + 1))
         if hit is not None and hit[1] >= 1:
             self.selected = ("grid" if canvas is self.grid_canvas else "pad", hit[0], hit[1] - 1)
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from cnn_widgets.widgets import _draw
+from cnn_widgets.widgets import draw
 
 
 def test_diverging_is_white_at_zero_red_for_positive_blue_for_negative():
-    img = _draw.diverging(np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]]), vmax=2.0)
+    img = draw.diverging(np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]]), vmax=2.0)
     assert img.dtype == np.uint8 and img.shape == (1, 5, 4) and (img[..., 3] == 255).all()
     r, g, b = (img[0, :, i].astype(int) for i in range(3))
     assert min(r[2], g[2], b[2]) > 240                     # zero is (near) white
@@ -15,35 +15,35 @@ def test_diverging_is_white_at_zero_red_for_positive_blue_for_negative():
 
 
 def test_diverging_clips_beyond_vmax_and_survives_zero_vmax():
-    a = _draw.diverging(np.array([[10.0, -10.0]]), vmax=1.0)
-    b = _draw.diverging(np.array([[1.0, -1.0]]), vmax=1.0)
+    a = draw.diverging(np.array([[10.0, -10.0]]), vmax=1.0)
+    b = draw.diverging(np.array([[1.0, -1.0]]), vmax=1.0)
     assert (a == b).all()
-    assert _draw.diverging(np.zeros((2, 2)), vmax=0.0).shape == (2, 2, 4)
+    assert draw.diverging(np.zeros((2, 2)), vmax=0.0).shape == (2, 2, 4)
 
 
 def test_image_gray_and_colour():
-    g = _draw.image(np.linspace(0, 1, 4).reshape(1, 2, 2))
+    g = draw.image(np.linspace(0, 1, 4).reshape(1, 2, 2))
     assert g[0, 0, 0] == 0 and g[1, 1, 0] == 255 and (g[..., 0] == g[..., 2]).all()
-    c = _draw.image(np.stack([np.ones((2, 2)), np.zeros((2, 2)), np.zeros((2, 2))]))
+    c = draw.image(np.stack([np.ones((2, 2)), np.zeros((2, 2)), np.zeros((2, 2))]))
     assert (c[..., 0] == 255).all() and (c[..., 1] == 0).all()
 
 
 def test_tile_and_cell_at_are_inverse():
     cells = [[np.full((4, 3, 4), 10 * (r * 3 + c), np.uint8) for c in range(3)] for r in range(2)]
-    sheet, corners = _draw.tile(cells, (4, 3), gap=(2, 1), origin=(5, 0))
+    sheet, corners = draw.tile(cells, (4, 3), gap=(2, 1), origin=(5, 0))
     assert sheet.shape == (5 + 2 * 6, 3 * 4, 4)
     for r in range(2):
         for c in range(3):
             top, left = corners[r][c]
             assert (sheet[top:top + 4, left:left + 3] == 10 * (r * 3 + c)).all()
-            assert _draw.cell_at(left + 1, top + 2, (4, 3), (2, 1), (5, 0), (2, 3)) == (r, c)
-    assert _draw.cell_at(3, 1, (4, 3), (2, 1), (5, 0), (2, 3)) is None       # header
-    assert _draw.cell_at(3, 5 + 4, (4, 3), (2, 1), (5, 0), (2, 3)) is None   # gap below row 0
+            assert draw.cell_at(left + 1, top + 2, (4, 3), (2, 1), (5, 0), (2, 3)) == (r, c)
+    assert draw.cell_at(3, 1, (4, 3), (2, 1), (5, 0), (2, 3)) is None       # header
+    assert draw.cell_at(3, 5 + 4, (4, 3), (2, 1), (5, 0), (2, 3)) is None   # gap below row 0
     with pytest.raises(ValueError, match="expected"):
-        _draw.tile([[np.zeros((2, 2, 4), np.uint8)]], (4, 3), (0, 0))
+        draw.tile([[np.zeros((2, 2, 4), np.uint8)]], (4, 3), (0, 0))
 
 
 def test_upscale_is_nearest_neighbour():
     a = np.arange(4, dtype=np.uint8).reshape(2, 2, 1)
-    up = _draw.upscale(a, 3)
+    up = draw.upscale(a, 3)
     assert up.shape == (6, 6, 1) and up[0, 0, 0] == 0 and up[5, 5, 0] == 3 and up[2, 3, 0] == 1

@@ -58,7 +58,7 @@ def test_click_shows_the_exact_decomposition(engine):
     linear, b, total, network = nums
     assert abs(linear + b - total) < 2e-4 and abs(total - network) < 2e-4
     assert abs(network - g.grid_result.out[4, 2]) < 1e-4
-    assert g.detail_rgba is not None and g.detail_rgba.shape[1] > 3 * 28 * 4
+    assert g.detail_rgba.shape[:2] == (g.detail_canvas.height, g.detail_canvas.width)
     event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 0))       # the input column: no change
     assert g.selected == ("grid", 4, 2)
 

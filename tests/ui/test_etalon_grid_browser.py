@@ -1,0 +1,87 @@
+"""The tour in JupyterLab in Debian's Chromium: the EtalonGrid draws, follows a stroke drawn
+with the mouse, explains a clicked cell, and runs a long job whose progress moves until Stop."""
+import os
+import re
+import shutil
+import time
+
+from conftest import STDERR, canvas_stats, open_and_run_all, wait_canvas
+
+REPO_SCREENSHOT = os.path.join(os.path.dirname(__file__), "screenshots", "etalon-grid.png")
+# Pixels where red and blue differ clearly: etalons drawn on the diverging map.
+COLOURED_JS = """el => {
+  const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.abs(d[i] - d[i + 2]) > 40) n++;
+  return n;
+}"""
+
+
+def progress_fraction(page):
+    bar = page.locator(".cnnw-progress .progress-bar")
+    width = bar.evaluate("el => parseFloat(el.style.width || '0')")
+    return width / 100.0 if width > 1 else width
+
+
+def test_tour_etalon_grid(lab_server, page, artifacts):
+    open_and_run_all(page, lab_server.notebook_url("notebooks/00_tour.ipynb"))
+    root = page.locator(".cnnw-etalon-grid")
+    root.scroll_into_view_if_needed()
+
+    # 1. the grid shows etalons: non-blank, coloured pixels
+    grid = wait_canvas(page, ".cnnw-grid", "s.lit > 100000")
+    assert page.locator(".cnnw-grid").evaluate(COLOURED_JS) > 10000
+    assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
+
+    # 2. a stroke drawn with the mouse on the pad changes the pad row and its readout
+    row_before = wait_canvas(page, ".cnnw-pad-row", "s.lit > 1000")
+    readout_before = page.locator(".cnnw-pad-readout").inner_text()
+    pad = page.locator(".cnnw-pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    page.mouse.move(box["x"] + 112, box["y"] + 30)
+    page.mouse.down()
+    for step in range(1, 16):
+        page.mouse.move(box["x"] + 112, box["y"] + 30 + 11 * step, steps=2)
+    page.mouse.up()
+    assert canvas_stats(page, ".cnnw-pad")["lit"] > 500                  # the ink is on the pad
+    wait_canvas(page, ".cnnw-pad-row", "s.hash !== arg", row_before["hash"])
+    page.wait_for_function("([sel, old]) => document.querySelector(sel).innerText !== old",
+                           arg=[".cnnw-pad-readout", readout_before])
+
+    # 3. clicking an etalon shows its exact decomposition
+    gbox = page.locator(".cnnw-grid").bounding_box()
+    page.mouse.click(gbox["x"] + 62 * 3 + 28, gbox["y"] + 18 + 72 * 3 + 28)  # row 3, neuron 2
+    detail = page.locator(".cnnw-detail-text")
+    detail.wait_for()
+    page.wait_for_function("sel => /f = <W, x> \\+ b = -?[0-9.]+/.test(document.querySelector(sel).innerText)",
+                           arg=".cnnw-detail-text")
+    wait_canvas(page, ".cnnw-detail", "s.lit > 1000")
+
+    # 4. a long job: the progress bar moves while it runs, Stop stops it
+    root.locator(".cnnw-paper").click()
+    status = page.locator(".cnnw-status")
+    page.wait_for_function("sel => /paper's algorithm: \\d+\\/\\d+/.test(document.querySelector(sel).innerText)",
+                           arg=".cnnw-status")
+    first = progress_fraction(page)
+    page.wait_for_function("([sel, old]) => { const el = document.querySelector(sel);"
+                           " return parseFloat(el.style.width) / 100 > old + 0.005; }",
+                           arg=[".cnnw-progress .progress-bar", first])
+    second = progress_fraction(page)
+    assert 0 <= first < second < 1, (first, second)
+    page.screenshot(path=str(artifacts / "etalon-grid-running.png"))
+    root.locator(".cnnw-stop").click()
+    page.wait_for_function("sel => /stopped at \\d+%/.test(document.querySelector(sel).innerText)",
+                           arg=".cnnw-status", timeout=10_000)
+    stopped_at = progress_fraction(page)
+    time.sleep(1.0)
+    assert progress_fraction(page) == stopped_at < 1                    # it really stopped
+    assert re.search(r"stopped at \d+%", status.inner_text())
+    assert not page.js_errors, page.js_errors
+
+    page.set_viewport_size({"width": 1400, "height": 1500})        # the whole widget in view
+    root.scroll_into_view_if_needed()
+    shot = artifacts / "etalon-grid.png"
+    root.screenshot(path=str(shot))
+    if os.environ.get("CNN_WIDGETS_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, REPO_SCREENSHOT)
