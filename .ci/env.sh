@@ -48,7 +48,7 @@ _cnnw_env() {
     local t0=$SECONDS
     rm -rf "$VENV"
     python3 -m venv "$VENV" &&
-    _cnnw_pip -U pip "setuptools>=68" wheel &&
+    _cnnw_pip -U pip "setuptools>=77" wheel &&
     echo "[env] torch, torchvision" >&2 &&
     # torch first, alone: the pins come from the constraints file
     _cnnw_pip -c "$constraints" torch torchvision &&

@@ -126,8 +126,9 @@ class Engine:
     def prepare(self, x) -> torch.Tensor:
         """Validate ``x`` and return a float32 (N, *input_shape) tensor on the engine's device.
 
-        Accepts one image (C, H, W), a batch (N, C, H, W), and for one-channel models also
-        (H, W) or (N, H, W); numpy arrays or tensors.
+        Accepts one image (C, H, W), a batch (N, C, H, W), and for one-channel models also one
+        (H, W) image; numpy arrays, tensors or nested lists. A stack (N, H, W) is refused rather
+        than guessed: for a 1-channel model (3, H, W) is more likely an RGB image than 3 images.
         """
         t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
         shape, want = tuple(t.shape), self.input_shape
@@ -135,12 +136,12 @@ class Engine:
             t = t.unsqueeze(0)
         elif want[0] == 1 and shape == want[1:]:
             t = t.reshape(1, *want)
-        elif want[0] == 1 and t.dim() == 3 and shape[1:] == want[1:]:
-            t = t.unsqueeze(1)
         if t.dim() != 4 or tuple(t.shape[1:]) != want:
             hint = ""
-            if t.dim() == 4 and tuple(t.shape[2:]) == want[1:]:
-                hint = f": the model takes {want[0]} channel(s), this input has {t.shape[1]}"
+            if t.dim() in (3, 4) and tuple(t.shape[-2:]) == want[1:]:
+                hint = (f": the model takes {want[0]} channel(s), this input has {shape[-3]}"
+                        + (" (for a stack of 1-channel images use x[:, None])"
+                           if t.dim() == 3 and want[0] == 1 else ""))
             raise InputShapeError(f"expected one image of shape {want} or a batch (N, {want[0]}, "
                                   f"{want[1]}, {want[2]}); got {shape}{hint}")
         if t.shape[0] == 0:

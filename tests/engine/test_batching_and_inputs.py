@@ -64,7 +64,6 @@ def _forms(img):
         "HW-numpy": (img, 1), "HW-torch": (t, 1),
         "CHW-numpy": (img[None], 1), "CHW-torch": (t[None], 1),
         "NCHW-numpy": (np.stack([img, img])[:, None], 2), "NCHW-torch": (t[None, None], 1),
-        "NHW-numpy": (np.stack([img, img, img]), 3), "NHW-torch": (t[None], 1),
         "float64-torch": (torch.as_tensor(img)[None, None], 1),
         "list": (img.tolist(), 1),
     }

@@ -30,9 +30,12 @@ def test_one_channel_image_for_a_three_channel_model():
     assert "(3, 8, 8)" in msg and "(1, 8, 8)" in msg, msg
 
 
-def test_three_by_h_by_w_is_a_batch_for_a_one_channel_model(engine):
-    """(3, H, W) is ambiguous for a 1-channel model; the engine documents it as (N, H, W)."""
-    assert engine.predict(np.zeros((3, 8, 8))).shape == (3, 5)
+def test_rgb_image_for_a_one_channel_model_names_the_channels(engine):
+    """(3, H, W) for a 1-channel model is refused, not guessed to be 3 images."""
+    with pytest.raises(InputShapeError) as info:
+        engine.predict(np.zeros((3, 8, 8)))
+    msg = str(info.value)
+    assert "1 channel(s)" in msg and "has 3" in msg and "x[:, None]" in msg, msg
 
 
 @pytest.mark.parametrize("shape", [(1, 9, 9), (8,), (2, 1, 8, 7), (1, 1, 1, 8, 8)])
