@@ -1,9 +1,9 @@
 """Etalons (Molchanov et al.): the exact affine map f_p(x) = <W_p(x), x> + b_p(x) of a unit.
 
 Two ways to compute the same W and b:
-- ``fast``: batched autograd. One forward pass stops at the units' layer; one backward pass,
-  vmapped over one-hot output gradients, gives every unit's W for a chunk of units; b
-  follows as f(x) - <W, x>.
+- ``fast``: batched autograd (``torch.func``). One forward pass stops at the units' layer; one
+  backward pass, vmapped over one-hot output gradients, gives every unit's W for a chunk of
+  units; b follows as f(x) - <W, x>.
 - ``paper``: Algorithm 1 as written. Record ReLU masks and max-pool choices for x, zero the
   biases of a copy, feed the one-hot coordinate images e_i through it with the recorded masks
   and choices re-applied (W_i = f_p(e_i)), and feed the zero image through the biased model
@@ -21,6 +21,7 @@ from torch import nn
 
 from . import hooks
 from .control import NO_CONTROL, Control
+from .conv_grad import flipped_conv_grads
 from .errors import NotPiecewiseLinear
 from .layers import functional_relus
 from .results import Etalons
@@ -58,40 +59,52 @@ def etalons(engine, x, layer: Optional[str] = None, units=None, method: str = "f
 
 
 def _fast(engine, x, layer, units, control):
-    """W (N, P, *input_shape) and out (N, P): per chunk of inputs and units, one forward pass
-    stopped at ``layer`` and one backward pass batched over the units (vmap over one-hot
-    output gradients)."""
+    """W (N, P, *input_shape) and out (N, P). Per chunk of inputs: one forward pass stopped at
+    ``layer``, then per chunk of units one backward pass vmapped over one-hot cotangents (the
+    inputs are independent in eval mode, so a unit's gradient summed over the batch splits
+    per input)."""
     n, p = x.shape[0], len(units)
     idx = engine.flat_index(layer, units)
     chunk = max(1, engine.batch_size)
     per_pass = max(1, chunk // min(n, chunk))       # units per backward, bounded like a batch
     W = torch.empty(n, p, *engine.input_shape, device=engine.device)
     out = torch.empty(n, p, device=engine.device)
-    with engine.borrow() as model, torch.enable_grad():
-        if _batch_coupled(model):       # one image per pass, or the images' gradients mix
-            chunk = 1
+    with engine.borrow() as model, torch.enable_grad(), flipped_conv_grads():
+        vjp = _vjp_func
+        if _batch_coupled(model):
+            # batch statistics: one image per pass, or the images' gradients would mix; and
+            # plain autograd, since torch.func refuses the running-statistics update
+            chunk, vjp = 1, _vjp_autograd
         for i0 in range(0, n, chunk):
-            xs = x[i0:i0 + chunk].detach().requires_grad_(True)
-            acts = engine.layer_output(xs, layer)                       # (n, U)
+            xs = x[i0:i0 + chunk]
+            i1 = i0 + len(xs)
+            out[i0:i1], backward = vjp(lambda v: engine.layer_output(v, layer)[:, idx], xs)
             for p0 in range(0, p, per_pass):
-                sel = acts[:, idx[p0:p0 + per_pass]]                    # (n, k)
-                W[i0:i0 + len(xs), p0:p0 + sel.shape[1]] = _input_gradients(sel, xs)
-                out[i0:i0 + len(xs), p0:p0 + sel.shape[1]] = sel.detach()
-                control.step(i0 * p + min(p0 + per_pass, p) * len(xs), n * p, "etalons")
+                k = min(per_pass, p - p0)
+                onehots = torch.zeros(k, len(xs), p, device=engine.device)
+                onehots[torch.arange(k), :, p0 + torch.arange(k)] = 1.0
+                W[i0:i1, p0:p0 + k] = backward(onehots).transpose(0, 1)
+                control.step(i0 * p + (p0 + k) * len(xs), n * p, "etalons")
     return W, out
 
 
-def _input_gradients(sel: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """d sel[:, j] / d xs for every column j -> (n, k, *xs.shape[1:]); inputs are independent
-    (eval mode), so a column's gradient summed over the batch splits per input."""
-    k = sel.shape[1]
-    if k == 1:
-        (g,) = torch.autograd.grad(sel.sum(), xs, retain_graph=True)
-        return g.unsqueeze(1)
-    onehots = torch.eye(k, device=sel.device).unsqueeze(1).expand(k, sel.shape[0], k)
-    (g,) = torch.autograd.grad(sel, xs, grad_outputs=onehots, is_grads_batched=True,
-                               retain_graph=True)
-    return g.transpose(0, 1)
+def _vjp_func(f, xs):
+    """f(xs) and a function mapping cotangents (k, *f(xs).shape) to input gradients (k, *xs.shape)."""
+    values, backward = torch.func.vjp(f, xs)
+
+    def many(cotangents):
+        if len(cotangents) == 1:                      # no vmap needed for a single unit
+            return backward(cotangents[0])[0].unsqueeze(0)
+        return torch.func.vmap(backward)(cotangents)[0]
+    return values, many
+
+
+def _vjp_autograd(f, xs):
+    """:func:`_vjp_func` with plain autograd, one backward pass per cotangent."""
+    xs = xs.detach().requires_grad_(True)
+    values = f(xs)
+    return values.detach(), lambda cotangents: torch.stack(
+        [torch.autograd.grad(values, xs, c, retain_graph=True)[0] for c in cotangents])
 
 
 def _batch_coupled(model) -> bool:
