@@ -161,3 +161,19 @@ def test_engine_without_dataset_still_has_a_pad(engine):
     bare = Engine(engine.model, engine.input_shape)
     g = EtalonGrid(bare)
     assert g.grid_result is None and g.pad_result is not None
+
+
+def test_a_new_front_end_gets_every_canvas_redrawn(engine, monkeypatch):
+    g = EtalonGrid(engine)
+    g.selected = ("grid", 1, 1)                        # so the detail canvas has a picture too
+    manager = g.grid_canvas._canvas_manager
+    sent = []
+    monkeypatch.setattr(manager, "_send_custom", lambda command, buffers=None: sent.append(command))
+    for canvas in (g.grid_canvas, g.pad_canvas_row, g.pad_canvas, g.detail_canvas):
+        manager._current_canvas = canvas               # what the manager believes after drawing
+        sent.clear()
+        canvas._handle_frontend_event(None, {"event": "client_ready"}, [])
+        # a new front end has no current canvas: the redraw must switch to it first, then draw
+        commands = sent[0] if sent and isinstance(sent[0][0], list) else sent
+        assert commands and commands[0][1][0] == f"IPY_MODEL_{canvas.model_id}", commands[:1]
+        assert len(commands) > 1
