@@ -311,7 +311,12 @@ class EtalonGrid(JobWidget):
         sel = self.selected
         result = self.grid_result if sel and sel[0] == "grid" else self.pad_result
         if sel is None or result is None:
-            self.detail_text.value = "Click an etalon for its decomposition."
+            self.detail_rgba = None
+            self.detail_text.value = ""
+            with drawing():
+                self.detail_canvas.clear()
+                self.detail_canvas.fill_style, self.detail_canvas.font = "#555", "13px sans-serif"
+                self.detail_canvas.fill_text("Click an etalon for its decomposition.", 4, 40)
             return
         _, i, j = sel
         s = DETAIL_SCALE
