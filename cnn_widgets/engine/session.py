@@ -180,7 +180,8 @@ class Engine:
         """Turn ``units`` into coordinate tuples of the layer's output shape.
 
         units: None (every unit, for layers with at most 1024), an int (a flat index into the
-        layer's output, row-major), a tuple such as (channel, y, x), or a list of those.
+        layer's output, row-major), a tuple of ints (one coordinate, such as (channel, y, x)),
+        or a list of those.
         """
         info = self.layer(layer)
         shape = info.output_shape
@@ -189,11 +190,9 @@ class Engine:
                 raise UnitOutOfRange(f"layer {info.name!r} has {info.n_units} units {shape}; pass "
                                      f"units=[...] as flat indices or tuples {_axes(shape)}")
             return tuple(np.ndindex(*shape))
-        if isinstance(units, (int, np.integer)) or (isinstance(units, tuple) and units
-                                                   and all(isinstance(u, (int, np.integer))
-                                                           for u in units) and len(shape) > 1
-                                                   and len(units) == len(shape)):
-            units = [units]
+        if isinstance(units, (int, np.integer)) or (
+                isinstance(units, tuple) and all(isinstance(u, (int, np.integer)) for u in units)):
+            units = [units]                 # one unit; a tuple of ints is always a coordinate
         out = []
         for u in units:
             if isinstance(u, (int, np.integer)):

@@ -81,9 +81,12 @@ def test_flat_unit_out_of_range(engine):
 
 
 @pytest.mark.parametrize("unit", [(6, 0, 0), (0, 4, 0), (0, 0, -1), (0, 0)])
-def test_tuple_unit_out_of_range_names_the_ranges(engine, unit):
+@pytest.mark.parametrize("listed", [True, False], ids=["in a list", "bare tuple"])
+def test_tuple_unit_out_of_range_names_the_ranges(engine, unit, listed):
+    """A tuple of ints is one coordinate, bare or in a list: (0, 0) on a (c, y, x) layer is
+    a coordinate with a missing axis, never two flat indices."""
     with pytest.raises(UnitOutOfRange) as info:
-        engine.etalons(random_images(1), layer="conv2", units=[unit])
+        engine.etalons(random_images(1), layer="conv2", units=[unit] if listed else unit)
     msg = str(info.value)
     assert "0 <= c < 6, 0 <= y < 4, 0 <= x < 4" in msg and "(6, 4, 4)" in msg, msg
 
