@@ -64,14 +64,23 @@ class JobWidget(W.VBox):
             w.add_class(cls)
         self.stop_button.on_click(lambda _b: self.stop())
         self.status_bar = W.HBox([self.progress, self.stop_button, self.status])
-        self._keys: set = set()        # every job key this widget used
-        self._long_keys: set = set()   # keys of jobs that drive the progress bar and Stop
+        self._keys: set = set()        # every job key this widget used (runner keys)
+        self._long_keys: set = set()   # those of jobs that drive the progress bar and Stop
+
+    def _runner_key(self, key: str) -> str:
+        """Widgets sharing an engine share its runner: keep their requests apart."""
+        return f"{type(self).__name__}-{id(self)}:{key}"
+
+    def job(self, key: str) -> Optional[Job]:
+        """The latest job this widget started under ``key``."""
+        return self.runner.latest(self._runner_key(key))
 
     def run_job(self, key: str, fn: Callable, on_result: Callable[[Any], None], *,
                 label: str, quiet: bool = False) -> Job:
         """Run ``fn(control)`` on the worker; ``on_result(result)`` runs there when it ends
         unless a newer job with the same key superseded it. ``quiet`` jobs (live updates while
         drawing) leave the progress bar alone and speak only on error."""
+        key = self._runner_key(key)
         self._keys.add(key)
         if not quiet:
             self._long_keys.add(key)
@@ -107,9 +116,9 @@ class JobWidget(W.VBox):
                                   on_stopped=stopped, on_error=failed)
 
     def _update_stop_button(self) -> None:
-        busy = [k for k in self._long_keys
-                if (job := self.runner.latest(k)) is not None and job.state in ("pending", "running")]
-        self.stop_button.disabled = not busy
+        jobs = (self.runner.latest(k) for k in self._long_keys)
+        self.stop_button.disabled = not any(j is not None and j.state in ("pending", "running")
+                                            for j in jobs)
 
     def stop(self) -> None:
         """Stop every job this widget started (the Stop button)."""

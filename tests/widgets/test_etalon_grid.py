@@ -125,7 +125,7 @@ def test_paper_check_agrees_and_stop_stops_it(engine):
     g.wait(10)
     g.paper_check = None
     g.check_with_paper()
-    job = g.runner.latest("paper")
+    job = g.job("paper")
     while g.progress.value == 0 and job.state in ("pending", "running"):
         pass
     assert not g.stop_button.disabled
@@ -177,3 +177,12 @@ def test_a_new_front_end_gets_every_canvas_redrawn(engine, monkeypatch):
         commands = sent[0] if sent and isinstance(sent[0][0], list) else sent
         assert commands and commands[0][1][0] == f"IPY_MODEL_{canvas.model_id}", commands[:1]
         assert len(commands) > 1
+
+
+def test_two_grids_on_one_engine_do_not_supersede_each_other(engine):
+    a, b = EtalonGrid(engine), EtalonGrid(engine)
+    a.indices = [1, 2]
+    b.indices = [3]
+    assert a.wait(10) and b.wait(10)
+    assert a.grid_result.W.shape[0] == 2 and b.grid_result.W.shape[0] == 1
+    assert a.runner is b.runner                                   # one worker per engine
