@@ -188,9 +188,12 @@ def _working_copy(model: nn.Module) -> nn.Module:
 
 
 def _zero_biases(model: nn.Module) -> None:
-    """Step 2: zero every bias (and BatchNorm shift) of the working copy."""
+    """Step 2: zero every bias (and BatchNorm shift, and constant-padding value) of the
+    working copy."""
     with torch.no_grad():
         for m in model.modules():
+            if isinstance(m, nn.modules.padding._ConstantPadNd):
+                m.value = 0.0
             if isinstance(getattr(m, "bias", None), torch.Tensor):
                 m.bias.zero_()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:

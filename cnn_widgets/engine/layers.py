@@ -82,6 +82,9 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> List[str]:
         elif isinstance(m, _MODE_DEPENDENT) and m.training and not eval_mode:
             reasons.append(f"{type(m).__name__} '{name}' runs in train mode "
                            "(batch statistics or random masks)")
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None:
+            reasons.append(f"{type(m).__name__} '{name}' has no running statistics "
+                           "(track_running_stats=False): it normalises by batch statistics")
     try:
         import torch.fx
         graph = torch.fx.symbolic_trace(model).graph

@@ -4,6 +4,9 @@ The two share nothing but the forward pass: one differentiates, the other replay
 masks and max-pool choices on coordinate images through a bias-free copy.
 """
 import numpy as np
+import torch
+
+from cnn_widgets import Engine
 import pytest
 
 from cnn_widgets.testing import (TINY_SHAPE, as_user_model, random_images, tiny_lenet,
@@ -133,3 +136,25 @@ def test_three_channels_with_per_channel_normalisation():
     model = tiny_mlp(7, shape=(3, 8, 8))
     engine = cpu_engine(model, (3, 8, 8), mean=[0.5, 0.4, 0.3], std=[0.2, 0.5, 1.5])
     _compare(engine, random_images(2, shape=(3, 8, 8), seed=10), None, None)
+
+
+def test_constant_padding_value_is_a_bias_the_paper_method_zeroes():
+    """A non-zero padding constant shifts every output like a bias: Algorithm 1 must zero it on
+    its bias-free copy, or W picks it up."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.ConstantPad2d(2, 0.7), torch.nn.Conv2d(1, 3, 3),
+                                torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(3 * 10 * 10, 4))
+    engine = Engine(model, (1, 8, 8), device="cpu")
+    x = torch.rand(3, 1, 8, 8)
+    fast, paper = engine.etalons(x), engine.etalons(x, method="paper")
+    assert fast.exact
+    np.testing.assert_allclose(paper.W, fast.W, atol=1e-5 * np.abs(fast.W).max())
+    np.testing.assert_allclose(paper.b, fast.b, atol=1e-4)
+    assert model[0].value == 0.7                                  # the user's model keeps its pad
+
+
+def test_batchnorm_without_running_statistics_is_not_exact():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2, track_running_stats=False),
+                                torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 3))
+    res = Engine(model, (1, 8, 8), device="cpu").etalons(torch.rand(2, 1, 8, 8))
+    assert not res.exact and "track_running_stats=False" in res.reason
