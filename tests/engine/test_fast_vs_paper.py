@@ -4,11 +4,10 @@ The two share nothing but the forward pass: one differentiates, the other replay
 masks and max-pool choices on coordinate images through a bias-free copy.
 """
 import numpy as np
+import pytest
 import torch
 
 from cnn_widgets import Engine
-import pytest
-
 from cnn_widgets.testing import (TINY_SHAPE, as_user_model, random_images, tiny_lenet,
                                  tiny_mlp)
 
