@@ -20,5 +20,5 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -
 def bar(name: str, value: float, op: str, target: float, unit: str = "") -> str:
     """One line in the project's benchmark format, judged honestly."""
     ok = value >= target if op == ">=" else value <= target
-    fmt = lambda v: f"{v:.3g}{unit}"
-    return f"bar: {name} = {fmt(value)} (target {op} {fmt(target)}) {'ok' if ok else 'short'}"
+    return (f"bar: {name} = {value:.3g}{unit} (target {op} {target:.3g}{unit}) "
+            f"{'ok' if ok else 'short'}")

@@ -27,22 +27,22 @@ def _req_name(line: str) -> str:
 
 
 def _binder_lines():
-    lines = (l.split("#", 1)[0].strip() for l in BINDER_REQS.read_text().splitlines())
-    return [l for l in lines if l]
+    lines = (line.split("#", 1)[0].strip() for line in BINDER_REQS.read_text().splitlines())
+    return [line for line in lines if line]
 
 
 def test_binder_lists_every_runtime_dependency():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    listed = {_req_name(l) for l in _binder_lines() if not l.startswith("-")}
+    listed = {_req_name(line) for line in _binder_lines() if not line.startswith("-")}
     missing = {_req_name(d) for d in deps} - listed
     assert not missing, f"binder/requirements.txt lacks {sorted(missing)}"
 
 
 def test_binder_uses_the_cpu_torch_index():
     lines = _binder_lines()
-    assert any(re.fullmatch(r"--(extra-)?index-url[ =]https://download\.pytorch\.org/whl/cpu/?", l)
-               for l in lines), lines
-    assert not any(re.search(r"nvidia|cu\d{2,3}\b|\+cu", l) for l in lines), lines
+    assert any(re.fullmatch(r"--(extra-)?index-url[ =]https://download\.pytorch\.org/whl/cpu/?", line)
+               for line in lines), lines
+    assert not any(re.search(r"nvidia|cu\d{2,3}\b|\+cu", line) for line in lines), lines
 
 
 def _imported_roots(path: Path):

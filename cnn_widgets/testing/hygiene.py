@@ -22,8 +22,9 @@ def model_fingerprint(model: nn.Module) -> Dict[str, object]:
     """Everything about ``model`` that engine work must not change.
 
     Per parameter: a hash of its bytes, dtype, shape, device, storage address, ``requires_grad``,
-    whether ``.grad`` is None and, if not, a hash of the gradient. Per buffer: the same minus the grad fields (None buffers
-    included). Per module: its ``training`` flag. Plus the total number of hooks.
+    whether ``.grad`` is None and, if not, a hash of the gradient. Per buffer: the same minus
+    the grad fields (None buffers included). Per module: its ``training`` flag. Plus the total
+    number of hooks.
     The result is a plain dict; compare two with :func:`assert_model_untouched`.
     """
     fp: Dict[str, object] = {}

@@ -17,6 +17,12 @@ COLOURED_JS = """el => {
 }"""
 
 
+def text_matches(page, selector, pattern, **kw):
+    """Wait until the element's text matches the regular expression."""
+    page.wait_for_function("([sel, pat]) => new RegExp(pat).test(document.querySelector(sel).innerText)",
+                           arg=[selector, pattern], **kw)
+
+
 def progress_fraction(page):
     bar = page.locator(".cnnw-progress .progress-bar")
     width = bar.evaluate("el => parseFloat(el.style.width || '0')")
@@ -29,7 +35,7 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
     root.scroll_into_view_if_needed()
 
     # 1. the grid shows etalons: non-blank, coloured pixels
-    grid = wait_canvas(page, ".cnnw-grid", "s.lit > 100000")
+    wait_canvas(page, ".cnnw-grid", "s.lit > 100000")
     assert page.locator(".cnnw-grid").evaluate(COLOURED_JS) > 10000
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
 
@@ -54,15 +60,13 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
     page.mouse.click(gbox["x"] + 62 * 3 + 28, gbox["y"] + 18 + 72 * 3 + 28)  # row 3, neuron 2
     detail = page.locator(".cnnw-detail-text")
     detail.wait_for()
-    page.wait_for_function("sel => /f = <W, x> \\+ b = -?[0-9.]+/.test(document.querySelector(sel).innerText)",
-                           arg=".cnnw-detail-text")
+    text_matches(page, ".cnnw-detail-text", r"f = <W, x> \+ b = -?[0-9.]+")
     wait_canvas(page, ".cnnw-detail", "s.lit > 1000")
 
     # 4. a long job: the progress bar moves while it runs, Stop stops it
     root.locator(".cnnw-paper").click()
     status = page.locator(".cnnw-status")
-    page.wait_for_function("sel => /paper's algorithm: \\d+\\/\\d+/.test(document.querySelector(sel).innerText)",
-                           arg=".cnnw-status")
+    text_matches(page, ".cnnw-status", r"paper's algorithm: \d+/\d+")
     first = progress_fraction(page)
     page.wait_for_function("([sel, old]) => { const el = document.querySelector(sel);"
                            " return parseFloat(el.style.width) / 100 > old + 0.005; }",
@@ -71,8 +75,7 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
     assert 0 <= first < second < 1, (first, second)
     page.screenshot(path=str(artifacts / "etalon-grid-running.png"))
     root.locator(".cnnw-stop").click()
-    page.wait_for_function("sel => /stopped at \\d+%/.test(document.querySelector(sel).innerText)",
-                           arg=".cnnw-status", timeout=10_000)
+    text_matches(page, ".cnnw-status", r"stopped at \d+%", timeout=10_000)
     stopped_at = progress_fraction(page)
     time.sleep(1.0)
     assert progress_fraction(page) == stopped_at < 1                    # it really stopped
