@@ -245,8 +245,8 @@ class EtalonGrid(JobWidget):
         self.pad_result = result
         score = result.out[0]
         best = int(np.argmax(score))
-        self.pad_readout.value = (f"pad: strongest {self._unit_label(best)} "
-                                  f"(score {score[best]:.2f})")
+        word = "predicted" if self.layer == self.engine.default_layer else "strongest unit"
+        self.pad_readout.value = f"pad: {word} {self._unit_label(best)} (score {score[best]:.2f})"
         self._draw_pad_row()
 
     def _unit_label(self, j: int) -> str:
