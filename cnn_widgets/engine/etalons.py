@@ -16,22 +16,17 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import hooks
 from .control import NO_CONTROL, Control
 from .conv_grad import flipped_conv_grads
 from .errors import NotPiecewiseLinear
+from .gates import GATES, MASKED, UNRECORDED, gate_state
 from .layers import functional_relus
 from .results import Etalons
 
 METHODS = ("fast", "paper")
-_MASKED = (nn.ReLU, nn.LeakyReLU)
-_POOLS = (nn.MaxPool1d, nn.MaxPool2d)
-# Piecewise-linear modules whose state depends on the input but that are not recorded/replayed.
-UNREPLAYED_GATES = (nn.Hardtanh, nn.PReLU, nn.MaxPool3d, nn.AdaptiveMaxPool1d,
-                    nn.AdaptiveMaxPool2d)   # nn.ReLU6 is a Hardtanh
 
 
 def etalons(engine, x, layer: Optional[str] = None, units=None, method: str = "fast",
@@ -121,7 +116,7 @@ def _check_paper_model(engine, layer):
     upto = set(engine.layer_names[:engine.layer_names.index(layer) + 1])
     unreplayed = [f"{type(m).__name__} '{n}' is not replayed (only ReLU, LeakyReLU, MaxPool1d "
                   "and MaxPool2d are)" for n, m in engine.model.named_modules()
-                  if n in upto and isinstance(m, UNREPLAYED_GATES)]
+                  if n in upto and isinstance(m, UNRECORDED)]
     if blocking or relus or unreplayed:
         why = blocking + unreplayed + [f"functional ReLU '{r}' has no module to hook"
                                        for r in relus]
@@ -137,17 +132,11 @@ def _record(model, x, normalized) -> Dict[str, torch.Tensor]:
 
     def make(name):
         def hook(module, inputs, output):
-            inp = inputs[0]
             calls[name] = calls.get(name, 0) + 1
-            if isinstance(module, _MASKED):
-                record[name] = inp > 0
-            else:
-                pool = F.max_pool2d if isinstance(module, nn.MaxPool2d) else F.max_pool1d
-                _, record[name] = pool(inp, module.kernel_size, module.stride, module.padding,
-                                       module.dilation, module.ceil_mode, return_indices=True)
+            record[name] = gate_state(module, inputs, output)
         return hook
-    targets = {n: make(n) for n, m in model.named_modules() if isinstance(m, _MASKED + _POOLS)}
-    with hooks._hooked(model, targets):
+    targets = {n: make(n) for n, m in model.named_modules() if isinstance(m, GATES)}
+    with hooks.hooked(model, targets):
         model(normalized(x))
     reused = [f"'{n}' ({k} calls)" for n, k in calls.items() if k > 1]
     if reused:      # one recorded mask per module would be replayed at every call
@@ -182,7 +171,7 @@ def _working_copy(model: nn.Module) -> nn.Module:
     """A copy whose ReLUs are not in-place, so hooks see their true inputs."""
     clone = copy.deepcopy(model)
     for m in clone.modules():
-        if isinstance(m, _MASKED):
+        if isinstance(m, MASKED):
             m.inplace = False
     return clone
 

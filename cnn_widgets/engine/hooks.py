@@ -13,7 +13,8 @@ class _StopForward(Exception):
 
 
 @contextmanager
-def _hooked(model: nn.Module, hooks: Mapping[str, Callable]) -> Iterator[None]:
+def hooked(model: nn.Module, hooks: Mapping[str, Callable]) -> Iterator[None]:
+    """Forward hooks name -> hook(module, inputs, output) on ``model`` for the with-block."""
     modules = dict(model.named_modules())
     handles = []
     try:
@@ -54,7 +55,7 @@ def run_capturing(model: nn.Module, x: torch.Tensor, names: Iterable[str], *,
         return hook
 
     hooks = {n: make_hook(n) for n in set(names) | set(replace) | ({stop_after} - {None})}
-    with _hooked(model, hooks):
+    with hooked(model, hooks):
         try:
             captured[""] = model(x)
         except _StopForward:

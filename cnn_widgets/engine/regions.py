@@ -11,21 +11,17 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from . import hooks
 from .control import NO_CONTROL, Control
 from .errors import LayerNotFound, NotPiecewiseLinear
+from .gates import GATES, UNRECORDED, gate_state
 from .layers import functional_relus
 from .results import RegionCount
 
-_GATES = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d)
-
-
 def gate_names(engine, layers=None):
     """The ReLU and max-pool modules that define the pattern (all of them by default)."""
-    gates = [n for n, m in engine.model.named_modules() if isinstance(m, _GATES)]
+    gates = [n for n, m in engine.model.named_modules() if isinstance(m, GATES)]
     if not gates:
         raise NotPiecewiseLinear("activation patterns need ReLU or max-pool modules; this model "
                                  "has none")
@@ -44,29 +40,19 @@ def _pattern_batch(engine, model, x, names) -> np.ndarray:
     parts = []
 
     def hook(module, inputs, output):
-        inp = inputs[0]
-        if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
-            # an in-place ReLU has already overwritten its input: read the sign of the output
-            src = output if module.inplace else inp
-            parts.append((src > 0).flatten(1).to(torch.int64))
-        else:
-            pool = F.max_pool2d if isinstance(module, nn.MaxPool2d) else F.max_pool1d
-            _, ind = pool(inp, module.kernel_size, module.stride, module.padding, module.dilation,
-                          module.ceil_mode, return_indices=True)
-            parts.append(ind.flatten(1))
-    with hooks._hooked(model, {n: hook for n in names}):
+        parts.append(gate_state(module, inputs, output).flatten(1).to(torch.int64))
+    with hooks.hooked(model, {n: hook for n in names}):
         model(engine.normalize(x))
     return torch.cat(parts, 1).cpu().numpy()
 
 
 def _check(engine):
-    from .etalons import UNREPLAYED_GATES
     relus = functional_relus(engine.model)
     if relus:
         raise NotPiecewiseLinear(f"activation patterns are read from ReLU modules, but the "
                                  f"forward pass also calls {relus} functionally; make them modules")
     other = [f"{type(m).__name__} '{n}'" for n, m in engine.model.named_modules()
-             if isinstance(m, UNREPLAYED_GATES)]
+             if isinstance(m, UNRECORDED)]
     if other:
         raise NotPiecewiseLinear(f"activation patterns record ReLU, LeakyReLU, MaxPool1d and "
                                  f"MaxPool2d states only; {', '.join(other)} would be missed")
