@@ -16,6 +16,7 @@ import numpy as np
 import traitlets as T
 from ipycanvas import Canvas
 
+from ..engine.control import NO_CONTROL
 from . import draw
 from ._base import JobWidget, drawing, put_rgba, redraw_on_reconnect
 from .units import default_units, format_units, parse_indices, parse_units
@@ -199,20 +200,22 @@ class EtalonGrid(JobWidget):
     def _rows(self) -> np.ndarray:
         return self.engine.dataset.images[self.indices].numpy()
 
-    def _compute_grid(self, control=None):
+    def _compute_grid(self, control=NO_CONTROL):
         if not self.indices:
             return None
-        kw = {} if control is None else {"control": control}
-        return self.engine.etalons(self._rows(), self.layer, self.units, **kw)
+        return self.engine.etalons(self._rows(), self.layer, self.units, control=control)
 
-    def _compute_pad(self, control=None):
-        kw = {} if control is None else {"control": control}
-        return self.engine.etalons(self.pad.copy(), self.layer, self.units, **kw)
+    def _compute_pad(self, control=NO_CONTROL):
+        return self.engine.etalons(self.pad.copy(), self.layer, self.units, control=control)
 
     def _on_request(self, _change=None):
         self.selected = None
         self._sync_controls()
         self.run_job("grid", self._compute_grid, self._show_grid, label="etalons")
+        self._request_pad()
+
+    def _request_pad(self):
+        """Recompute the pad's row on the worker; a newer stroke supersedes this one."""
         self.run_job("pad", self._compute_pad, self._show_pad, label="pad", quiet=True)
 
     def count_regions(self):
@@ -392,9 +395,9 @@ class EtalonGrid(JobWidget):
             blob[blob < 0.05] = 0.0                       # a pen has an edge
             np.maximum(self.pad, blob.astype(np.float32), out=self.pad)
         self._draw_pad()
-        self.run_job("pad", self._compute_pad, self._show_pad, label="pad", quiet=True)
+        self._request_pad()
 
     def clear_pad(self):
         self.pad[:] = 0
         self._draw_pad()
-        self.run_job("pad", self._compute_pad, self._show_pad, label="pad", quiet=True)
+        self._request_pad()
