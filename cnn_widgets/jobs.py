@@ -43,10 +43,6 @@ class Job:
         """Ask the job to stop at its next check; it reports ``on_stopped``."""
         self._stop.set()
 
-    @property
-    def current(self) -> bool:
-        return not self._superseded
-
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the job has finished (any end state); True if it did."""
         return self._finished.wait(timeout)
@@ -139,15 +135,6 @@ class JobRunner:
 
     def latest(self, key: str) -> Optional[Job]:
         return self._latest.get(key)
-
-    def wait_idle(self, timeout: Optional[float] = None) -> bool:
-        """Block until every submitted job has finished."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for job in list(self._latest.values()):
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not job.wait(left):
-                return False
-        return True
 
     def _serve(self) -> None:
         while True:
