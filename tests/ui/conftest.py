@@ -119,6 +119,9 @@ def lab_server(tmp_path_factory, artifacts):
         "JUPYTERLAB_SETTINGS_DIR": str(home / "lab-settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "lab-workspaces"),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        # Chromium shares this machine's two cores with the kernel; with torch on both, the page
+        # fell seconds behind the kernel's messages. A user's browser runs on their own machine.
+        "OMP_NUM_THREADS": "1",
         "npm_config_cache": str(home / "npm"),  # jupyter_lsp runs `npm prefix -g`: logs go here
     })
     port, token = _free_port(), secrets.token_hex(16)
@@ -294,3 +297,31 @@ def wait_canvas(page, selector, predicate_js: str = "s.lit > 0", arg=None) -> di
         f"([el, arg]) => {{ const s = ({CANVAS_STATS_JS})(el); return ({predicate_js}); }}",
         arg=[handle, arg])
     return canvas_stats(page, selector)
+
+
+# -- progress bars -------------------------------------------------------------------------
+_WATCH_JS = """el => {
+  el.__cnnwSeen = [];
+  new MutationObserver(() => el.__cnnwSeen.push(parseFloat(el.style.width || '0') / 100))
+      .observe(el, {attributes: true, attributeFilter: ['style']});
+}"""
+
+
+def watch_progress(root):
+    """Record every width the progress bar inside `root` (a Locator) takes from now on."""
+    bar = root.locator(".cnnw-progress .progress-bar")
+    bar.evaluate(_WATCH_JS)
+    return bar
+
+
+def wait_progress_moving(bar, count=2, timeout=30_000):
+    """Wait until the bar has shown `count` distinct fractions strictly between 0 and 1; return them."""
+    bar.page.wait_for_function(
+        "([el, n]) => new Set(el.__cnnwSeen.filter(w => w > 0 && w < 1)).size >= n",
+        arg=[bar.element_handle(), count], timeout=timeout)
+    return bar.evaluate("el => el.__cnnwSeen.slice()")
+
+
+def progress_fraction(bar):
+    """The fraction the progress bar (a Locator) shows now."""
+    return bar.evaluate("el => parseFloat(el.style.width || '0') / 100")
