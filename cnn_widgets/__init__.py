@@ -6,11 +6,21 @@
 from .engine import Engine
 
 __version__ = "0.1.0"
-__all__ = ["Engine", "EtalonGrid"]
+_LAZY = {  # name -> module that defines it, imported on first use
+    "EtalonGrid": "cnn_widgets.widgets.etalon_grid",
+    "FOVExplorer": "cnn_widgets.widgets.fov_explorer",
+    "MaximizerPanel": "cnn_widgets.widgets.maximizer_panel",
+    "PredictionTreeView": "cnn_widgets.widgets.prediction_tree_view",
+    "InverseSetGallery": "cnn_widgets.widgets.inverse_set_gallery",
+}
+__all__ = ["Engine", "objectives", *_LAZY]
 
 
 def __getattr__(name):
-    if name == "EtalonGrid":
-        from .widgets.etalon_grid import EtalonGrid
-        return EtalonGrid
+    import importlib
+
+    if name == "objectives":
+        return importlib.import_module("cnn_widgets.engine.objectives")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cnn_widgets' has no attribute {name!r}")

@@ -289,6 +289,65 @@ class Engine:
         from .regions import count_regions
         return count_regions(self, data, layers, control=control)
 
+    # probing paper (FOVExplorer): engine/receptive_field.py, engine/reconstruct.py, engine/activation_stats.py
+    def receptive_field(self, layer: str, y: int, x: int):
+        """The input box a unit at (y, x) of ``layer`` can see; see :mod:`.receptive_field`."""
+        from .receptive_field import receptive_field
+        return receptive_field(self, layer, y, x)
+
+    def reconstruct(self, x, unit, method: str = "deconvnet", control: Control = NO_CONTROL, **kw):
+        """Backward reconstruction of one unit ``(layer, channel, y, x)``; see :mod:`.reconstruct`."""
+        from .reconstruct import reconstruct
+        return reconstruct(self, x, unit, method=method, control=control, **kw)
+
+    def activation_stats(self, x, layers=None, control: Control = NO_CONTROL, **kw):
+        """Active features per layer (the probing paper's Fig. 6); see :mod:`.activation_stats`."""
+        from .activation_stats import activation_stats
+        return activation_stats(self, x, layers=layers, control=control, **kw)
+
+    # visualization paper (MaximizerPanel): engine/objectives.py, engine/maximize.py, engine/scan.py
+    def maximize(self, objective, control: Control = NO_CONTROL, **kw):
+        """Gradient ascent on the input; see :mod:`.maximize`."""
+        from .maximize import maximize
+        return maximize(self, objective, control=control, **kw)
+
+    def iterate_maximize(self, objective, **kw):
+        """The same ascent as a generator of steps; see :mod:`.maximize`."""
+        from .maximize import iterate_maximize
+        return iterate_maximize(self, objective, **kw)
+
+    def top_images(self, target, k: int = 9, data=None, control: Control = NO_CONTROL, **kw):
+        """The dataset images that drive ``target`` (an objective or a (layer, unit)) most."""
+        from .scan import top_images
+        return top_images(self, target, k=k, data=data, control=control, **kw)
+
+    def activation_histogram(self, target, bins: int = 50, data=None,
+                             control: Control = NO_CONTROL, **kw):
+        """Histogram of ``target`` over the dataset; see :mod:`.scan`."""
+        from .scan import activation_histogram
+        return activation_histogram(self, target, bins=bins, data=data, control=control, **kw)
+
+    # clustering (PredictionTreeView): engine/category_tree.py, engine/prediction_tree.py
+    def category_tree(self, layer: Optional[str] = None, include_noise: bool = False,
+                      control: Control = NO_CONTROL, **kw):
+        """Class hierarchy (WPGMA) and minimum spanning tree; see :mod:`.category_tree`."""
+        from .category_tree import category_tree
+        return category_tree(self, layer=layer, include_noise=include_noise, control=control, **kw)
+
+    def prediction_tree(self, category, layer: Optional[str] = None,
+                        control: Control = NO_CONTROL, **kw):
+        """Filter-wise prediction tree of one category; see :mod:`.prediction_tree`."""
+        from .prediction_tree import prediction_tree
+        return prediction_tree(self, category, layer=layer, control=control, **kw)
+
+    # inverse set (InverseSetGallery): engine/inverse_set.py
+    def inverse_set(self, units, ranges, generator=None, encoder=None, K: int = 10, n: int = 500,
+                    control: Control = NO_CONTROL, **kw):
+        """Diverse inputs whose units lie in their ranges; see :mod:`.inverse_set`."""
+        from .inverse_set import inverse_set
+        return inverse_set(self, units, ranges, generator=generator, encoder=encoder, K=K, n=n,
+                           control=control, **kw)
+
     def __repr__(self):
         return (f"Engine({type(self.model).__name__}, input_shape={self.input_shape}, "
                 f"device={self.device}, layers={len(self.layers)}, classes={self.n_classes}, "

@@ -8,5 +8,21 @@ from .lenet import LeNet
 from .pretrained import lenet_digits, lenet_mnist
 from .training import accuracy, train_classifier
 
+from .photos import IMAGENET_MEAN, IMAGENET_STD, photos
+
+_LAZY = {  # name -> module that defines it, imported on first use
+    "vgg16": "cnn_widgets.zoo.vgg",            # torchvision VGG-16 on the photos (probing paper)
+    "vgg_digits": "cnn_widgets.zoo.vgg",       # small VGG-style net trained on the digits
+    "two_digits": "cnn_widgets.zoo.two_class", # two-class digits model (cat-vs-dog analogue)
+    "digits_generator": "cnn_widgets.zoo.generator",  # generator G for the inverse set
+}
 __all__ = ["digits", "DigitsData", "LeNet", "lenet_digits", "lenet_mnist", "train_classifier",
-           "accuracy"]
+           "accuracy", "photos", "IMAGENET_MEAN", "IMAGENET_STD", *_LAZY]
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cnn_widgets.zoo' has no attribute {name!r}")
