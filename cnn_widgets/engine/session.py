@@ -289,14 +289,16 @@ class Engine:
         from .regions import count_regions
         return count_regions(self, data, layers, control=control)
 
-    # probing paper (FOVExplorer): engine/receptive_field.py, engine/reconstruct.py, engine/activation_stats.py
+    # probing paper (FOVExplorer): engine/receptive_field.py, reconstruct.py, activation_stats.py
     def receptive_field(self, layer: str, y: int, x: int):
         """The input box a unit at (y, x) of ``layer`` can see; see :mod:`.receptive_field`."""
         from .receptive_field import receptive_field
         return receptive_field(self, layer, y, x)
 
     def reconstruct(self, x, unit, method: str = "deconvnet", control: Control = NO_CONTROL, **kw):
-        """Backward reconstruction of one unit ``(layer, channel, y, x)``; see :mod:`.reconstruct`."""
+        """Backward reconstructions of one unit ``(layer, channel, y, x)`` at one image; method:
+        "deconvnet", "deconvnet_masks", "random_masks", "filter", "all" or a list (one shared
+        forward pass); see :mod:`.reconstruct`."""
         from .reconstruct import reconstruct
         return reconstruct(self, x, unit, method=method, control=control, **kw)
 

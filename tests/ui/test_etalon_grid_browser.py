@@ -18,10 +18,10 @@ COLOURED_JS = """el => {
 }"""
 
 
-def text_matches(page, selector, pattern, **kw):
+def text_matches(locator, pattern, **kw):
     """Wait until the element's text matches the regular expression."""
-    page.wait_for_function("([sel, pat]) => new RegExp(pat).test(document.querySelector(sel).innerText)",
-                           arg=[selector, pattern], **kw)
+    locator.page.wait_for_function("([el, pat]) => new RegExp(pat).test(el.innerText)",
+                                   arg=[locator.element_handle(), pattern], **kw)
 
 
 def test_tour_etalon_grid(lab_server, page, artifacts):
@@ -30,14 +30,14 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
     root.scroll_into_view_if_needed()
 
     # 1. the grid shows etalons: non-blank, coloured pixels
-    wait_canvas(page, ".cnnw-grid", "s.lit > 100000")
-    assert page.locator(".cnnw-grid").evaluate(COLOURED_JS) > 10000
+    wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000")
+    assert root.locator(".cnnw-grid").evaluate(COLOURED_JS) > 10000
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
 
     # 2. a stroke drawn with the mouse on the pad changes the pad row and its readout
-    row_before = wait_canvas(page, ".cnnw-pad-row", "s.lit > 1000")
-    readout_before = page.locator(".cnnw-pad-readout").inner_text()
-    pad = page.locator(".cnnw-pad")
+    row_before = wait_canvas(page, root.locator(".cnnw-pad-row"), "s.lit > 1000")
+    readout_before = root.locator(".cnnw-pad-readout").inner_text()
+    pad = root.locator(".cnnw-pad")
     pad.scroll_into_view_if_needed()
     box = pad.bounding_box()
     page.mouse.move(box["x"] + 112, box["y"] + 30)
@@ -45,29 +45,29 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
     for step in range(1, 16):
         page.mouse.move(box["x"] + 112, box["y"] + 30 + 11 * step, steps=2)
     page.mouse.up()
-    assert canvas_stats(page, ".cnnw-pad")["lit"] > 500                  # the ink is on the pad
-    wait_canvas(page, ".cnnw-pad-row", "s.hash !== arg", row_before["hash"])
-    page.wait_for_function("([sel, old]) => document.querySelector(sel).innerText !== old",
-                           arg=[".cnnw-pad-readout", readout_before])
+    assert canvas_stats(page, pad)["lit"] > 500                          # the ink is on the pad
+    wait_canvas(page, root.locator(".cnnw-pad-row"), "s.hash !== arg", row_before["hash"])
+    page.wait_for_function("([el, old]) => el.innerText !== old",
+                           arg=[root.locator(".cnnw-pad-readout").element_handle(), readout_before])
 
     # 3. clicking an etalon shows its exact decomposition
-    gbox = page.locator(".cnnw-grid").bounding_box()
+    gbox = root.locator(".cnnw-grid").bounding_box()
     page.mouse.click(gbox["x"] + 62 * 3 + 28, gbox["y"] + 18 + 72 * 3 + 28)  # row 3, neuron 2
-    detail = page.locator(".cnnw-detail-text")
+    detail = root.locator(".cnnw-detail-text")
     detail.wait_for()
-    text_matches(page, ".cnnw-detail-text", r"f = <W, x> \+ b = -?[0-9.]+")
-    wait_canvas(page, ".cnnw-detail", "s.lit > 1000")
+    text_matches(detail, r"f = <W, x> \+ b = -?[0-9.]+")
+    wait_canvas(page, root.locator(".cnnw-detail"), "s.lit > 1000")
 
     # 4. a long job: the progress bar moves while it runs, Stop stops it
     bar = watch_progress(root)
     root.locator(".cnnw-paper").click()
-    status = page.locator(".cnnw-status")
-    text_matches(page, ".cnnw-status", r"paper's algorithm: \d+/\d+")
+    status = root.locator(".cnnw-status")
+    text_matches(status, r"paper's algorithm: \d+/\d+")
     seen = wait_progress_moving(bar)
     assert seen == sorted(seen), seen                                   # it only goes forward
     page.screenshot(path=str(artifacts / "etalon-grid-running.png"))
     root.locator(".cnnw-stop").click()
-    text_matches(page, ".cnnw-status", r"stopped at \d+%", timeout=10_000)
+    text_matches(status, r"stopped at \d+%", timeout=10_000)
     stopped_at = progress_fraction(bar)
     time.sleep(1.0)
     assert progress_fraction(bar) == stopped_at < 1                     # it really stopped

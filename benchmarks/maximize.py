@@ -1,0 +1,166 @@
+"""Activation maximisation speed, side by side in one run on this machine.
+
+- torchvision VGG-16 (random init, seeded), 128x128, the mean of channel 5 of conv4_3
+  (``features.21``), Adam lr 0.05, jitter(8): optimisation steps per second of
+  ``engine.maximize`` against Lucent's ``render_vis`` on the same model, size, transforms and
+  step count; also without any transform.
+- LeNet (the digits default), 28x28, channel 3 of ``conv2``, jitter(2): the same comparison.
+- MaximizerPanel: a run with the live view (canvas, objective curve, class probabilities)
+  against the same ascent headless (``engine.maximize``).
+
+Lucent at its fastest honest setting: pixel parameterisation (``param.image(w, fft=False,
+decorrelate=False)``, which still passes the pixels through a sigmoid), model weights frozen
+(``requires_grad=False``), ``fixed_image_size`` at the same size so it does not upsample,
+``preprocess`` only where the model expects ImageNet normalisation (VGG; ours normalises the
+same way), no progress bar or image display, and the forward hooks it leaves on every module
+removed after each call. Its ``jitter`` shifts with kornia's ``translate`` (an affine warp);
+ours pads and crops by whole pixels, the same shift.
+
+Lucent is a benchmark-only dependency, not in any extra: its pins (kornia<=0.4.1)
+clash with new torch releases, so on torch 2.14 install it beside the package without its
+dependencies and put it on the path:
+
+    pip install --target /tmp/lucent_pkgs --no-deps torch-lucent "kornia<=0.4.1" decorator
+    PYTHONPATH=/tmp/lucent_pkgs python benchmarks/maximize.py
+
+Without Lucent the script says so and measures the bar it can (the live view).
+Usage: python benchmarks/maximize.py [--quick]   (--quick: small sizes, for the smoke test)
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+
+from _timing import bar
+from cnn_widgets import Engine, MaximizerPanel, objectives as O
+from cnn_widgets.engine.regularizers import Jitter
+from cnn_widgets.zoo import IMAGENET_MEAN, IMAGENET_STD, lenet_digits
+
+
+def lucent():
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from lucent.optvis import param, render, transform
+        return param, render, transform
+    except ImportError as err:
+        print(f"lucent not installed ({err}): the Lucent comparisons are skipped; see the "
+              f"docstring for how to install it beside torch {torch.__version__}")
+        return None
+
+
+def alternate(fns: dict, repeat: int) -> dict:
+    """Median seconds of each function, run in turns so that load on the machine hits all."""
+    for fn in fns.values():
+        fn()                                            # warm-up
+    times = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def versus_lucent(lu, name, model, engine, layer, channel, size, jitter, steps, repeat,
+                  normalize):
+    """steps/s of ours and Lucent's, with and without jitter; returns ours/Lucent (jitter)."""
+    param, render, transform = lu
+    c = engine.input_shape[0]
+    ours_obj = O.channel(layer, channel)
+    lucent_obj = f"{layer.replace('.', '_')}:{channel}"
+
+    def ours(d):
+        regs = [Jitter(d)] if d else []
+        return lambda: engine.maximize(ours_obj, steps=steps, lr=0.05, regularizers=regs)
+
+    def theirs(d):
+        def run():
+            render.render_vis(
+                model, lucent_obj,
+                param_f=lambda: param.image(size, fft=False, decorrelate=False,
+                                            channels=None if c == 3 else c),
+                optimizer=lambda p: torch.optim.Adam(p, lr=0.05),
+                transforms=[transform.jitter(d)] if d else [], thresholds=(steps,),
+                preprocess=normalize, progress=False, show_image=False,
+                fixed_image_size=size)
+            for m in model.modules():                   # Lucent leaves its hooks behind
+                m._forward_hooks.clear()
+        return run
+
+    t = alternate({"ours": ours(jitter), "lucent": theirs(jitter),
+                   "ours plain": ours(0), "lucent plain": theirs(0)}, repeat)
+    rate = {k: steps / v for k, v in t.items()}
+    print(f"{name} {size}x{size}, channel {channel} of {layer}, {steps} steps: "
+          f"jitter({jitter}) ours {rate['ours']:.2f} steps/s, Lucent {rate['lucent']:.2f} "
+          f"steps/s ({rate['ours'] / rate['lucent']:.2f}x); no transform ours "
+          f"{rate['ours plain']:.2f}, Lucent {rate['lucent plain']:.2f} steps/s "
+          f"({rate['ours plain'] / rate['lucent plain']:.2f}x)")
+    return rate["ours"] / rate["lucent"]
+
+
+def vgg(size):
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = torchvision.models.vgg16().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    engine = Engine(model, (3, size, size), mean=IMAGENET_MEAN, std=IMAGENET_STD, device="cpu")
+    return model, engine
+
+
+def live_view(steps, repeat):
+    """Seconds of the same ascent headless and in the widget (live drawing), LeNet."""
+    engine = lenet_digits(device="cpu")
+    panel = MaximizerPanel(engine, objective=O.logit(3), steps=steps, lr=0.05)
+
+    def widget():
+        panel.run()
+        assert panel.wait(600) and panel.job("run").state == "done", panel.status.value
+
+    def headless():
+        engine.maximize(O.logit(3), steps=steps, lr=0.05)
+
+    t = alternate({"headless": headless, "live": widget}, repeat)
+    slowdown = 100.0 * (t["live"] / t["headless"] - 1.0)
+    print(f"MaximizerPanel, LeNet, {steps} steps: headless {t['headless'] * 1e3:.0f} ms, with "
+          f"the live view {t['live'] * 1e3:.0f} ms ({steps / t['headless']:.0f} vs "
+          f"{steps / t['live']:.0f} steps/s; slowdown {slowdown:.1f}%)")
+    return slowdown
+
+
+def main(argv=None):
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    opts = args.parse_args(argv)
+    torch.set_num_threads(1)        # a shared 2-core machine: one thread keeps ratios stable
+    print(f"torch {torch.__version__}, 1 thread, CPU")
+    lines = []
+    lu = lucent()
+    if lu is not None:
+        size = 64 if opts.quick else 128
+        model, engine = vgg(size)
+        r = versus_lucent(lu, "VGG-16", model, engine, "features.21", 5, size, 8,
+                          3 if opts.quick else 10, 1 if opts.quick else 3, True)
+        lines.append(bar(f"vgg16 {size}px channel steps per s vs lucent", r, ">=", 1.2, "x"))
+        lenet = lenet_digits(device="cpu")
+        frozen = copy.deepcopy(lenet.model).eval().requires_grad_(False)
+        r = versus_lucent(lu, "LeNet", frozen, lenet, "conv2", 3, 28, 2,
+                          30 if opts.quick else 200, 1 if opts.quick else 5, False)
+        lines.append(bar("lenet 28px channel steps per s vs lucent", r, ">=", 1.2, "x"))
+    slowdown = live_view(100 if opts.quick else 500, 2 if opts.quick else 7)
+    lines.append(bar("live view slowdown vs headless", slowdown, "<=", 10, "%"))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""VGG models for the probing paper: torchvision's VGG-16 on the bundled photographs, and a
+small VGG-style net the package trains on the digits (the fast offline default)."""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..engine import Engine
+from . import cache
+from .digits import CLASS_NAMES, SPLIT_SEED, TEST_FRACTION, digits
+from .photos import IMAGENET_MEAN, IMAGENET_STD, photos
+from .training import accuracy, train_classifier
+
+VGG16_INIT_SEED = 0
+#: VGG-16's ``features.28`` is the paper's layer 13 (the last convolution); ``features.29`` its ReLU.
+PAPER_LAYER_13 = "features.28"
+#: The paper's layers 1..13 (the convolutions) as VGG-16 module names.
+PAPER_LAYERS = {i + 1: f"features.{n}" for i, n in
+                enumerate([0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28])}
+DIGITS_RECIPE = {"epochs": 10, "batch_size": 32, "lr": 3e-3, "seed": 0, "augment_shift": 2}
+
+
+def vgg16_checkpoint() -> Path:
+    """Where torchvision keeps the ImageNet VGG-16 weights (``$TORCH_HOME/hub/checkpoints``)."""
+    from torchvision.models import VGG16_Weights
+
+    url = VGG16_Weights.IMAGENET1K_V1.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def vgg16(pretrained: Optional[bool] = None, *, size: int = 224, device=None) -> Engine:
+    """Engine of torchvision's VGG-16 on ``photos(size)`` with ImageNet mean/std.
+
+    pretrained: None (default) uses the ImageNet weights if they are already in the torch
+    cache (:func:`vgg16_checkpoint`) and a seeded random init otherwise (the paper's own
+    random-parameter experiment); True loads them, downloading if needed; False is always
+    the random init. ``engine.model_card`` says which weights are in use. The photos have no
+    ImageNet labels: the dataset's labels are -1.
+    """
+    import torchvision
+    from torchvision.models import VGG16_Weights
+
+    path = vgg16_checkpoint()
+    use = path.is_file() if pretrained is None else bool(pretrained)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(VGG16_INIT_SEED)
+        model = torchvision.models.vgg16(weights=None)
+    if use:
+        if path.is_file():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            state = VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+        model.load_state_dict(state)
+        card = {"name": "VGG-16, ImageNet weights (torchvision IMAGENET1K_V1)",
+                "weights": "pretrained", "checkpoint": str(path)}
+    else:
+        card = {"name": f"VGG-16, random init (torchvision's init, seed {VGG16_INIT_SEED})",
+                "weights": "random",
+                "note": "no ImageNet weights in the torch cache; vgg16(pretrained=True) downloads "
+                        "them"}
+    model.eval()
+    images, names = photos(size)
+    labels = torch.full((len(names),), -1, dtype=torch.int64)
+    engine = Engine(model, (3, size, size), dataset=(images, labels),
+                    class_names=list(VGG16_Weights.IMAGENET1K_V1.meta["categories"]),
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device, batch_size=8)
+    engine.model_card = {**card, "images": list(names), "paper_layer_13": PAPER_LAYER_13}
+    return engine
+
+
+class DigitsVGG(nn.Module):
+    """A VGG in miniature for (N, 1, 28, 28) digits, named like torchvision's VGG:
+    ``features`` (3x3 convs with padding 1, ReLU, 2x2 max-pools: 28 -> 14 -> 7 -> 3) and
+    ``classifier`` (two linear layers)."""
+
+    def __init__(self, n_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(OrderedDict([
+            ("0", nn.Conv2d(1, 8, 3, padding=1)), ("1", nn.ReLU()),
+            ("2", nn.Conv2d(8, 8, 3, padding=1)), ("3", nn.ReLU()),
+            ("4", nn.MaxPool2d(2)),
+            ("5", nn.Conv2d(8, 16, 3, padding=1)), ("6", nn.ReLU()),
+            ("7", nn.Conv2d(16, 16, 3, padding=1)), ("8", nn.ReLU()),
+            ("9", nn.MaxPool2d(2)),
+            ("10", nn.Conv2d(16, 32, 3, padding=1)), ("11", nn.ReLU()),
+            ("12", nn.MaxPool2d(2)),
+        ]))
+        self.flatten = nn.Flatten()
+        self.classifier = nn.Sequential(OrderedDict([
+            ("0", nn.Linear(32 * 3 * 3, 64)), ("1", nn.ReLU()), ("2", nn.Linear(64, n_classes)),
+        ]))
+
+    def forward(self, x):
+        return self.classifier(self.flatten(self.features(x)))
+
+
+def fresh_digits_vgg(seed: int) -> DigitsVGG:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DigitsVGG(len(CLASS_NAMES))
+
+
+def vgg_digits(*, retrain: bool = False, verbose: bool = False, device=None) -> Engine:
+    """Engine of :class:`DigitsVGG` trained on the scikit-learn digits with the zoo's recipe
+    (deterministic, seconds on the CPU, cached like ``lenet_digits``), with the 360-image test
+    split as its dataset. ``features.10`` is its last convolution (7x7 positions)."""
+    data = digits()
+    recipe = {"model": "DigitsVGG", "train": DIGITS_RECIPE,
+              "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
+                       "test_fraction": TEST_FRACTION}}
+    name, title = "vgg-digits", "VGG-style net (5 convs) on scikit-learn digits"
+    hit = None if retrain else cache.load(name, recipe)
+    model = fresh_digits_vgg(recipe["train"]["seed"])
+    path = cache.cache_path(name, recipe)
+    if hit is not None:
+        state, meta = hit
+        model.load_state_dict(state)
+    else:
+        if verbose:
+            print(f"{title}: training on {len(data.y_train)} images ...", flush=True)
+        start = time.perf_counter()
+        train_classifier(model, data.x_train, data.y_train, **recipe["train"])
+        meta = {"trained_seconds": time.perf_counter() - start,
+                "test_accuracy": accuracy(model, data.x_test, data.y_test)}
+        try:
+            cache.save(name, recipe, model.state_dict(), meta)
+        except OSError as err:   # a read-only home still gets a working engine
+            warnings.warn(f"could not cache the trained weights at {path}: {err}")
+    model.eval()
+    if verbose:
+        print(f"{title}: test accuracy {meta['test_accuracy']:.2%}, trained in "
+              f"{meta['trained_seconds']:.1f} s")
+    engine = Engine(model, (1, 28, 28), dataset=data.test_pair(), class_names=list(CLASS_NAMES),
+                    device=device)
+    engine.model_card = {"name": title, "weights": "trained", "test_accuracy": meta["test_accuracy"],
+                         "trained_seconds": meta["trained_seconds"], "recipe": recipe,
+                         "from_cache": hit is not None, "cache_file": str(path)}
+    return engine

@@ -1,0 +1,192 @@
+"""Inverse-set sampling: every sample inside its range (checked with the engine's own forward
+pass), intersections, pixel mode, the diversity term against eq. (14), the augmented-
+Lagrangian algebra of eq. (8), infeasible ranges, stop, validation and model hygiene."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cnn_widgets import Engine
+from cnn_widgets.engine.errors import Cancelled, LayerNotFound, UnitOutOfRange
+from cnn_widgets.engine.control import Control
+from cnn_widgets.engine.inverse_set import InfeasibleRange, inverse_set, mean_distance
+from cnn_widgets.engine.inverse_set_baselines import full_optimisation, restarts
+from cnn_widgets.engine.inverse_set_problem import penalty, update_multipliers
+from cnn_widgets.testing import untouched
+from cnn_widgets.testing.generators import TinyGenerator
+
+
+def small_lenet(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 8, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(200, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(40, 1, 28, 28, generator=g)
+    engine = Engine(small_lenet(), (1, 28, 28), dataset=(x, torch.arange(40) % 10), device="cpu")
+    G = TinyGenerator()
+    with torch.no_grad():
+        acts = engine.activations(G(torch.randn(200, 8, generator=g)), ["9", "3"])
+    return engine, G, acts
+
+
+def middle_range(values, lo=40, hi=70):
+    return tuple(float(v) for v in np.percentile(values, [lo, hi]))
+
+
+def in_range(engine, res):
+    """Recompute every unit on the returned images with engine.activations (not the sampler's
+    own pass) and check the ranges."""
+    layers = sorted({name for name, _ in res.units})
+    acts = engine.activations(res.images, layers)
+    got = np.stack([acts[name][(slice(None), *u)] for name, u in res.units], axis=1)
+    return ((got >= res.ranges[:, 0] - 1e-5) & (got <= res.ranges[:, 1] + 1e-5)).all(), got
+
+
+def test_every_sample_is_inside_the_range(setup):
+    engine, G, acts = setup
+    rng = middle_range(acts["9"][:, 2])
+    res = inverse_set(engine, ("9", 2), rng, generator=G, K=5, n=60)
+    assert res.complete and res.n == 60 and res.images.shape == (60, 1, 28, 28)
+    assert res.codes.shape == (60, 8) and res.activations.shape == (60, 1)
+    ok, got = in_range(engine, res)
+    assert ok and np.allclose(got, res.activations, atol=1e-5)
+    with torch.no_grad():   # the images are G of the codes
+        np.testing.assert_allclose(G(torch.as_tensor(res.codes)).numpy(), res.images, atol=1e-5)
+    assert res.steps_seeds > 0 and res.steps_sampling >= (60 - 5) // 5
+    assert len({r.tobytes() for r in res.codes}) == 60           # no duplicates
+    assert res.diversity == pytest.approx(mean_distance(res.features))
+
+
+def test_code_norm_keeps_codes_in_a_ball(setup):
+    engine, G, acts = setup
+    res = engine.inverse_set(("9", 2), middle_range(acts["9"][:, 2]), generator=G, K=4, n=20,
+                             code_norm=1.0)
+    assert np.linalg.norm(res.codes, axis=1).max() <= np.sqrt(8) * (1 + 1e-5)
+    assert in_range(engine, res)[0]
+
+
+def test_intersection_same_and_different_layers(setup):
+    engine, G, acts = setup
+    units = [("9", 2), ("9", 7), ("3", (3, 4, 4))]
+    ranges = [middle_range(acts["9"][:, 2], 20, 80), middle_range(acts["9"][:, 7], 20, 80),
+              middle_range(acts["3"][:, 3, 4, 4], 20, 80)]
+    res = engine.inverse_set(units, ranges, generator=G, K=5, n=40)
+    assert res.activations.shape == (40, 3) and res.units[2] == ("3", (3, 4, 4))
+    assert in_range(engine, res)[0]
+
+
+def test_pixel_mode_stays_in_the_box(setup):
+    engine, _, acts = setup
+    res = engine.inverse_set(("9", 2), middle_range(acts["9"][:, 2], 30, 90), K=4, n=20)
+    assert res.mode == "pixel" and res.codes is None
+    assert res.images.min() >= 0.0 and res.images.max() <= 1.0
+    assert in_range(engine, res)[0]
+
+
+def test_diversity_term_beats_eq14_from_the_same_start(setup):
+    engine, G, acts = setup
+    rng = middle_range(acts["9"][:, 2])
+    kw = dict(generator=G, K=5, n=40, start="same", seed=3)
+    ours = engine.inverse_set(("9", 2), rng, diversity="encoder", **kw)
+    eq14 = engine.inverse_set(("9", 2), rng, diversity="none", **kw)
+    eq13 = engine.inverse_set(("9", 2), rng, diversity="code", **kw)
+    assert in_range(engine, eq14)[0] and in_range(engine, eq13)[0]
+    assert ours.diversity > 2 * eq14.diversity, (ours.diversity, eq14.diversity)
+
+
+def test_augmented_lagrangian_with_the_slack_minimised_out():
+    """penalty() = min over s >= 0 of -lam (c - s) + mu/2 (c - s)^2 (eq. 8), by brute force
+    over s, and the multiplier update is lam - mu (c - s*)."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(50, generator=g, dtype=torch.float64) * 2
+    lam = torch.rand(50, generator=g, dtype=torch.float64) * 3
+    lam[:10] = 0
+    mu = 10.0
+    s = torch.linspace(0, 10, 200001, dtype=torch.float64)
+    for ci, li in zip(c, lam):
+        brute = (-li * (ci - s) + mu / 2 * (ci - s) ** 2).min()
+        assert float(penalty(ci[None], li[None], mu)) == pytest.approx(float(brute), abs=1e-7)
+    s_star = torch.clamp(c - lam / mu, min=0)
+    np.testing.assert_allclose(update_multipliers(c, lam, mu), lam - mu * (c - s_star), atol=1e-12)
+
+
+def test_infeasible_range_reports_after_the_budget(setup):
+    engine, G, acts = setup
+    far = float(acts["9"][:, 2].max()) + 1e4
+    with untouched(engine.model), untouched(G):
+        with pytest.raises(InfeasibleRange, match=r"0 of 4 seeds .* after 40 gradient steps"):
+            engine.inverse_set(("9", 2), (far, far + 1), generator=G, K=4, n=8, max_outer=2,
+                               inner_steps=20)
+
+
+def test_model_and_generator_untouched_and_stop(setup):
+    engine, G, acts = setup
+    G.train()
+    rng = middle_range(acts["9"][:, 2])
+    with untouched(engine.model), untouched(G):
+        engine.inverse_set(("9", 2), rng, generator=G, K=3, n=9)
+    calls = []
+    stop_after_seeds = Control(should_stop=lambda: len(calls) > 0)
+    with untouched(engine.model), untouched(G), pytest.raises(Cancelled):
+        engine.inverse_set(("9", 2), rng, generator=G, K=3, n=30, control=stop_after_seeds,
+                           on_samples=lambda im, a: calls.append(len(im)))
+    assert calls == [3]
+    assert G.training and torch.is_grad_enabled()
+
+
+def test_live_batches_add_up(setup):
+    engine, G, acts = setup
+    batches = []
+    res = engine.inverse_set(("9", 2), middle_range(acts["9"][:, 2]), generator=G, K=4, n=22,
+                             on_samples=lambda im, a: batches.append((im.copy(), a.copy())))
+    assert sum(len(b[0]) for b in batches) == 22 and len(batches[0][0]) == 4
+    np.testing.assert_allclose(np.concatenate([b[0] for b in batches]), res.images)
+
+
+def test_bad_input_says_what_was_expected(setup):
+    engine, G, _ = setup
+    with pytest.raises(ValueError, match="one \\(z1, z2\\) per unit"):
+        engine.inverse_set([("9", 1), ("9", 2)], (0, 1), generator=G)
+    with pytest.raises(ValueError, match="finite z1 < z2"):
+        engine.inverse_set(("9", 1), (2, 1), generator=G)
+    with pytest.raises(LayerNotFound, match="layers in forward order"):
+        engine.inverse_set(("nope", 1), (0, 1), generator=G)
+    with pytest.raises(UnitOutOfRange, match="0 <= unit < 10"):
+        engine.inverse_set(("9", 10), (0, 1), generator=G)
+    with pytest.raises(ValueError, match="need 1 <= K <= n"):
+        engine.inverse_set(("9", 1), (0, 1), generator=G, K=10, n=5)
+    bad = nn.Sequential(nn.Linear(8, 64), nn.Unflatten(1, (1, 8, 8)))
+    bad.code_dim = 8
+    with pytest.raises(ValueError, match=r"images of shape \(N, 1, 28, 28\).* \(1, 1, 8, 8\)"):
+        engine.inverse_set(("9", 1), (0, 1), generator=bad)
+    with pytest.raises(ValueError, match="code_dim"):
+        engine.inverse_set(("9", 1), (0, 1), generator=nn.Linear(8, 784))
+
+
+def test_baselines(setup):
+    engine, G, acts = setup
+    rng = middle_range(acts["9"][:, 2])
+    am = restarts(engine, ("9", 2), rng, G, n=30, steps=20)
+    assert am.images.shape == (30, 1, 28, 28) and am.features.shape[0] == 30
+    # activation maximisation drives the unit up, past its starting values
+    assert np.median(am.activations[:, 0]) > np.percentile(acts["9"][:, 2], 90)
+    assert am.share_in_range == pytest.approx(np.mean((am.activations[:, 0] >= rng[0])
+                                                      & (am.activations[:, 0] <= rng[1])))
+    full, sd = full_optimisation(engine, ("9", 2), rng, G, n=12, max_outer=3, inner_steps=30)
+    assert full.in_range.all() and sd.steps >= 60      # at least two full outer iterations
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_engine_with_a_cpu_generator(setup):
+    cpu_engine, G, acts = setup
+    engine = Engine(cpu_engine.model, (1, 28, 28), dataset=(cpu_engine.dataset.images,
+                                                            cpu_engine.dataset.labels),
+                    device="cuda")
+    with untouched(cpu_engine.model), untouched(G):
+        res = engine.inverse_set(("9", 2), middle_range(acts["9"][:, 2]), generator=G, K=4, n=20)
+    assert res.n == 20 and in_range(engine, res)[0]

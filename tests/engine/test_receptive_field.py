@@ -1,0 +1,107 @@
+"""Receptive fields from layer geometry, checked against where the input gradient of a unit
+can be non-zero, on nets with strides, padding, dilation, ceil-mode and adaptive pools."""
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cnn_widgets.engine.errors import UnitOutOfRange
+from cnn_widgets.engine.receptive_field import NotAChain, field_maps
+from cnn_widgets.testing import random_images, tiny_lenet
+from cnn_widgets.testing.reference import cpu_engine
+
+
+def odd_geometry_net():
+    """(1, 1, 23, 21) through every geometry the walk knows; no ReLU so every tap can matter."""
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(1, 2, 3, padding=1)),
+        ("conv2", nn.Conv2d(2, 2, (5, 3), stride=2, padding=(2, 0))),
+        ("bn", nn.BatchNorm2d(2).eval()),
+        ("pool1", nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)),
+        ("conv3", nn.Conv2d(2, 3, 3, dilation=2, padding=1)),
+        ("avg", nn.AvgPool2d(2, stride=1)),
+        ("adapt", nn.AdaptiveAvgPool2d((3, 2))),
+        ("flatten", nn.Flatten()),
+        ("fc", nn.Linear(18, 4)),
+    ]))
+
+
+def gradient_box(engine, layer, c, y, x, n=24):
+    """Bounding box of the input pixels where the gradient of unit (c, y, x) is non-zero for
+    at least one of n random inputs (max-pool switches differ between inputs)."""
+    xs = random_images(n, engine.input_shape, seed=3) * 4 - 2
+    with engine.borrow():
+        xg = xs.clone().requires_grad_(True)
+        out = engine.layer_output(xg, layer)
+        idx = int(np.ravel_multi_index((c, y, x), engine.layer(layer).output_shape))
+        (g,) = torch.autograd.grad(out[:, idx].sum(), xg)
+    rows, cols = np.nonzero(g.abs().sum((0, 1)).numpy())
+    return rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
+
+
+@pytest.mark.parametrize("model,shape", [(odd_geometry_net, (1, 23, 21)),
+                                         (tiny_lenet, (1, 8, 8))])
+def test_field_is_the_support_of_the_gradient(model, shape):
+    engine = cpu_engine(model(), shape)
+    checked = 0
+    for info in engine.layers:
+        if len(info.output_shape) != 3:
+            continue
+        _, gh, gw = info.output_shape
+        for y, x in {(0, 0), (gh - 1, gw - 1), (gh // 2, gw // 2), (0, gw - 1)}:
+            f = engine.receptive_field(info.name, y, x)
+            assert (f.top, f.left, f.bottom, f.right) == gradient_box(engine, info.name, 0, y, x), \
+                (info.name, y, x)
+            checked += 1
+    assert checked >= 12
+
+
+def test_units_after_flatten_see_the_whole_image():
+    engine = cpu_engine(odd_geometry_net(), (1, 23, 21))
+    f = engine.receptive_field("fc", 0, 0)
+    assert (f.top, f.left, f.bottom, f.right) == (0, 0, 23, 21)
+
+
+def test_vgg16_fields_match_the_published_sizes():
+    """conv5_3 (features.28, the paper's layer 13) sees 196 px, pool5 212 px, conv1_1 3 px."""
+    import torchvision
+    engine = cpu_engine(torchvision.models.vgg16(weights=None).eval(), (3, 224, 224))
+    centre = {name: engine.receptive_field(name, s // 2, s // 2)
+              for name, s in [("features.0", 224), ("features.28", 14), ("features.30", 7)]}
+    assert centre["features.0"].height == 3
+    assert centre["features.28"].height == centre["features.28"].width == 196
+    assert centre["features.30"].height == 212
+    corner = engine.receptive_field("features.28", 0, 0)        # rows 16y - 90 .. 16y + 105
+    assert (corner.top, corner.left, corner.bottom, corner.right) == (0, 0, 106, 106)
+    maps = field_maps(engine)
+    assert set(maps) == set(engine.layer_names)
+    assert maps["features.28"].boxes().shape == (14, 14, 4)
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 2, 3, padding=1)
+        self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(128, 3)
+
+    def forward(self, x):
+        h = self.conv1(x)
+        return self.fc(self.flatten(h + self.conv2(h)))
+
+
+def test_a_skip_connection_is_refused_by_name_and_layers_before_it_work():
+    engine = cpu_engine(Residual(), (1, 8, 8))
+    assert engine.receptive_field("conv2", 4, 4).height == 5          # conv2 still takes conv1
+    with pytest.raises(NotAChain, match="'flatten'.*skip connection"):
+        engine.receptive_field("fc", 0, 0)
+
+
+def test_positions_out_of_range_are_refused():
+    engine = cpu_engine(tiny_lenet(), (1, 8, 8))
+    with pytest.raises(UnitOutOfRange, match=r"0 <= y < 4, 0 <= x < 4"):
+        engine.receptive_field("conv2", 4, 0)

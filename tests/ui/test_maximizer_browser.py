@@ -1,0 +1,50 @@
+"""MaximizerPanel in JupyterLab in Debian's Chromium: press Run, the image changes and the
+progress bar moves while it runs, the objective curve is drawn; Stop stops it."""
+import time
+
+import nbformat
+from conftest import (STDERR, canvas_stats, open_and_run_all, progress_fraction, wait_canvas,
+                      wait_progress_moving, watch_progress)
+
+CELLS = [
+    "import torch\ntorch.set_num_threads(1)\nfrom cnn_widgets import zoo, MaximizerPanel, objectives",
+    "engine = zoo.lenet_digits()\n"
+    "panel = MaximizerPanel(engine, objective=objectives.logit(8), steps=100000)\npanel",
+]
+
+
+def text_matches(page, selector, pattern, **kw):
+    page.wait_for_function("([sel, pat]) => new RegExp(pat).test(document.querySelector(sel).innerText)",
+                           arg=[selector, pattern], **kw)
+
+
+def test_maximizer_runs_live_and_stops(lab_server, page, artifacts):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, lab_server.root / "notebooks" / "_maximizer.ipynb")
+    open_and_run_all(page, lab_server.notebook_url("notebooks/_maximizer.ipynb"))
+    root = page.locator(".cnnw-maximizer")
+    root.scroll_into_view_if_needed()
+    start = wait_canvas(page, ".cnnw-max-image", "s.lit > 500")         # the noise start
+    assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
+
+    bar = watch_progress(root)
+    root.locator(".cnnw-run").click()
+    text_matches(page, ".cnnw-status", r"maximize: \d+/\d+")
+    seen = wait_progress_moving(bar)
+    assert seen == sorted(seen), seen
+    wait_canvas(page, ".cnnw-max-image", "s.hash !== arg", start["hash"])   # the image changes
+    page.wait_for_function(                                                 # the curve is drawn
+        "() => { const p = document.querySelector('.cnnw-curve path.line');"
+        " return p && (p.getAttribute('d') || '').length > 50; }")
+    page.screenshot(path=str(artifacts / "maximizer-running.png"))
+
+    root.locator(".cnnw-stop").click()
+    text_matches(page, ".cnnw-status", r"stopped at \d+%", timeout=10_000)
+    stopped_at, pixels = progress_fraction(bar), canvas_stats(page, ".cnnw-max-image")["hash"]
+    time.sleep(1.0)
+    assert progress_fraction(bar) == stopped_at < 1                        # it really stopped
+    assert canvas_stats(page, ".cnnw-max-image")["hash"] == pixels
+    assert not page.js_errors, page.js_errors
+    root.screenshot(path=str(artifacts / "maximizer.png"))

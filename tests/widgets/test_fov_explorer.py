@@ -1,0 +1,119 @@
+"""FOVExplorer state: a simulated click gives the four reconstructions of the strongest unit
+there; hover draws the field without computing; the channel picker and layer change recompute."""
+import numpy as np
+import pytest
+
+from cnn_widgets import FOVExplorer
+from cnn_widgets.engine.reconstruct import METHODS
+from cnn_widgets.widgets.fov_explorer import HEADER, PANEL
+
+
+def event(w, kind, x, y):
+    w.image_canvas[-1]._handle_frontend_event(None, {"event": kind, "x": x, "y": y}, [])
+
+
+def centre_of(w, y, x):
+    _, _, ch, cw = w._grid()
+    return (x + 0.5) * cw, (y + 0.5) * ch
+
+
+def test_first_picture_is_the_strongest_unit_of_the_last_conv(engine):
+    w = FOVExplorer(engine)
+    assert w.layer == "3"                                        # the last Conv2d
+    act = engine.activations(engine.dataset.images[0], ["3"])["3"][0]
+    assert w.recon.unit == np.unravel_index(np.argmax(act), act.shape)
+    assert set(w.recon.images) == set(METHODS)
+    assert w.image_rgba.shape == (280, 280, 4)
+    assert w.recon_rgba.shape == (PANEL + HEADER, 5 * (PANEL + 6), 4)
+    stats = engine.activation_stats(engine.dataset.images[0])
+    assert list(w.bars.x) == list(stats.layers)
+    np.testing.assert_allclose(w.bars.y, stats.fraction[0])
+    assert w.wait(30) and w.dataset_stats is not None
+    np.testing.assert_allclose(w.means.y, engine.activation_stats(engine.dataset.images).mean)
+
+
+def test_click_gives_the_four_reconstructions_of_the_strongest_channel_there(engine):
+    w = FOVExplorer(engine, image=3)
+    before = w.recon_rgba.copy()
+    y, x = 1, 8
+    event(w, "mouse_down", *centre_of(w, y, x))
+    assert w.wait(30)
+    act = engine.activations(engine.dataset.images[3], ["3"])["3"][0]
+    c = int(np.argmax(act[:, y, x]))
+    assert w.position == (y, x) and w.channel == c and w.channel_box.value == c
+    want = engine.reconstruct(engine.dataset.images[3], ("3", c, y, x), method="all")
+    for m in METHODS:
+        np.testing.assert_array_equal(w.recon.images[m], want.images[m])
+    f = engine.receptive_field("3", y, x)
+    assert w.recon.field == f and f"rows {f.top}–{f.bottom - 1}" in w.info.value
+    assert f"{want.activation:.4g}" in w.info.value
+    assert not np.array_equal(before, w.recon_rgba)
+    # the filter panel: red where the filter is positive (panel 5 of 5)
+    left = 4 * (PANEL + 6)
+    panel = w.recon_rgba[HEADER:HEADER + PANEL, left:left + PANEL].astype(int)
+    assert (panel[..., 0] - panel[..., 2] > 60).any() or (panel[..., 2] - panel[..., 0] > 60).any()
+
+
+def test_hover_draws_the_field_without_computing(engine):
+    w = FOVExplorer(engine)
+    w.wait(30)
+    jobs = {k: w.runner.latest(k) for k in w._keys}
+    event(w, "mouse_move", *centre_of(w, 0, 9))
+    f = engine.receptive_field("3", 0, 9)
+    assert w.hover == (0, 9)
+    assert f"rows {f.top}–{f.bottom - 1}, columns {f.left}–{f.right - 1}" in w.hover_text.value
+    assert {k: w.runner.latest(k) for k in w._keys} == jobs            # no job started
+    event(w, "mouse_out", 0, 0)
+    assert w.hover is None and w.hover_text.value == ""
+
+
+def test_channel_picker_and_layer_change_recompute(engine):
+    w = FOVExplorer(engine)
+    w.wait(30)
+    pos = w.position
+    w.channel_box.value = (w.channel + 1) % 8
+    assert w.wait(30)
+    assert w.recon.unit == (w.channel_box.value, *pos)
+    w.layer_box.value = "1"                                           # the first ReLU
+    assert w.wait(30)
+    assert w.layer == w.recon.layer == "1"
+    assert w.slices_rgba is not None and w.view[1].layer == "1"
+    with pytest.raises(ValueError, match="needs an image"):
+        from cnn_widgets import Engine
+        FOVExplorer(Engine(engine.model, engine.input_shape, device="cpu"))
+    with pytest.raises(IndexError, match=r"40 images \(0\.\.39\)"):
+        FOVExplorer(engine, image=40)
+
+
+def test_an_image_of_ones_own_without_a_dataset(engine):
+    from cnn_widgets import Engine
+    bare = Engine(engine.model, engine.input_shape, device="cpu")
+    img = np.zeros((1, 28, 28), np.float32)
+    img[0, 6:22, 12:16] = 1.0                                         # a bar
+    w = FOVExplorer(bare, image=img, layer="4")
+    assert w.index == -1 and w.layer == "4" and w.dataset_stats is None
+    np.testing.assert_array_equal(w.recon.x, img)
+    event(w, "mouse_down", *centre_of(w, 5, 6))
+    assert w.wait(30) and w.position == (5, 6) and w.recon.unit[1:] == (5, 6)
+
+
+def test_best_input_search_runs_on_the_worker_and_stops(engine):
+    import time
+    w = FOVExplorer(engine, best_steps=6)
+    w.wait(30)
+    w.best_button.click()
+    assert w.wait(60)
+    layer, unit, res = w.best
+    assert (layer, unit) == (w.recon.layer, w.recon.unit) and res.images.shape == (3, 1, 28, 28)
+    assert res.trace.shape == (6, 3) and (res.values > res.trace[0]).all()    # it went up
+    f = engine.receptive_field("3", *unit[1:])
+    outside = np.ones((28, 28), bool)
+    outside[f.slices] = False
+    assert np.abs((res.images - res.start)[:, 0][:, outside]).max() == 0     # only the field moves
+    assert w.best_rgba.shape == (PANEL, 3 * (PANEL + 6), 4)
+    w.best_steps = 100000
+    w.best_button.click()
+    time.sleep(0.5)
+    assert not w.stop_button.disabled
+    w.stop()
+    assert w.wait(30) and "best input: stopped at" in w.status.value

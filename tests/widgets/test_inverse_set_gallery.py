@@ -1,0 +1,118 @@
+"""InverseSetGallery state: picker, range over the dataset histogram, Run, live fill, click ->
+enlarged sample with its etalon, intersections, Stop, an infeasible range reported."""
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from cnn_widgets import InverseSetGallery
+from cnn_widgets.testing.generators import TinyGenerator
+from cnn_widgets.widgets.inverse_set_gallery import COLS, GAP, MAX_SHOWN
+
+
+def event(canvas, kind, x, y):
+    canvas._handle_frontend_event(None, {"event": kind, "x": x, "y": y}, [])
+
+
+@pytest.fixture
+def gallery(engine):
+    return InverseSetGallery(engine, TinyGenerator(), layer="9", unit=2, K=5, n=60)
+
+
+def test_picker_shows_the_units_histogram_and_a_range_inside_it(gallery, engine):
+    values = engine.activations(engine.dataset.images, ["9"])["9"][:, 2]
+    layer, unit, lo, hi = gallery.constraints[0]
+    assert (layer, unit) == ("9", (2,)) and gallery.unit_box.value == "2"
+    assert gallery.data_bars.y.sum() == len(values)          # every dataset image counted
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(values, [70, 90])))
+    assert gallery.range_slider.value == pytest.approx((lo, hi))
+    np.testing.assert_allclose(gallery.range_lines.x, [[lo, lo], [hi, hi]])
+    wider = ((gallery.range_slider.min + lo) / 2, (hi + gallery.range_slider.max) / 2)
+    gallery.range_slider.value = wider                       # dragging the slider sets the range
+    assert gallery.constraints[0][2:] == pytest.approx(wider)
+    gallery.unit_box.value = "5"
+    assert gallery.constraints[0][:2] == ("9", (5,))
+    gallery.unit_box.value = "12"
+    assert "0 <= unit < 10" in gallery.error.value and gallery.constraints[0][1] == (5,)
+    gallery.layer_box.value = "3"                            # a conv layer: channel 0, centred
+    assert gallery.constraints[0][:2] == ("3", (0, 5, 5)) and gallery.unit_box.value == "0:5:5"
+    assert gallery.error.value == ""
+
+
+def test_run_fills_the_gallery_with_samples_inside_the_range(gallery):
+    arrivals = []
+    original = gallery._arrived
+    gallery._arrived = lambda gen, im, a: (arrivals.append(len(im)), original(gen, im, a))
+    gallery.run()
+    assert gallery.wait(60)
+    res = gallery.result
+    lo, hi = gallery.constraints[0][2:]
+    assert res.n == 60 and ((res.activations >= lo) & (res.activations <= hi)).all()
+    assert arrivals[0] == 5 and sum(arrivals) == 60           # seeds first, then live batches
+    assert len(gallery.shown) == min(60, MAX_SHOWN) and gallery.shown[-1] == 59
+    h, w = gallery.cell
+    rows = -(-len(gallery.shown) // COLS)
+    assert gallery.gallery_rgba.shape == (rows * (h + GAP[0]), COLS * (w + GAP[1]), 4)
+    assert gallery.labels[0] == f"{res.activations[0, 0]:.2f}"
+    assert gallery.sample_bars.y.sum() == 60
+    assert re.search(r"60 samples, all inside.*gradient steps: \d+ for the 5 seeds", gallery.summary.value)
+    assert "done" in gallery.status.value
+
+
+def test_click_enlarges_a_sample_with_its_etalon(gallery):
+    gallery.run()
+    gallery.wait(60)
+    h, w = gallery.cell
+    event(gallery.gallery_canvas, "mouse_down", 2 * (w + GAP[1]) + w / 2, (h + GAP[0]) + h / 2)
+    i = gallery.shown[COLS + 2]
+    assert gallery.selected == i
+    gallery.wait(30)
+    value = float(re.search(r"f = (-?[0-9.]+)", gallery.detail_text.value)[1])
+    assert value == pytest.approx(gallery.result.activations[i, 0], abs=2e-3)
+    assert gallery.detail_rgba.shape[1] > 2 * gallery.engine.input_shape[2] * 4   # sample + etalon
+    event(gallery.gallery_canvas, "mouse_down", 5000, 5000)                       # outside: no change
+    assert gallery.selected == i
+
+
+def generated_range(engine, G, layer, unit):
+    """The 20th-80th percentile of the unit on G's outputs: ranges the random net reaches."""
+    with torch.no_grad():
+        x = G(torch.randn(200, G.code_dim, generator=torch.Generator().manual_seed(2)))
+    values = engine.activations(x, [layer])[layer][(slice(None), *unit)]
+    return tuple(np.percentile(values, [20, 80]))
+
+
+def test_added_unit_makes_an_intersection(gallery, engine):
+    gallery.range_slider.value = generated_range(engine, gallery.generator, "9", (2,))
+    gallery.add_unit("3", (1, 4, 4), range=generated_range(engine, gallery.generator, "3",
+                                                          (1, 4, 4)))
+    assert len(gallery.constraints) == 2 and gallery.layer_box.value == "3"
+    assert gallery.unit_box.value == "1:4:4" and "intersection" in gallery.constraints_html.value
+    gallery.n_box.value = 30
+    gallery.run()
+    gallery.wait(60)
+    acts = gallery.result.activations
+    r = np.array([c[2:] for c in gallery.constraints])
+    assert acts.shape == (30, 2) and ((acts >= r[:, 0]) & (acts <= r[:, 1])).all()
+    assert " / " in gallery.labels[0]
+    gallery.remove_unit()
+    assert len(gallery.constraints) == 1 and gallery.layer_box.value == "9"
+
+
+def test_stop_and_an_infeasible_range(gallery):
+    gallery.n_box.value = 100000
+    gallery.run()
+    job = gallery.job("run")
+    while len(gallery.images) < 20 and job.state in ("pending", "running"):
+        job.wait(0.05)
+    gallery.stop()
+    assert gallery.wait(30) and job.state == "stopped"
+    assert gallery.result is None and "stopped" in gallery.status.value
+    far = float(gallery.data_bars.x.max()) + 1e4
+    gallery.range_slider.max = far + 10
+    gallery.range_slider.value = (far, far + 1)
+    gallery.n_box.value = 10
+    gallery.run()
+    gallery.wait(120)
+    assert "InfeasibleRange" in gallery.status.value and "seeds reached" in gallery.status.value

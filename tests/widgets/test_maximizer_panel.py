@@ -1,0 +1,149 @@
+"""MaximizerPanel state: the builder, the switches, Run/Stop, the scan, Grad-CAM, fooling."""
+import time
+
+import numpy as np
+import pytest
+
+from cnn_widgets import MaximizerPanel, objectives as O
+from cnn_widgets.engine.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
+from cnn_widgets.widgets import draw
+from cnn_widgets.widgets.maximizer_panel import CAPTION, GAP, TOP_COLUMNS, shown
+
+
+def softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def test_images_outside_the_data_range_are_stretched():
+    img = np.array([[[-1.0, 0.0], [1.0, 3.0]]])
+    np.testing.assert_array_equal(shown(img)[..., 0], [[0, 64], [128, 255]])
+    np.testing.assert_array_equal(shown(img / 4 + 0.25)[..., 0], [[0, 64], [128, 255]])
+
+
+def test_start_is_drawn_with_its_probabilities(engine):
+    w = MaximizerPanel(engine, start="dataset", n_starts=2)
+    x = engine.dataset.images[:2].numpy()
+    k = w.k
+    assert w.image_rgba.shape == (28 * k + CAPTION, 2 * (28 * k + GAP), 4)
+    assert (w.image_canvas.width, w.image_canvas.height) == w.image_rgba.shape[1::-1]
+    np.testing.assert_array_equal(w.image_rgba[:28 * k, :28 * k], draw.upscale(draw.image(x[0]), k))
+    np.testing.assert_allclose(w.bars.y, softmax(engine.predict(x))[0], rtol=1e-5)
+
+
+def test_run_shows_what_the_script_api_computes(engine):
+    w = MaximizerPanel(engine, objective=O.channel("3", 2), steps=25, lr=0.05)
+    w.tv_on.value, w.tv_weight.value, w.trick_on.value = True, 0.1, True
+    w.run()
+    assert w.wait(60)
+    step = w.last_step
+    assert step.final and step.step == 25 and w.job("run").state == "done"
+    want = engine.maximize(O.channel("3", 2), steps=25, lr=0.05, start="noise", n_starts=1,
+                           regularizers=[TotalVariation(0.1), GradientTrick()])
+    np.testing.assert_allclose(step.images, want.images, rtol=1e-5, atol=1e-6)
+    assert len(w.curve.x) == 26 and w.curve.y[-1] == pytest.approx(float(want.values[0]), rel=1e-5)
+    np.testing.assert_allclose(w.bars.y, softmax(want.logits)[0], rtol=1e-4)
+    k = w.k
+    np.testing.assert_array_equal(w.image_rgba[:28 * k, :28 * k],
+                                  draw.upscale(shown(want.images[0]), k))
+
+
+def test_switches_make_the_regularisers(engine):
+    w = MaximizerPanel(engine)
+    assert [r.enabled for r in w.regularizers()] == [False] * 4
+    w.alpha_on.value, w.alpha_exp.value, w.jitter_on.value = True, 4.0, True
+    regs = w.regularizers()
+    assert regs[0] == AlphaNorm(w.alpha_weight.value, 4.0, True)
+    assert isinstance(regs[3], Jitter) and regs[3].enabled and not regs[1].enabled
+
+
+def test_builder_sets_adds_and_refuses_bad_terms(engine):
+    w = MaximizerPanel(engine)
+    assert w.objective.description == "logit[0]"
+    w.kind_box.value, w.layer_box.value, w.index_box.value = "unit", "3", "1:2:3"
+    w.weight_box.value = 0.5
+    w.add_button.click()
+    assert w.objective.description == "logit[0] + 0.5·unit(3, 1:2:3)"
+    assert "unit(3, 1:2:3)" in w.objective_label.value
+    w.kind_box.value, w.index_box.value = "channel", "99"
+    w.set_button.click()
+    assert "0 &lt;= channel &lt; 8" in w.error.value
+    assert w.objective.description == "logit[0] + 0.5·unit(3, 1:2:3)"
+    assert w.class_box.layout.display == "none" and w.index_box.layout.display == ""
+    w.kind_box.value, w.class_box.value, w.weight_box.value = "probability", 4, 1.0
+    assert w.index_box.layout.display == "none" and w.layer_box.layout.display == "none"
+    w.set_button.click()
+    assert w.objective.description == "probability[4]"
+
+
+def test_stop_stops_a_long_run(engine):
+    w = MaximizerPanel(engine, steps=100000)
+    w.run()
+    deadline = time.monotonic() + 30
+    while (w.progress.value == 0 or w.last_step is None) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not w.stop_button.disabled
+    w.stop()
+    assert w.wait(30)
+    assert w.job("run").state == "stopped" and "stopped" in w.status.value
+    assert w.last_step is not None and not w.last_step.final and w.stop_button.disabled
+
+
+def test_scan_shows_the_top_images_and_the_histogram(engine):
+    w = MaximizerPanel(engine, objective=O.unit("6", 7), top_k=5)
+    w.scan()
+    assert w.wait(60)
+    want = engine.top_images(("6", 7), k=5)
+    np.testing.assert_array_equal(w.top.indices, want.indices)
+    hist = engine.activation_histogram(("6", 7), bins=40)
+    np.testing.assert_array_equal(w.hist_bars.y, hist.counts)
+    assert w.top_rgba.shape[1] == min(5, TOP_COLUMNS) * (28 * w.k_small + GAP)
+
+
+def test_gradcam_overlay_reddens_the_image(engine):
+    w = MaximizerPanel(engine, start="dataset")
+    plain = w.image_rgba.copy()
+    w.cam_on.value = True
+    assert w.wait(60) and w.cam is not None
+    heat = w.cam.normalized()[0, 0]
+    y, x = np.unravel_index(np.argmax(heat), heat.shape)
+    k = w.k
+    assert w.image_rgba[y * k, x * k, 0] > w.image_rgba[y * k, x * k, 2]
+    assert not np.array_equal(plain, w.image_rgba)
+    w.cam_on.value = False
+    np.testing.assert_array_equal(plain, w.image_rgba)
+
+
+def test_fooling_mode_shows_start_end_difference_and_cams(engine):
+    w = MaximizerPanel(engine, steps=20, lr=0.2)
+    w.mode = "fool"
+    assert w.lr_box.value == 0.01                       # fooling keeps its own small step
+    w.lr_box.value = 0.05
+    assert w.run_button.description == "Fool" and w.fool_row.layout.display == ""
+    w.fool_target.value, w.fool_rows.value = 3, "0-2"
+    w.run()
+    assert w.wait(60), w.status.value
+    f = w.fooling
+    assert f.classes[1] == 3 and f.start.shape[0] == 3
+    h = 28 * w.k_small
+    assert w.fool_rgba.shape == (CAPTION + 3 * (h + CAPTION), 7 * (h + GAP), 4)
+    np.testing.assert_allclose(w.curve.y[:, -1], f.probabilities[-1, :, 3], rtol=1e-6)
+    w.mode = "maximize"
+    assert w.lr_box.value == 0.2 and w.run_button.description == "Run"
+
+
+def test_without_a_dataset_only_noise_starts_are_offered():
+    from cnn_widgets import Engine
+    from cnn_widgets.testing import TINY_SHAPE, tiny_lenet
+    e = Engine(tiny_lenet(0), TINY_SHAPE, device="cpu")
+    w = MaximizerPanel(e, steps=5, start="dataset", top_k=20)
+    assert w.start_box.options == ("noise",) and w.scan_button.disabled
+    assert [v for _, v in w.mode_buttons.options] == ["maximize"]
+    w.run()
+    assert w.wait(30) and w.last_step.final and w.image_rgba.shape[0] == 8 * w.k + CAPTION
+
+
+def test_scan_shows_at_most_the_whole_dataset(engine):
+    w = MaximizerPanel(engine, top_k=100)
+    w.scan()
+    assert w.wait(60) and len(w.top.indices) == len(engine.dataset) == 40

@@ -1,0 +1,65 @@
+"""The two-class digits model: trained deterministically, cached, the right data."""
+import torch
+
+from cnn_widgets.zoo import cache, digits, two_digits
+from cnn_widgets.zoo.two_class import other_digits
+
+
+def test_two_digits_trains_caches_and_reloads(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+    trained = two_digits((3, 8))
+    card = trained.model_card
+    assert not card["from_cache"] and card["test_accuracy"] >= 0.9
+    assert trained.class_names == ["3", "8"] and trained.n_classes == 2
+    d = digits()
+    keep = (d.y_test == 3) | (d.y_test == 8)
+    assert torch.equal(trained.dataset.images, d.x_test[keep])
+    assert torch.equal(trained.dataset.labels, (d.y_test[keep] == 8).long())
+    loaded = two_digits((3, 8))
+    assert loaded.model_card["from_cache"]
+    sa, sb = trained.model.state_dict(), loaded.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    x, y = other_digits((3, 8))
+    assert len(x) + keep.sum() == len(d.y_test) and not ((y == 3) | (y == 8)).any()
+
+
+def write_cifar(root, n=24, seed=0):
+    """A tiny CIFAR-10 in the python pickle format (data_batch_1..5, test_batch)."""
+    import pickle
+
+    import numpy as np
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [int(v) for v in np.arange(n) % 10]
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        data[:, :1024] = np.where(np.array(labels)[:, None] == 5, 250, data[:, :1024])  # "dogs" red
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels}, f)
+    return folder
+
+
+def test_cifar_two_class_reads_pickles_trains_resnet18_and_caches(tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+
+    from cnn_widgets.zoo.two_class import cifar_two_class, other_cifar, read_cifar10
+    monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+    folder = write_cifar(tmp_path / "cifar")
+    x_train, y_train, x_test, y_test = read_cifar10(tmp_path / "cifar")
+    assert x_train.shape == (120, 3, 32, 32) and x_test.shape == (24, 3, 32, 32)
+    import pickle
+    raw = pickle.load(open(folder / "test_batch", "rb"), encoding="bytes")
+    np.testing.assert_allclose(x_test.numpy().reshape(24, -1) * 255, raw[b"data"], atol=1e-3)
+    e = cifar_two_class(tmp_path / "cifar", ("cat", "dog"), epochs=1, device="cpu")
+    assert e.class_names == ["cat", "dog"] and e.input_shape == (3, 32, 32)
+    assert (e.dataset.labels.numpy() == (y_test[(y_test == 3) | (y_test == 5)] == 5).numpy()).all()
+    assert not e.model_card["from_cache"]
+    assert cifar_two_class(tmp_path / "cifar", ("cat", "dog"), epochs=1).model_card["from_cache"]
+    x, y = other_cifar(tmp_path / "cifar", ("cat", "dog"))
+    assert len(x) == 24 - len(e.dataset) and not ((y == 3) | (y == 5)).any()
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        read_cifar10(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="airplane"):
+        cifar_two_class(tmp_path / "cifar", ("cat", "wolf"))
