@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 import ipywidgets as W
 import numpy as np
-from ipycanvas import Canvas, hold_canvas
+from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
 from ..jobs import Job, runner_for
 
@@ -23,6 +23,23 @@ def drawing():
     """Hold the drawing lock and batch the canvas commands into one message."""
     with CANVAS_LOCK, hold_canvas():
         yield
+
+
+def new_canvas(width: int, height: int, cls: str, layers: Optional[int] = None):
+    """A canvas whose CSS size equals its pixel size, with DOM class ``cls``; ``layers``: a
+    MultiCanvas of that many layers instead."""
+    layout = W.Layout(width=f"{width}px", height=f"{height}px")
+    c = (Canvas(width=width, height=height, layout=layout) if layers is None
+         else MultiCanvas(layers, width=width, height=height, layout=layout))
+    c.add_class(cls)
+    return c
+
+
+def resize_canvas(canvas: Canvas, width: int, height: int) -> None:
+    """Give ``canvas`` a new pixel size (and the same CSS size) if it differs."""
+    if (canvas.width, canvas.height) != (width, height):
+        canvas.width, canvas.height = width, height
+        canvas.layout.width, canvas.layout.height = f"{width}px", f"{height}px"
 
 
 def put_rgba(canvas: Canvas, img: np.ndarray, x: int = 0, y: int = 0) -> None:

@@ -89,3 +89,18 @@ def cell_at(x: float, y: float, cell: Tuple[int, int], gap: Tuple[int, int],
     if y < origin[0] or x < origin[1] or ry >= h or cx >= w or r >= shape[0] or c >= shape[1]:
         return None
     return int(r), int(c)
+
+
+def ink(image: np.ndarray, start, end, sigma: float) -> np.ndarray:
+    """Ink one pen segment into ``image`` (C, H, W) float32 in place: gaussian blobs of radius
+    ``sigma`` along start -> end ((y, x) in image pixels), cut to 0 below 0.05 (a pen has an
+    edge), kept where brighter than what is there. Returns ``image``."""
+    start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
+    h, w = image.shape[1:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    for t in np.linspace(0.0, 1.0, max(2, int(np.linalg.norm(end - start) * 2) + 1)):
+        cy, cx = start + t * (end - start)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2))
+        blob[blob < 0.05] = 0.0
+        np.maximum(image, blob.astype(np.float32), out=image)
+    return image

@@ -14,18 +14,18 @@ from typing import List, Optional, Tuple
 import ipywidgets as W
 import numpy as np
 import traitlets as T
-from ipycanvas import Canvas
 
 from ..engine.control import NO_CONTROL
 from . import draw
-from ._base import JobWidget, drawing, put_rgba, redraw_on_reconnect
+from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
+                    resize_canvas)
+from .pad import DrawingPad
 from .units import default_units, format_units, parse_indices, parse_units
 
 HEADER = 18          # px above the first row, for column titles
 GAP = (16, 6)        # px below (score line) and right of each cell
 DETAIL_SCALE = 3
 PAD_SCALE = 8
-BRUSH_SIGMA = 0.9    # px of the input image
 
 
 def cell_scale(input_hw: Tuple[int, int]) -> int:
@@ -60,11 +60,9 @@ class EtalonGrid(JobWidget):
         self.cell = (engine.input_shape[1] * self.k, engine.input_shape[2] * self.k)
         self.grid_result = None             # Etalons of the rows (what the grid shows)
         self.pad_result = None              # Etalons of the pad image
-        self.pad = np.zeros(engine.input_shape, dtype=np.float32)
         self.grid_rgba = self.pad_row_rgba = self.detail_rgba = None
         self.captions: List[Tuple[str, int, int]] = []
         self.region_count = self.paper_check = None
-        self._last_point = None
         self._syncing = False
         self._build_controls()
         self._build_canvases()
@@ -84,7 +82,7 @@ class EtalonGrid(JobWidget):
         self.observe(lambda _c: self._draw_detail(), names=["selected"])
 
         right = W.VBox([self.detail_canvas, self.detail_text, W.HTML("<b>Draw a digit</b>"),
-                        self.pad_canvas, self.clear_button, self.pad_readout, self.report],
+                        self.drawing_pad, self.pad_readout, self.report],
                        layout=W.Layout(width=f"{self.detail_canvas.width + 12}px",
                                        margin="0 0 0 12px", flex="0 0 auto"))
         self.children = [
@@ -109,12 +107,11 @@ class EtalonGrid(JobWidget):
                                        layout=W.Layout(width="190px"))
         self.paper_button = W.Button(description="Check with the paper's algorithm",
                                      icon="check", layout=W.Layout(width="260px"))
-        self.clear_button = W.Button(description="Clear pad", layout=W.Layout(width="100px"))
         self.pad_readout = W.Label("", layout=W.Layout(width="auto"))
         self.detail_text = W.HTML("")
         self.report = W.HTML("")
         for w, cls in ((self.regions_button, "cnnw-regions"), (self.paper_button, "cnnw-paper"),
-                       (self.clear_button, "cnnw-clear"), (self.pad_readout, "cnnw-pad-readout"),
+                       (self.pad_readout, "cnnw-pad-readout"),
                        (self.detail_text, "cnnw-detail-text"), (self.report, "cnnw-report"),
                        (self.layer_box, "cnnw-layer"), (self.units_box, "cnnw-units"),
                        (self.indices_box, "cnnw-indices"), (self.apply_button, "cnnw-apply")):
@@ -126,7 +123,6 @@ class EtalonGrid(JobWidget):
             box.observe(lambda _c: self._syncing or self._apply_text(), names="value")
         self.regions_button.on_click(lambda _b: self.count_regions())
         self.paper_button.on_click(lambda _b: self.check_with_paper())
-        self.clear_button.on_click(lambda _b: self.clear_pad())
 
     def _default_units(self, layer):
         return default_units(self.engine.layer(layer).output_shape)
@@ -166,35 +162,18 @@ class EtalonGrid(JobWidget):
     # -- canvases ------------------------------------------------------------------------------
     def _build_canvases(self):
         h, w = self.engine.input_shape[1:]
-        self.grid_canvas = self._canvas(10, 10, "cnnw-grid")
-        self.detail_canvas = self._canvas(3 * (w * DETAIL_SCALE + 8), h * DETAIL_SCALE + HEADER,
-                                          "cnnw-detail")
-        self.pad_canvas = self._canvas(w * PAD_SCALE, h * PAD_SCALE, "cnnw-pad")
-        self.pad_canvas.layout.border = "1px solid #888"
-        self.pad_canvas_row = self._canvas(10, 10, "cnnw-pad-row")
+        self.grid_canvas = new_canvas(10, 10, "cnnw-grid")
+        self.detail_canvas = new_canvas(3 * (w * DETAIL_SCALE + 8), h * DETAIL_SCALE + HEADER,
+                                        "cnnw-detail")
+        self.drawing_pad = DrawingPad(self.engine.input_shape, PAD_SCALE)
+        self.drawing_pad.on_change(lambda _kind: self._request_pad())
+        self.pad_canvas, self.clear_button = self.drawing_pad.canvas, self.drawing_pad.clear_button
+        self.pad_canvas_row = new_canvas(10, 10, "cnnw-pad-row")
         self.grid_canvas.on_mouse_down(lambda x, y: self._click(self.grid_canvas, x, y))
         self.pad_canvas_row.on_mouse_down(lambda x, y: self._click(self.pad_canvas_row, x, y))
-        self.pad_canvas.on_mouse_down(self._pad_down)
-        self.pad_canvas.on_mouse_move(self._pad_move)
-        self.pad_canvas.on_mouse_up(self._pad_up)
-        self.pad_canvas.on_mouse_out(self._pad_up)
         redraw_on_reconnect(self.grid_canvas, self._draw_grid)
         redraw_on_reconnect(self.pad_canvas_row, self._draw_pad_row)
-        redraw_on_reconnect(self.pad_canvas, self._draw_pad)
         redraw_on_reconnect(self.detail_canvas, self._draw_detail)
-
-    @staticmethod
-    def _canvas(width, height, cls):
-        c = Canvas(width=width, height=height,
-                   layout=W.Layout(width=f"{width}px", height=f"{height}px"))
-        c.add_class(cls)
-        return c
-
-    @staticmethod
-    def _resize(canvas, width, height):
-        if (canvas.width, canvas.height) != (width, height):
-            canvas.width, canvas.height = width, height
-            canvas.layout.width, canvas.layout.height = f"{width}px", f"{height}px"
 
     # -- computing (on the worker thread, except the first picture) -----------------------------
     def _rows(self) -> np.ndarray:
@@ -277,7 +256,7 @@ class EtalonGrid(JobWidget):
 
     def _paint(self, canvas, sheet, captions, frames):
         with drawing():
-            self._resize(canvas, sheet.shape[1], sheet.shape[0])
+            resize_canvas(canvas, sheet.shape[1], sheet.shape[0])
             canvas.clear()
             put_rgba(canvas, sheet)
             canvas.fill_style, canvas.font = "#222", "11px sans-serif"
@@ -305,10 +284,6 @@ class EtalonGrid(JobWidget):
         sheet, captions, frames = self._sheet(self.pad_result, ["pad"])
         self.pad_row_rgba = sheet
         self._paint(self.pad_canvas_row, sheet, captions, frames)
-
-    def _draw_pad(self):
-        with drawing():
-            put_rgba(self.pad_canvas, draw.upscale(draw.image(self.pad), PAD_SCALE))
 
     def _draw_detail(self):
         sel = self.selected
@@ -371,33 +346,12 @@ class EtalonGrid(JobWidget):
         if hit is not None and hit[1] >= 1:
             self.selected = ("grid" if canvas is self.grid_canvas else "pad", hit[0], hit[1] - 1)
 
-    def _pad_down(self, x, y):
-        self._last_point = None
-        self._stroke(x, y)
-
-    def _pad_move(self, x, y):
-        if self._last_point is not None:
-            self._stroke(x, y)
-
-    def _pad_up(self, x, y):
-        self._last_point = None
-
-    def _stroke(self, x, y):
-        """Ink a segment from the last point to (x, y) (canvas px), then recompute the pad row."""
-        p = np.array([y, x], dtype=np.float64) / PAD_SCALE - 0.5
-        start = p if self._last_point is None else self._last_point
-        self._last_point = p
-        h, w = self.pad.shape[1:]
-        yy, xx = np.mgrid[0:h, 0:w]
-        for t in np.linspace(0.0, 1.0, max(2, int(np.linalg.norm(p - start) * 2) + 1)):
-            cy, cx = start + t * (p - start)
-            blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * BRUSH_SIGMA ** 2))
-            blob[blob < 0.05] = 0.0                       # a pen has an edge
-            np.maximum(self.pad, blob.astype(np.float32), out=self.pad)
-        self._draw_pad()
-        self._request_pad()
+    # -- the drawing pad -----------------------------------------------------------------------
+    @property
+    def pad(self) -> np.ndarray:
+        """The drawing on the pad, (C, H, W) float32 in [0, 1] (the pad's own array)."""
+        return self.drawing_pad.image
 
     def clear_pad(self):
-        self.pad[:] = 0
-        self._draw_pad()
-        self._request_pad()
+        """Erase the pad; its row is computed again."""
+        self.drawing_pad.clear()

@@ -19,14 +19,14 @@ import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets as T
-from ipycanvas import Canvas, MultiCanvas
 
 from ..engine.activation_stats import activation_slices
 from ..engine.control import NO_CONTROL
 from ..engine.receptive_field import field_map
 from ..engine.reconstruct import METHODS
 from . import draw
-from ._base import JobWidget, drawing, put_rgba, redraw_on_reconnect
+from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
+                    resize_canvas)
 
 PANEL = 120          # px of one reconstruction panel
 HEADER = 16          # px above the panels, for titles
@@ -153,19 +153,16 @@ class FOVExplorer(JobWidget):
         self.channel_box.observe(self._on_channel_box, names="value")
 
         c, h, w = e.input_shape
-        self.image_canvas = MultiCanvas(2, width=w * self.k, height=h * self.k,
-                                        layout=W.Layout(width=f"{w * self.k}px",
-                                                        height=f"{h * self.k}px"))
-        self.image_canvas.add_class("cnnw-fov-image")
+        self.image_canvas = new_canvas(w * self.k, h * self.k, "cnnw-fov-image", layers=2)
         self.image_canvas.on_mouse_down(self._click)
         self.image_canvas.on_mouse_move(self._move)
         self.image_canvas.on_mouse_out(lambda x, y: self._set_hover(None))
         redraw_on_reconnect(self.image_canvas[0], self._draw_image)
         redraw_on_reconnect(self.image_canvas[1], self._draw_overlay)
-        self.recon_canvas = self._canvas(5 * (PANEL + 6), PANEL + HEADER, "cnnw-recon")
-        self.slices_canvas = self._canvas(10, 10, "cnnw-slices")
+        self.recon_canvas = new_canvas(5 * (PANEL + 6), PANEL + HEADER, "cnnw-recon")
+        self.slices_canvas = new_canvas(10, 10, "cnnw-slices")
         redraw_on_reconnect(self.recon_canvas, self._draw_recon)
-        self.best_canvas = self._canvas(10, 10, "cnnw-best-canvas")
+        self.best_canvas = new_canvas(10, 10, "cnnw-best-canvas")
         redraw_on_reconnect(self.slices_canvas, self._draw_slices)
         redraw_on_reconnect(self.best_canvas, self._draw_best)
 
@@ -193,13 +190,6 @@ class FOVExplorer(JobWidget):
         self.children = [W.HBox([self.layer_box, self.index_box, self.channel_box,
                                  self.best_button]),
                          self.status_bar, self.error, W.HBox([left, right]), self.chart]
-
-    @staticmethod
-    def _canvas(width, height, cls):
-        c = Canvas(width=width, height=height,
-                   layout=W.Layout(width=f"{width}px", height=f"{height}px"))
-        c.add_class(cls)
-        return c
 
     def _sync_controls(self):
         self._syncing = True
@@ -317,9 +307,7 @@ class FOVExplorer(JobWidget):
         sheet, _ = draw.tile([panels], (PANEL, PANEL), (0, 6))
         with drawing():
             cv = self.best_canvas
-            if (cv.width, cv.height) != (sheet.shape[1], sheet.shape[0]):
-                cv.width, cv.height = sheet.shape[1], sheet.shape[0]
-                cv.layout.width, cv.layout.height = f"{sheet.shape[1]}px", f"{sheet.shape[0]}px"
+            resize_canvas(cv, sheet.shape[1], sheet.shape[0])
             put_rgba(cv, sheet)
         self.best_rgba = sheet
 
@@ -399,9 +387,7 @@ class FOVExplorer(JobWidget):
         self.slices_rgba = sheet
         with drawing():
             cv = self.slices_canvas
-            if (cv.width, cv.height) != (sheet.shape[1], sheet.shape[0]):
-                cv.width, cv.height = sheet.shape[1], sheet.shape[0]
-                cv.layout.width, cv.layout.height = f"{sheet.shape[1]}px", f"{sheet.shape[0]}px"
+            resize_canvas(cv, sheet.shape[1], sheet.shape[0])
             cv.clear()
             put_rgba(cv, sheet)
             cv.fill_style, cv.font = "#222", "11px sans-serif"

@@ -15,10 +15,10 @@ import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets as T
-from ipycanvas import Canvas
 
 from . import draw
-from ._base import JobWidget, drawing, put_rgba, redraw_on_reconnect
+from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
+                    resize_canvas)
 from .units import default_units, format_units, parse_units
 
 COLS = 10               # samples per gallery row
@@ -137,10 +137,10 @@ class InverseSetGallery(JobWidget):
         for fig, cls in ((self.data_fig, "cnnw-data-hist"), (self.sample_fig, "cnnw-sample-hist")):
             fig.add_class(cls)
 
-        self.gallery_canvas = self._canvas(COLS * (self.cell[1] + GAP[1]), 10, "cnnw-gallery")
+        self.gallery_canvas = new_canvas(COLS * (self.cell[1] + GAP[1]), 10, "cnnw-gallery")
         h, w = self.engine.input_shape[1:]
-        self.detail_canvas = self._canvas(4 * (w * DETAIL_SCALE + 8), h * DETAIL_SCALE + 18,
-                                          "cnnw-detail")
+        self.detail_canvas = new_canvas(4 * (w * DETAIL_SCALE + 8), h * DETAIL_SCALE + 18,
+                                        "cnnw-detail")
         self.gallery_canvas.on_mouse_down(self._click)
         redraw_on_reconnect(self.gallery_canvas, self._draw_gallery)
         redraw_on_reconnect(self.detail_canvas, lambda: self._paint_detail())
@@ -155,13 +155,6 @@ class InverseSetGallery(JobWidget):
                     W.VBox([self.detail_canvas, self.detail_text],
                            layout=W.Layout(margin="0 0 0 12px"))]),
         ]
-
-    @staticmethod
-    def _canvas(width, height, cls):
-        c = Canvas(width=width, height=height,
-                   layout=W.Layout(width=f"{width}px", height=f"{height}px"))
-        c.add_class(cls)
-        return c
 
     # -- the unit picker and the constraints ----------------------------------------------------
     def _values(self, layer, unit) -> np.ndarray:
@@ -315,9 +308,7 @@ class InverseSetGallery(JobWidget):
         flat = [c for row in corners for c in row]
         with drawing():
             c = self.gallery_canvas
-            height = max(sheet.shape[0], 40)
-            if c.height != height:
-                c.height, c.layout.height = height, f"{height}px"
+            resize_canvas(c, c.width, max(sheet.shape[0], 40))
             c.clear()
             if m:
                 put_rgba(c, sheet)

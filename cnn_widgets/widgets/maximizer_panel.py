@@ -17,7 +17,6 @@ import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets as T
-from ipycanvas import Canvas
 
 from ..engine import objectives as O
 from ..engine.fooling import fool
@@ -26,7 +25,8 @@ from ..engine.maximize import iterate_maximize, softmax, start_images
 from ..engine.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from ..engine.scan import histogram_from_values, objective_values, top_from_values
 from . import draw
-from ._base import JobWidget, drawing, put_rgba, redraw_on_reconnect
+from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
+                    resize_canvas)
 from .units import parse_indices
 
 DRAW_INTERVAL_S = 0.1      # live redraws at most ~10 per second ...
@@ -195,9 +195,9 @@ class MaximizerPanel(JobWidget):
 
     def _build_views(self):
         h, w = self.engine.input_shape[1:]
-        self.image_canvas = self._canvas(w * self.k, h * self.k + CAPTION, "cnnw-max-image")
-        self.top_canvas = self._canvas(10, 10, "cnnw-max-top")
-        self.fool_canvas = self._canvas(10, 10, "cnnw-max-fool")
+        self.image_canvas = new_canvas(w * self.k, h * self.k + CAPTION, "cnnw-max-image")
+        self.top_canvas = new_canvas(10, 10, "cnnw-max-top")
+        self.fool_canvas = new_canvas(10, 10, "cnnw-max-fool")
         sx, sy = bq.LinearScale(), bq.LinearScale()
         self.curve = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": sx, "y": sy})
         self.curve_fig = bq.Figure(marks=[self.curve], title="objective",
@@ -225,19 +225,6 @@ class MaximizerPanel(JobWidget):
         redraw_on_reconnect(self.image_canvas, self._draw_image)
         redraw_on_reconnect(self.top_canvas, self._draw_top)
         redraw_on_reconnect(self.fool_canvas, self._draw_fool)
-
-    @staticmethod
-    def _canvas(width, height, cls):
-        c = Canvas(width=width, height=height,
-                   layout=W.Layout(width=f"{width}px", height=f"{height}px"))
-        c.add_class(cls)
-        return c
-
-    @staticmethod
-    def _resize(canvas, width, height):
-        if (canvas.width, canvas.height) != (width, height):
-            canvas.width, canvas.height = width, height
-            canvas.layout.width, canvas.layout.height = f"{width}px", f"{height}px"
 
     def _on_mode(self, change=None):
         fooling = self.mode == "fool"
@@ -383,7 +370,7 @@ class MaximizerPanel(JobWidget):
         self.image_rgba = sheet
         names = self.engine.class_names
         with drawing():
-            self._resize(self.image_canvas, sheet.shape[1], sheet.shape[0])
+            resize_canvas(self.image_canvas, sheet.shape[1], sheet.shape[0])
             self.image_canvas.clear()
             put_rgba(self.image_canvas, sheet)
             self.image_canvas.fill_style, self.image_canvas.font = "#222", "11px sans-serif"
@@ -434,7 +421,7 @@ class MaximizerPanel(JobWidget):
         sheet, corners = draw.tile(rows, cells[0].shape[:2], (CAPTION, GAP), (CAPTION, 0))
         self.top_rgba = sheet
         with drawing():
-            self._resize(self.top_canvas, sheet.shape[1], sheet.shape[0])
+            resize_canvas(self.top_canvas, sheet.shape[1], sheet.shape[0])
             self.top_canvas.clear()
             put_rgba(self.top_canvas, sheet)
             self.top_canvas.fill_style, self.top_canvas.font = "#222", "11px sans-serif"
@@ -483,7 +470,7 @@ class MaximizerPanel(JobWidget):
         titles = ["start", "end", "difference", f"CAM start {s}", f"CAM start {t}",
                   f"CAM end {s}", f"CAM end {t}"]
         with drawing():
-            self._resize(self.fool_canvas, sheet.shape[1], sheet.shape[0])
+            resize_canvas(self.fool_canvas, sheet.shape[1], sheet.shape[0])
             self.fool_canvas.clear()
             put_rgba(self.fool_canvas, sheet)
             self.fool_canvas.fill_style, self.fool_canvas.font = "#222", "11px sans-serif"

@@ -13,12 +13,13 @@ from typing import Dict, List, Optional, Tuple
 import ipywidgets as W
 import numpy as np
 import traitlets as T
-from ipycanvas import Canvas
 
 from ..engine import objectives
 from ..engine.category_tree import feature_layer
 from . import draw
-from ._base import JobWidget, drawing, put_rgba, redraw_on_reconnect
+from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
+                    resize_canvas)
+from .pad import DrawingPad
 
 CAT_SIZE = (250, 470)          # category canvas (height, width): dendrogram left, MST right
 DENDRO_W = 270
@@ -28,7 +29,6 @@ TITLE = 18         # px of title above the tree
 TOP_K = 6
 RED, GRAY, BLUE = "#d00", "#888", "#1f5fa8"
 PAD_PX = 112                   # drawing pad side in px
-BRUSH_SIGMA = 0.9              # brush radius in input pixels
 
 
 def classical_mds(d: np.ndarray) -> np.ndarray:
@@ -120,9 +120,7 @@ class PredictionTreeView(JobWidget):
         self.leaf_x: Dict[int, float] = {}                     # category -> dendrogram x
         self.node_pos: Dict[int, Tuple[float, float]] = {}
         self.detail_rgba = None
-        self.pad = np.zeros(engine.input_shape, dtype=np.float32)
         self.use_pad = False          # the path follows the pad (True) or the dataset image
-        self._last_point = None
         self._build()
         with self.hold_trait_notifications():
             self.layer = feature_layer(engine, layer)
@@ -132,7 +130,7 @@ class PredictionTreeView(JobWidget):
         # first picture computed here (a headless notebook saves it); later via the worker
         self._show_categories(engine.category_tree(self.layer, include_noise=include_noise))
         self._show_tree(self._compute_tree())
-        self._draw_pad()
+        self.drawing_pad.draw()
         self.observe(lambda _c: self._request_categories(), names=["layer", "include_noise"])
         self.observe(self._on_category, names=["category"])
         self.observe(self._on_image, names=["image"])
@@ -154,21 +152,13 @@ class PredictionTreeView(JobWidget):
         self.hover = W.Label("")
         self.path_text = W.HTML("")
         self.detail_text = W.HTML("Click a node of the prediction tree.")
-        self.cat_canvas = self._canvas(CAT_SIZE[1], CAT_SIZE[0], "cnnw-categories")
-        self.tree_canvas = self._canvas(560, TREE_H, "cnnw-tree")
-        self.detail_canvas = self._canvas(10, 10, "cnnw-filter-images")
+        self.cat_canvas = new_canvas(CAT_SIZE[1], CAT_SIZE[0], "cnnw-categories")
+        self.tree_canvas = new_canvas(560, TREE_H, "cnnw-tree")
+        self.detail_canvas = new_canvas(10, 10, "cnnw-filter-images")
         self.pad_scale = max(1, PAD_PX // max(e.input_shape[1:]))
-        self.pad_canvas = self._canvas(e.input_shape[2] * self.pad_scale,
-                                       e.input_shape[1] * self.pad_scale, "cnnw-pad")
-        self.pad_canvas.layout.border = "1px solid #888"
-        self.clear_button = W.Button(description="Clear pad", layout=W.Layout(width="100px"))
-        self.clear_button.add_class("cnnw-clear")
-        self.clear_button.on_click(lambda _b: self.clear_pad())
-        self.pad_canvas.on_mouse_down(self._pad_down)
-        self.pad_canvas.on_mouse_move(self._pad_move)
-        self.pad_canvas.on_mouse_up(self._pad_up)
-        self.pad_canvas.on_mouse_out(self._pad_up)
-        redraw_on_reconnect(self.pad_canvas, self._draw_pad)
+        self.drawing_pad = DrawingPad(e.input_shape, self.pad_scale, row=True)
+        self.drawing_pad.on_change(self._on_pad)
+        self.pad_canvas, self.clear_button = self.drawing_pad.canvas, self.drawing_pad.clear_button
         for w, cls in ((self.layer_box, "cnnw-layer"), (self.category_box, "cnnw-category"),
                        (self.noise_box, "cnnw-noise"), (self.image_box, "cnnw-image"),
                        (self.hover, "cnnw-hover"), (self.path_text, "cnnw-path"),
@@ -186,7 +176,7 @@ class PredictionTreeView(JobWidget):
         redraw_on_reconnect(self.tree_canvas, self._draw_tree)
         redraw_on_reconnect(self.detail_canvas, self._draw_detail)
         pad = W.VBox([W.HTML("<b>or draw an image</b> (its path replaces the red one)"),
-                      W.HBox([self.pad_canvas, self.clear_button])])
+                      self.drawing_pad])
         detail = W.VBox([self.detail_text, self.detail_canvas, pad],
                         layout=W.Layout(width="400px", margin="0 0 0 10px"))
         self.children = [
@@ -195,13 +185,6 @@ class PredictionTreeView(JobWidget):
             W.HBox([self.cat_canvas, detail]),
             self.tree_canvas, self.path_text,
         ]
-
-    @staticmethod
-    def _canvas(width, height, cls):
-        c = Canvas(width=width, height=height,
-                   layout=W.Layout(width=f"{width}px", height=f"{height}px"))
-        c.add_class(cls)
-        return c
 
     def _sync_controls(self):
         self.layer_box.value, self.category_box.value = self.layer, self.category
@@ -398,9 +381,7 @@ class PredictionTreeView(JobWidget):
         sheet, _ = draw.tile(cells, cells[0][0].shape[:2], (2, 4))
         self.detail_rgba = sheet
         with drawing():
-            if (c.width, c.height) != (sheet.shape[1], sheet.shape[0]):
-                c.width, c.height = sheet.shape[1], sheet.shape[0]
-                c.layout.width, c.layout.height = f"{sheet.shape[1]}px", f"{sheet.shape[0]}px"
+            resize_canvas(c, sheet.shape[1], sheet.shape[0])
             c.clear()
             put_rgba(c, sheet)
 
@@ -469,39 +450,18 @@ class PredictionTreeView(JobWidget):
         self.hover.value = text
 
     # -- the drawing pad ---------------------------------------------------------------------
-    def _pad_down(self, x, y):
-        self._last_point = None
-        self._stroke(x, y)
+    @property
+    def pad(self) -> np.ndarray:
+        """The drawing on the pad, (C, H, W) float32 in [0, 1] (the pad's own array)."""
+        return self.drawing_pad.image
 
-    def _pad_move(self, x, y):
-        if self._last_point is not None:
-            self._stroke(x, y)
-
-    def _pad_up(self, x, y):
-        self._last_point = None
-
-    def _stroke(self, x, y):
-        """Ink a segment from the last point to (x, y) (canvas px), then ask for its path."""
-        p = np.array([y, x], dtype=np.float64) / self.pad_scale - 0.5
-        start = p if self._last_point is None else self._last_point
-        self._last_point = p
-        h, w = self.pad.shape[1:]
-        yy, xx = np.mgrid[0:h, 0:w]
-        for t in np.linspace(0.0, 1.0, max(2, int(np.linalg.norm(p - start) * 2) + 1)):
-            cy, cx = start + t * (p - start)
-            blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * BRUSH_SIGMA ** 2))
-            blob[blob < 0.05] = 0.0
-            np.maximum(self.pad, blob.astype(np.float32), out=self.pad)
-        self.use_pad = True
-        self._draw_pad()
-        self._request_path()
-
-    def clear_pad(self):
-        self.pad[:] = 0
-        self._draw_pad()
+    def _on_pad(self, kind: str):
+        """A stroke makes the drawing the query and asks for its path; clearing asks again
+        only while the drawing is the query."""
+        if kind == "stroke":
+            self.use_pad = True
         if self.use_pad:
             self._request_path()
 
-    def _draw_pad(self):
-        with drawing():
-            put_rgba(self.pad_canvas, draw.upscale(draw.image(self.pad), self.pad_scale))
+    def clear_pad(self):
+        self.drawing_pad.clear()

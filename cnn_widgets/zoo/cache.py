@@ -5,8 +5,10 @@ import hashlib
 import json
 import os
 import tempfile
+import time
+import warnings
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -59,3 +61,53 @@ def load(name: str, recipe: dict) -> Optional[Tuple[Dict[str, torch.Tensor], dic
     if not isinstance(payload, dict) or payload.get("recipe") != recipe:
         return None
     return payload["state_dict"], payload["meta"]
+
+
+def trained(name: str, recipe: dict, build: Callable[[], torch.nn.Module],
+            train: Callable[[torch.nn.Module], object], *,
+            measure: Optional[Callable[[torch.nn.Module], dict]] = None, retrain: bool = False,
+            verbose: bool = False, announce: Optional[str] = None, device=None,
+            what: str = "the trained weights") -> Tuple[torch.nn.Module, dict, bool, Path]:
+    """The model of ``recipe``: its cached weights, or trained now and cached.
+
+    build(): a fresh model; the cached weights load into it, else ``train(model)`` trains it
+    in place (on ``device`` if given, then back on the CPU), timed, and may return a dict of
+    extra metadata (anything else is ignored); ``measure(model)`` then adds more (e.g. the
+    test accuracy). The file is written with :func:`save`; an OSError only warns (a
+    read-only home still gets a working model).
+    retrain: ignore (and overwrite) the cache; announce: printed before training if verbose.
+    Returns (model in eval mode, metadata, whether it came from the cache, the cache file).
+    """
+    path = cache_path(name, recipe)
+    hit = None if retrain else load(name, recipe)
+    model = build()
+    if hit is not None:
+        state, meta = hit
+        model.load_state_dict(state)
+    else:
+        if verbose and announce:
+            print(announce, flush=True)
+        if device is not None:
+            model.to(device)
+        start = time.perf_counter()
+        extra = train(model)
+        meta = {"trained_seconds": time.perf_counter() - start,
+                **(extra if isinstance(extra, dict) else {}),
+                **(measure(model) if measure is not None else {})}
+        if device is not None:
+            model.cpu()
+        try:
+            save(name, recipe, model.state_dict(), meta)
+        except OSError as err:
+            warnings.warn(f"could not cache {what} at {path}: {err}")
+    model.eval()
+    return model, meta, hit is not None, path
+
+
+def model_card(title: str, meta: dict, recipe: dict, from_cache: bool, path: Path,
+               **extra) -> dict:
+    """``engine.model_card`` of a model from :func:`trained`: name, ``extra``, test accuracy,
+    training time, recipe and cache file."""
+    return {"name": title, **extra, "test_accuracy": meta["test_accuracy"],
+            "trained_seconds": meta["trained_seconds"], "recipe": recipe,
+            "from_cache": from_cache, "cache_file": str(path)}

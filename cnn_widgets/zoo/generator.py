@@ -6,9 +6,6 @@ Codes follow the VAE's prior N(0, I), so ``torch.randn(N, G.code_dim)`` gives di
 """
 from __future__ import annotations
 
-import time
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -100,27 +97,23 @@ def digits_generator(*, retrain: bool = False, verbose: bool = False) -> DigitsD
     recipe = {"model": "DigitsVAE", "train": RECIPE,
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
-    name, path = "digits-vae", cache.cache_path("digits-vae", recipe)
-    hit = None if retrain else cache.load(name, recipe)
-    if hit is not None:
-        state, meta = hit
-        dec = DigitsDecoder(RECIPE["code_dim"])
-        dec.load_state_dict(state)
-        dec.eval()
-    else:
-        if verbose:
-            print("digits VAE: training on the 1437 training digits ...", flush=True)
-        start = time.perf_counter()
-        dec, losses = train_vae(digits().x_train, **RECIPE)
-        meta = {"trained_seconds": time.perf_counter() - start, "final_loss": losses[-1]}
-        try:
-            cache.save(name, recipe, dec.state_dict(), meta)
-        except OSError as err:   # a read-only home still gets a working generator
-            warnings.warn(f"could not cache the generator at {path}: {err}")
+    def build():       # its initial weights are overwritten: leave the caller's RNG alone
+        with torch.random.fork_rng(devices=[]):
+            return DigitsDecoder(RECIPE["code_dim"])
+
+    def train(dec):
+        trained_dec, losses = train_vae(digits().x_train, **RECIPE)
+        dec.load_state_dict(trained_dec.state_dict())
+        return {"final_loss": losses[-1]}
+
+    dec, meta, hit, path = cache.trained(
+        "digits-vae", recipe, build, train, retrain=retrain,
+        verbose=verbose, announce="digits VAE: training on the 1437 training digits ...",
+        what="the generator")
     if verbose:
         print(f"digits VAE decoder: loss {meta['final_loss']:.1f} per image, trained in "
-              f"{meta['trained_seconds']:.1f} s ({'cache' if hit is not None else 'fresh'})")
+              f"{meta['trained_seconds']:.1f} s ({'cache' if hit else 'fresh'})")
     dec.model_card = {"name": "VAE decoder on scikit-learn digits", "code_dim": dec.code_dim,
-                      "recipe": recipe, "from_cache": hit is not None, "cache_file": str(path),
+                      "recipe": recipe, "from_cache": hit, "cache_file": str(path),
                       **meta}
     return dec

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
-import warnings
 from typing import Optional
 
 import torch
@@ -39,10 +37,10 @@ def lenet_digits(*, retrain: bool = False, verbose: bool = False, device=None) -
     recipe = {"model": "LeNet", "train": RECIPE,
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
-    return _engine("lenet-digits", "LeNet-5 (ReLU) on scikit-learn digits", recipe,
-                   data.x_train, data.y_train, data.x_test, data.y_test,
-                   train_device=torch.device("cpu"), device=device, retrain=retrain,
-                   verbose=verbose)
+    return lenet_engine("lenet-digits", "LeNet-5 (ReLU) on scikit-learn digits", recipe,
+                        data.x_train, data.y_train, data.x_test, data.y_test,
+                        train_device=torch.device("cpu"), device=device, retrain=retrain,
+                        verbose=verbose)
 
 
 def lenet_mnist(root, download: bool = False, *, epochs: int = MNIST_EPOCHS,
@@ -58,20 +56,28 @@ def lenet_mnist(root, download: bool = False, *, epochs: int = MNIST_EPOCHS,
     """
     from torchvision.datasets import MNIST
 
+    return lenet_torchvision(MNIST, "lenet-mnist", "LeNet-5 (ReLU) on MNIST", "torchvision-MNIST",
+                             root, download, epochs=epochs, retrain=retrain, device=device,
+                             limit=limit, verbose=verbose)
+
+
+def lenet_torchvision(dataset, name, title, data_name, root, download, *, epochs, retrain,
+                      device, limit, verbose, class_names=CLASS_NAMES) -> Engine:
+    """:func:`lenet_engine` on an MNIST-like torchvision ``dataset`` class at ``root``: the
+    zoo's recipe for ``epochs`` epochs, cached under ``name`` keyed by ``data_name``, the
+    absolute root and the split sizes; trains on ``device`` (default: CUDA if available)."""
     root = os.path.abspath(os.path.expanduser(os.fspath(root)))
-    train = MNIST(root, train=True, download=download)
-    test = MNIST(root, train=False, download=download)
-    x_train, y_train = _mnist_tensors(train)
-    x_test, y_test = _mnist_tensors(test)
+    x_train, y_train = _mnist_tensors(dataset(root, train=True, download=download))
+    x_test, y_test = _mnist_tensors(dataset(root, train=False, download=download))
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     recipe = {"model": "LeNet", "train": {**RECIPE, "epochs": int(epochs)},
-              "data": {"name": "torchvision-MNIST", "root": root,
+              "data": {"name": data_name, "root": root,
                        "n_train": int(x_train.shape[0]), "n_test": int(x_test.shape[0])}}
     train_device = torch.device(device) if device is not None else default_device()
-    return _engine("lenet-mnist", "LeNet-5 (ReLU) on MNIST", recipe, x_train, y_train,
-                   x_test, y_test, train_device=train_device, device=device,
-                   retrain=retrain, verbose=verbose)
+    return lenet_engine(name, title, recipe, x_train, y_train, x_test, y_test,
+                        train_device=train_device, device=device, retrain=retrain,
+                        verbose=verbose, class_names=class_names)
 
 
 def _mnist_tensors(ds):
@@ -79,37 +85,23 @@ def _mnist_tensors(ds):
     return ds.data.to(torch.float32).div(255.0).unsqueeze(1), ds.targets.to(torch.int64)
 
 
-def _engine(name, title, recipe, x_train, y_train, x_test, y_test, *, train_device, device,
-            retrain, verbose) -> Engine:
-    hit = None if retrain else cache.load(name, recipe)
-    model = fresh_lenet(recipe["train"]["seed"])
-    path = cache.cache_path(name, recipe)
-    if hit is not None:
-        state, meta = hit
-        model.load_state_dict(state)
-        if verbose:
-            print(f"{title}: loaded from {path}")
-    else:
-        if verbose:
-            print(f"{title}: training on {len(y_train)} images ({train_device}) ...", flush=True)
-        model.to(train_device)
-        start = time.perf_counter()
-        train_classifier(model, x_train, y_train, **recipe["train"])
-        meta = {"trained_seconds": time.perf_counter() - start,
-                "test_accuracy": accuracy(model, x_test, y_test),
-                "train_device": str(train_device)}
-        model.cpu()
-        try:
-            cache.save(name, recipe, model.state_dict(), meta)
-        except OSError as err:   # a read-only home still gets a working engine
-            warnings.warn(f"could not cache the trained weights at {path}: {err}")
-    model.eval()
+def lenet_engine(name, title, recipe, x_train, y_train, x_test, y_test, *, train_device, device,
+                 retrain, verbose, class_names=CLASS_NAMES) -> Engine:
+    """Engine of a LeNet trained with ``recipe`` (cached under ``name``) on the training pair,
+    with the test pair as its dataset and ``class_names``; ``engine.model_card`` says how."""
+    model, meta, hit, path = cache.trained(
+        name, recipe, lambda: fresh_lenet(recipe["train"]["seed"]),
+        lambda m: train_classifier(m, x_train, y_train, **recipe["train"]),
+        measure=lambda m: {"test_accuracy": accuracy(m, x_test, y_test),
+                           "train_device": str(train_device)},
+        retrain=retrain, verbose=verbose, device=train_device,
+        announce=f"{title}: training on {len(y_train)} images ({train_device}) ...")
     if verbose:
+        if hit:
+            print(f"{title}: loaded from {path}")
         print(f"{title}: test accuracy {meta['test_accuracy']:.2%} on {len(y_test)} images, "
               f"trained in {meta['trained_seconds']:.1f} s")
-    engine = Engine(model, INPUT_SHAPE, dataset=(x_test, y_test), class_names=list(CLASS_NAMES),
+    engine = Engine(model, INPUT_SHAPE, dataset=(x_test, y_test), class_names=list(class_names),
                     device=device)
-    engine.model_card = {"name": title, "test_accuracy": meta["test_accuracy"],
-                         "trained_seconds": meta["trained_seconds"], "recipe": recipe,
-                         "from_cache": hit is not None, "cache_file": str(path)}
+    engine.model_card = cache.model_card(title, meta, recipe, hit, path)
     return engine

@@ -2,8 +2,6 @@
 ResNet-18: a LeNet trained (deterministically, cached) on two of the digits."""
 from __future__ import annotations
 
-import time
-import warnings
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -23,6 +21,13 @@ def _pair(classes: Sequence[int], what: str = "digits 0..9") -> Tuple[int, int]:
     if a == b or not (0 <= a <= 9 and 0 <= b <= 9):
         raise ValueError(f"classes must be two different {what}; got {tuple(classes)}")
     return a, b
+
+
+def _seeded(seed: int, make, *args, **kwargs):
+    """``make(*args, **kwargs)`` with the global RNG seeded, restoring the caller's state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make(*args, **kwargs)
 
 
 def _subset(x, y, pair):
@@ -52,34 +57,17 @@ def two_digits(classes: Sequence[int] = DEFAULT_CLASSES, *, retrain: bool = Fals
     recipe = {"model": "LeNet-2", "train": RECIPE, "classes": list(pair),
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
-    name = f"two-digits-{pair[0]}{pair[1]}"
-    path = cache.cache_path(name, recipe)
-    hit = None if retrain else cache.load(name, recipe)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RECIPE["seed"])
-        model = LeNet(2)
-    if hit is not None:
-        state, meta = hit
-        model.load_state_dict(state)
-    else:
-        start = time.perf_counter()
-        train_classifier(model, x_train, y_train, **RECIPE)
-        meta = {"trained_seconds": time.perf_counter() - start,
-                "test_accuracy": accuracy(model, x_test, y_test)}
-        try:
-            cache.save(name, recipe, model.state_dict(), meta)
-        except OSError as err:   # a read-only home still gets a working engine
-            warnings.warn(f"could not cache the trained weights at {path}: {err}")
-    model.eval()
+    model, meta, hit, path = cache.trained(
+        f"two-digits-{pair[0]}{pair[1]}", recipe, lambda: _seeded(RECIPE["seed"], LeNet, 2),
+        lambda m: train_classifier(m, x_train, y_train, **RECIPE),
+        measure=lambda m: {"test_accuracy": accuracy(m, x_test, y_test)}, retrain=retrain)
     title = f"LeNet-5 (ReLU), digits {pair[0]} vs {pair[1]}"
     if verbose:
         print(f"{title}: test accuracy {meta['test_accuracy']:.2%} on {len(y_test)} images"
-              + (" (cached)" if hit is not None else f", trained in {meta['trained_seconds']:.1f} s"))
+              + (" (cached)" if hit else f", trained in {meta['trained_seconds']:.1f} s"))
     engine = Engine(model, INPUT_SHAPE, dataset=(x_test, y_test),
                     class_names=[str(pair[0]), str(pair[1])], device=device)
-    engine.model_card = {"name": title, "classes": pair, "test_accuracy": meta["test_accuracy"],
-                         "trained_seconds": meta["trained_seconds"], "recipe": recipe,
-                         "from_cache": hit is not None, "cache_file": str(path)}
+    engine.model_card = cache.model_card(title, meta, recipe, hit, path, classes=pair)
     return engine
 
 
@@ -147,38 +135,20 @@ def cifar_two_class(root, classes=("cat", "dog"), download: bool = False, *,
     recipe = {"model": "resnet18-2", "train": {**RESNET_RECIPE, "epochs": int(epochs)},
               "classes": list(pair), "data": {"name": "CIFAR-10", "root": str(root),
                                               "n_train": int(len(y_train))}}
-    name = f"cifar-{CIFAR_CLASSES[pair[0]]}-{CIFAR_CLASSES[pair[1]]}"
-    path = cache.cache_path(name, recipe)
-    hit = None if retrain else cache.load(name, recipe)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RESNET_RECIPE["seed"])
-        model = torchvision.models.resnet18(num_classes=2)
     mean, std = torch.tensor(CIFAR_MEAN).view(3, 1, 1), torch.tensor(CIFAR_STD).view(3, 1, 1)
-    if hit is not None:
-        state, meta = hit
-        model.load_state_dict(state)
-    else:
-        train_device = torch.device(device) if device is not None else default_device()
-        model.to(train_device)
-        start = time.perf_counter()
-        # the engine normalises before the model, so the model learns on normalised images
-        train_classifier(model, (x_train - mean) / std, y_train, **recipe["train"])
-        meta = {"trained_seconds": time.perf_counter() - start,
-                "test_accuracy": accuracy(model, (x_test - mean) / std, y_test)}
-        model.cpu()
-        try:
-            cache.save(name, recipe, model.state_dict(), meta)
-        except OSError as err:
-            warnings.warn(f"could not cache the trained weights at {path}: {err}")
-    model.eval()
+    # the engine normalises before the model, so the model learns on normalised images
+    model, meta, hit, path = cache.trained(
+        f"cifar-{CIFAR_CLASSES[pair[0]]}-{CIFAR_CLASSES[pair[1]]}", recipe,
+        lambda: _seeded(RESNET_RECIPE["seed"], torchvision.models.resnet18, num_classes=2),
+        lambda m: train_classifier(m, (x_train - mean) / std, y_train, **recipe["train"]),
+        measure=lambda m: {"test_accuracy": accuracy(m, (x_test - mean) / std, y_test)},
+        retrain=retrain, device=torch.device(device) if device is not None else default_device())
     title = f"ResNet-18, CIFAR-10 {CIFAR_CLASSES[pair[0]]} vs {CIFAR_CLASSES[pair[1]]}"
     if verbose:
         print(f"{title}: test accuracy {meta['test_accuracy']:.2%} on {len(y_test)} images")
     engine = Engine(model, (3, 32, 32), dataset=(x_test, y_test), mean=CIFAR_MEAN, std=CIFAR_STD,
                     class_names=[CIFAR_CLASSES[pair[0]], CIFAR_CLASSES[pair[1]]], device=device)
-    engine.model_card = {"name": title, "classes": pair, "test_accuracy": meta["test_accuracy"],
-                         "trained_seconds": meta["trained_seconds"], "recipe": recipe,
-                         "from_cache": hit is not None, "cache_file": str(path)}
+    engine.model_card = cache.model_card(title, meta, recipe, hit, path, classes=pair)
     return engine
 
 

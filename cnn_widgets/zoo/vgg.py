@@ -3,8 +3,6 @@ small VGG-style net the package trains on the digits (the fast offline default).
 from __future__ import annotations
 
 import os
-import time
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
@@ -116,30 +114,16 @@ def vgg_digits(*, retrain: bool = False, verbose: bool = False, device=None) -> 
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
     name, title = "vgg-digits", "VGG-style net (5 convs) on scikit-learn digits"
-    hit = None if retrain else cache.load(name, recipe)
-    model = fresh_digits_vgg(recipe["train"]["seed"])
-    path = cache.cache_path(name, recipe)
-    if hit is not None:
-        state, meta = hit
-        model.load_state_dict(state)
-    else:
-        if verbose:
-            print(f"{title}: training on {len(data.y_train)} images ...", flush=True)
-        start = time.perf_counter()
-        train_classifier(model, data.x_train, data.y_train, **recipe["train"])
-        meta = {"trained_seconds": time.perf_counter() - start,
-                "test_accuracy": accuracy(model, data.x_test, data.y_test)}
-        try:
-            cache.save(name, recipe, model.state_dict(), meta)
-        except OSError as err:   # a read-only home still gets a working engine
-            warnings.warn(f"could not cache the trained weights at {path}: {err}")
-    model.eval()
+    model, meta, hit, path = cache.trained(
+        name, recipe, lambda: fresh_digits_vgg(recipe["train"]["seed"]),
+        lambda m: train_classifier(m, data.x_train, data.y_train, **recipe["train"]),
+        measure=lambda m: {"test_accuracy": accuracy(m, data.x_test, data.y_test)},
+        retrain=retrain, verbose=verbose,
+        announce=f"{title}: training on {len(data.y_train)} images ...")
     if verbose:
         print(f"{title}: test accuracy {meta['test_accuracy']:.2%}, trained in "
               f"{meta['trained_seconds']:.1f} s")
     engine = Engine(model, (1, 28, 28), dataset=data.test_pair(), class_names=list(CLASS_NAMES),
                     device=device)
-    engine.model_card = {"name": title, "weights": "trained", "test_accuracy": meta["test_accuracy"],
-                         "trained_seconds": meta["trained_seconds"], "recipe": recipe,
-                         "from_cache": hit is not None, "cache_file": str(path)}
+    engine.model_card = cache.model_card(title, meta, recipe, hit, path, weights="trained")
     return engine

@@ -3,9 +3,9 @@
 Playwright here is only the PyPI package (bindings + Node driver); it drives /usr/bin/chromium.
 Never run `playwright install`: it downloads a browser, which fails on the project machines.
 
-Fixtures: lab_server (session), browser (session), page, artifacts.
-Helpers for tests: open_and_run_all(page, url), canvas_stats(page, selector),
-wait_canvas(page, selector, predicate_js).
+Fixtures: lab_server (session), browser (session), page, artifacts. The helpers tests call
+(open_and_run_all, open_cells, canvas_stats, wait_canvas, text_matches, ...) are in
+lab_helpers.py: import them with `from lab_helpers import ...`.
 Screenshots of failed tests and the server log go to $CNN_WIDGETS_ARTIFACTS
 (default <tmp>/cnnw-artifacts).
 """
@@ -225,103 +225,3 @@ def page(browser, artifacts, request):
         print(f"artifacts in {artifacts}; js errors: {pg.js_errors}; "
               f"console errors: {pg.console_errors}")
     ctx.close()
-
-
-# ---------------------------------------------------------------- helpers for tests
-
-NOTEBOOK = ".jp-NotebookPanel .jp-Notebook"
-CODE_PROMPTS = ".jp-CodeCell .jp-InputPrompt"  # "[ ]:" not run, "[*]:" queued/running, "[3]:"
-STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"  # + tracebacks
-# Ready = a kernel is attached AND idle. The indicator alone reads "idle" before any kernel
-# exists, and a Run All clicked then opens "Select Kernel" instead of running.
-KERNEL_READY_JS = """() => {
-  const name = document.querySelector('.jp-NotebookPanel-toolbar .jp-KernelName');
-  const ind = document.querySelector('.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator');
-  return !!name && !!ind && !/No Kernel/.test(name.textContent) && ind.dataset.status === 'idle';
-}"""
-# A notebook saved with outputs already shows "[n]:" prompts, so "all numbered" alone proves
-# nothing: record every prompt that turns "[*]:" after the click, and wait until none is left.
-WATCH_PROMPTS_JS = """sel => {
-  const seen = window.__cnnwRunning = new Set();
-  const scan = () => document.querySelectorAll(sel).forEach(
-    p => { if (p.textContent.trim() === '[*]:') seen.add(p); });
-  new MutationObserver(scan).observe(document.body,
-    {subtree: true, childList: true, characterData: true});
-}"""
-RUN_FINISHED_JS = """sel => {
-  const p = [...document.querySelectorAll(sel)];
-  return window.__cnnwRunning.size > 0 && !p.some(e => e.textContent.trim() === '[*]:');
-}"""
-CANVAS_STATS_JS = """el => {
-  const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
-  let lit = 0, h = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    if (d[i + 3] > 0 && (d[i] > 32 || d[i + 1] > 32 || d[i + 2] > 32)) lit++;
-    h = (((h * 31 + d[i]) * 31 + d[i + 1]) * 31 + d[i + 2]) >>> 0;
-  }
-  return {w: el.width, h: el.height, lit, hash: h};
-}"""
-
-
-def open_and_run_all(page, url: str) -> None:
-    """Open a notebook URL, wait for its kernel, Run > Run All Cells, wait until every code cell
-    ran. Fails with the notebook's stderr/traceback text if a cell did not run."""
-    page.goto(url)
-    page.wait_for_selector(NOTEBOOK)
-    page.wait_for_function(KERNEL_READY_JS)
-    page.evaluate(WATCH_PROMPTS_JS, CODE_PROMPTS)
-    page.click(".lm-MenuBar-item:has-text('Run')")
-    page.click(".lm-Menu-item[data-command='runmenu:run-all']")
-    page.wait_for_function(RUN_FINISHED_JS, arg=CODE_PROMPTS)
-    prompts = [p.strip() for p in page.locator(CODE_PROMPTS).all_text_contents()]
-    if not all(re.fullmatch(r"\[\d+\]:", p) for p in prompts):
-        raise AssertionError(f"not every cell ran: prompts {prompts}; stderr/tracebacks: "
-                             f"{page.locator(STDERR).all_inner_texts()}")
-
-
-def _locator(page, selector):
-    return page.locator(selector) if isinstance(selector, str) else selector
-
-
-def canvas_stats(page, selector) -> dict:
-    """Pixels of one <canvas> (an ipycanvas view element is the canvas itself): {w, h, lit, hash}.
-    `lit` counts opaque pixels brighter than near-black. Assert on lit and on hash changes only:
-    exact hashes can change with the Chromium version."""
-    return _locator(page, selector).evaluate(CANVAS_STATS_JS)
-
-
-def wait_canvas(page, selector, predicate_js: str = "s.lit > 0", arg=None) -> dict:
-    """Wait (no sleeps) until predicate_js, over the stats `s` and `arg`, holds; return the stats."""
-    handle = _locator(page, selector).element_handle()
-    page.wait_for_function(
-        f"([el, arg]) => {{ const s = ({CANVAS_STATS_JS})(el); return ({predicate_js}); }}",
-        arg=[handle, arg])
-    return canvas_stats(page, selector)
-
-
-# -- progress bars -------------------------------------------------------------------------
-_WATCH_JS = """el => {
-  el.__cnnwSeen = [];
-  new MutationObserver(() => el.__cnnwSeen.push(parseFloat(el.style.width || '0') / 100))
-      .observe(el, {attributes: true, attributeFilter: ['style']});
-}"""
-
-
-def watch_progress(root):
-    """Record every width the progress bar inside `root` (a Locator) takes from now on."""
-    bar = root.locator(".cnnw-progress .progress-bar")
-    bar.evaluate(_WATCH_JS)
-    return bar
-
-
-def wait_progress_moving(bar, count=2, timeout=30_000):
-    """Wait until the bar has shown `count` distinct fractions strictly between 0 and 1; return them."""
-    bar.page.wait_for_function(
-        "([el, n]) => new Set(el.__cnnwSeen.filter(w => w > 0 && w < 1)).size >= n",
-        arg=[bar.element_handle(), count], timeout=timeout)
-    return bar.evaluate("el => el.__cnnwSeen.slice()")
-
-
-def progress_fraction(bar):
-    """The fraction the progress bar (a Locator) shows now."""
-    return bar.evaluate("el => parseFloat(el.style.width || '0') / 100")

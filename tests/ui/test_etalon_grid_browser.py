@@ -1,14 +1,12 @@
 """The tour in JupyterLab in Debian's Chromium: the EtalonGrid draws, follows a stroke drawn
 with the mouse, explains a clicked cell, and runs a long job whose progress moves until Stop."""
-import os
 import re
-import shutil
 import time
 
-from conftest import (STDERR, canvas_stats, open_and_run_all, progress_fraction, wait_canvas,
-                      wait_progress_moving, watch_progress)
+from lab_helpers import (STDERR, canvas_stats, draw_stroke, open_and_run_all, progress_fraction,
+                         text_matches, wait_canvas, wait_progress_moving, watch_progress,
+                         widget_screenshot)
 
-REPO_SCREENSHOT = os.path.join(os.path.dirname(__file__), "screenshots", "etalon-grid.png")
 # Pixels where red and blue differ clearly: etalons drawn on the diverging map.
 COLOURED_JS = """el => {
   const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
@@ -16,12 +14,6 @@ COLOURED_JS = """el => {
   for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.abs(d[i] - d[i + 2]) > 40) n++;
   return n;
 }"""
-
-
-def text_matches(locator, pattern, **kw):
-    """Wait until the element's text matches the regular expression."""
-    locator.page.wait_for_function("([el, pat]) => new RegExp(pat).test(el.innerText)",
-                                   arg=[locator.element_handle(), pattern], **kw)
 
 
 def test_tour_etalon_grid(lab_server, page, artifacts):
@@ -38,13 +30,7 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
     row_before = wait_canvas(page, root.locator(".cnnw-pad-row"), "s.lit > 1000")
     readout_before = root.locator(".cnnw-pad-readout").inner_text()
     pad = root.locator(".cnnw-pad")
-    pad.scroll_into_view_if_needed()
-    box = pad.bounding_box()
-    page.mouse.move(box["x"] + 112, box["y"] + 30)
-    page.mouse.down()
-    for step in range(1, 16):
-        page.mouse.move(box["x"] + 112, box["y"] + 30 + 11 * step, steps=2)
-    page.mouse.up()
+    draw_stroke(page, pad, 112, 30, 11, 15)
     assert canvas_stats(page, pad)["lit"] > 500                          # the ink is on the pad
     wait_canvas(page, root.locator(".cnnw-pad-row"), "s.hash !== arg", row_before["hash"])
     page.wait_for_function("([el, old]) => el.innerText !== old",
@@ -74,9 +60,4 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
     assert re.search(r"stopped at \d+%", status.inner_text())
     assert not page.js_errors, page.js_errors
 
-    page.set_viewport_size({"width": 1400, "height": 1500})        # the whole widget in view
-    root.scroll_into_view_if_needed()
-    shot = artifacts / "etalon-grid.png"
-    root.screenshot(path=str(shot))
-    if os.environ.get("CNN_WIDGETS_UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(shot, REPO_SCREENSHOT)
+    widget_screenshot(page, root, artifacts, "etalon-grid", 1500)   # the whole widget in view

@@ -2,9 +2,8 @@
 bar moves, Stop stops it, a clicked sample is enlarged with its etalon."""
 import time
 
-import nbformat
-from conftest import (STDERR, canvas_stats, open_and_run_all, progress_fraction, wait_canvas,
-                      wait_progress_moving, watch_progress)
+from lab_helpers import (STDERR, canvas_stats, open_cells, progress_fraction, text_matches,
+                         wait_canvas, wait_progress_moving, watch_progress)
 
 CELL = """\
 import cnn_widgets
@@ -15,19 +14,10 @@ gallery = cnn_widgets.InverseSetGallery(engine, G, layer="fc3", unit=3, range=(8
 gallery"""
 
 
-def text_matches(page, selector, pattern, **kw):
-    page.wait_for_function("([sel, pat]) => new RegExp(pat).test(document.querySelector(sel).innerText)",
-                           arg=[selector, pattern], **kw)
-
-
 def test_inverse_set_gallery(lab_server, page, artifacts):
     from cnn_widgets.zoo import digits_generator, lenet_digits
     lenet_digits(), digits_generator()      # trained and cached here: the kernel only loads them
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, lab_server.root / "notebooks" / "_inverse_set.ipynb")
-    open_and_run_all(page, lab_server.notebook_url("notebooks/_inverse_set.ipynb"))
+    open_cells(page, lab_server, "_inverse_set.ipynb", [CELL])
     root = page.locator(".cnnw-inverse-set")
     root.scroll_into_view_if_needed()
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
@@ -41,11 +31,11 @@ def test_inverse_set_gallery(lab_server, page, artifacts):
     wait_canvas(page, ".cnnw-gallery", "s.hash !== arg", first["hash"])   # more samples arrived
     seen = wait_progress_moving(bar)
     assert seen == sorted(seen), seen                                   # it only goes forward
-    text_matches(page, ".cnnw-status", r"inverse set: \d+/20000")
+    text_matches(root.locator(".cnnw-status"), r"inverse set: \d+/20000")
 
     # 2. Stop stops it
     root.locator(".cnnw-stop").click()
-    text_matches(page, ".cnnw-status", r"stopped at \d+%", timeout=10_000)
+    text_matches(root.locator(".cnnw-status"), r"stopped at \d+%", timeout=10_000)
     stopped_at = progress_fraction(bar)
     time.sleep(1.0)
     assert progress_fraction(bar) == stopped_at < 1
@@ -55,7 +45,7 @@ def test_inverse_set_gallery(lab_server, page, artifacts):
     gallery.scroll_into_view_if_needed()
     box = gallery.bounding_box()
     page.mouse.click(box["x"] + 28, box["y"] + 28)
-    text_matches(page, ".cnnw-detail-text", r"fc3 unit 3: f = [0-9.]+ \(range \[8\.00, 10\.00\]")
+    text_matches(root.locator(".cnnw-detail-text"), r"fc3 unit 3: f = [0-9.]+ \(range \[8\.00, 10\.00\]")
     wait_canvas(page, ".cnnw-detail", "s.lit > 1000")
     assert not page.js_errors, page.js_errors
     assert canvas_stats(page, ".cnnw-gallery")["lit"] > 5000

@@ -1,6 +1,6 @@
 """Self-test of the browser fixtures: a tiny ipycanvas notebook runs in JupyterLab and draws."""
 import nbformat
-from conftest import STDERR, canvas_stats, open_and_run_all, wait_canvas
+from lab_helpers import STDERR, canvas_stats, open_and_run_all, wait_canvas
 
 DRAW = """\
 from ipycanvas import Canvas

@@ -2,9 +2,8 @@
 progress bar moves while it runs, the objective curve is drawn; Stop stops it."""
 import time
 
-import nbformat
-from conftest import (STDERR, canvas_stats, open_and_run_all, progress_fraction, wait_canvas,
-                      wait_progress_moving, watch_progress)
+from lab_helpers import (STDERR, canvas_stats, open_cells, progress_fraction, text_matches,
+                         wait_canvas, wait_progress_moving, watch_progress)
 
 CELLS = [
     "import torch\ntorch.set_num_threads(1)\nfrom cnn_widgets import zoo, MaximizerPanel, objectives",
@@ -13,17 +12,8 @@ CELLS = [
 ]
 
 
-def text_matches(page, selector, pattern, **kw):
-    page.wait_for_function("([sel, pat]) => new RegExp(pat).test(document.querySelector(sel).innerText)",
-                           arg=[selector, pattern], **kw)
-
-
 def test_maximizer_runs_live_and_stops(lab_server, page, artifacts):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, lab_server.root / "notebooks" / "_maximizer.ipynb")
-    open_and_run_all(page, lab_server.notebook_url("notebooks/_maximizer.ipynb"))
+    open_cells(page, lab_server, "_maximizer.ipynb", CELLS)
     root = page.locator(".cnnw-maximizer")
     root.scroll_into_view_if_needed()
     start = wait_canvas(page, ".cnnw-max-image", "s.lit > 500")         # the noise start
@@ -31,7 +21,7 @@ def test_maximizer_runs_live_and_stops(lab_server, page, artifacts):
 
     bar = watch_progress(root)
     root.locator(".cnnw-run").click()
-    text_matches(page, ".cnnw-status", r"maximize: \d+/\d+")
+    text_matches(root.locator(".cnnw-status"), r"maximize: \d+/\d+")
     seen = wait_progress_moving(bar)
     assert seen == sorted(seen), seen
     wait_canvas(page, ".cnnw-max-image", "s.hash !== arg", start["hash"])   # the image changes
@@ -41,7 +31,7 @@ def test_maximizer_runs_live_and_stops(lab_server, page, artifacts):
     page.screenshot(path=str(artifacts / "maximizer-running.png"))
 
     root.locator(".cnnw-stop").click()
-    text_matches(page, ".cnnw-status", r"stopped at \d+%", timeout=10_000)
+    text_matches(root.locator(".cnnw-status"), r"stopped at \d+%", timeout=10_000)
     stopped_at, pixels = progress_fraction(bar), canvas_stats(page, ".cnnw-max-image")["hash"]
     time.sleep(1.0)
     assert progress_fraction(bar) == stopped_at < 1                        # it really stopped

@@ -2,15 +2,10 @@
 hovering a node names it; clicking a node shows its critical filter and that filter's top
 images; a stroke on the pad gets its path; clicking a category in the MST builds its tree."""
 import json
-import os
-import shutil
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_notebook
+from lab_helpers import (STDERR, canvas_stats, draw_stroke, open_cells, text_matches, wait_canvas,
+                         widget_screenshot)
 
-from conftest import STDERR, canvas_stats, open_and_run_all, wait_canvas
-
-REPO_SCREENSHOT = os.path.join(os.path.dirname(__file__), "screenshots", "prediction-tree.png")
 CELLS = [
     "import json, cnn_widgets\nfrom cnn_widgets import zoo\nengine = zoo.lenet_digits()",
     "view = cnn_widgets.PredictionTreeView(engine)\nview",
@@ -21,16 +16,8 @@ CELLS = [
 ]
 
 
-def text_matches(page, selector, pattern, **kw):
-    page.wait_for_function("([sel, pat]) => new RegExp(pat).test(document.querySelector(sel).innerText)",
-                           arg=[selector, pattern], **kw)
-
-
 def test_prediction_tree_view_in_jupyterlab(lab_server, page, artifacts):
-    nb = new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}})
-    nbformat.write(nb, lab_server.root / "notebooks" / "_prediction_tree.ipynb")
-    open_and_run_all(page, lab_server.notebook_url("notebooks/_prediction_tree.ipynb"))
+    open_cells(page, lab_server, "_prediction_tree.ipynb", CELLS)
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
     root = page.locator(".cnnw-prediction-tree")
     root.scroll_into_view_if_needed()
@@ -38,7 +25,7 @@ def test_prediction_tree_view_in_jupyterlab(lab_server, page, artifacts):
     # 1. the hierarchy + MST and the tree are drawn
     wait_canvas(page, ".cnnw-categories", "s.lit > 2000")
     tree_before = wait_canvas(page, ".cnnw-tree", "s.lit > 2000")
-    text_matches(page, ".cnnw-path", r"path of image \d+")
+    text_matches(root.locator(".cnnw-path"), r"path of image \d+")
     out = page.locator(".jp-OutputArea-output:has-text('TARGETS')").inner_text()
     targets = json.loads(out.split("TARGETS", 1)[1].strip())
 
@@ -48,30 +35,18 @@ def test_prediction_tree_view_in_jupyterlab(lab_server, page, artifacts):
     box = tree.bounding_box()
     x, y = box["x"] + targets["xy"][0], box["y"] + targets["xy"][1]
     page.mouse.move(x, y)
-    text_matches(page, ".cnnw-hover", rf"^node {targets['node']}: \d+ images")
+    text_matches(root.locator(".cnnw-hover"), rf"^node {targets['node']}: \d+ images")
     page.mouse.click(x, y)
-    text_matches(page, ".cnnw-detail-text", r"critical filter \d+[\s\S]*reachable filters \(\d+\)")
-    text_matches(page, ".cnnw-detail-text", r"dataset images that drive filter \d+ most")
+    text_matches(root.locator(".cnnw-detail-text"), r"critical filter \d+[\s\S]*reachable filters \(\d+\)")
+    text_matches(root.locator(".cnnw-detail-text"), r"dataset images that drive filter \d+ most")
     wait_canvas(page, ".cnnw-filter-images", "s.w > 100 && s.lit > 1000")
-    page.set_viewport_size({"width": 1400, "height": 1200})
-    root.scroll_into_view_if_needed()
-    shot = artifacts / "prediction-tree.png"
-    root.screenshot(path=str(shot))
-    if os.environ.get("CNN_WIDGETS_UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(shot, REPO_SCREENSHOT)
+    widget_screenshot(page, root, artifacts, "prediction-tree", 1200)
 
     # 3. a stroke drawn on the pad gets its own path
     drawn_before = canvas_stats(page, ".cnnw-tree")
-    pad = page.locator(".cnnw-pad")
-    pad.scroll_into_view_if_needed()
-    pbox = pad.bounding_box()
-    page.mouse.move(pbox["x"] + 58, pbox["y"] + 20)
-    page.mouse.down()
-    for step in range(1, 10):
-        page.mouse.move(pbox["x"] + 58, pbox["y"] + 20 + 8 * step, steps=2)
-    page.mouse.up()
+    draw_stroke(page, root.locator(".cnnw-pad"), 58, 20, 8, 9)
     assert canvas_stats(page, ".cnnw-pad")["lit"] > 200
-    text_matches(page, ".cnnw-path", r"path of the drawn image")
+    text_matches(root.locator(".cnnw-path"), r"path of the drawn image")
     wait_canvas(page, ".cnnw-tree", "s.lit > 2000")
     assert drawn_before["lit"] > 2000
 
@@ -79,9 +54,9 @@ def test_prediction_tree_view_in_jupyterlab(lab_server, page, artifacts):
     cats = page.locator(".cnnw-categories")
     cbox = cats.bounding_box()
     page.mouse.click(cbox["x"] + targets["cat3"][0], cbox["y"] + targets["cat3"][1])
-    text_matches(page, ".cnnw-status", r"prediction tree: done")
+    text_matches(root.locator(".cnnw-status"), r"prediction tree: done")
     wait_canvas(page, ".cnnw-tree", "s.hash !== arg", tree_before["hash"])
-    text_matches(page, ".cnnw-path", r"path of the drawn image")   # the pad still leads
+    text_matches(root.locator(".cnnw-path"), r"path of the drawn image")   # the pad still leads
     assert page.locator(".cnnw-category select").input_value() == "3"
     assert canvas_stats(page, ".cnnw-tree")["lit"] > 2000
     assert not page.js_errors, page.js_errors

@@ -47,3 +47,15 @@ def test_upscale_is_nearest_neighbour():
     a = np.arange(4, dtype=np.uint8).reshape(2, 2, 1)
     up = draw.upscale(a, 3)
     assert up.shape == (6, 6, 1) and up[0, 0, 0] == 0 and up[5, 5, 0] == 3 and up[2, 3, 0] == 1
+
+
+def test_ink_draws_a_segment_with_a_hard_edge_and_keeps_the_brighter_value():
+    img = np.zeros((1, 10, 10), dtype=np.float32)
+    out = draw.ink(img, (2.0, 3.0), (2.0, 7.0), sigma=0.9)
+    assert out is img and img.dtype == np.float32
+    assert img[0, 2, 3:8].min() > 0.9                      # the segment itself is inked
+    assert img[0, 5:].sum() == 0 and img[0, :, 0].sum() == 0  # nothing beyond the pen's edge
+    assert (img[img > 0] >= 0.05).all()                    # a hard edge, no faint halo
+    before = img.copy()
+    draw.ink(img, (8.0, 8.0), (8.0, 8.0), sigma=0.9)       # a dot elsewhere adds, never dims
+    assert (img >= before).all() and img[0, 8, 8] == 1.0
