@@ -79,7 +79,8 @@ def main(quick: bool) -> None:
     engine = lenet_digits()
     t_digit, tree = timed(lambda: engine.prediction_tree(3))
     t_cat, _ = timed(lambda: engine.category_tree())
-    print(f"LeNet digits default: category tree (10 classes, 360 images, pool2) {t_cat:.2f} s; "
+    print(f"LeNet digits default: category tree ({engine.n_classes} classes, "
+          f"{len(engine.dataset)} images, {tree.layer}) {t_cat:.2f} s; "
           f"prediction tree of '3' ({len(tree.images)} images, {tree.n_filters} filters, "
           f"features included) {t_digit:.3f} s")
     print(bar(f"prediction tree {big} images x {D_FILTERS} filters", t_fast[big], "<=", 10, " s"))

@@ -66,10 +66,10 @@ def embedding(engine, layer: Optional[str] = None, data=None, max_images: Option
     images, labels = data.images[:n], data.labels[:n].numpy()
     raw = images.reshape(n, -1).numpy().astype(np.float64)
     feat = features(engine, images, layer, control).reshape(n, -1).astype(np.float64)
-    name, _ = _reducer(method, n_components, seed)
     maps = []
     for i, x in enumerate((raw, feat)):
-        maps.append(_reducer(method, n_components, seed, n)[1].fit_transform(x))
+        name, reducer = _reducer(method, n_components, seed, n)      # a fresh one per space
+        maps.append(reducer.fit_transform(x))
         control.step(i + 1, 2, f"{name} embedding")
     sil = [float(silhouette_score(x, labels, metric="cosine")) if len(set(labels)) > 1 else np.nan
            for x in (raw, feat)]

@@ -51,12 +51,24 @@ def fool(engine, target: int, *, start="dataset", indices=None, n_starts: int = 
     ``n_starts`` as in :func:`maximize.start_images`) with plain SGD at a small ``lr`` for
     ``steps`` steps, recording the class probabilities every ``every`` steps.
     source: the class the images come from (default: the most common start prediction).
+    With ``start="dataset"`` and no ``indices``, the first ``n_starts`` dataset images labelled
+    ``source`` (without a source: the first not labelled ``target``).
     """
-    x0 = start_images(engine, start, n_starts, seed, indices)
     target = int(target)
     if not 0 <= target < engine.n_classes:
         raise ValueError(f"target class {target} out of range: expected 0 <= target < "
                          f"{engine.n_classes}")
+    if source is not None and not (0 <= int(source) < engine.n_classes and int(source) != target):
+        raise ValueError(f"source class {source} must differ from the target {target} and lie "
+                         f"in 0 <= source < {engine.n_classes}")
+    if isinstance(start, str) and start == "dataset" and indices is None and engine.dataset is not None:
+        labels = engine.dataset.labels.numpy()
+        wanted = f"class {source}" if source is not None else f"a class other than {target}"
+        rows = np.flatnonzero(labels == int(source) if source is not None else labels != target)
+        if len(rows) == 0:
+            raise ValueError(f"no dataset image is labelled {wanted}")
+        indices = rows[:int(n_starts)].tolist()
+    x0 = start_images(engine, start, n_starts, seed, indices)
     recorded, probs, end = [], [], None
     for s in iterate_maximize(engine, logit(target), steps=steps, start=x0, lr=lr,
                               optimizer=optimizer, every=every, control=control):

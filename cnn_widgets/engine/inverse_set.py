@@ -176,8 +176,8 @@ def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_fa
         mu *= mu_factor
     x, f, feats = best
     inside = prob.inside(f)
-    if bool(inside.all()):
-        return _make_seeds(z, x, f, feats, lam, mu, steps, max_outer)
+    if bool(inside.all()):      # mu was already raised for an outer iteration that never ran
+        return _make_seeds(z, x, f, feats, lam, mu / mu_factor, steps, max_outer)
     worst = f.detach().cpu().numpy()
     lines = [f"{name} {':'.join(map(str, u))} in [{lo:.4g}, {hi:.4g}]: reached "
              f"{worst[:, p].min():.4g} .. {worst[:, p].max():.4g}"
@@ -186,8 +186,11 @@ def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_fa
     raise InfeasibleRange(f"only {int(inside.sum())} of {K} seeds reached the range(s) after "
                           f"{steps} gradient steps ({max_outer} outer iterations, mu up to "
                           f"{mu / mu_factor:.3g}); the activations the seeds reached: "
-                          + "; ".join(lines) + ". The range may be empty for this generator; "
-                          "widen it or move it towards values the dataset reaches.")
+                          + "; ".join(lines) + ". " + (
+                              "The range may be empty for this generator; widen it or move it "
+                              "towards values the dataset reaches." if not bool(inside.any()) else
+                              "The range is reachable but some seeds are stuck outside it; try "
+                              "another seed, a smaller K, a wider range or a larger max_outer."))
 
 
 def _make_seeds(z, x, f, feats, lam, mu, steps, outer) -> Seeds:

@@ -24,8 +24,10 @@ from .regularizers import split
 class MaximizeStep:
     """The state before update ``step`` (``step == total``: the final images).
 
-    values: (N,) objective Φ (without penalties); images: (N, C, H, W) in the engine's input
-    space; logits: (N, classes), None when not asked for (the final step always has them);
+    values: (N,) objective Φ (without penalties; with a Jitter regulariser, Φ of the jittered
+    input except on the final step); images: (N, C, H, W) in the engine's input space, never
+    jittered; logits: (N, classes) of ``images``, None when not asked for (the final step
+    always has them);
     trace, penalty_trace: (total, N) Φ and Σ λ R before every update, on the final step only.
     """
     step: int

@@ -50,7 +50,8 @@ def out_of_sample(engine, images, labels, names: Optional[Sequence[str]] = None,
         g = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(int(n_noise), *engine.input_shape, generator=g)
         noise = noise * std.view(-1, 1, 1) + mean.view(-1, 1, 1)
-        rows.append(np.bincount(engine.predict(noise).argmax(1), minlength=engine.n_classes))
+        noise_pred = engine.predict(noise, control=control).argmax(1)
+        rows.append(np.bincount(noise_pred, minlength=engine.n_classes))
         counts.append(int(n_noise))
     counts = np.asarray(counts)
     names = [str(names[k]) if names is not None else str(k) for k in kinds]

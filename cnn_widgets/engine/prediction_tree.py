@@ -130,7 +130,12 @@ class PredictionTree:
         """Walk down from the root: at each node go to the child nearest to the image, both
         seen through that child's reachable filters (its critical filters decide what counts).
         f: the image's feature map of the tree's layer, (d, l, l) or (d·l·l,)."""
-        f = np.asarray(f, dtype=np.float64).reshape(self.features.shape[1:])
+        f = np.asarray(f, dtype=np.float64)
+        if f.size != self.features[0].size:
+            raise ValueError(f"expected the feature map of one image at {self.layer!r}: "
+                             f"{self.n_filters} filters x {self.features.shape[2]} positions; "
+                             f"got shape {f.shape}")
+        f = f.reshape(self.features.shape[1:])
         nodes, dist = [], []
         options = self.top
         while options:
@@ -358,7 +363,10 @@ def prediction_tree(engine, category, layer: Optional[str] = None, data=None,
     merges = build_fast(X, control) if method == "fast" else build_naive(X, control)
 
     def featurize(image):
-        return engine.activations(engine.prepare(image)[:1], [layer])[layer][0]
+        x = engine.prepare(image)
+        if len(x) != 1:
+            raise ValueError(f"path() takes one image {engine.input_shape}; got a batch of {len(x)}")
+        return engine.activations(x, [layer])[layer][0]
     return PredictionTree(category=c, name=engine.class_names[c], layer=layer, images=idx,
                           features=X.astype(np.float32), merges=merges, top=top_nodes(merges),
                           mean_activation=mean_activations(X, merges), featurize=featurize)

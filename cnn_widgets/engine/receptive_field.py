@@ -244,9 +244,15 @@ def _compute_maps(engine) -> Dict[str, FieldMap]:
         if full:
             lo = [np.zeros(n[0], np.int64), np.zeros(n[1], np.int64)]
             hi = [np.full(n[0], h - 1, np.int64), np.full(n[1], w - 1, np.int64)]
-        maps[link.name] = FieldMap(link.name, lo[0].astype(np.int64), hi[0].astype(np.int64) + 1,
-                                   lo[1].astype(np.int64), hi[1].astype(np.int64) + 1)
+        maps[link.name] = FieldMap(link.name, *_bounds(lo[0], hi[0]), *_bounds(lo[1], hi[1]))
     return maps
+
+
+def _bounds(lo, hi):
+    """(first, end) per index from inclusive (lo, hi); an index whose window lies wholly in the
+    zero padding (lo > hi: it sees no pixel) gets the empty range (0, 0)."""
+    empty = lo > hi
+    return (np.where(empty, 0, lo).astype(np.int64), np.where(empty, 0, hi + 1).astype(np.int64))
 
 
 def field_map(engine, layer: str) -> FieldMap:
@@ -263,7 +269,8 @@ def field_map(engine, layer: str) -> FieldMap:
 
 def receptive_field(engine, layer: str, y: int, x: int) -> ReceptiveField:
     """The input box the unit at position (y, x) of ``layer`` sees (any channel: all channels
-    of one position share it). For a layer without a spatial grid pass y = x = 0."""
+    of one position share it). For a layer without a spatial grid pass y = x = 0. A unit whose
+    window lies wholly in the zero padding sees nothing: an empty box (height or width 0)."""
     fm = field_map(engine, layer)
     gh, gw = fm.grid
     if not (0 <= int(y) < gh and 0 <= int(x) < gw):

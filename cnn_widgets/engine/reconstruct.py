@@ -125,8 +125,11 @@ def reconstruct(engine, x, unit, method: Union[str, Sequence[str]] = "deconvnet"
             random = _random_weights(engine, links, int(seed))
         records, out = _forward(engine, links, x)
         activation = float(out[(0, *coords)])
-        grads = _backward(links, records, coords, methods, random, engine.device, control)
-        grads = grads / engine.std          # through (x - mean) / std
+        if field.height and field.width:
+            grads = _backward(links, records, coords, methods, random, engine.device, control)
+            grads = grads / engine.std      # through (x - mean) / std
+        else:                               # a unit that sees only zero padding
+            grads = torch.zeros(len(methods), *x.shape[1:], device=engine.device)
     images = {m: grads[i].cpu().numpy() for i, m in enumerate(methods)}
     return Reconstruction(images=images, x=x[0].cpu().numpy(), layer=layer, unit=coords,
                           activation=activation, field=field, exact=exact, reason=reason,

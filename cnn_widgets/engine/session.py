@@ -307,7 +307,8 @@ class Engine:
         from .activation_stats import activation_stats
         return activation_stats(self, x, layers=layers, control=control, **kw)
 
-    # visualization paper (MaximizerPanel): engine/objectives.py, engine/maximize.py, engine/scan.py
+    # visualization paper (MaximizerPanel): engine/objectives.py, maximize.py, scan.py, gradcam.py,
+    # fooling.py, out_of_sample.py
     def maximize(self, objective, control: Control = NO_CONTROL, **kw):
         """Gradient ascent on the input; see :mod:`.maximize`."""
         from .maximize import maximize
@@ -328,6 +329,23 @@ class Engine:
         """Histogram of ``target`` over the dataset; see :mod:`.scan`."""
         from .scan import activation_histogram
         return activation_histogram(self, target, bins=bins, data=data, control=control, **kw)
+
+    def gradcam(self, x, classes=None, layer: Optional[str] = None,
+                control: Control = NO_CONTROL):
+        """Grad-CAM maps (N, P, H, W) of ``classes`` for images ``x``; see :mod:`.gradcam`."""
+        from .gradcam import gradcam
+        return gradcam(self, x, classes=classes, layer=layer, control=control)
+
+    def fool(self, target: int, control: Control = NO_CONTROL, **kw):
+        """Pixel fooling towards class ``target`` with Grad-CAMs; see :mod:`.fooling`."""
+        from .fooling import fool
+        return fool(self, target, control=control, **kw)
+
+    def out_of_sample(self, images, labels, control: Control = NO_CONTROL, **kw):
+        """Percent of unseen classes' images and of noise predicted as each class (Table 1);
+        see :mod:`.out_of_sample`."""
+        from .out_of_sample import out_of_sample
+        return out_of_sample(self, images, labels, control=control, **kw)
 
     # clustering (PredictionTreeView): engine/category_tree.py, engine/prediction_tree.py
     def category_tree(self, layer: Optional[str] = None, include_noise: bool = False,

@@ -19,9 +19,7 @@ import numpy as np
 import traitlets as T
 
 from ..engine import objectives as O
-from ..engine.fooling import fool
-from ..engine.gradcam import gradcam
-from ..engine.maximize import iterate_maximize, softmax, start_images
+from ..engine.maximize import softmax, start_images
 from ..engine.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from ..engine.scan import histogram_from_values, objective_values, top_from_values
 from . import draw
@@ -302,6 +300,7 @@ class MaximizerPanel(JobWidget):
         settings = dict(steps=int(self.steps_box.value), lr=float(self.lr_box.value),
                         optimizer=self.optimizer_box.value, regularizers=regs, **start)
         cam = self.cam_on.value
+        self.curve_fig.title = "objective"     # fooling retitles the curve
 
         def work(control):
             self.cam = None
@@ -309,13 +308,13 @@ class MaximizerPanel(JobWidget):
             step = None
             # ask for a step to draw when the clock says so: in between, the ascent runs as
             # fast as headless (no copies, no class scores)
-            for step in iterate_maximize(self.engine, objective, control=control,
-                                         every=lambda _t: time.monotonic() >= clock["next"],
-                                         predict=False, **settings):
+            wanted = lambda _t: time.monotonic() >= clock["next"]       # noqa: E731
+            for step in self.engine.iterate_maximize(objective, control=control, every=wanted,
+                                                     predict=False, **settings):
                 began = time.monotonic()
                 probs = softmax(step.logits if step.logits is not None
                                 else self.engine.predict(step.images))
-                extra = gradcam(self.engine, step.images) if cam else None
+                extra = self.engine.gradcam(step.images) if cam else None
                 with self.runner.lock:
                     control.check()      # stopped or superseded: never paint over a newer run
                     self._show_step(step, probs, extra)
@@ -385,7 +384,7 @@ class MaximizerPanel(JobWidget):
             self._draw_image()
             return
         images = self._images()
-        self.run_job("cam", lambda control: gradcam(self.engine, images, control=control),
+        self.run_job("cam", lambda control: self.engine.gradcam(images, control=control),
                      self._show_cam, label="grad-cam", quiet=True)
 
     def _show_cam(self, cam):
@@ -439,8 +438,8 @@ class MaximizerPanel(JobWidget):
         steps, lr = int(self.steps_box.value), float(self.lr_box.value)
 
         def work(control):
-            return fool(self.engine, target, indices=rows, steps=steps, lr=lr,
-                        every=max(1, steps // 50), control=control)
+            return self.engine.fool(target, indices=rows, steps=steps, lr=lr,
+                                    every=max(1, steps // 50), control=control)
 
         return self.run_job("fool", work, self._show_fooling, label="fooling")
 

@@ -240,6 +240,8 @@ class PredictionTreeView(JobWidget):
             self._draw_tree()
             return
         f = tree.critical(node)
+        self.top = None                                   # the last node's images are stale
+        self._draw_detail()
         self._draw_tree()
         self.run_job("top", lambda control: self.engine.top_images(
             objectives.channel(tree.layer, f), k=TOP_K, control=control),
@@ -376,6 +378,9 @@ class PredictionTreeView(JobWidget):
                 + (f"dataset images that drive filter {f} most "
                    f"({html.escape(top.objective)}):" if top is not None else "…"))
             if top is None:
+                self.detail_rgba = None
+                with drawing():
+                    c.clear()
                 return
             cells = [[draw.upscale(draw.image(img), 2) for img in top.images]]
         sheet, _ = draw.tile(cells, cells[0][0].shape[:2], (2, 4))

@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from cnn_widgets import Engine
+from cnn_widgets.engine.control import Control
+from cnn_widgets.engine.errors import Cancelled
 from cnn_widgets.engine.gradcam import gradcam
-from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet, untouched
+from cnn_widgets.testing import TINY_SHAPE, as_user_model, random_images, tiny_lenet, untouched
 
 
 def test_gradcam_is_the_formula_and_leaves_the_model():
@@ -32,9 +34,14 @@ def test_gradcam_is_the_formula_and_leaves_the_model():
 
 def test_gradcam_defaults_and_errors():
     e = Engine(tiny_lenet(0), TINY_SHAPE, device="cpu")
-    r = gradcam(e, random_images(2, TINY_SHAPE))
+    r = e.gradcam(random_images(2, TINY_SHAPE))
     assert r.layer == "pool2" and r.classes == (-1,) and r.maps.shape == (2, 1, 8, 8)
     with pytest.raises(Exception, match=r"\(C, h, w\)"):
         gradcam(e, random_images(1, TINY_SHAPE), layer="fc1")
     with pytest.raises(ValueError, match="0 <= class < 5"):
         gradcam(e, random_images(1, TINY_SHAPE), classes=[7])
+    user = as_user_model(tiny_lenet(0), frozen=["conv1"])
+    stopped = Engine(user, TINY_SHAPE, device="cpu")
+    with untouched(user), pytest.raises(Cancelled):
+        stopped.gradcam(random_images(2, TINY_SHAPE), classes=[1, 2],
+                        control=Control(should_stop=lambda: True))

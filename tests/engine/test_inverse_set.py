@@ -119,9 +119,17 @@ def test_infeasible_range_reports_after_the_budget(setup):
     engine, G, acts = setup
     far = float(acts["9"][:, 2].max()) + 1e4
     with untouched(engine.model), untouched(G):
-        with pytest.raises(InfeasibleRange, match=r"0 of 4 seeds .* after 40 gradient steps"):
+        with pytest.raises(InfeasibleRange, match=r"0 of 4 seeds .* after 40 gradient steps.*"
+                                                  r"range may be empty"):
             engine.inverse_set(("9", 2), (far, far + 1), generator=G, K=4, n=8, max_outer=2,
                                inner_steps=20)
+
+
+def test_seeds_stuck_outside_a_reachable_range_say_so(setup):
+    engine, G, acts = setup
+    rng = middle_range(acts["9"][:, 2], 25, 75)     # about half of random codes land inside
+    with pytest.raises(InfeasibleRange, match=r"only [1-7] of 8 seeds .* range is reachable"):
+        engine.inverse_set(("9", 2), rng, generator=G, K=8, n=8, max_outer=1, inner_steps=1)
 
 
 def test_model_and_generator_untouched_and_stop(setup):

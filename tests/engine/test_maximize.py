@@ -50,6 +50,14 @@ def test_streaming_steps_and_the_final_one():
     assert len(none) == 1 and none[0].logits is not None
 
 
+def test_a_paused_stream_holds_nothing_of_the_model():
+    e = make_engine()
+    with untouched(e.model):             # checked while the generator waits between yields
+        stream = e.iterate_maximize(O.logit(1), steps=10, every=3)
+        assert next(stream).step == 0 and next(stream).step == 3
+    stream.close()
+
+
 def test_starts_batched_are_independent():
     e = make_engine()
     x = random_images(3, TINY_SHAPE, seed=9)

@@ -133,6 +133,11 @@ def test_stop_and_bad_requests():
         engine.prediction_tree(3)
     with pytest.raises(ValueError, match=r"needs filters, a \(C, H, W\) output"):
         engine.prediction_tree(0, layer="fc1")
+    tree = engine.prediction_tree(0)
+    with pytest.raises(ValueError, match="takes one image .* got a batch of 2"):
+        tree.path(random_images(2, TINY_SHAPE))             # not silently the first one
+    with pytest.raises(ValueError, match=r"6 filters x 4 positions; got shape \(6, 3\)"):
+        tree.path_from_features(np.zeros((6, 3)))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

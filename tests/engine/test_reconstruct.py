@@ -202,3 +202,74 @@ def test_circular_padding_is_refused():
     engine = cpu_engine(model, (1, 8, 8))
     with pytest.raises(NotAChain, match="circular"):
         engine.reconstruct(random_images(1)[0], ("1", 0, 3, 3))
+
+
+def masked_flow_reference(engine, x, layer, coords, weights):
+    """Eq. 6-7 written with autograd on tiny_lenet, independently of reconstruct's own loop:
+    every conv/linear goes forward with its learned weights but backward through ``weights``
+    (name -> tensor), and a hook rectifies the flow arriving at every ReLU's output before
+    autograd applies the forward mask: r ⊙ R(W^T ...), unpooling with autograd's switches."""
+    import torch.nn.functional as F
+    xg = torch.as_tensor(x)[None].clone().requires_grad_(True)
+    h = (xg - MEAN) / STD
+    for name, m in engine.model.named_children():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            op = (lambda z, w, b=None: F.conv2d(z, w, b, m.stride, m.padding)) \
+                if isinstance(m, nn.Conv2d) else F.linear
+            back = weights[name]                 # forward value learned, backward W = back
+            h = op(h, m.weight, m.bias).detach() + op(h, back) - op(h, back).detach()
+        elif isinstance(m, nn.ReLU):
+            h = F.relu(h)
+            h.register_hook(lambda g: g.clamp(min=0))
+        else:
+            h = m(h)
+        if name == layer:
+            break
+    (g,) = torch.autograd.grad(h[(0, *coords)], xg)
+    return g[0].numpy()
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_masked_methods_follow_eq_6_7_with_learned_and_with_random_weights(seed):
+    """deconvnet_masks with the learned weights, random_masks with the seeded Gaussian ones
+    (the masks and switches of the real forward pass in both), against the reference above."""
+    from cnn_widgets.engine.reconstruct import _random_weights
+    from cnn_widgets.engine.receptive_field import chain_upto
+    engine, x = engine_and_image(seed)
+    learned = {n: m.weight.detach() for n, m in engine.model.named_children()
+               if isinstance(m, (nn.Conv2d, nn.Linear))}
+    checked = 0
+    for layer, *coords in UNITS:
+        with engine.borrow():
+            random = _random_weights(engine, chain_upto(engine, layer), seed)
+        for method, weights in [("deconvnet_masks", learned), ("random_masks", random)]:
+            want = masked_flow_reference(engine, x, layer, tuple(coords), weights)
+            got = engine.reconstruct(x, (layer, *coords), method=method, seed=seed).image
+            np.testing.assert_allclose(got, want, rtol=1e-5,
+                                       atol=1e-6 * max(np.abs(want).max(), 1e-6))
+            checked += np.abs(want).max() > 0
+    assert checked >= 6
+
+
+def test_a_unit_that_sees_only_zero_padding_has_an_empty_field_and_zero_reconstructions():
+    """A 1x1 convolution with padding 2: its border units read nothing but padding."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 1, padding=2), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(2 * 12 * 12, 2))
+    engine = cpu_engine(model, (1, 8, 8))
+    x = random_images(1, seed=2)[0]
+    # (top, left, bottom, right): conv "2" at row 1 reads rows 0-2 of "0", of which only row 2
+    # (input row 0) sees a pixel
+    for layer, coords, box in [("0", (0, 0, 0), None), ("2", (1, 0, 5), None),
+                               ("2", (1, 1, 5), (0, 2, 1, 5)), ("0", (1, 2, 9), (0, 7, 1, 8))]:
+        f = engine.receptive_field(layer, *coords[1:])
+        r = engine.reconstruct(x, (layer, *coords), method="all")
+        g = autograd_gradient(engine, x, layer, coords)
+        np.testing.assert_allclose(r.images["filter"], g, rtol=1e-5, atol=1e-7)
+        if box is None:
+            assert f.height == 0 or f.width == 0, (layer, coords, f)
+            assert 0 <= f.top <= f.bottom <= 8 and 0 <= f.left <= f.right <= 8
+            assert r.crop("filter").size == 0 and np.abs(g).max() == 0
+            assert all(np.abs(img).max() == 0 for img in r.images.values())
+        else:
+            assert (f.top, f.left, f.bottom, f.right) == box, (layer, coords, f)

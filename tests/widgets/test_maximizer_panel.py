@@ -128,8 +128,11 @@ def test_fooling_mode_shows_start_end_difference_and_cams(engine):
     h = 28 * w.k_small
     assert w.fool_rgba.shape == (CAPTION + 3 * (h + CAPTION), 7 * (h + GAP), 4)
     np.testing.assert_allclose(w.curve.y[:, -1], f.probabilities[-1, :, 3], rtol=1e-6)
+    assert w.curve_fig.title.endswith("while fooling")
     w.mode = "maximize"
     assert w.lr_box.value == 0.2 and w.run_button.description == "Run"
+    w.run()
+    assert w.wait(60) and w.curve_fig.title == "objective" and len(w.curve.x) == 21
 
 
 def test_without_a_dataset_only_noise_starts_are_offered():

@@ -43,6 +43,16 @@ def test_click_a_node_shows_its_critical_filter_and_its_top_images(engine):
     first = np.asarray(want.images[0][0])
     np.testing.assert_array_equal(v.detail_rgba[:2 * h:2, :2 * w:2, 0],
                                   np.clip(np.rint(first * 255), 0, 255).astype(np.uint8))
+    # another node: at once its own text, never the last node's images under it
+    other = next(k for k in range(len(v.tree.images), v.tree.n_nodes)
+                 if v.tree.critical(k) != f)
+    v.selected = other
+    assert v.detail_text.value.startswith(f"<b>node {other}</b>")
+    g = v.tree.critical(other)
+    assert v.top is None or v.top.objective == objectives.channel(v.tree.layer, g).description
+    assert v.wait()
+    want = engine.top_images(objectives.channel(v.tree.layer, g), k=6)
+    np.testing.assert_array_equal(v.top.indices, want.indices)
 
 
 def test_click_a_category_builds_its_tree_and_a_new_image_gets_its_path(engine):
