@@ -96,12 +96,12 @@ def activation_stats(engine, x, layers: Optional[Sequence[str]] = None,
                 a = a.reshape(a.shape[0], a.shape[1], -1) if a.dim() > 2 else a[:, :, None]
                 parts[n].append((a > 0).sum(1, dtype=torch.int32).cpu())
             control.step(min(s + chunk, x.shape[0]), x.shape[0], "activation statistics")
-    counts = {}
+    counts, channels = {}, {}
     for n in layers:
         shape = engine.layer(n).output_shape
         grid = shape[1:] if len(shape) == 3 else (1, 1)
         counts[n] = torch.cat(parts[n]).numpy().reshape(-1, *grid)
-    channels = {n: int(engine.layer(n).output_shape[0]) for n in layers}
+        channels[n] = int(shape[0])
     return ActivationStats(layers=layers, channels=channels, counts=counts)
 
 

@@ -73,6 +73,14 @@ def features(engine, images, layer: str, control: Control = NO_CONTROL,
                                                     np.float32)
 
 
+def labelled_data(engine, data=None):
+    """``data`` as an ImageSet in the engine's input shape, or the engine's dataset for None."""
+    data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
+    if data is None:
+        raise ValueError("the engine has no dataset; pass data=(images, labels)")
+    return data
+
+
 def noise_images(engine, n: int, seed: int = 0) -> torch.Tensor:
     """n uniform random images in [0, 1] of the engine's input shape (the paper's noise class)."""
     g = torch.Generator().manual_seed(seed)
@@ -134,19 +142,16 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
                   n_noise: Optional[int] = None, seed: int = 0, control: Control = NO_CONTROL):
     """Mean flattened feature per class present in ``data`` (default: the engine's dataset),
     plus the noise category. Returns (classes, names, counts, vectors (K, D))."""
-    data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
-    if data is None:
-        raise ValueError("the engine has no dataset; pass data=(images, labels)")
+    data = labelled_data(engine, data)
     labels = data.labels.numpy()
-    classes = [int(c) for c in np.unique(labels)]
+    present, row, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    classes = [int(c) for c in present]
     n_noise = int(round(len(labels) / len(classes))) if n_noise is None else int(n_noise)
     total = len(labels) + (n_noise if include_noise else 0)
     sums = np.zeros((len(classes), engine.layer(layer).n_units), np.float64)
-    row = {c: i for i, c in enumerate(classes)}
     for s in range(0, len(labels), engine.batch_size):
         f = features(engine, data.images[s:s + engine.batch_size], layer, control, s, total)
-        np.add.at(sums, [row[int(c)] for c in labels[s:s + len(f)]], f.reshape(len(f), -1))
-    counts = np.array([(labels == c).sum() for c in classes])
+        np.add.at(sums, row[s:s + len(f)], f.reshape(len(f), -1))
     vectors = sums / counts[:, None]
     names = [engine.class_names[c] for c in classes]
     if include_noise:

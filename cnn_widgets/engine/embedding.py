@@ -12,9 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from .category_tree import feature_layer, features
+from .category_tree import feature_layer, features, labelled_data
 from .control import NO_CONTROL, Control
-from .data import as_image_set
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,7 @@ def embedding(engine, layer: Optional[str] = None, data=None, max_images: Option
     from sklearn.metrics import silhouette_score
 
     layer = feature_layer(engine, layer)
-    data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
-    if data is None:
-        raise ValueError("the engine has no dataset; pass data=(images, labels)")
+    data = labelled_data(engine, data)
     n = len(data) if max_images is None else min(int(max_images), len(data))
     idx = np.arange(n)
     images, labels = data.images[:n], data.labels[:n].numpy()

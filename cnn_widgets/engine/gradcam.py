@@ -64,12 +64,13 @@ def gradcam(engine, x, classes: Optional[Sequence[int]] = None, layer: Optional[
         A = captured["A"]
         if classes is None:
             classes = range(engine.n_classes) if engine.n_classes == 2 else [None]
+        for c in classes:
+            if c is not None and not 0 <= int(c) < out.shape[1]:
+                raise ValueError(f"class {c} out of range: expected 0 <= class < {out.shape[1]}")
         maps = []
         for i, c in enumerate(classes):
             target = out.argmax(1) if c is None else torch.full((x.shape[0],), int(c),
                                                                   device=x.device)
-            if c is not None and not 0 <= int(c) < out.shape[1]:
-                raise ValueError(f"class {c} out of range: expected 0 <= class < {out.shape[1]}")
             score = out.gather(1, target[:, None]).sum()
             (g,) = torch.autograd.grad(score, [A], retain_graph=True)
             alpha = g.mean(dim=(2, 3), keepdim=True)

@@ -23,9 +23,9 @@ import torch
 from scipy.spatial.distance import pdist
 
 from .control import NO_CONTROL, Control
-from .inverse_set_problem import (InfeasibleRange, Problem, build_problem, check_generator_output,
-                                  feature_scale, lend, pair_sum, penalty, step_direction,
-                                  total_variation, update_multipliers)
+from .inverse_set_problem import (InfeasibleRange, Problem, build_problem, feature_scale, in_ranges,
+                                  optimising, pair_sum, penalty, step_direction, total_variation,
+                                  update_multipliers)
 
 __all__ = ["inverse_set", "seeds", "InverseSet", "Seeds", "InfeasibleRange", "mean_distance"]
 
@@ -75,10 +75,9 @@ class InverseSet:
     dropped_on_recheck: int
 
     def __post_init__(self):
-        a, r = self.activations, self.ranges
-        inside = (a >= r[:, 0]) & (a <= r[:, 1])
+        inside = in_ranges(self.activations, self.ranges)
         if not inside.all():
-            raise AssertionError(f"{int((~inside.all(1)).sum())} returned sample(s) outside "
+            raise AssertionError(f"{int((~inside).sum())} returned sample(s) outside "
                                  f"their ranges")
 
     @property
@@ -140,6 +139,13 @@ class _Objective:
         if self.prob.generator is None and self.tv > 0:
             out = out + self.tv * total_variation(x)
         return out
+
+
+def _start(prob: Problem, K: int, start, seed: int, diversity: str, weight: float,
+           tv: float) -> Tuple[torch.Tensor, _Objective]:
+    """The K initial codes and the objective scaled for them (for seeds() and inverse_set())."""
+    z0 = initial_codes(prob, K, start, seed)
+    return z0, _Objective(prob, diversity, feature_scale(prob, diversity, z0), weight, tv)
 
 
 def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_factor: float,
@@ -208,10 +214,8 @@ def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
     full optimisation of eq. (15): all codes together, every outer iteration run to the end.
     Raises :class:`InfeasibleRange` when the budget ends with seeds outside their ranges."""
     prob, _ = build_problem(engine, units, ranges, generator, encoder, margin, code_norm)
-    with engine.borrow(), lend(prob.generator), lend(prob.encoder_module), torch.enable_grad():
-        check_generator_output(prob)
-        z0 = initial_codes(prob, K, start, seed)
-        obj = _Objective(prob, diversity, feature_scale(prob, diversity, z0), diversity_weight, tv)
+    with optimising(prob):
+        z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv)
         return _seeds(prob, obj, z0, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
                       max_outer=max_outer, lr=lr, stop_when_feasible=stop_when_feasible,
                       control=control, total=K)
@@ -253,10 +257,8 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
     if beta is None:
         beta = 0.5 if generator is not None else 0.05
     budget = max_sampling_steps if max_sampling_steps is not None else 10 * -(-(n - K) // K) + 50
-    with engine.borrow(), lend(prob.generator), lend(prob.encoder_module), torch.enable_grad():
-        check_generator_output(prob)
-        z0 = initial_codes(prob, K, start, seed)
-        obj = _Objective(prob, diversity, feature_scale(prob, diversity, z0), diversity_weight, tv)
+    with optimising(prob):
+        z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv)
         sd = _seeds(prob, obj, z0, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
                     max_outer=max_outer, lr=lr, stop_when_feasible=not full_seeds,
                     control=control, total=n)
@@ -293,8 +295,8 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
             control.step(count, n, "sampling")
 
     images_np = np.concatenate(images)
-    recheck = _recheck(engine, prob, images_np)
-    keep = ((recheck >= ranges_np[:, 0]) & (recheck <= ranges_np[:, 1])).all(1)
+    recheck = _recheck(prob, images_np)
+    keep = in_ranges(recheck, ranges_np)
     complete = count >= n and bool(keep.all())
     report = ""
     if count < n:
@@ -316,9 +318,9 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
         seconds=time.perf_counter() - start_time, dropped_on_recheck=int((~keep).sum()))
 
 
-def _recheck(engine, prob: Problem, images: np.ndarray) -> np.ndarray:
+def _recheck(prob: Problem, images: np.ndarray) -> np.ndarray:
     """The units' activations of the returned images, in one fresh pass (float64 out)."""
-    out = []
+    engine, out = prob.engine, []
     with engine.borrow(), torch.no_grad():
         for s in range(0, len(images), engine.batch_size):
             x = torch.as_tensor(images[s:s + engine.batch_size], device=engine.device)

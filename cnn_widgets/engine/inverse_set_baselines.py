@@ -18,7 +18,7 @@ import torch
 
 from .control import NO_CONTROL, Control
 from .inverse_set import initial_codes, mean_distance, seeds
-from .inverse_set_problem import build_problem, check_generator_output, lend, total_variation
+from .inverse_set_problem import build_problem, in_ranges, optimising, total_variation
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, 
     codes kept in the same ball as the sampler's."""
     t0 = time.perf_counter()
     prob, r = build_problem(engine, units, ranges, generator, encoder, 0.25, code_norm)
-    with engine.borrow(), lend(prob.generator), lend(prob.encoder_module), torch.enable_grad():
-        check_generator_output(prob)
+    with optimising(prob):
         z = initial_codes(prob, int(n), "random", seed).requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         for i in range(steps):
@@ -64,7 +63,7 @@ def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, 
         with torch.no_grad():
             x, f, feats = prob.forward(z)
     a = f.cpu().numpy().astype(np.float64)
-    inside = ((a >= r[:, 0]) & (a <= r[:, 1])).all(1)
+    inside = in_ranges(a, r)
     fe = feats.cpu().numpy()
     return Baseline("activation-maximisation restarts", x.cpu().numpy(), a, fe, inside,
                     mean_distance(fe), steps * int(n), time.perf_counter() - t0)
@@ -81,6 +80,6 @@ def full_optimisation(engine, units, ranges, generator=None, encoder=None, n: in
                control=control, **kw)
     r = np.asarray(ranges, dtype=np.float64).reshape(-1, 2)
     a = sd.activations.astype(np.float64)
-    inside = ((a >= r[:, 0]) & (a <= r[:, 1])).all(1)
+    inside = in_ranges(a, r)
     return Baseline("full optimisation (eq. 15)", sd.images, a, sd.features, inside,
                     mean_distance(sd.features), sd.steps, time.perf_counter() - t0), sd

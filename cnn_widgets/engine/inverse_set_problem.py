@@ -21,6 +21,7 @@ from torch import nn
 
 from . import hooks
 from .errors import CnnWidgetsError, InputShapeError
+from .session import lent
 
 
 class InfeasibleRange(CnnWidgetsError):
@@ -29,23 +30,12 @@ class InfeasibleRange(CnnWidgetsError):
 
 @contextmanager
 def lend(module: Optional[nn.Module]):
-    """Eval mode and no parameter gradients for one call; modes and ``requires_grad``
-    restored in `finally` (the same promise ``Engine.borrow`` makes for the model)."""
+    """:func:`~cnn_widgets.engine.session.lent` for a generator or encoder that may be None."""
     if module is None:
         yield None
-        return
-    modes = [(m, m.training) for m in module.modules()]
-    grads = [(p, p.requires_grad) for p in module.parameters()]
-    try:
-        module.eval()
-        for p, _ in grads:
-            p.requires_grad_(False)
-        yield module
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, req in grads:
-            p.requires_grad_(req)
+    else:
+        with lent(module) as m:
+            yield m
 
 
 def parse_units(engine, units, ranges) -> Tuple[List[Tuple[str, Tuple[int, ...]]], np.ndarray]:
@@ -155,6 +145,11 @@ class Problem:
         return ((f >= self.lo) & (f <= self.hi)).all(dim=1)
 
 
+def in_ranges(a: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """(N,) bool: every column of activations a (N, P) within its row of ranges r (P, 2)."""
+    return ((a >= r[:, 0]) & (a <= r[:, 1])).all(1)
+
+
 def penalty(c: torch.Tensor, lam: torch.Tensor, mu: float) -> torch.Tensor:
     """Sum of the augmented-Lagrangian terms of eq. (8) with the slacks minimised out:
     s = max(0, c - lam/mu), so c - s = min(c, lam/mu) and each term is
@@ -230,6 +225,15 @@ def check_generator_output(prob: Problem) -> None:
         raise InputShapeError(f"the generator must map (N, {prob.code_shape[0]}) codes to images "
                               f"of shape (N, {', '.join(map(str, want[1:]))}) like the model's "
                               f"inputs; for one code it returned {got}")
+
+
+@contextmanager
+def optimising(prob: Problem):
+    """One call's optimisation: the model borrowed, G and E lent, gradients on, G's output
+    shape checked first."""
+    with prob.engine.borrow(), lend(prob.generator), lend(prob.encoder_module), torch.enable_grad():
+        check_generator_output(prob)
+        yield
 
 
 def feature_scale(prob: Problem, space: str, z0: torch.Tensor) -> float:

@@ -28,7 +28,8 @@ class MaximizeStep:
     input except on the final step); images: (N, C, H, W) in the engine's input space, never
     jittered; logits: (N, classes) of ``images``, None when not asked for (the final step
     always has them);
-    trace, penalty_trace: (total, N) Φ and Σ λ R before every update, on the final step only.
+    trace, penalty_trace: (step, N) Φ and Σ λ R before every update so far ((total, N) on the
+    final step).
     """
     step: int
     total: int
@@ -81,10 +82,7 @@ def start_images(engine, start="noise", n_starts: int = 1, seed: int = 0,
     """
     if isinstance(start, str):
         if start == "noise":
-            mean, std = channel_stats(engine)
-            gen = torch.Generator().manual_seed(int(seed))
-            noise = torch.randn(int(n_starts), *engine.input_shape, generator=gen)
-            return engine.prepare(noise * std.view(-1, 1, 1) + mean.view(-1, 1, 1))
+            return engine.prepare(noise_images(engine, n_starts, seed))
         if start == "dataset":
             if engine.dataset is None:
                 raise ValueError("start='dataset' needs an engine with a dataset")
@@ -104,6 +102,14 @@ def channel_stats(engine) -> Tuple[torch.Tensor, torch.Tensor]:
         imgs = engine.dataset.images.transpose(0, 1).reshape(engine.input_shape[0], -1)
         return imgs.mean(1), imgs.std(1)
     return engine.mean.reshape(-1).cpu(), engine.std.reshape(-1).cpu()
+
+
+def noise_images(engine, n: int, seed: int = 0) -> torch.Tensor:
+    """(n, C, H, W) Gaussian noise with :func:`channel_stats`' mean and std (CPU, seeded)."""
+    mean, std = channel_stats(engine)
+    gen = torch.Generator().manual_seed(int(seed))
+    noise = torch.randn(int(n), *engine.input_shape, generator=gen)
+    return noise * std.view(-1, 1, 1) + mean.view(-1, 1, 1)
 
 
 class _Stop(Exception):
@@ -246,11 +252,11 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
 def maximize(engine, objective, *, control: Control = NO_CONTROL, **kw) -> MaximizeResult:
     """Run :func:`iterate_maximize` to the end; see there for the arguments."""
     kw.setdefault("every", None)
-    start_kw = {k: kw[k] for k in ("start", "n_starts", "seed", "indices") if k in kw}
-    x0 = start_images(engine, **start_kw).cpu().numpy()
+    start_kw = {k: kw.pop(k) for k in ("start", "n_starts", "indices") if k in kw}
+    x0 = start_images(engine, seed=kw.get("seed", 0), **start_kw)    # built once, passed on
     last = None
-    for last in iterate_maximize(engine, objective, control=control, **kw):
+    for last in iterate_maximize(engine, objective, start=x0, control=control, **kw):
         pass
-    return MaximizeResult(images=last.images, start=x0, values=last.values, logits=last.logits,
-                          trace=last.trace, penalty_trace=last.penalty_trace,
+    return MaximizeResult(images=last.images, start=x0.cpu().numpy(), values=last.values,
+                          logits=last.logits, trace=last.trace, penalty_trace=last.penalty_trace,
                           objective=as_objective(objective).description)

@@ -61,8 +61,9 @@ class Term:
 class Objective:
     """Σ weight · term. Call :meth:`bind` with an engine before :meth:`evaluate`."""
 
-    def __init__(self, terms: Tuple[Tuple[float, Term], ...]):
+    def __init__(self, terms: Tuple[Tuple[float, Term], ...], description: Optional[str] = None):
         self.terms = tuple((float(w), t) for w, t in terms)
+        self._description = description         # a bound objective keeps the user's text
 
     # -- algebra -------------------------------------------------------------------------
     def __add__(self, other):
@@ -94,8 +95,8 @@ class Objective:
 
     @property
     def description(self) -> str:
-        if "_description" in self.__dict__:          # a bound objective keeps the user's text
-            return self.__dict__["_description"]
+        if self._description is not None:
+            return self._description
         parts = []
         for i, (w, t) in enumerate(self.terms):
             text = t.describe() if abs(w) == 1 else f"{abs(w):g}·{t.describe()}"
@@ -113,8 +114,8 @@ class Objective:
         UnitOutOfRange with the valid ranges."""
         bound = []
         for w, t in self.terms:
-            layer = engine.layer(t.layer).name
-            shape = engine.layer(layer).output_shape
+            info = engine.layer(t.layer)
+            layer, shape = info.name, info.output_shape
             index = t.index
             if t.kind in ("logit", "probability"):
                 if len(shape) != 1 or not 0 <= int(index) < shape[0]:
@@ -132,9 +133,7 @@ class Objective:
                 (coord,) = engine.resolve_units(layer, index)
                 index = int(np.ravel_multi_index(coord, shape))
             bound.append((w, Term(t.kind, layer, index)))
-        out = Objective(tuple(bound))
-        out._description = self.description
-        return out
+        return Objective(tuple(bound), self.description)
 
     @property
     def layers(self) -> Tuple[str, ...]:

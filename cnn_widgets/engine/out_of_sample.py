@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from .control import NO_CONTROL, Control
-from .maximize import channel_stats
+from .maximize import noise_images
 
 
 @dataclass(frozen=True)
@@ -46,11 +45,7 @@ def out_of_sample(engine, images, labels, names: Optional[Sequence[str]] = None,
         rows.append(np.bincount(pred[labels == k], minlength=engine.n_classes))
         counts.append(int((labels == k).sum()))
     if n_noise:
-        mean, std = channel_stats(engine)
-        g = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn(int(n_noise), *engine.input_shape, generator=g)
-        noise = noise * std.view(-1, 1, 1) + mean.view(-1, 1, 1)
-        noise_pred = engine.predict(noise, control=control).argmax(1)
+        noise_pred = engine.predict(noise_images(engine, n_noise, seed), control=control).argmax(1)
         rows.append(np.bincount(noise_pred, minlength=engine.n_classes))
         counts.append(int(n_noise))
     counts = np.asarray(counts)

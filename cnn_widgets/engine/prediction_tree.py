@@ -34,7 +34,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .category_tree import feature_layer, features
+from .category_tree import feature_layer, features, labelled_data
 from .control import NO_CONTROL, Control
 
 
@@ -342,8 +342,6 @@ def prediction_tree(engine, category, layer: Optional[str] = None, data=None,
     max_images: use only the first that many images of the category; method: "fast" or
     "paper" (the loop as written, for checking).
     """
-    from .data import as_image_set
-
     layer = feature_layer(engine, layer)
     shape = engine.layer(layer).output_shape
     if len(shape) != 3:
@@ -352,9 +350,7 @@ def prediction_tree(engine, category, layer: Optional[str] = None, data=None,
     if method not in ("fast", "paper"):
         raise ValueError(f"method must be 'fast' or 'paper'; got {method!r}")
     c = _class_index(engine, category)
-    data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
-    if data is None:
-        raise ValueError("the engine has no dataset; pass data=(images, labels)")
+    data = labelled_data(engine, data)
     idx = np.flatnonzero(data.labels.numpy() == c)[:max_images]
     if len(idx) < 2:
         raise ValueError(f"category {engine.class_names[c]!r} has {len(idx)} image(s) in the "

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import hooks
 from .errors import CnnWidgetsError, UnitOutOfRange
 
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -98,10 +99,15 @@ def chain(engine) -> Tuple[Tuple[Link, ...], Optional[str]]:
     and returns; module k must take exactly what module k-1 returned (the same storage,
     possibly reshaped, e.g. by ``torch.flatten`` in ``forward``). Cached per engine.
     """
+    return _cached(engine, "chain", _trace_chain)
+
+
+def _cached(engine, key, compute):
+    """``compute(engine)``, computed once per engine and key."""
     cached = _CACHE.setdefault(engine, {})
-    if "chain" not in cached:
-        cached["chain"] = _trace_chain(engine)
-    return cached["chain"]
+    if key not in cached:
+        cached[key] = compute(engine)
+    return cached[key]
 
 
 def chain_upto(engine, layer: str) -> List[Link]:
@@ -127,7 +133,6 @@ def _trace_chain(engine):
             first = inputs[0] if inputs else None
             calls.append((name, module, first, output))
         return hook
-    from . import hooks
     with engine.borrow() as model, torch.no_grad():
         z = engine.normalize(torch.zeros(1, *engine.input_shape, device=engine.device))
         with hooks.hooked(model, {n: make_hook(n) for n in modules}):
@@ -216,10 +221,7 @@ def field_maps(engine) -> Dict[str, FieldMap]:
     """Receptive fields of every position of every layer of the chain, name -> FieldMap.
 
     Layers after a layer whose geometry is unknown are left out. Cached per engine."""
-    cached = _CACHE.setdefault(engine, {})
-    if "maps" not in cached:
-        cached["maps"] = _compute_maps(engine)
-    return cached["maps"]
+    return _cached(engine, "maps", _compute_maps)
 
 
 def _compute_maps(engine) -> Dict[str, FieldMap]:
@@ -257,14 +259,13 @@ def _bounds(lo, hi):
 
 def field_map(engine, layer: str) -> FieldMap:
     """The :class:`FieldMap` of one layer, with a clear error when it has none."""
-    chain_upto(engine, layer)
-    name = engine.layer(layer).name
+    links = chain_upto(engine, layer)
     maps = field_maps(engine)
-    if name not in maps:
+    if links[-1].name not in maps:
         # re-raise the geometry error that stopped the walk, naming the module
-        for link in chain_upto(engine, layer):
+        for link in links:
             _local_taps(link, 0)
-    return maps[name]
+    return maps[links[-1].name]
 
 
 def receptive_field(engine, layer: str, y: int, x: int) -> ReceptiveField:

@@ -35,7 +35,7 @@ from torch import nn
 from .control import NO_CONTROL, Control
 from .errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
 from .layers import functional_relus
-from .receptive_field import ReceptiveField, chain_upto, receptive_field, zero_padding
+from .receptive_field import ReceptiveField, _pair, chain_upto, receptive_field, zero_padding
 
 METHODS = ("deconvnet", "deconvnet_masks", "random_masks", "filter")
 # Modules whose backward is the same linear map for every method (P_i^T for max-pools).
@@ -240,12 +240,12 @@ def _step_back(link, rec, g, box, rules, weights):
     g = _full(g, box, link.out_shape)
     if isinstance(m, nn.MaxPool2d):                 # P^T: unpool with the forward switches
         idx, inp = rec
+        k, st, p, d = (_pair(v) for v in (m.kernel_size, m.stride, m.padding, m.dilation))
         g = torch.ops.aten.max_pool2d_with_indices_backward(
-            g, inp.expand(len(g), *inp.shape[1:]), _pair(m.kernel_size), _pair(m.stride),
-            _pair(m.padding), _pair(m.dilation), m.ceil_mode, idx.expand(len(g), *idx.shape[1:]))
+            g, inp.expand(len(g), *inp.shape[1:]), k, st, p, d, m.ceil_mode,
+            idx.expand(len(g), *idx.shape[1:]))
         if box is None:
             return g, None
-        k, st, p, d = (_pair(v) for v in (m.kernel_size, m.stride, m.padding, m.dilation))
         new = _input_box(box, k, st, p, d, link.in_shape)
         return g[:, :, new[0]:new[1], new[2]:new[3]], new
     return torch.cat([rec(g[i:i + 1])[0] for i in range(len(g))]), None
@@ -272,10 +272,6 @@ def _conv_back_on_box(m, weight, g, box, in_shape):
     return res[:, :, t0 - r0:t1 - r0, l0 - c0:l1 - c0], (t0, t1, l0, l1)
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
 def _transpose(m, weight, g, in_shape):
     """W^T g for a batch of backward signals g (M, *out_shape)."""
     if isinstance(m, nn.Linear):
@@ -289,7 +285,8 @@ def _random_weights(engine, links, seed) -> Dict[str, torch.Tensor]:
     same seed gives the same weights (cached per engine and layer)."""
     cache = _RANDOM_CACHE.setdefault(engine, {})
     out = {}
-    for i, link in enumerate(_weighted(links)):
+    weighted = [link for link in links if isinstance(link.module, (nn.Conv2d, nn.Linear))]
+    for i, link in enumerate(weighted):
         w = link.module.weight
         key = (link.name, seed, w.data_ptr(), w._version)
         if key not in cache:
@@ -298,7 +295,3 @@ def _random_weights(engine, links, seed) -> Dict[str, torch.Tensor]:
             cache[key] = (torch.randn(w.shape, generator=g) * std + mean).to(w.device, w.dtype)
         out[link.name] = cache[key]
     return out
-
-
-def _weighted(links):
-    return [link for link in links if isinstance(link.module, (nn.Conv2d, nn.Linear))]

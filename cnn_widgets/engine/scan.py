@@ -49,6 +49,11 @@ def objective_values(engine, target, data=None, control: Control = NO_CONTROL,
                      batch_size: int | None = None) -> np.ndarray:
     """(N,) value of ``target`` (an objective or a (layer, unit) pair) on every image of
     ``data`` (default: the engine's dataset), in batches with progress and Stop."""
+    return _scan(engine, target, data, control, batch_size)[0]
+
+
+def _scan(engine, target, data=None, control: Control = NO_CONTROL, batch_size: int | None = None):
+    """(values, the data set, the bound objective) of :func:`objective_values`."""
     obj = as_objective(target).bind(engine)
     ds = _data(engine, data)
     names = engine.layer_names
@@ -63,7 +68,7 @@ def objective_values(engine, target, data=None, control: Control = NO_CONTROL,
                                            stop_after=last)
                 out.append(obj.evaluate(outs).cpu())
             control.step(min(s + bs, len(ds)), len(ds), "scan")
-    return torch.cat(out).numpy()
+    return torch.cat(out).numpy(), ds, obj
 
 
 def top_from_values(values: np.ndarray, ds: ImageSet, k: int, description: str) -> TopImages:
@@ -84,12 +89,12 @@ def top_images(engine, target, k: int = 9, data=None, control: Control = NO_CONT
                **kw) -> TopImages:
     """The ``k`` images of ``data`` (default: the engine's dataset) with the highest value of
     ``target`` (an objective, or a (layer, unit) pair)."""
-    values = objective_values(engine, target, data, control, **kw)
-    return top_from_values(values, _data(engine, data), k, as_objective(target).description)
+    values, ds, obj = _scan(engine, target, data, control, **kw)
+    return top_from_values(values, ds, k, obj.description)
 
 
 def activation_histogram(engine, target, bins: int = 50, data=None,
                          control: Control = NO_CONTROL, **kw) -> Histogram:
     """Histogram of ``target`` over every image of ``data`` (default: the engine's dataset)."""
-    values = objective_values(engine, target, data, control, **kw)
-    return histogram_from_values(values, bins, as_objective(target).description)
+    values, _, obj = _scan(engine, target, data, control, **kw)
+    return histogram_from_values(values, bins, obj.description)

@@ -27,6 +27,26 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@contextmanager
+def lent(module: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
+    """``module`` in eval mode (if ``eval_mode``) with parameter gradients off, for one
+    computation; every submodule's mode and every parameter's ``requires_grad`` restored in
+    `finally`."""
+    modes = [(m, m.training) for m in module.modules()]
+    grads = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        if eval_mode:
+            module.eval()
+        for p, _ in grads:
+            p.requires_grad_(False)
+        yield module
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for p, req in grads:
+            p.requires_grad_(req)
+
+
 class Engine:
     """Analysis engine for one image classifier.
 
@@ -87,22 +107,13 @@ class Engine:
         """Lend the model for one computation: eval mode (unless ``eval_mode=False``), parameter
         gradients off; modes and ``requires_grad`` restored in `finally`."""
         with self._lock:
-            modes = [(m, m.training) for m in self.model.modules()]
-            grads = [(p, p.requires_grad) for p in self.model.parameters()]
             # in train mode BatchNorm updates its running statistics on every forward pass
             buffers = [] if self.eval_mode else [(b, b.detach().clone())
                                                  for b in self.model.buffers()]
             try:
-                if self.eval_mode:
-                    self.model.eval()
-                for p, _ in grads:
-                    p.requires_grad_(False)
-                yield self.model
+                with lent(self.model, self.eval_mode):
+                    yield self.model
             finally:
-                for m, mode in modes:
-                    m.training = mode
-                for p, req in grads:
-                    p.requires_grad_(req)
                 with torch.no_grad():
                     for buf, saved in buffers:
                         buf.copy_(saved)

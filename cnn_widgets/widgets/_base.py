@@ -49,6 +49,26 @@ def put_rgba(canvas: Canvas, img: np.ndarray, x: int = 0, y: int = 0) -> None:
     canvas.put_image_data(img, x, y)
 
 
+def paint_sheet(canvas: Canvas, sheet: np.ndarray, *, font: str = "11px sans-serif",
+                resize: bool = True) -> None:
+    """Clear ``canvas`` (first sized to the sheet unless ``resize`` is False), put the RGBA
+    ``sheet`` on it and set dark text in ``font`` for the captions the caller writes next.
+    Call inside :func:`drawing`."""
+    if resize:
+        resize_canvas(canvas, sheet.shape[1], sheet.shape[0])
+    canvas.clear()
+    put_rgba(canvas, sheet)
+    canvas.fill_style, canvas.font = "#222", font
+
+
+def placeholder(canvas: Canvas, text: str) -> None:
+    """An empty canvas with a grey hint (what to click for it to fill)."""
+    with drawing():
+        canvas.clear()
+        canvas.fill_style, canvas.font = "#555", "13px sans-serif"
+        canvas.fill_text(text, 4, 40)
+
+
 def redraw_on_reconnect(canvas: Canvas, redraw: Callable[[], None]) -> None:
     """A canvas keeps no pixels: draw again for every new front end (reload, second view)."""
     def ready():

@@ -50,6 +50,13 @@ def channel_sum(a: np.ndarray) -> np.ndarray:
     return np.asarray(a).sum(0)
 
 
+def signed(a: np.ndarray) -> np.ndarray:
+    """(C, H, W) signed map -> RGBA of its channel sum on :func:`diverging`, scaled to its own
+    largest magnitude."""
+    m = channel_sum(a)
+    return diverging(m, np.abs(m).max())
+
+
 def upscale(img: np.ndarray, k: int) -> np.ndarray:
     """Nearest-neighbour upscaling by an integer factor (keeps pixels crisp)."""
     return img if k == 1 else img.repeat(k, 0).repeat(k, 1)

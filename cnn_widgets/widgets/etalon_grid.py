@@ -17,8 +17,8 @@ import traitlets as T
 
 from ..engine.control import NO_CONTROL
 from . import draw
-from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
-                    resize_canvas)
+from ._base import (JobWidget, drawing, new_canvas, paint_sheet, placeholder,
+                    redraw_on_reconnect)
 from .pad import DrawingPad
 from .units import default_units, format_units, parse_indices, parse_units
 
@@ -208,11 +208,12 @@ class EtalonGrid(JobWidget):
         layer, units = self.layer, self.units
 
         def work(control):
+            rows = self._rows()
             start = time.perf_counter()
-            fast = self.engine.etalons(self._rows(), layer, units)
+            fast = self.engine.etalons(rows, layer, units)
             t_fast = time.perf_counter() - start
             start = time.perf_counter()
-            paper = self.engine.etalons(self._rows(), layer, units, method="paper",
+            paper = self.engine.etalons(rows, layer, units, method="paper",
                                         one_hot_batch=1, control=control)
             t_paper = time.perf_counter() - start
             return fast, paper, t_fast, t_paper
@@ -256,10 +257,7 @@ class EtalonGrid(JobWidget):
 
     def _paint(self, canvas, sheet, captions, frames):
         with drawing():
-            resize_canvas(canvas, sheet.shape[1], sheet.shape[0])
-            canvas.clear()
-            put_rgba(canvas, sheet)
-            canvas.fill_style, canvas.font = "#222", "11px sans-serif"
+            paint_sheet(canvas, sheet)
             for text, x, y in captions:
                 canvas.fill_text(text, x, y)
             canvas.stroke_style, canvas.line_width = "#d00", 2
@@ -291,23 +289,17 @@ class EtalonGrid(JobWidget):
         if sel is None or result is None:
             self.detail_rgba = None
             self.detail_text.value = ""
-            with drawing():
-                self.detail_canvas.clear()
-                self.detail_canvas.fill_style, self.detail_canvas.font = "#555", "13px sans-serif"
-                self.detail_canvas.fill_text("Click an etalon for its decomposition.", 4, 40)
+            placeholder(self.detail_canvas, "Click an etalon for its decomposition.")
             return
         _, i, j = sel
         s = DETAIL_SCALE
-        w, votes = draw.channel_sum(result.W[i, j]), draw.channel_sum(result.contributions[i, j])
         panels = [draw.upscale(draw.image(result.x[i]), s),
-                  draw.upscale(draw.diverging(w, np.abs(w).max()), s),
-                  draw.upscale(draw.diverging(votes, np.abs(votes).max()), s)]
+                  draw.upscale(draw.signed(result.W[i, j]), s),
+                  draw.upscale(draw.signed(result.contributions[i, j]), s)]
         sheet, corners = draw.tile([panels], panels[0].shape[:2], (0, 8), origin=(HEADER, 0))
         self.detail_rgba = sheet
         with drawing():
-            self.detail_canvas.clear()
-            put_rgba(self.detail_canvas, sheet)
-            self.detail_canvas.fill_style, self.detail_canvas.font = "#222", "12px sans-serif"
+            paint_sheet(self.detail_canvas, sheet, font="12px sans-serif", resize=False)
             for (top, left), title in zip(corners[0], ["input x", "etalon W", "votes W ⊙ x"]):
                 self.detail_canvas.fill_text(title, left + 2, HEADER - 5)
         linear, b, out = result.linear_part[i, j], result.b[i, j], result.out[i, j]

@@ -25,8 +25,7 @@ from ..engine.control import NO_CONTROL
 from ..engine.receptive_field import field_map
 from ..engine.reconstruct import METHODS
 from . import draw
-from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
-                    resize_canvas)
+from ._base import JobWidget, drawing, new_canvas, paint_sheet, put_rgba, redraw_on_reconnect
 
 PANEL = 120          # px of one reconstruction panel
 HEADER = 16          # px above the panels, for titles
@@ -300,15 +299,11 @@ class FOVExplorer(JobWidget):
         layer, (c, y, x), res = self.best
         f = field_map(self.engine, layer)
         rows, cols = slice(int(f.top[y]), int(f.bottom[y])), slice(int(f.left[x]), int(f.right[x]))
-        panels = []
-        for img, start in zip(res.images, res.start):
-            a = draw.channel_sum((img - start)[:, rows, cols])
-            panels.append(fit(draw.diverging(a, np.abs(a).max()), PANEL))
+        panels = [fit(draw.signed((img - start)[:, rows, cols]), PANEL)
+                  for img, start in zip(res.images, res.start)]
         sheet, _ = draw.tile([panels], (PANEL, PANEL), (0, 6))
         with drawing():
-            cv = self.best_canvas
-            resize_canvas(cv, sheet.shape[1], sheet.shape[0])
-            put_rgba(cv, sheet)
+            paint_sheet(self.best_canvas, sheet)
         self.best_rgba = sheet
 
     def _grid(self):
@@ -363,15 +358,11 @@ class FOVExplorer(JobWidget):
             return
         rows, cols = r.field.slices
         panels = [fit(draw.image(r.x[:, rows, cols]), PANEL)]
-        for m in METHODS:
-            a = draw.channel_sum(r.crop(m))
-            panels.append(fit(draw.diverging(a, np.abs(a).max()), PANEL))
+        panels += [fit(draw.signed(r.crop(m)), PANEL) for m in METHODS]
         sheet, corners = draw.tile([panels], (PANEL, PANEL), (0, 6), origin=(HEADER, 0))
         self.recon_rgba = sheet
         with drawing():
-            self.recon_canvas.clear()
-            put_rgba(self.recon_canvas, sheet)
-            self.recon_canvas.fill_style, self.recon_canvas.font = "#222", "11px sans-serif"
+            paint_sheet(self.recon_canvas, sheet, resize=False)
             for (t, left), title in zip(corners[0], ["input (field)"] + [TITLES[m] for m in METHODS]):
                 self.recon_canvas.fill_text(title, left + 2, HEADER - 4)
 
@@ -387,10 +378,7 @@ class FOVExplorer(JobWidget):
         self.slices_rgba = sheet
         with drawing():
             cv = self.slices_canvas
-            resize_canvas(cv, sheet.shape[1], sheet.shape[0])
-            cv.clear()
-            put_rgba(cv, sheet)
-            cv.fill_style, cv.font = "#222", "11px sans-serif"
+            paint_sheet(cv, sheet)
             for (t, left), ch in zip(corners[0], s.channels):
                 cv.fill_text(f"c{int(ch)}", left + 2, HEADER - 4)
 

@@ -17,8 +17,8 @@ import numpy as np
 import traitlets as T
 
 from . import draw
-from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
-                    resize_canvas)
+from ._base import (JobWidget, drawing, new_canvas, paint_sheet, placeholder, put_rgba,
+                    redraw_on_reconnect, resize_canvas)
 from .units import default_units, format_units, parse_units
 
 COLS = 10               # samples per gallery row
@@ -62,13 +62,10 @@ class InverseSetGallery(JobWidget):
         self._generation = 0
         self._last_live = 0.0
         self._syncing = False
+        self._detail = None                 # (sample, image, etalons) shown enlarged
         self._build()
 
-        layer = engine.layer(layer).name
-        (u,) = engine.resolve_units(layer, [unit] if isinstance(unit, (int, np.integer))
-                                    else [tuple(unit)])
-        lo, hi = range if range is not None else self._default_range(layer, u)
-        self.constraints = [(layer, u, float(lo), float(hi))]
+        self.constraints = [self._constraint(layer, unit, range)]
         self.K_box.value, self.n_box.value = int(K), int(n)
         self._load_picker()
         self.observe(lambda _c: self._after_constraints(), names=["constraints"])
@@ -143,7 +140,7 @@ class InverseSetGallery(JobWidget):
                                         "cnnw-detail")
         self.gallery_canvas.on_mouse_down(self._click)
         redraw_on_reconnect(self.gallery_canvas, self._draw_gallery)
-        redraw_on_reconnect(self.detail_canvas, lambda: self._paint_detail())
+        redraw_on_reconnect(self.detail_canvas, self._paint_detail)
 
         self.children = [
             W.HBox([self.layer_box, self.unit_box, self.add_button, self.remove_button]),
@@ -230,15 +227,18 @@ class InverseSetGallery(JobWidget):
     def add_unit(self, layer: Optional[str] = None, unit=0, range=None):
         """Add a unit to the intersection (default: a copy of the picker's); the picker then
         edits it."""
-        if layer is None:
-            self.constraints = self.constraints + [self.constraints[-1]]
-        else:
-            layer = self.engine.layer(layer).name
-            (u,) = self.engine.resolve_units(layer, [unit] if isinstance(unit, (int, np.integer))
-                                             else [tuple(unit)])
-            lo, hi = range if range is not None else self._default_range(layer, u)
-            self.constraints = self.constraints + [(layer, u, float(lo), float(hi))]
+        new = self.constraints[-1] if layer is None else self._constraint(layer, unit, range)
+        self.constraints = self.constraints + [new]
         self._load_picker()
+
+    def _constraint(self, layer, unit, range):
+        """(layer, unit tuple, z1, z2) for a layer name (None: the logits), a unit (an index
+        or a tuple) and a range (None: the default range)."""
+        layer = self.engine.layer(layer).name
+        (u,) = self.engine.resolve_units(layer, [unit] if isinstance(unit, (int, np.integer))
+                                         else [tuple(unit)])
+        lo, hi = range if range is not None else self._default_range(layer, u)
+        return (layer, u, float(lo), float(hi))
 
     def remove_unit(self):
         if len(self.constraints) > 1:
@@ -350,27 +350,19 @@ class InverseSetGallery(JobWidget):
         self._paint_detail()
 
     def _paint_detail(self):
-        value = getattr(self, "_detail", None)
-        c = self.detail_canvas
+        value, c = self._detail, self.detail_canvas
         if value is None:
             self.detail_rgba, self.detail_text.value = None, ""
-            with drawing():
-                c.clear()
-                c.fill_style, c.font = "#555", "13px sans-serif"
-                c.fill_text("Click a sample to enlarge it with its etalon.", 4, 40)
+            placeholder(c, "Click a sample to enlarge it with its etalon.")
             return
         i, x, ets = value
         s = DETAIL_SCALE
         panels = [draw.upscale(draw.image(x), s)]
-        for et in ets:
-            w = draw.channel_sum(et.W[0, 0])
-            panels.append(draw.upscale(draw.diverging(w, np.abs(w).max()), s))
+        panels += [draw.upscale(draw.signed(et.W[0, 0]), s) for et in ets]
         sheet, corners = draw.tile([panels], panels[0].shape[:2], (0, 8), origin=(18, 0))
         self.detail_rgba = sheet
         with drawing():
-            c.clear()
-            put_rgba(c, sheet)
-            c.fill_style, c.font = "#222", "12px sans-serif"
+            paint_sheet(c, sheet, font="12px sans-serif", resize=False)
             titles = [f"sample {i}"] + [f"etalon {et.layer}:{_unit_text(et.units[0])}" for et in ets]
             for (top, left), title in zip(corners[0], titles):
                 c.fill_text(title, left + 2, 13)

@@ -23,8 +23,7 @@ from ..engine.maximize import softmax, start_images
 from ..engine.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from ..engine.scan import histogram_from_values, objective_values, top_from_values
 from . import draw
-from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
-                    resize_canvas)
+from ._base import JobWidget, drawing, new_canvas, paint_sheet, redraw_on_reconnect
 from .units import parse_indices
 
 DRAW_INTERVAL_S = 0.1      # live redraws at most ~10 per second ...
@@ -358,21 +357,18 @@ class MaximizerPanel(JobWidget):
             self._probs = probs
             self.bars.y = probs[0]
         imgs, k = self._images(), self.k
+        heats = self.cam.normalized()[:, 0] if self.cam is not None else None
         cells = []
         for i, img in enumerate(imgs):
             cell = draw.upscale(shown(img), k)
-            if self.cam is not None:
-                heat = draw.upscale(self.cam.normalized()[i, 0][..., None], k)[..., 0]
-                cell = heat_overlay(cell, heat)
+            if heats is not None:
+                cell = heat_overlay(cell, draw.upscale(heats[i][..., None], k)[..., 0])
             cells.append(cell)
         sheet, corners = draw.tile([cells], cells[0].shape[:2], (CAPTION, GAP))
         self.image_rgba = sheet
         names = self.engine.class_names
         with drawing():
-            resize_canvas(self.image_canvas, sheet.shape[1], sheet.shape[0])
-            self.image_canvas.clear()
-            put_rgba(self.image_canvas, sheet)
-            self.image_canvas.fill_style, self.image_canvas.font = "#222", "11px sans-serif"
+            paint_sheet(self.image_canvas, sheet)
             for (top, left), p in zip(corners[0], self._probs):
                 c = int(np.argmax(p))
                 self.image_canvas.fill_text(f"{names[c]} {p[c]:.0%}", left,
@@ -420,10 +416,7 @@ class MaximizerPanel(JobWidget):
         sheet, corners = draw.tile(rows, cells[0].shape[:2], (CAPTION, GAP), (CAPTION, 0))
         self.top_rgba = sheet
         with drawing():
-            resize_canvas(self.top_canvas, sheet.shape[1], sheet.shape[0])
-            self.top_canvas.clear()
-            put_rgba(self.top_canvas, sheet)
-            self.top_canvas.fill_style, self.top_canvas.font = "#222", "11px sans-serif"
+            paint_sheet(self.top_canvas, sheet)
             self.top_canvas.fill_text(f"top {len(cells)} of {len(self.histogram.values)} "
                                       f"for {self.top.objective}", 2, 12)
             flat = [c for row in corners for c in row]
@@ -469,10 +462,7 @@ class MaximizerPanel(JobWidget):
         titles = ["start", "end", "difference", f"CAM start {s}", f"CAM start {t}",
                   f"CAM end {s}", f"CAM end {t}"]
         with drawing():
-            resize_canvas(self.fool_canvas, sheet.shape[1], sheet.shape[0])
-            self.fool_canvas.clear()
-            put_rgba(self.fool_canvas, sheet)
-            self.fool_canvas.fill_style, self.fool_canvas.font = "#222", "11px sans-serif"
+            paint_sheet(self.fool_canvas, sheet)
             for (top, left), title in zip(corners[0], titles):
                 self.fool_canvas.fill_text(title, left, 12)
             p0, p1 = f.probabilities[0], f.probabilities[-1]

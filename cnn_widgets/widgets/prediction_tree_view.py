@@ -16,9 +16,9 @@ import traitlets as T
 
 from ..engine import objectives
 from ..engine.category_tree import feature_layer
+from ..engine.control import NO_CONTROL
 from . import draw
-from ._base import (JobWidget, drawing, new_canvas, put_rgba, redraw_on_reconnect,
-                    resize_canvas)
+from ._base import JobWidget, drawing, new_canvas, paint_sheet, redraw_on_reconnect
 from .pad import DrawingPad
 
 CAT_SIZE = (250, 470)          # category canvas (height, width): dendrogram left, MST right
@@ -195,10 +195,9 @@ class PredictionTreeView(JobWidget):
         return int(hits[0]) if len(hits) else 0
 
     # -- requests (worker thread) ---------------------------------------------------------------
-    def _compute_tree(self, control=None):
-        kw = {} if control is None else {"control": control}
+    def _compute_tree(self, control=NO_CONTROL):
         return self.engine.prediction_tree(self.category, self.layer,
-                                           max_images=self.max_images, **kw)
+                                           max_images=self.max_images, control=control)
 
     def _request_categories(self):
         layer, noise = self.layer, self.include_noise
@@ -234,21 +233,33 @@ class PredictionTreeView(JobWidget):
 
     def _on_select(self):
         node, tree = self.selected, self.tree
-        if tree is None or node < len(tree.images):       # none, or a leaf: no filter
-            self.top = None
-            self._draw_detail()
-            self._draw_tree()
-            return
-        f = tree.critical(node)
         self.top = None                                   # the last node's images are stale
         self._draw_detail()
         self._draw_tree()
+        if tree is None or node < len(tree.images):       # none, or a leaf: no filter
+            return
+        f = tree.critical(node)
         self.run_job("top", lambda control: self.engine.top_images(
             objectives.channel(tree.layer, f), k=TOP_K, control=control),
             self._show_top, label=f"top images of filter {f}")
 
     # -- results ---------------------------------------------------------------------------------
     def _show_categories(self, cat_tree):
+        """Keep the hierarchy and lay it out once (redraws only recolour the category)."""
+        h = CAT_SIZE[0]
+        dg = cat_tree.dendrogram()
+        ic, dc = np.array(dg["icoord"]), np.array(dg["dcoord"])
+        sx = (DENDRO_W - 2 * MARGIN) / (10.0 * len(cat_tree.names))
+        sy = (h - 3 * MARGIN - 16) / max(dc.max(), 1e-12)
+        self._dendro_lines = [np.stack([xs, ys], 1) for xs, ys in
+                              zip(MARGIN + ic * sx, h - 2 * MARGIN - dc * sy)]
+        self.leaf_x = {int(cat_tree.classes[leaf]): MARGIN + (10 * i + 5) * sx
+                       for i, leaf in enumerate(dg["leaves"])}
+        pos = spread(fit(classical_mds(cat_tree.distances), (DENDRO_W + 20, MARGIN + 14,
+                                                            CAT_SIZE[1] - DENDRO_W - 30,
+                                                            h - 2 * MARGIN - 20)), 22.0)
+        self.cat_pos = {int(cl): (float(p[0]), float(p[1]))
+                        for cl, p in zip(cat_tree.classes, pos)}
         self.cat_tree = cat_tree
         self._draw_categories()
 
@@ -277,34 +288,21 @@ class PredictionTreeView(JobWidget):
         if ct is None:
             return
         c, h = self.cat_canvas, CAT_SIZE[0]
-        dg = ct.dendrogram()
-        ic, dc = np.array(dg["icoord"]), np.array(dg["dcoord"])
-        k = len(ct.names)
-        sx = (DENDRO_W - 2 * MARGIN) / (10.0 * k)
-        sy = (h - 3 * MARGIN - 16) / max(dc.max(), 1e-12)
-        X = MARGIN + ic * sx
-        Y = h - 2 * MARGIN - dc * sy
-        self.leaf_x = {int(ct.classes[leaf]): MARGIN + (10 * i + 5) * sx
-                       for i, leaf in enumerate(dg["leaves"])}
-        pos = spread(fit(classical_mds(ct.distances), (DENDRO_W + 20, MARGIN + 14,
-                                                      CAT_SIZE[1] - DENDRO_W - 30,
-                                                      h - 2 * MARGIN - 20)), 22.0)
-        self.cat_pos = {int(cl): (float(p[0]), float(p[1])) for cl, p in zip(ct.classes, pos)}
         with drawing():
             c.clear()
             c.font, c.fill_style = "12px sans-serif", "#222"
             c.fill_text("hierarchy (WPGMA)", MARGIN, 12)
             c.fill_text("minimum spanning tree", DENDRO_W + 20, 12)
             c.stroke_style, c.line_width = "#444", 1.5
-            for xs, ys in zip(X, Y):
-                c.stroke_lines(np.stack([xs, ys], 1))
+            for line in self._dendro_lines:
+                c.stroke_lines(line)
             for cl, x in self.leaf_x.items():
                 name = ct.names[ct.classes.index(cl)]
                 c.fill_style = RED if cl == self.category else "#222"
                 c.fill_text(name, x - 3 * len(name), h - MARGIN)
             c.stroke_style, c.line_width = BLUE, 2
             for i, j, w in ct.mst:
-                a, b = pos[int(i)], pos[int(j)]
+                a, b = self.cat_pos[ct.classes[int(i)]], self.cat_pos[ct.classes[int(j)]]
                 c.stroke_line(a[0], a[1], b[0], b[1])
             for cl, (x, y) in self.cat_pos.items():
                 name = ct.names[ct.classes.index(cl)]
@@ -386,9 +384,7 @@ class PredictionTreeView(JobWidget):
         sheet, _ = draw.tile(cells, cells[0][0].shape[:2], (2, 4))
         self.detail_rgba = sheet
         with drawing():
-            resize_canvas(c, sheet.shape[1], sheet.shape[0])
-            c.clear()
-            put_rgba(c, sheet)
+            paint_sheet(c, sheet)
 
     def _write_path(self):
         p, tree = self.path, self.tree

@@ -12,6 +12,7 @@ from torch import nn
 
 from . import cache
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
+from .training import deterministic
 
 CODE_DIM = 16
 # Keyword arguments of train_vae. Part of the cache key: editing them retrains.
@@ -60,32 +61,26 @@ def train_vae(x_train: torch.Tensor, *, code_dim: int, epochs: int, batch_size: 
     Deterministic: weights, shuffling and the reparameterisation noise come from ``seed``; one
     CPU thread, so the same call gives bitwise-identical weights on one machine.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            enc, dec = DigitsEncoder(code_dim), DigitsDecoder(code_dim)
-            gen = torch.Generator().manual_seed(seed)
-            opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=lr)
-            n, losses = x_train.shape[0], []
-            for _ in range(epochs):
-                order, total = torch.randperm(n, generator=gen), 0.0
-                for s in range(0, n, batch_size):
-                    xb = x_train[order[s:s + batch_size]]
-                    mean, logvar = enc(xb)
-                    eps = torch.randn(mean.shape, generator=gen)
-                    recon = dec(mean + eps * (0.5 * logvar).exp())
-                    rec = F.binary_cross_entropy(recon, xb, reduction="sum")
-                    kl = -0.5 * (1 + logvar - mean ** 2 - logvar.exp()).sum()
-                    loss = (rec + kl) / xb.shape[0]
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += loss.item() * xb.shape[0]
-                losses.append(total / n)
-    finally:
-        torch.set_num_threads(threads)
+    with deterministic(seed):
+        enc, dec = DigitsEncoder(code_dim), DigitsDecoder(code_dim)
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=lr)
+        n, losses = x_train.shape[0], []
+        for _ in range(epochs):
+            order, total = torch.randperm(n, generator=gen), 0.0
+            for s in range(0, n, batch_size):
+                xb = x_train[order[s:s + batch_size]]
+                mean, logvar = enc(xb)
+                eps = torch.randn(mean.shape, generator=gen)
+                recon = dec(mean + eps * (0.5 * logvar).exp())
+                rec = F.binary_cross_entropy(recon, xb, reduction="sum")
+                kl = -0.5 * (1 + logvar - mean ** 2 - logvar.exp()).sum()
+                loss = (rec + kl) / xb.shape[0]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * xb.shape[0]
+            losses.append(total / n)
     dec.eval()
     return dec, losses
 

@@ -1,7 +1,8 @@
 """One small deterministic training recipe for image classifiers, and accuracy."""
 from __future__ import annotations
 
-from typing import List
+from contextlib import contextmanager
+from typing import Iterator, List
 
 import torch
 import torch.nn.functional as F
@@ -35,18 +36,25 @@ def train_classifier(model: nn.Module, x_train: torch.Tensor, y_train: torch.Ten
     of the call only. On the CPU training runs on one thread, so the same starting weights
     and call give bitwise-identical weights on one machine whatever its thread setting.
     """
+    with deterministic(seed, one_thread=next(model.parameters()).device.type == "cpu"):
+        return _train(model, x_train, y_train, epochs, batch_size, lr, seed, augment_shift)
+
+
+@contextmanager
+def deterministic(seed: int, one_thread: bool = True) -> Iterator[None]:
+    """The global RNG seeded with ``seed`` and (if ``one_thread``) one CPU thread, for the
+    duration of the block; the caller's RNG state and thread count are restored after."""
     threads = torch.get_num_threads()
-    on_cpu = next(model.parameters()).device.type == "cpu"
     # One thread: intra-op parallelism barely helps a model this small, and busy cores
     # (other processes, a notebook kernel) make multi-threaded runs many times slower.
-    if on_cpu:
+    if one_thread:
         torch.set_num_threads(1)
     try:
         with torch.random.fork_rng(devices=[]):   # the caller's global RNG state is kept
             torch.manual_seed(seed)
-            return _train(model, x_train, y_train, epochs, batch_size, lr, seed, augment_shift)
+            yield
     finally:
-        if on_cpu:
+        if one_thread:
             torch.set_num_threads(threads)
 
 

@@ -2,8 +2,11 @@
 ResNet-18: a LeNet trained (deterministically, cached) on two of the digits."""
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from ..engine import Engine
@@ -82,11 +85,6 @@ RESNET_RECIPE = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "seed": 0, "augmen
 def read_cifar10(root, download: bool = False):
     """(x_train, y_train, x_test, y_test) from ``root/cifar-10-batches-py`` (the python
     version torchvision downloads): float32 (N, 3, 32, 32) in [0, 1] and int64 labels."""
-    import pickle
-    from pathlib import Path
-
-    import numpy as np
-
     folder = Path(root).expanduser() / "cifar-10-batches-py"
     if not folder.is_dir():
         if not download:

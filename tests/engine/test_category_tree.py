@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cnn_widgets.engine import category_tree as ct
+from cnn_widgets.testing.data import labelled_engine
 from cnn_widgets.testing.hygiene import untouched
 from cnn_widgets.testing.models import TINY_SHAPE, random_images, tiny_lenet
 from cnn_widgets.testing.reference import cpu_engine, reference_unit_values
@@ -75,10 +76,8 @@ def test_cosine_distance_is_half_one_minus_cos():
 
 
 def test_category_tree_on_a_model_uses_class_mean_features():
-    model = tiny_lenet(seed=3)
-    x = random_images(30, TINY_SHAPE, seed=4)
-    y = torch.arange(30) % 3
-    engine = cpu_engine(model, TINY_SHAPE, dataset=(x, y))
+    engine, model = labelled_engine(30, model_seed=3, image_seed=4)
+    x, y = engine.dataset.images, engine.dataset.labels
     with untouched(model):
         tree = engine.category_tree()
         noisy = engine.category_tree(include_noise=True, n_noise=7, seed=1)

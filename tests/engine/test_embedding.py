@@ -1,19 +1,17 @@
 """Fig. 9 of the clustering paper: 2-D maps of raw images and of their layer features."""
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import silhouette_score
 
 from cnn_widgets.engine.embedding import embedding
-from cnn_widgets.testing.models import TINY_SHAPE, random_images, tiny_lenet
-from cnn_widgets.testing.reference import cpu_engine, reference_unit_values
+from cnn_widgets.testing.data import labelled_engine
+from cnn_widgets.testing.reference import reference_unit_values
 
 
 @pytest.fixture
 def setup():
-    model = tiny_lenet(seed=2)
-    x, y = random_images(24, TINY_SHAPE, seed=3), torch.arange(24) % 3
-    return model, x, y, cpu_engine(model, TINY_SHAPE, dataset=(x, y))
+    engine, model = labelled_engine(24, model_seed=2, image_seed=3)
+    return model, engine.dataset.images, engine.dataset.labels, engine
 
 
 def test_features_and_pixels_are_embedded_with_silhouettes(setup):

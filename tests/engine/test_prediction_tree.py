@@ -6,6 +6,7 @@ import torch
 from cnn_widgets.engine import prediction_tree as pt
 from cnn_widgets.engine.errors import Cancelled
 from cnn_widgets.engine.control import Control
+from cnn_widgets.testing.data import labelled_engine
 from cnn_widgets.testing.hygiene import untouched
 from cnn_widgets.testing.models import TINY_SHAPE, random_images, tiny_lenet
 from cnn_widgets.testing.reference import cpu_engine, reference_unit_values
@@ -95,10 +96,8 @@ def test_the_loop_ends_where_the_papers_condition_would_spin():
 
 
 def test_prediction_tree_on_a_model_and_paths_end_at_a_leaf():
-    model = tiny_lenet(seed=5)
-    x = random_images(45, TINY_SHAPE, seed=2)
-    y = torch.arange(45) % 3
-    engine = cpu_engine(model, TINY_SHAPE, dataset=(x, y))
+    engine, model = labelled_engine(45, model_seed=5, image_seed=2)
+    x, y = engine.dataset.images, engine.dataset.labels
     with untouched(model):
         tree = engine.prediction_tree(1)
         same = engine.prediction_tree("1", method="paper")
@@ -142,14 +141,13 @@ def test_stop_and_bad_requests():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_trees_on_a_cuda_engine_match_the_cpu():
-    model = tiny_lenet(seed=5)
-    x, y = random_images(45, TINY_SHAPE, seed=2), torch.arange(45) % 3
-    cpu = cpu_engine(model, TINY_SHAPE, dataset=(x, y))
+    cpu, model = labelled_engine(45, model_seed=5, image_seed=2)
+    x = cpu.dataset.images
     old = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False            # TF32 would round features to ~1e-3
     try:
         with untouched(model):
-            gpu = cpu_engine(model, TINY_SHAPE, dataset=(x, y), device="cuda")
+            gpu = cpu_engine(model, TINY_SHAPE, dataset=cpu.dataset, device="cuda")
             t_gpu, c_gpu = gpu.prediction_tree(1), gpu.category_tree(include_noise=True)
     finally:
         torch.backends.cudnn.allow_tf32 = old

@@ -4,11 +4,12 @@ reconstruction is zero outside the receptive field; the model is left untouched.
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnn_widgets.engine.errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
-from cnn_widgets.engine.receptive_field import NotAChain
-from cnn_widgets.engine.reconstruct import METHODS
+from cnn_widgets.engine.receptive_field import NotAChain, chain_upto
+from cnn_widgets.engine.reconstruct import METHODS, _random_weights
 from cnn_widgets.testing import (no_leftover_hooks, random_images, smooth_conv_net, tiny_lenet,
                                  untouched)
 from cnn_widgets.testing.reference import cpu_engine
@@ -111,8 +112,6 @@ def test_all_methods_share_one_call_and_match_single_calls():
 
 
 def test_random_weights_are_seeded_and_match_the_learned_statistics():
-    from cnn_widgets.engine.reconstruct import _random_weights
-    from cnn_widgets.engine.receptive_field import chain_upto
     engine, x = engine_and_image(2)
     unit = ("relu2", 1, 1, 1)
     a = engine.reconstruct(x, unit, method="random_masks", seed=0).image
@@ -209,7 +208,6 @@ def masked_flow_reference(engine, x, layer, coords, weights):
     every conv/linear goes forward with its learned weights but backward through ``weights``
     (name -> tensor), and a hook rectifies the flow arriving at every ReLU's output before
     autograd applies the forward mask: r ⊙ R(W^T ...), unpooling with autograd's switches."""
-    import torch.nn.functional as F
     xg = torch.as_tensor(x)[None].clone().requires_grad_(True)
     h = (xg - MEAN) / STD
     for name, m in engine.model.named_children():
@@ -233,8 +231,6 @@ def masked_flow_reference(engine, x, layer, coords, weights):
 def test_masked_methods_follow_eq_6_7_with_learned_and_with_random_weights(seed):
     """deconvnet_masks with the learned weights, random_masks with the seeded Gaussian ones
     (the masks and switches of the real forward pass in both), against the reference above."""
-    from cnn_widgets.engine.reconstruct import _random_weights
-    from cnn_widgets.engine.receptive_field import chain_upto
     engine, x = engine_and_image(seed)
     learned = {n: m.weight.detach() for n, m in engine.model.named_children()
                if isinstance(m, (nn.Conv2d, nn.Linear))}

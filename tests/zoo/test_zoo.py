@@ -1,6 +1,5 @@
 """The offline zoo: digits data, LeNet, the training recipe, the weight cache, and MNIST
 read from IDX files written here."""
-import struct
 import time
 
 import numpy as np
@@ -11,6 +10,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from cnn_widgets import Engine
+from cnn_widgets.testing.data import write_digits_idx
 from cnn_widgets.zoo import LeNet, digits, lenet_digits, lenet_mnist, train_classifier
 from cnn_widgets.zoo import cache, train
 from cnn_widgets.zoo.pretrained import fresh_lenet
@@ -184,23 +184,10 @@ def test_lenet_digits_trains_caches_reloads_and_reproduces(cache_root, capsys):
 
 
 # -- MNIST from IDX files ------------------------------------------------------------------
-def write_idx(path, array: np.ndarray) -> None:
-    """Uncompressed big-endian IDX: magic 2051 for (N, 28, 28) uint8, 2049 for (N,) uint8."""
-    magic = 2051 if array.ndim == 3 else 2049
-    with open(path, "wb") as f:
-        f.write(struct.pack(f">{1 + array.ndim}i", magic, *array.shape))
-        f.write(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
-
-
 @pytest.fixture
 def mnist_root(tmp_path):
     """Real handwriting in MNIST's on-disk layout: the digits, 28x28 uint8 0..255."""
-    d = digits()
-    raw = tmp_path / "mnist" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for prefix, x, y in (("train", d.x_train, d.y_train), ("t10k", d.x_test, d.y_test)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", (x[:, 0] * 255).round().numpy())
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", y.numpy())
+    write_digits_idx(tmp_path / "mnist", "MNIST")
     return tmp_path / "mnist"
 
 
