@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 import torch
-
 from _timing import bar, median_seconds
+
 from cnn_widgets import Engine, EtalonGrid
-from cnn_widgets.engine import etalons as etalon_module
+from cnn_widgets.engine.etalons import affine_map as etalon_module
 from cnn_widgets.zoo import lenet_digits
 
 

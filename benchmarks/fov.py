@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 import torch
-
 from _timing import bar, median_seconds
-from cnn_widgets.engine import receptive_field as rf_module
-from cnn_widgets.engine.activation_stats import activation_slices
+
+from cnn_widgets.engine.probing import receptive_field as rf_module
+from cnn_widgets.engine.probing.activation_stats import activation_slices
 from cnn_widgets.zoo import vgg16
 
 LAYER = "features.28"

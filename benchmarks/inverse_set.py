@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 import torch
-
 from _timing import bar
-from cnn_widgets.engine.inverse_set_baselines import restarts
+
+from cnn_widgets.engine.inverse_set.baselines import restarts
 from cnn_widgets.zoo import digits_generator, lenet_digits
 
 CASES = [(("fc3", 3), (8.0, 10.0)), (("fc3", 8), (5.0, 7.0)), (("fc1", 81), (10.0, 13.0))]

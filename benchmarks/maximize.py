@@ -36,10 +36,11 @@ import time
 import warnings
 
 import torch
-
 from _timing import bar
-from cnn_widgets import Engine, MaximizerPanel, objectives as O
-from cnn_widgets.engine.regularizers import Jitter
+
+from cnn_widgets import Engine, MaximizerPanel
+from cnn_widgets import objectives as O
+from cnn_widgets.engine.visualization.regularizers import Jitter
 from cnn_widgets.zoo import IMAGENET_MEAN, IMAGENET_STD, lenet_digits
 
 

@@ -15,9 +15,9 @@ import argparse
 import time
 
 import numpy as np
-
 from _timing import bar
-from cnn_widgets.engine.prediction_tree import build_fast, build_naive
+
+from cnn_widgets.engine.clustering.prediction_tree import build_fast, build_naive
 
 D_FILTERS, SIDE = 512, 4
 

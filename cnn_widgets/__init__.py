@@ -20,7 +20,7 @@ def __getattr__(name):
     import importlib
 
     if name == "objectives":
-        return importlib.import_module("cnn_widgets.engine.objectives")
+        return importlib.import_module("cnn_widgets.engine.visualization.objectives")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cnn_widgets' has no attribute {name!r}")

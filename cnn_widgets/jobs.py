@@ -14,10 +14,11 @@ import time
 import traceback
 import weakref
 from collections import deque
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
-from .engine.control import Control
-from .engine.errors import Cancelled
+from .engine.core.control import Control
+from .engine.core.errors import Cancelled
 
 PROGRESS_INTERVAL_S = 0.05     # at most ~20 progress callbacks a second, plus the final one
 
@@ -25,15 +26,15 @@ PROGRESS_INTERVAL_S = 0.05     # at most ~20 progress callbacks a second, plus t
 class Job:
     """One request. ``state``: pending, running, done, stopped, superseded or error."""
 
-    def __init__(self, runner: "JobRunner", key: str, fn: Callable[[Control], Any],
+    def __init__(self, runner: JobRunner, key: str, fn: Callable[[Control], Any],
                  on_progress=None, on_result=None, on_stopped=None, on_error=None):
         self.runner, self.key, self.fn = runner, key, fn
         self.on_progress, self.on_result = on_progress, on_result
         self.on_stopped, self.on_error = on_stopped, on_error
         self.state = "pending"
         self.result: Any = None
-        self.error: Optional[BaseException] = None
-        self.seconds: Optional[float] = None
+        self.error: BaseException | None = None
+        self.seconds: float | None = None
         self._stop = threading.Event()
         self._superseded = False
         self._finished = threading.Event()
@@ -43,11 +44,11 @@ class Job:
         """Ask the job to stop at its next check; it reports ``on_stopped``."""
         self._stop.set()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Block until the job has finished (any end state); True if it did."""
         return self._finished.wait(timeout)
 
-    def _emit(self, callback: Optional[Callable], *args) -> None:
+    def _emit(self, callback: Callable | None, *args) -> None:
         """The one route from the worker to the outside: silent once superseded."""
         if callback is None:
             return
@@ -104,7 +105,7 @@ class JobRunner:
         self._queue: deque = deque()
         self._wake = threading.Condition(self.lock)
         self._latest: dict = {}
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._closed = False
 
     def submit(self, fn: Callable[[Control], Any], *, key: str = "default", **callbacks) -> Job:
@@ -126,14 +127,14 @@ class JobRunner:
             self._wake.notify()
         return job
 
-    def stop(self, key: Optional[str] = None) -> None:
+    def stop(self, key: str | None = None) -> None:
         """Stop the latest job of ``key`` (all keys when None)."""
         with self.lock:
             for k, job in self._latest.items():
                 if key is None or k == key:
                     job.stop()
 
-    def latest(self, key: str) -> Optional[Job]:
+    def latest(self, key: str) -> Job | None:
         return self._latest.get(key)
 
     def _serve(self) -> None:
@@ -158,7 +159,7 @@ class JobRunner:
             self._thread.join(timeout)
 
 
-_RUNNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _RUNNERS_LOCK = threading.Lock()
 
 

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from cnn_widgets.engine.control import Control
+from cnn_widgets.engine.core.control import Control
 from cnn_widgets.jobs import JobRunner
 
 

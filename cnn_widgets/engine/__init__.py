@@ -1,10 +1,29 @@
-"""Pure PyTorch + NumPy analysis engine. Never imports a widget library."""
-from .control import Control
-from .errors import (Cancelled, CnnWidgetsError, InputShapeError, LayerNotFound,
-                     ModelOutputError, NotPiecewiseLinear, UnitOutOfRange)
-from .results import Etalons, LayerInfo, RegionCount
-from .session import Engine
+"""Pure PyTorch + NumPy analysis engine. Never imports a widget library.
+
+``core/`` holds what every paper uses; one package per paper holds its algorithms
+(``etalons/``, ``probing/``, ``visualization/``, ``clustering/``, ``inverse_set/``); the
+:class:`Engine` facade (``engine.py``) binds them.
+"""
+from .core.control import Control
+from .core.errors import (
+                          CacheCorrupt,
+                          Cancelled,
+                          CnnWidgetsError,
+                          InfeasibleRange,
+                          InputShapeError,
+                          InvalidArgument,
+                          InvalidType,
+                          LayerNotFound,
+                          ModelOutputError,
+                          NoSuitableLayer,
+                          NotAChain,
+                          NotPiecewiseLinear,
+                          UnitOutOfRange,
+)
+from .core.results import Etalons, LayerInfo, RegionCount
+from .engine import Engine
 
 __all__ = ["Engine", "Control", "Etalons", "LayerInfo", "RegionCount", "CnnWidgetsError",
-           "InputShapeError", "LayerNotFound", "ModelOutputError", "NotPiecewiseLinear",
-           "UnitOutOfRange", "Cancelled"]
+           "InputShapeError", "InvalidArgument", "InvalidType", "LayerNotFound",
+           "ModelOutputError", "NoSuitableLayer", "NotAChain", "NotPiecewiseLinear",
+           "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "Cancelled"]

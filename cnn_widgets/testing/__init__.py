@@ -4,13 +4,27 @@ Used by the package's own tests; also handy for anyone extending the engine or t
 ``cnn_widgets.testing.reference`` holds forward passes and Jacobians computed without the
 engine (on a deep copy), to compare the engine against.
 """
-from ..engine.hooks import hook_count
-from .hygiene import (as_user_model, assert_model_untouched, model_fingerprint,
-                      no_leftover_hooks, untouched)
-from .models import (TINY_CLASSES, TINY_LENET_LAYERS, TINY_SHAPE, Boom, FunctionalReLUNet,
-                     ImageOutputNet, ReorderedNet, ReusedReLUNet, TupleOutputNet,
-                     UntraceableNet, fig2_mlp, gated_conv_net, random_images, raising_lenet,
-                     smooth_conv_net, tiny_lenet, tiny_mlp)
+from ..engine.core.hooks import hook_count
+from .hygiene import as_user_model, assert_model_untouched, model_fingerprint, no_leftover_hooks, untouched
+from .models import (
+                      TINY_CLASSES,
+                      TINY_LENET_LAYERS,
+                      TINY_SHAPE,
+                      Boom,
+                      FunctionalReLUNet,
+                      ImageOutputNet,
+                      ReorderedNet,
+                      ReusedReLUNet,
+                      TupleOutputNet,
+                      UntraceableNet,
+                      fig2_mlp,
+                      gated_conv_net,
+                      raising_lenet,
+                      random_images,
+                      smooth_conv_net,
+                      tiny_lenet,
+                      tiny_mlp,
+)
 
 __all__ = [
     "hook_count", "model_fingerprint", "assert_model_untouched", "no_leftover_hooks",

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Dict, Iterable, Iterator
 
 import torch
 from torch import nn
 
-from ..engine.hooks import hook_count
+from ..engine.core.hooks import hook_count
 
 
 def _digest(t: torch.Tensor) -> str:
@@ -18,7 +18,7 @@ def _digest(t: torch.Tensor) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def model_fingerprint(model: nn.Module) -> Dict[str, object]:
+def model_fingerprint(model: nn.Module) -> dict[str, object]:
     """Everything about ``model`` that engine work must not change.
 
     Per parameter: a hash of its bytes, dtype, shape, device, storage address, ``requires_grad``,
@@ -27,7 +27,7 @@ def model_fingerprint(model: nn.Module) -> Dict[str, object]:
     number of hooks.
     The result is a plain dict; compare two with :func:`assert_model_untouched`.
     """
-    fp: Dict[str, object] = {}
+    fp: dict[str, object] = {}
     for name, p in model.named_parameters():
         fp[f"param {name}"] = (_digest(p), str(p.dtype), tuple(p.shape), str(p.device),
                                p.data_ptr(), p.requires_grad, p.grad is None)
@@ -42,7 +42,7 @@ def model_fingerprint(model: nn.Module) -> Dict[str, object]:
     return fp
 
 
-def assert_model_untouched(model: nn.Module, before: Dict[str, object]) -> None:
+def assert_model_untouched(model: nn.Module, before: dict[str, object]) -> None:
     """Raise AssertionError listing every difference between ``model`` now and ``before``
     (a :func:`model_fingerprint` taken earlier)."""
     after = model_fingerprint(model)
@@ -65,7 +65,7 @@ def no_leftover_hooks(model: nn.Module, expected: int = 0) -> None:
 
 
 @contextmanager
-def untouched(model: nn.Module) -> Iterator[Dict[str, object]]:
+def untouched(model: nn.Module) -> Iterator[dict[str, object]]:
     """``with untouched(model): ...`` asserts on exit (also after an exception) that the body
     left ``model`` unchanged. The exception, if any, propagates."""
     before = model_fingerprint(model)

@@ -8,7 +8,7 @@ a forward pass torch.fx cannot trace, a model that raises mid-forward, a non-2-D
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.fx

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any, Callable, Optional
+from typing import Any
 
 import ipywidgets as W
 import numpy as np
@@ -25,7 +26,7 @@ def drawing():
         yield
 
 
-def new_canvas(width: int, height: int, cls: str, layers: Optional[int] = None):
+def new_canvas(width: int, height: int, cls: str, layers: int | None = None):
     """A canvas whose CSS size equals its pixel size, with DOM class ``cls``; ``layers``: a
     MultiCanvas of that many layers instead."""
     layout = W.Layout(width=f"{width}px", height=f"{height}px")
@@ -108,7 +109,7 @@ class JobWidget(W.VBox):
         """Widgets sharing an engine share its runner: keep their requests apart."""
         return f"{type(self).__name__}-{id(self)}:{key}"
 
-    def job(self, key: str) -> Optional[Job]:
+    def job(self, key: str) -> Job | None:
         """The latest job this widget started under ``key``."""
         return self.runner.latest(self._runner_key(key))
 

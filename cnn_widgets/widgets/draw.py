@@ -4,7 +4,7 @@ ipycanvas sends 3-channel arrays as lossy JPEG, so everything here is RGBA uint8
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -62,8 +62,8 @@ def upscale(img: np.ndarray, k: int) -> np.ndarray:
     return img if k == 1 else img.repeat(k, 0).repeat(k, 1)
 
 
-def tile(cells: Sequence[Sequence[np.ndarray]], cell: Tuple[int, int], gap: Tuple[int, int],
-         origin: Tuple[int, int] = (0, 0)) -> Tuple[np.ndarray, List[List[Tuple[int, int]]]]:
+def tile(cells: Sequence[Sequence[np.ndarray]], cell: tuple[int, int], gap: tuple[int, int],
+         origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, list[list[tuple[int, int]]]]:
     """Place equally sized RGBA cells on a white sheet.
 
     cells: rows of (h, w, 4) arrays, each exactly ``cell`` = (h, w); gap: (below, right) of
@@ -87,8 +87,8 @@ def tile(cells: Sequence[Sequence[np.ndarray]], cell: Tuple[int, int], gap: Tupl
     return sheet, corners
 
 
-def cell_at(x: float, y: float, cell: Tuple[int, int], gap: Tuple[int, int],
-            origin: Tuple[int, int], shape: Tuple[int, int]):
+def cell_at(x: float, y: float, cell: tuple[int, int], gap: tuple[int, int],
+            origin: tuple[int, int], shape: tuple[int, int]):
     """(row, col) of the cell under canvas point (x, y) in a :func:`tile` layout, or None."""
     h, w = cell
     r, ry = divmod(int(y) - origin[0], h + gap[0])

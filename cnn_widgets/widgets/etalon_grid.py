@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import html
 import time
-from typing import List, Optional, Tuple
 
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine.control import NO_CONTROL
+from ..engine.core.control import NO_CONTROL
 from . import draw
-from ._base import (JobWidget, drawing, new_canvas, paint_sheet, placeholder,
-                    redraw_on_reconnect)
+from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, redraw_on_reconnect
 from .pad import DrawingPad
 from .units import default_units, format_units, parse_indices, parse_units
 
@@ -28,11 +26,11 @@ DETAIL_SCALE = 3
 PAD_SCALE = 8
 
 
-def cell_scale(input_hw: Tuple[int, int]) -> int:
+def cell_scale(input_hw: tuple[int, int]) -> int:
     return max(1, 56 // max(input_hw))
 
 
-def row_cells(x: np.ndarray, W_row: np.ndarray, k: int) -> List[np.ndarray]:
+def row_cells(x: np.ndarray, W_row: np.ndarray, k: int) -> list[np.ndarray]:
     """One grid row: the input then each unit's etalon, on a per-row symmetric scale so the
     units of one input compare. x: (C, H, W); W_row: (P, C, H, W)."""
     maps = [draw.channel_sum(w) for w in W_row]
@@ -53,7 +51,7 @@ class EtalonGrid(JobWidget):
     indices = T.List()                  # dataset rows shown
     selected = T.Tuple(allow_none=True, default_value=None)   # ("grid"|"pad", row, column)
 
-    def __init__(self, engine, *, indices=None, layer: Optional[str] = None, units=None):
+    def __init__(self, engine, *, indices=None, layer: str | None = None, units=None):
         super().__init__(engine)
         self.add_class("cnnw-etalon-grid")
         self.k = cell_scale(engine.input_shape[1:])
@@ -61,7 +59,7 @@ class EtalonGrid(JobWidget):
         self.grid_result = None             # Etalons of the rows (what the grid shows)
         self.pad_result = None              # Etalons of the pad image
         self.grid_rgba = self.pad_row_rgba = self.detail_rgba = None
-        self.captions: List[Tuple[str, int, int]] = []
+        self.captions: list[tuple[str, int, int]] = []
         self.region_count = self.paper_check = None
         self._syncing = False
         self._build_controls()
@@ -238,7 +236,7 @@ class EtalonGrid(JobWidget):
             return self.engine.class_names[u[0]]
         return ":".join(str(i) for i in u)
 
-    def _sheet(self, result, labels: List[str]):
+    def _sheet(self, result, labels: list[str]):
         """The RGBA sheet of rows for ``result`` plus the captions drawn on it."""
         cells = [row_cells(result.x[i], result.W[i], self.k) for i in range(len(result.x))]
         sheet, corners = draw.tile(cells, self.cell, GAP, origin=(HEADER, 0))
@@ -300,7 +298,7 @@ class EtalonGrid(JobWidget):
         self.detail_rgba = sheet
         with drawing():
             paint_sheet(self.detail_canvas, sheet, font="12px sans-serif", resize=False)
-            for (top, left), title in zip(corners[0], ["input x", "etalon W", "votes W ⊙ x"]):
+            for (_top, left), title in zip(corners[0], ["input x", "etalon W", "votes W ⊙ x"]):
                 self.detail_canvas.fill_text(title, left + 2, HEADER - 5)
         linear, b, out = result.linear_part[i, j], result.b[i, j], result.out[i, j]
         flag = "exact" if result.exact else "not exact"

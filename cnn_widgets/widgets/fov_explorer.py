@@ -13,17 +13,16 @@ progress and Stop; it shows what each run added to its start, cropped to the fie
 from __future__ import annotations
 
 import html
-from typing import Optional, Tuple
 
 import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine.activation_stats import activation_slices
-from ..engine.control import NO_CONTROL
-from ..engine.receptive_field import field_map
-from ..engine.reconstruct import METHODS
+from ..engine.core.control import NO_CONTROL
+from ..engine.probing.activation_stats import activation_slices
+from ..engine.probing.receptive_field import field_map
+from ..engine.probing.reconstruct import METHODS
 from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, put_rgba, redraw_on_reconnect
 
@@ -35,18 +34,6 @@ DATASET_IMAGES = 64  # images the dataset's mean activity is taken over
 BEST_STARTS = 3      # random starts of the best-input search (the paper's Fig. 5)
 TITLES = {"deconvnet": "deconvnet (eq. 4-5)", "deconvnet_masks": "with masks (eq. 6-7)",
           "random_masks": "random weights", "filter": "exact filter (eq. 8-9)"}
-
-
-def default_layer(engine) -> str:
-    """The paper's layer 13 when the model card names it, else the last spatial convolution."""
-    card = getattr(engine, "model_card", {}) or {}
-    if card.get("paper_layer_13") in engine.layer_names:
-        return card["paper_layer_13"]
-    convs = [i.name for i in engine.layers if i.kind == "Conv2d" and len(i.output_shape) == 3]
-    if not convs:
-        raise ValueError("FOVExplorer needs a layer with a (channels, H, W) output; this model "
-                         f"has {', '.join(engine.layer_names)}")
-    return convs[-1]
 
 
 def fit(img: np.ndarray, size: int) -> np.ndarray:
@@ -68,14 +55,14 @@ class FOVExplorer(JobWidget):
     """Receptive fields and backward reconstructions of one image's units.
 
     engine: the engine; image: a dataset row (int, default 0) or an image (C, H, W);
-    layer: the layer whose units are probed (default: :func:`default_layer`); best_steps:
+    layer: the layer whose units are probed (default: ``engine.default_layer_for("probing")``); best_steps:
     gradient-ascent steps of the best-input search.
     """
 
     layer = T.Unicode()
     index = T.Int(0)                # dataset row shown (-1: an image given by the caller)
 
-    def __init__(self, engine, image=None, layer: Optional[str] = None, best_steps: int = 128):
+    def __init__(self, engine, image=None, layer: str | None = None, best_steps: int = 128):
         super().__init__(engine)
         self.best_steps = int(best_steps)
         self.best = None
@@ -92,14 +79,14 @@ class FOVExplorer(JobWidget):
             raise IndexError(f"image={image} out of range: the engine's dataset has "
                              f"{len(engine.dataset)} images (0..{len(engine.dataset) - 1})")
         self.view = self.recon = self.dataset_stats = None
-        self.position: Optional[Tuple[int, int]] = None
-        self.hover: Optional[Tuple[int, int]] = None
+        self.position: tuple[int, int] | None = None
+        self.hover: tuple[int, int] | None = None
         self.channel = 0
         self.image_rgba = self.recon_rgba = self.slices_rgba = self.best_rgba = None
         self._syncing = False
         self._build()
 
-        self.layer = engine.layer(layer or default_layer(engine)).name
+        self.layer = engine.default_layer_for("probing", layer)
         self.index = -1 if self.custom is not None else int(image or 0)
         self._sync_controls()
         # first picture computed here (a headless notebook keeps it); later work on the worker
@@ -221,7 +208,7 @@ class FOVExplorer(JobWidget):
         self.run_job("view", lambda control: self._compute_view(layer, x, control),
                      self._show_view, label="activations and reconstructions")
 
-    def select(self, y: int, x: int, channel: Optional[int] = None):
+    def select(self, y: int, x: int, channel: int | None = None):
         """Select the unit at position (y, x) of the layer (default: its strongest channel)
         and compute its four reconstructions on the worker."""
         if self.view is None:
@@ -363,7 +350,7 @@ class FOVExplorer(JobWidget):
         self.recon_rgba = sheet
         with drawing():
             paint_sheet(self.recon_canvas, sheet, resize=False)
-            for (t, left), title in zip(corners[0], ["input (field)"] + [TITLES[m] for m in METHODS]):
+            for (_t, left), title in zip(corners[0], ["input (field)"] + [TITLES[m] for m in METHODS]):
                 self.recon_canvas.fill_text(title, left + 2, HEADER - 4)
 
     def _draw_slices(self):
@@ -379,11 +366,11 @@ class FOVExplorer(JobWidget):
         with drawing():
             cv = self.slices_canvas
             paint_sheet(cv, sheet)
-            for (t, left), ch in zip(corners[0], s.channels):
+            for (_t, left), ch in zip(corners[0], s.channels):
                 cv.fill_text(f"c{int(ch)}", left + 2, HEADER - 4)
 
     # -- events --------------------------------------------------------------------------------
-    def position_at(self, px: float, py: float) -> Optional[Tuple[int, int]]:
+    def position_at(self, px: float, py: float) -> tuple[int, int] | None:
         """The layer position under canvas point (px, py), or None outside the image."""
         gh, gw, ch, cw = self._grid()
         y, x = int(py // ch), int(px // cw)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import List, Optional
 
 import bqplot as bq
 import ipywidgets as W
@@ -17,8 +16,16 @@ import numpy as np
 import traitlets as T
 
 from . import draw
-from ._base import (JobWidget, drawing, new_canvas, paint_sheet, placeholder, put_rgba,
-                    redraw_on_reconnect, resize_canvas)
+from ._base import (
+    JobWidget,
+    drawing,
+    new_canvas,
+    paint_sheet,
+    placeholder,
+    put_rgba,
+    redraw_on_reconnect,
+    resize_canvas,
+)
 from .units import default_units, format_units, parse_units
 
 COLS = 10               # samples per gallery row
@@ -44,7 +51,7 @@ class InverseSetGallery(JobWidget):
     constraints = T.List()      # [(layer, unit tuple, z1, z2)]; the picker edits the last one
     selected = T.Int(allow_none=True, default_value=None)   # index into the samples
 
-    def __init__(self, engine, generator=None, *, encoder=None, layer: Optional[str] = None,
+    def __init__(self, engine, generator=None, *, encoder=None, layer: str | None = None,
                  unit=0, range=None, K: int = 10, n: int = 100):
         super().__init__(engine)
         self.add_class("cnnw-inverse-set")
@@ -54,9 +61,9 @@ class InverseSetGallery(JobWidget):
         self.result = None
         self.images = np.zeros((0, *engine.input_shape), np.float32)
         self.activations = np.zeros((0, 0))
-        self.shown: List[int] = []          # sample index of each drawn cell
+        self.shown: list[int] = []          # sample index of each drawn cell
         self.gallery_rgba = self.detail_rgba = None
-        self.labels: List[str] = []
+        self.labels: list[str] = []
         self.dataset_values = None
         self._live_lock = threading.Lock()
         self._generation = 0
@@ -224,7 +231,7 @@ class InverseSetGallery(JobWidget):
         self.constraints = self.constraints[:-1] + [(layer, unit, float(lo), float(hi))]
         self._draw_range_lines()
 
-    def add_unit(self, layer: Optional[str] = None, unit=0, range=None):
+    def add_unit(self, layer: str | None = None, unit=0, range=None):
         """Add a unit to the intersection (default: a copy of the picker's); the picker then
         edits it."""
         new = self.constraints[-1] if layer is None else self._constraint(layer, unit, range)
@@ -364,7 +371,7 @@ class InverseSetGallery(JobWidget):
         with drawing():
             paint_sheet(c, sheet, font="12px sans-serif", resize=False)
             titles = [f"sample {i}"] + [f"etalon {et.layer}:{_unit_text(et.units[0])}" for et in ets]
-            for (top, left), title in zip(corners[0], titles):
+            for (_top, left), title in zip(corners[0], titles):
                 c.fill_text(title, left + 2, 13)
         rows = "".join(f"<br>{et.layer} unit {_unit_text(et.units[0])}: f = {et.out[0, 0]:.3f} "
                        f"(range [{lo:.2f}, {hi:.2f}]; etalon {'exact' if et.exact else 'Jacobian'})"

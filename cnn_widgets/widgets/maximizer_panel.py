@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Optional
 
 import bqplot as bq
 import ipywidgets as W
@@ -19,9 +18,9 @@ import numpy as np
 import traitlets as T
 
 from ..engine import objectives as O
-from ..engine.maximize import softmax, start_images
-from ..engine.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
-from ..engine.scan import histogram_from_values, objective_values, top_from_values
+from ..engine.visualization.maximize import softmax, start_images
+from ..engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
+from ..engine.visualization.scan import histogram_from_values, objective_values, top_from_values
 from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, redraw_on_reconnect
 from .units import parse_indices
@@ -352,7 +351,7 @@ class MaximizerPanel(JobWidget):
     def _images(self) -> np.ndarray:
         return self.last_step.images if self.last_step is not None else self._start_images
 
-    def _draw_image(self, probs: Optional[np.ndarray] = None):
+    def _draw_image(self, probs: np.ndarray | None = None):
         if probs is not None:
             self._probs = probs
             self.bars.y = probs[0]
@@ -463,7 +462,7 @@ class MaximizerPanel(JobWidget):
                   f"CAM end {s}", f"CAM end {t}"]
         with drawing():
             paint_sheet(self.fool_canvas, sheet)
-            for (top, left), title in zip(corners[0], titles):
+            for (_top, left), title in zip(corners[0], titles):
                 self.fool_canvas.fill_text(title, left, 12)
             p0, p1 = f.probabilities[0], f.probabilities[-1]
             for i, row in enumerate(corners):

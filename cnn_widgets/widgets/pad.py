@@ -1,7 +1,7 @@
 """DrawingPad: a canvas to draw an input image on with the mouse, and its Clear button."""
 from __future__ import annotations
 
-from typing import Callable, List, Sequence
+from collections.abc import Callable, Sequence
 
 import ipywidgets as W
 import numpy as np
@@ -29,7 +29,7 @@ class DrawingPad(W.Box):
         self.scale, self.sigma = int(scale), float(sigma)
         self.image = np.zeros(tuple(shape), dtype=np.float32)
         self._last_point = None
-        self._callbacks: List[Callable[[str], None]] = []
+        self._callbacks: list[Callable[[str], None]] = []
         h, w = self.image.shape[1:]
         self.canvas = new_canvas(w * self.scale, h * self.scale, "cnnw-pad")
         self.canvas.layout.border = "1px solid #888"

@@ -8,15 +8,13 @@ that filter most and the filters it still reaches. Hover for distances.
 from __future__ import annotations
 
 import html
-from typing import Dict, List, Optional, Tuple
 
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
 from ..engine import objectives
-from ..engine.category_tree import feature_layer
-from ..engine.control import NO_CONTROL
+from ..engine.core.control import NO_CONTROL
 from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, redraw_on_reconnect
 from .pad import DrawingPad
@@ -56,7 +54,7 @@ def spread(points: np.ndarray, min_dist: float, rounds: int = 60) -> np.ndarray:
     return p
 
 
-def fit(points: np.ndarray, box: Tuple[float, float, float, float]) -> np.ndarray:
+def fit(points: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """Scale (K, 2) points into box (left, top, width, height), keeping the aspect ratio."""
     lo, hi = points.min(0), points.max(0)
     span = np.maximum(hi - lo, 1e-12)
@@ -65,12 +63,12 @@ def fit(points: np.ndarray, box: Tuple[float, float, float, float]) -> np.ndarra
     return centre + (points - (lo + hi) / 2) * s
 
 
-def tree_layout(tree, width: int, height: int) -> Dict[int, Tuple[float, float]]:
+def tree_layout(tree, width: int, height: int) -> dict[int, tuple[float, float]]:
     """Canvas (x, y) of every node of a prediction tree: leaves in a bottom row in
     depth-first order, each super node above the middle of its children, one row per depth
     from the root (top)."""
-    depth: Dict[int, int] = {}
-    order: List[int] = []
+    depth: dict[int, int] = {}
+    order: list[int] = []
     stack = [(t, 1) for t in reversed(tree.top)]
     while stack:
         k, dep = stack.pop()
@@ -107,23 +105,23 @@ class PredictionTreeView(JobWidget):
     image = T.Int()
     selected = T.Int(-1)            # node of the prediction tree, -1 = none
 
-    def __init__(self, engine, *, category: int = 0, layer: Optional[str] = None,
-                 image: Optional[int] = None, include_noise: bool = False,
-                 max_images: Optional[int] = None):
+    def __init__(self, engine, *, category: int = 0, layer: str | None = None,
+                 image: int | None = None, include_noise: bool = False,
+                 max_images: int | None = None):
         super().__init__(engine)
         self.add_class("cnnw-prediction-tree")
         if engine.dataset is None:
             raise ValueError("PredictionTreeView needs an engine with a dataset")
         self.max_images = max_images
         self.cat_tree = self.tree = self.path = self.top = None
-        self.cat_pos: Dict[int, Tuple[float, float]] = {}     # category -> MST position
-        self.leaf_x: Dict[int, float] = {}                     # category -> dendrogram x
-        self.node_pos: Dict[int, Tuple[float, float]] = {}
+        self.cat_pos: dict[int, tuple[float, float]] = {}     # category -> MST position
+        self.leaf_x: dict[int, float] = {}                     # category -> dendrogram x
+        self.node_pos: dict[int, tuple[float, float]] = {}
         self.detail_rgba = None
         self.use_pad = False          # the path follows the pad (True) or the dataset image
         self._build()
         with self.hold_trait_notifications():
-            self.layer = feature_layer(engine, layer)
+            self.layer = engine.default_layer_for("features", layer)
             self.include_noise = include_noise
             self.category = int(category)
             self.image = self._first_image(self.category) if image is None else int(image)
@@ -301,7 +299,7 @@ class PredictionTreeView(JobWidget):
                 c.fill_style = RED if cl == self.category else "#222"
                 c.fill_text(name, x - 3 * len(name), h - MARGIN)
             c.stroke_style, c.line_width = BLUE, 2
-            for i, j, w in ct.mst:
+            for i, j, _w in ct.mst:
                 a, b = self.cat_pos[ct.classes[int(i)]], self.cat_pos[ct.classes[int(j)]]
                 c.stroke_line(a[0], a[1], b[0], b[1])
             for cl, (x, y) in self.cat_pos.items():
@@ -402,7 +400,7 @@ class PredictionTreeView(JobWidget):
         self.path_text.value = f"{what} in red: " + " → ".join(steps)
 
     # -- events (kernel thread: quick) ----------------------------------------------------------
-    def _nearest(self, points: Dict[int, Tuple[float, float]], x, y, radius=12.0):
+    def _nearest(self, points: dict[int, tuple[float, float]], x, y, radius=12.0):
         if not points:
             return None
         keys = list(points)
@@ -410,7 +408,7 @@ class PredictionTreeView(JobWidget):
         i = int(np.argmin(d))
         return keys[i] if d[i] <= radius else None
 
-    def _category_at(self, x, y) -> Optional[int]:
+    def _category_at(self, x, y) -> int | None:
         hit = self._nearest(self.cat_pos, x, y)
         if hit is None and y > CAT_SIZE[0] - 2 * MARGIN:          # the dendrogram's labels
             hit = self._nearest({k: (v, CAT_SIZE[0] - MARGIN) for k, v in self.leaf_x.items()},

@@ -1,12 +1,12 @@
 """Parse and format unit and index lists typed into text boxes (no numerics)."""
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 
-def parse_indices(text: str) -> List[int]:
+def parse_indices(text: str) -> list[int]:
     """"0, 3, 10-12" -> [0, 3, 10, 11, 12]."""
-    out: List[int] = []
+    out: list[int] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
@@ -18,12 +18,12 @@ def parse_indices(text: str) -> List[int]:
     return out
 
 
-def parse_units(text: str) -> List:
+def parse_units(text: str) -> list:
     """"0-9" -> flat indices; "3:14:14, 5:7:7" -> (channel, y, x) tuples; "" -> None (all)."""
     text = text.strip()
     if text in ("", "all"):
         return None
-    units: List = []
+    units: list = []
     for part in (p.strip() for p in text.split(",")):
         if ":" in part:
             units.append(tuple(int(v) for v in part.split(":")))
@@ -32,7 +32,7 @@ def parse_units(text: str) -> List:
     return units
 
 
-def format_units(units: Sequence[Tuple[int, ...]]) -> str:
+def format_units(units: Sequence[tuple[int, ...]]) -> str:
     """Inverse of :func:`parse_units` for resolved unit tuples."""
     if all(len(u) == 1 for u in units):
         flat = [u[0] for u in units]
@@ -42,7 +42,7 @@ def format_units(units: Sequence[Tuple[int, ...]]) -> str:
     return ", ".join(":".join(str(i) for i in u) for u in units)
 
 
-def default_units(shape: Tuple[int, ...], limit: int = 16) -> List[Tuple[int, ...]]:
+def default_units(shape: tuple[int, ...], limit: int = 16) -> list[tuple[int, ...]]:
     """What a grid shows for a layer by default: every unit of a small 1-D layer, else the
     first ``limit`` units (1-D) or channels at the centre position (C, H, W)."""
     if len(shape) == 1:

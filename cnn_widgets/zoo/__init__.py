@@ -5,10 +5,9 @@ does the same on torchvision's MNIST for users who have it.
 """
 from .digits import DigitsData, digits
 from .lenet import LeNet
+from .photos import IMAGENET_MEAN, IMAGENET_STD, photos
 from .pretrained import lenet_digits, lenet_mnist
 from .training import accuracy, train_classifier
-
-from .photos import IMAGENET_MEAN, IMAGENET_STD, photos
 
 _LAZY = {  # name -> module that defines it, imported on first use
     "vgg16": "cnn_widgets.zoo.vgg",            # torchvision VGG-16 on the photos (probing paper)

@@ -7,8 +7,8 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -31,7 +31,7 @@ def cache_path(name: str, recipe: dict) -> Path:
     return cache_dir() / f"{name}-{recipe_key(recipe)}.pt"
 
 
-def save(name: str, recipe: dict, state_dict: Dict[str, torch.Tensor], meta: dict) -> Path:
+def save(name: str, recipe: dict, state_dict: dict[str, torch.Tensor], meta: dict) -> Path:
     """Write weights + metadata (plain JSON-like values) atomically; returns the file."""
     path = cache_path(name, recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def save(name: str, recipe: dict, state_dict: Dict[str, torch.Tensor], meta: dic
     return path
 
 
-def load(name: str, recipe: dict) -> Optional[Tuple[Dict[str, torch.Tensor], dict]]:
+def load(name: str, recipe: dict) -> tuple[dict[str, torch.Tensor], dict] | None:
     """(state_dict on the CPU, metadata) for this recipe, or None if there is no usable file
     (missing, unreadable, or written for another recipe)."""
     path = cache_path(name, recipe)
@@ -65,9 +65,9 @@ def load(name: str, recipe: dict) -> Optional[Tuple[Dict[str, torch.Tensor], dic
 
 def trained(name: str, recipe: dict, build: Callable[[], torch.nn.Module],
             train: Callable[[torch.nn.Module], object], *,
-            measure: Optional[Callable[[torch.nn.Module], dict]] = None, retrain: bool = False,
-            verbose: bool = False, announce: Optional[str] = None, device=None,
-            what: str = "the trained weights") -> Tuple[torch.nn.Module, dict, bool, Path]:
+            measure: Callable[[torch.nn.Module], dict] | None = None, retrain: bool = False,
+            verbose: bool = False, announce: str | None = None, device=None,
+            what: str = "the trained weights") -> tuple[torch.nn.Module, dict, bool, Path]:
     """The model of ``recipe``: its cached weights, or trained now and cached.
 
     build(): a fresh model; the cached weights load into it, else ``train(model)`` trains it
@@ -99,7 +99,7 @@ def trained(name: str, recipe: dict, build: Callable[[], torch.nn.Module],
         try:
             save(name, recipe, model.state_dict(), meta)
         except OSError as err:
-            warnings.warn(f"could not cache {what} at {path}: {err}")
+            warnings.warn(f"could not cache {what} at {path}: {err}", stacklevel=2)
     model.eval()
     return model, meta, hit is not None, path
 

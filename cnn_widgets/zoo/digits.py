@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-CLASS_NAMES: Tuple[str, ...] = tuple(str(d) for d in range(10))
+CLASS_NAMES: tuple[str, ...] = tuple(str(d) for d in range(10))
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 
@@ -23,13 +22,13 @@ class DigitsData:
     y_test: torch.Tensor
     train_index: np.ndarray
     test_index: np.ndarray
-    class_names: Tuple[str, ...] = CLASS_NAMES
+    class_names: tuple[str, ...] = CLASS_NAMES
 
-    def test_pair(self) -> Tuple[torch.Tensor, torch.Tensor]:
+    def test_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, labels) of the test split, the form ``Engine(dataset=...)`` takes."""
         return self.x_test, self.y_test
 
-    def train_pair(self) -> Tuple[torch.Tensor, torch.Tensor]:
+    def train_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, labels) of the train split."""
         return self.x_train, self.y_train
 

@@ -1,20 +1,18 @@
 """scikit-image's bundled colour photographs as an ImageNet-style image set (no download)."""
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # Loaders that ship inside the scikit-image wheel (others are fetched with pooch on first use).
-PHOTO_NAMES: Tuple[str, ...] = ("chelsea", "astronaut", "coffee", "rocket",
+PHOTO_NAMES: tuple[str, ...] = ("chelsea", "astronaut", "coffee", "rocket",
                                 "immunohistochemistry", "hubble_deep_field", "camera", "coins")
 
 
-def photos(size: int = 224, names: Tuple[str, ...] = PHOTO_NAMES) -> Tuple[torch.Tensor, Tuple[str, ...]]:
+def photos(size: int = 224, names: tuple[str, ...] = PHOTO_NAMES) -> tuple[torch.Tensor, tuple[str, ...]]:
     """(N, 3, size, size) float32 in [0, 1] (grey photographs repeated over RGB) and their names.
     Each photo is resized so its short side is ``size`` (bilinear, antialiased), then centre-cropped,
     as torchvision's ImageNet evaluation transform does. ``chelsea`` is a cat."""

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import torch
 
 from ..engine import Engine
-from ..engine.session import default_device
+from ..engine.core.model import default_device
 from . import cache
 from .digits import CLASS_NAMES, SPLIT_SEED, TEST_FRACTION, digits
 from .lenet import LeNet
@@ -44,7 +43,7 @@ def lenet_digits(*, retrain: bool = False, verbose: bool = False, device=None) -
 
 
 def lenet_mnist(root, download: bool = False, *, epochs: int = MNIST_EPOCHS,
-                retrain: bool = False, device=None, limit: Optional[int] = None,
+                retrain: bool = False, device=None, limit: int | None = None,
                 verbose: bool = False) -> Engine:
     """Engine for a LeNet trained on ``torchvision.datasets.MNIST(root)`` with the zoo's
     recipe for ``epochs`` epochs, with the MNIST test split as its dataset.

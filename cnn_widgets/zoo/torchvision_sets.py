@@ -6,8 +6,6 @@ the weight cache are the zoo's (see ``pretrained``); only the data and the class
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from ..engine import Engine
 from .pretrained import MNIST_EPOCHS, lenet_torchvision
 
@@ -17,7 +15,7 @@ FOOTWEAR = (5, 7, 9)
 
 
 def lenet_fashion_mnist(root, download: bool = False, *, epochs: int = MNIST_EPOCHS,
-                        retrain: bool = False, device=None, limit: Optional[int] = None,
+                        retrain: bool = False, device=None, limit: int | None = None,
                         verbose: bool = False) -> Engine:
     """Engine for a LeNet trained on ``torchvision.datasets.FashionMNIST(root)`` with the
     zoo's recipe, the test split as its dataset and the clothing names as class names.

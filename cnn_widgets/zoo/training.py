@@ -1,8 +1,8 @@
 """One small deterministic training recipe for image classifiers, and accuracy."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, List
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 
 def train_classifier(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, *,
                      epochs: int, batch_size: int, lr: float, seed: int,
-                     augment_shift: int = 2) -> List[float]:
+                     augment_shift: int = 2) -> list[float]:
     """Train ``model`` in place (from its current weights) with Adam and cross-entropy on
     logits; returns the mean training loss of each epoch and leaves the model in eval mode.
 
@@ -58,7 +58,7 @@ def deterministic(seed: int, one_thread: bool = True) -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
-def _train(model, x_train, y_train, epochs, batch_size, lr, seed, augment_shift) -> List[float]:
+def _train(model, x_train, y_train, epochs, batch_size, lr, seed, augment_shift) -> list[float]:
     device = next(model.parameters()).device
     x_train, y_train = x_train.to(device), y_train.to(device)
     generator = torch.Generator().manual_seed(seed)

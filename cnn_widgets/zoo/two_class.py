@@ -3,8 +3,8 @@ ResNet-18: a LeNet trained (deterministically, cached) on two of the digits."""
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from .training import accuracy, train_classifier
 DEFAULT_CLASSES = (3, 8)     # two digits that share strokes, as cats and dogs share fur
 
 
-def _pair(classes: Sequence[int], what: str = "digits 0..9") -> Tuple[int, int]:
+def _pair(classes: Sequence[int], what: str = "digits 0..9") -> tuple[int, int]:
     a, b = (int(c) for c in classes)
     if a == b or not (0 <= a <= 9 and 0 <= b <= 9):
         raise ValueError(f"classes must be two different {what}; got {tuple(classes)}")
@@ -106,7 +106,7 @@ def read_cifar10(root, download: bool = False):
     return (*load([f"data_batch_{i}" for i in range(1, 6)]), *load(["test_batch"]))
 
 
-def _cifar_pair(classes) -> Tuple[int, int]:
+def _cifar_pair(classes) -> tuple[int, int]:
     what = f"CIFAR-10 classes ({', '.join(CIFAR_CLASSES)} or 0..9)"
     if len(classes) != 2 or any(isinstance(c, str) and c not in CIFAR_CLASSES for c in classes):
         raise ValueError(f"classes must be two different {what}; got {tuple(classes)}")
@@ -114,7 +114,7 @@ def _cifar_pair(classes) -> Tuple[int, int]:
 
 
 def cifar_two_class(root, classes=("cat", "dog"), download: bool = False, *,
-                    epochs: int = RESNET_RECIPE["epochs"], limit: Optional[int] = None,
+                    epochs: int = RESNET_RECIPE["epochs"], limit: int | None = None,
                     retrain: bool = False, verbose: bool = False, device=None) -> Engine:
     """Engine for torchvision's ResNet-18 trained on two CIFAR-10 classes (the paper's cat vs
     dog, or plane vs dog with ``("airplane", "dog")``), with their test images as its dataset
@@ -122,7 +122,7 @@ def cifar_two_class(root, classes=("cat", "dog"), download: bool = False, *,
     like the digits models; ``limit`` trains on the first ``limit`` images of the pair."""
     import torchvision
 
-    from ..engine.session import default_device
+    from ..engine.core.model import default_device
 
     pair = _cifar_pair(classes)
     x_train, y_train, x_test, y_test = read_cifar10(root, download)

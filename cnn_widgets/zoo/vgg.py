@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
@@ -33,7 +32,7 @@ def vgg16_checkpoint() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
-def vgg16(pretrained: Optional[bool] = None, *, size: int = 224, device=None) -> Engine:
+def vgg16(pretrained: bool | None = None, *, size: int = 224, device=None) -> Engine:
     """Engine of torchvision's VGG-16 on ``photos(size)`` with ImageNet mean/std.
 
     pretrained: None (default) uses the ImageNet weights if they are already in the torch

@@ -3,7 +3,7 @@ outputs directly; the Fig. 2 slices."""
 import numpy as np
 import pytest
 
-from cnn_widgets.engine.activation_stats import activation_slices, default_layers
+from cnn_widgets.engine.probing.activation_stats import activation_slices, default_layers
 from cnn_widgets.testing import random_images, tiny_lenet
 from cnn_widgets.testing.reference import cpu_engine, reference_unit_values
 
@@ -50,8 +50,8 @@ def test_chosen_layers_and_slices():
 
 
 def test_stats_fields_and_a_stopped_reconstruction_leave_the_model_untouched():
-    from cnn_widgets.engine.control import Control
-    from cnn_widgets.engine.errors import Cancelled
+    from cnn_widgets.engine.core.control import Control
+    from cnn_widgets.engine.core.errors import Cancelled
     from cnn_widgets.testing import as_user_model, no_leftover_hooks, untouched
 
     model = as_user_model(tiny_lenet(2), frozen=["conv1"])

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet
-from cnn_widgets.testing.reference import (NORMALISATIONS, cpu_engine, max_abs,
-                                           reference_unit_values)
+from cnn_widgets.testing.reference import NORMALISATIONS, cpu_engine, max_abs, reference_unit_values
 
 LAYERS = [
     pytest.param(None, None, "", id="logits"),

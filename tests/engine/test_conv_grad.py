@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_widgets.engine.conv_grad import _Conv2dFlippedGrad, flipped_conv_grads
+from cnn_widgets.engine.etalons.conv_grad import _Conv2dFlippedGrad, flipped_conv_grads
 
 CASES = [dict(padding=0), dict(padding=1), dict(padding=2), dict(padding=(2, 1)),
          dict(padding=1, stride=2), dict(padding=1, dilation=2), dict(padding=1, groups=2),

@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from cnn_widgets.engine import Engine
-from cnn_widgets.testing import (TINY_SHAPE, as_user_model, assert_model_untouched,
-                                 model_fingerprint, random_images, tiny_lenet)
+from cnn_widgets.testing import (
+    TINY_SHAPE,
+    as_user_model,
+    assert_model_untouched,
+    model_fingerprint,
+    random_images,
+    tiny_lenet,
+)
 from cnn_widgets.testing.reference import assert_same_map, cpu_engine
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score
 
-from cnn_widgets.engine.embedding import embedding
+from cnn_widgets.engine.clustering.embedding import embedding
 from cnn_widgets.testing.data import labelled_engine
 from cnn_widgets.testing.reference import reference_unit_values
 

@@ -3,10 +3,23 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_widgets.engine import (CnnWidgetsError, Engine, InputShapeError, LayerNotFound,
-                                ModelOutputError, UnitOutOfRange)
-from cnn_widgets.testing import (TINY_LENET_LAYERS, TINY_SHAPE, ImageOutputNet, TupleOutputNet,
-                                 random_images, tiny_lenet, tiny_mlp)
+from cnn_widgets.engine import (
+    CnnWidgetsError,
+    Engine,
+    InputShapeError,
+    LayerNotFound,
+    ModelOutputError,
+    UnitOutOfRange,
+)
+from cnn_widgets.testing import (
+    TINY_LENET_LAYERS,
+    TINY_SHAPE,
+    ImageOutputNet,
+    TupleOutputNet,
+    random_images,
+    tiny_lenet,
+    tiny_mlp,
+)
 from cnn_widgets.testing.reference import cpu_engine
 
 

@@ -8,10 +8,14 @@ import pytest
 import torch
 
 from cnn_widgets import Engine
-from cnn_widgets.testing import (TINY_SHAPE, as_user_model, random_images, tiny_lenet,
-                                 tiny_mlp)
-from cnn_widgets.testing.reference import (NORMALISATIONS, assert_same_map, cpu_engine, max_abs,
-                                           reference_unit_values)
+from cnn_widgets.testing import TINY_SHAPE, as_user_model, random_images, tiny_lenet, tiny_mlp
+from cnn_widgets.testing.reference import (
+    NORMALISATIONS,
+    assert_same_map,
+    cpu_engine,
+    max_abs,
+    reference_unit_values,
+)
 
 # (layer, units): None = the logits; conv units are (channel, y, x).
 UNIT_CASES = [

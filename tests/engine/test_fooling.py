@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cnn_widgets.engine.fooling import fool
+from cnn_widgets.engine.visualization.fooling import fool
 from cnn_widgets.testing import untouched
 from cnn_widgets.zoo import two_digits
 

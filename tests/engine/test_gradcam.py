@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from cnn_widgets import Engine
-from cnn_widgets.engine.control import Control
-from cnn_widgets.engine.errors import Cancelled
-from cnn_widgets.engine.gradcam import gradcam
+from cnn_widgets.engine.core.control import Control
+from cnn_widgets.engine.core.errors import Cancelled
+from cnn_widgets.engine.visualization.gradcam import gradcam
 from cnn_widgets.testing import TINY_SHAPE, as_user_model, random_images, tiny_lenet, untouched
 
 

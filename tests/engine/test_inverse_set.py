@@ -7,11 +7,12 @@ import torch
 from torch import nn
 
 from cnn_widgets import Engine
-from cnn_widgets.engine.errors import Cancelled, LayerNotFound, UnitOutOfRange
-from cnn_widgets.engine.control import Control
-from cnn_widgets.engine.inverse_set import InfeasibleRange, inverse_set, mean_distance
-from cnn_widgets.engine.inverse_set_baselines import full_optimisation, restarts
-from cnn_widgets.engine.inverse_set_problem import penalty, update_multipliers
+from cnn_widgets.engine import InfeasibleRange
+from cnn_widgets.engine.core.control import Control
+from cnn_widgets.engine.core.errors import Cancelled, LayerNotFound, UnitOutOfRange
+from cnn_widgets.engine.inverse_set.baselines import full_optimisation, restarts
+from cnn_widgets.engine.inverse_set.problem import penalty, update_multipliers
+from cnn_widgets.engine.inverse_set.sampling import inverse_set, mean_distance
 from cnn_widgets.testing import untouched
 from cnn_widgets.testing.generators import TinyGenerator
 

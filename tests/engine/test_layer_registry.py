@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from torch import nn
 
-from cnn_widgets.testing import (TINY_LENET_LAYERS, TINY_SHAPE, ReorderedNet, fig2_mlp,
-                                 random_images, tiny_lenet)
+from cnn_widgets.testing import (
+    TINY_LENET_LAYERS,
+    TINY_SHAPE,
+    ReorderedNet,
+    fig2_mlp,
+    random_images,
+    tiny_lenet,
+)
 from cnn_widgets.testing.reference import cpu_engine, reference_unit_values
 
 

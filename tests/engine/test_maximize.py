@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_widgets import Engine, objectives as O
-from cnn_widgets.engine.control import Control
-from cnn_widgets.engine.errors import Cancelled
-from cnn_widgets.engine.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
-from cnn_widgets.engine.scan import objective_values
+from cnn_widgets import Engine
+from cnn_widgets import objectives as O
+from cnn_widgets.engine.core.control import Control
+from cnn_widgets.engine.core.errors import Cancelled
+from cnn_widgets.engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
+from cnn_widgets.engine.visualization.scan import objective_values
 from cnn_widgets.testing import TINY_SHAPE, as_user_model, random_images, tiny_lenet, untouched
 
 
@@ -68,7 +69,7 @@ def test_starts_batched_are_independent():
 
 def test_noise_start_has_the_dataset_statistics():
     e = make_engine()
-    from cnn_widgets.engine.maximize import start_images
+    from cnn_widgets.engine.visualization.maximize import start_images
     x = start_images(e, "noise", n_starts=200, seed=0)
     assert x.mean().item() == pytest.approx(e.dataset.images.mean().item(), abs=0.02)
     assert x.std().item() == pytest.approx(e.dataset.images.std().item(), rel=0.05)
@@ -111,7 +112,7 @@ def test_forward_stops_at_the_objective_layer():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_same_ascent_scan_and_gradcam_on_cuda():
-    from cnn_widgets.engine.gradcam import gradcam
+    from cnn_widgets.engine.visualization.gradcam import gradcam
     old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:

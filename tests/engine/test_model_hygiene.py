@@ -5,11 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_widgets.engine import (Cancelled, Control, InputShapeError, LayerNotFound,
-                                UnitOutOfRange)
-from cnn_widgets.testing import (TINY_SHAPE, as_user_model, assert_model_untouched, hook_count,
-                                 model_fingerprint, random_images, raising_lenet, tiny_lenet,
-                                 untouched)
+from cnn_widgets.engine import Cancelled, Control, InputShapeError, LayerNotFound, UnitOutOfRange
+from cnn_widgets.testing import (
+    TINY_SHAPE,
+    as_user_model,
+    assert_model_untouched,
+    hook_count,
+    model_fingerprint,
+    raising_lenet,
+    random_images,
+    tiny_lenet,
+    untouched,
+)
 from cnn_widgets.testing.reference import cpu_engine
 
 

@@ -4,11 +4,25 @@ import numpy as np
 import pytest
 
 from cnn_widgets.engine import NotPiecewiseLinear
-from cnn_widgets.testing import (TINY_SHAPE, FunctionalReLUNet, UntraceableNet, as_user_model,
-                                 gated_conv_net,
-                                 random_images, smooth_conv_net, tiny_lenet, tiny_mlp, untouched)
-from cnn_widgets.testing.reference import (assert_same_map, cpu_engine, max_abs,
-                                           reference_jacobian, reference_unit_values)
+from cnn_widgets.testing import (
+    TINY_SHAPE,
+    FunctionalReLUNet,
+    UntraceableNet,
+    as_user_model,
+    gated_conv_net,
+    random_images,
+    smooth_conv_net,
+    tiny_lenet,
+    tiny_mlp,
+    untouched,
+)
+from cnn_widgets.testing.reference import (
+    assert_same_map,
+    cpu_engine,
+    max_abs,
+    reference_jacobian,
+    reference_unit_values,
+)
 
 SMOOTH = [
     pytest.param(lambda: smooth_conv_net("sigmoid", 1), "Sigmoid 'act'", id="conv-sigmoid"),

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_widgets import Engine, objectives as O
-from cnn_widgets.engine.errors import LayerNotFound, UnitOutOfRange
+from cnn_widgets import Engine
+from cnn_widgets import objectives as O
+from cnn_widgets.engine.core.errors import LayerNotFound, UnitOutOfRange
 from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cnn_widgets import Engine
-from cnn_widgets.engine.out_of_sample import out_of_sample
+from cnn_widgets.engine.visualization.out_of_sample import out_of_sample
 from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet
 
 

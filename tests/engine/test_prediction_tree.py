@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_widgets.engine import prediction_tree as pt
-from cnn_widgets.engine.errors import Cancelled
-from cnn_widgets.engine.control import Control
+from cnn_widgets.engine.clustering import prediction_tree as pt
+from cnn_widgets.engine.core.control import Control
+from cnn_widgets.engine.core.errors import Cancelled
 from cnn_widgets.testing.data import labelled_engine
 from cnn_widgets.testing.hygiene import untouched
 from cnn_widgets.testing.models import TINY_SHAPE, random_images, tiny_lenet

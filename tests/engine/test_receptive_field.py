@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnn_widgets.engine.errors import UnitOutOfRange
-from cnn_widgets.engine.receptive_field import NotAChain, field_maps
+from cnn_widgets.engine import NotAChain
+from cnn_widgets.engine.core.errors import UnitOutOfRange
+from cnn_widgets.engine.probing.receptive_field import field_maps
 from cnn_widgets.testing import random_images, tiny_lenet
 from cnn_widgets.testing.reference import cpu_engine
 

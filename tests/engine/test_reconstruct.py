@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_widgets.engine.errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
-from cnn_widgets.engine.receptive_field import NotAChain, chain_upto
-from cnn_widgets.engine.reconstruct import METHODS, _random_weights
-from cnn_widgets.testing import (no_leftover_hooks, random_images, smooth_conv_net, tiny_lenet,
-                                 untouched)
+from cnn_widgets.engine import NotAChain
+from cnn_widgets.engine.core.errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
+from cnn_widgets.engine.probing.receptive_field import chain_upto
+from cnn_widgets.engine.probing.reconstruct import METHODS, _random_weights
+from cnn_widgets.testing import no_leftover_hooks, random_images, smooth_conv_net, tiny_lenet, untouched
 from cnn_widgets.testing.reference import cpu_engine
 
 MEAN, STD = 0.3, 0.7

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from cnn_widgets.engine import Cancelled, Control
-from cnn_widgets.testing import (TINY_SHAPE, random_images, tiny_lenet, tiny_mlp,
-                                 untouched)
+from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet, tiny_mlp, untouched
 from cnn_widgets.testing.reference import cpu_engine
 
 

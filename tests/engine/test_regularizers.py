@@ -3,9 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_widgets import Engine, objectives as O
-from cnn_widgets.engine.regularizers import (AlphaNorm, GradientTrick, TotalVariation,
-                                             gaussian_blur, rotate)
+from cnn_widgets import Engine
+from cnn_widgets import objectives as O
+from cnn_widgets.engine.visualization.regularizers import (
+    AlphaNorm,
+    GradientTrick,
+    TotalVariation,
+    gaussian_blur,
+    rotate,
+)
 from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet
 
 

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_widgets import Engine, objectives as O
-from cnn_widgets.engine.control import Control
-from cnn_widgets.engine.errors import Cancelled
+from cnn_widgets import Engine
+from cnn_widgets import objectives as O
+from cnn_widgets.engine.core.control import Control
+from cnn_widgets.engine.core.errors import Cancelled
 from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet, untouched
 
 

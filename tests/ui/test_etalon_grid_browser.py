@@ -3,9 +3,18 @@ with the mouse, explains a clicked cell, and runs a long job whose progress move
 import re
 import time
 
-from lab_helpers import (STDERR, canvas_stats, draw_stroke, open_and_run_all, progress_fraction,
-                         text_matches, wait_canvas, wait_progress_moving, watch_progress,
-                         widget_screenshot)
+from lab_helpers import (
+    STDERR,
+    canvas_stats,
+    draw_stroke,
+    open_and_run_all,
+    progress_fraction,
+    text_matches,
+    wait_canvas,
+    wait_progress_moving,
+    watch_progress,
+    widget_screenshot,
+)
 
 # Pixels where red and blue differ clearly: etalons drawn on the diverging map.
 COLOURED_JS = """el => {

@@ -3,8 +3,17 @@ hovering the grid shows a field of view; clicking a grid position brings new rec
 the best-input search moves the progress bar until Stop stops it."""
 import time
 
-from lab_helpers import (STDERR, canvas_stats, open_cells, progress_fraction, text_matches,
-                         wait_canvas, wait_progress_moving, watch_progress, widget_screenshot)
+from lab_helpers import (
+    STDERR,
+    canvas_stats,
+    open_cells,
+    progress_fraction,
+    text_matches,
+    wait_canvas,
+    wait_progress_moving,
+    watch_progress,
+    widget_screenshot,
+)
 
 CELLS = [
     "import torch\ntorch.set_num_threads(1)\nimport cnn_widgets\nfrom cnn_widgets import zoo",

@@ -2,8 +2,16 @@
 bar moves, Stop stops it, a clicked sample is enlarged with its etalon."""
 import time
 
-from lab_helpers import (STDERR, canvas_stats, open_cells, progress_fraction, text_matches,
-                         wait_canvas, wait_progress_moving, watch_progress)
+from lab_helpers import (
+    STDERR,
+    canvas_stats,
+    open_cells,
+    progress_fraction,
+    text_matches,
+    wait_canvas,
+    wait_progress_moving,
+    watch_progress,
+)
 
 CELL = """\
 import cnn_widgets

@@ -2,8 +2,16 @@
 progress bar moves while it runs, the objective curve is drawn; Stop stops it."""
 import time
 
-from lab_helpers import (STDERR, canvas_stats, open_cells, progress_fraction, text_matches,
-                         wait_canvas, wait_progress_moving, watch_progress)
+from lab_helpers import (
+    STDERR,
+    canvas_stats,
+    open_cells,
+    progress_fraction,
+    text_matches,
+    wait_canvas,
+    wait_progress_moving,
+    watch_progress,
+)
 
 CELLS = [
     "import torch\ntorch.set_num_threads(1)\nfrom cnn_widgets import zoo, MaximizerPanel, objectives",

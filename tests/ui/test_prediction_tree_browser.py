@@ -3,8 +3,15 @@ hovering a node names it; clicking a node shows its critical filter and that fil
 images; a stroke on the pad gets its path; clicking a category in the MST builds its tree."""
 import json
 
-from lab_helpers import (STDERR, canvas_stats, draw_stroke, open_cells, text_matches, wait_canvas,
-                         widget_screenshot)
+from lab_helpers import (
+    STDERR,
+    canvas_stats,
+    draw_stroke,
+    open_cells,
+    text_matches,
+    wait_canvas,
+    widget_screenshot,
+)
 
 CELLS = [
     "import json, cnn_widgets\nfrom cnn_widgets import zoo\nengine = zoo.lenet_digits()",

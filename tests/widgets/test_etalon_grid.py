@@ -99,7 +99,7 @@ def test_changing_layer_and_units_recomputes(engine):
 def test_bad_text_shows_an_error_and_keeps_the_picture(engine, box, text, message):
     g = EtalonGrid(engine, layer="3")
     before = g.grid_result
-    setattr(getattr(g, box), "value", text)
+    getattr(g, box).value = text
     g.wait(10)
     assert message in g.error.value and g.grid_result is before
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cnn_widgets import FOVExplorer
-from cnn_widgets.engine.reconstruct import METHODS
+from cnn_widgets.engine.probing.reconstruct import METHODS
 from cnn_widgets.widgets.fov_explorer import HEADER, PANEL
 
 

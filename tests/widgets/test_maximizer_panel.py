@@ -4,8 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from cnn_widgets import MaximizerPanel, objectives as O
-from cnn_widgets.engine.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
+from cnn_widgets import MaximizerPanel
+from cnn_widgets import objectives as O
+from cnn_widgets.engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from cnn_widgets.widgets import draw
 from cnn_widgets.widgets.maximizer_panel import CAPTION, GAP, TOP_COLUMNS, shown
 

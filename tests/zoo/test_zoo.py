@@ -11,8 +11,7 @@ from torch import nn
 
 from cnn_widgets import Engine
 from cnn_widgets.testing.data import write_digits_idx
-from cnn_widgets.zoo import LeNet, digits, lenet_digits, lenet_mnist, train_classifier
-from cnn_widgets.zoo import cache, train
+from cnn_widgets.zoo import LeNet, cache, digits, lenet_digits, lenet_mnist, train, train_classifier
 from cnn_widgets.zoo.pretrained import fresh_lenet
 from cnn_widgets.zoo.training import accuracy, random_shift
 

@@ -1,0 +1,37 @@
+"""How long engine work reports progress and learns that it should stop.
+
+The engine never imports a widget library: a job runner (``cnn_widgets.jobs``) or a script
+passes a :class:`Control`; capabilities call :meth:`Control.step` between chunks.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .errors import Cancelled
+
+
+class Control:
+    """Progress sink and stop flag for one piece of engine work.
+
+    ``should_stop()`` -> bool is polled between chunks; ``report(done, total, message)`` gets
+    progress (``done`` and ``total`` in the capability's own units, e.g. images).
+    """
+
+    def __init__(self, should_stop: Callable[[], bool] | None = None,
+                 report: Callable[[int, int, str], None] | None = None):
+        self._should_stop = should_stop
+        self._report = report
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` when the work should stop."""
+        if self._should_stop is not None and self._should_stop():
+            raise Cancelled("stopped")
+
+    def step(self, done: int, total: int, message: str = "") -> None:
+        """Report progress, then stop if asked to."""
+        if self._report is not None:
+            self._report(done, total, message)
+        self.check()
+
+
+NO_CONTROL = Control()

@@ -1,0 +1,73 @@
+"""Forward hooks that live for one call: capture, replace, stop early. Always removed in `finally`."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+class _StopForward(Exception):
+    """Raised inside a hook to skip the rest of the forward pass once the needed layer ran."""
+
+
+@contextmanager
+def hooked(model: nn.Module, hooks: Mapping[str, Callable]) -> Iterator[None]:
+    """Forward hooks name -> hook(module, inputs, output) on ``model`` for the with-block."""
+    modules = dict(model.named_modules())
+    handles = []
+    try:
+        for name, fn in hooks.items():
+            handles.append(modules[name].register_forward_hook(fn))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def run_capturing(model: nn.Module, x: torch.Tensor, names: Iterable[str], *,
+                  stop_after: str | None = None, clone: bool = True,
+                  replace: Mapping[str, Callable] | None = None) -> dict[str, torch.Tensor]:
+    """Run ``model(x)`` and return the outputs of the named modules.
+
+    ``stop_after``: skip everything after that module ran (its output must be among ``names``).
+    ``clone``: copy captured outputs, because a later in-place op (``ReLU(inplace=True)``)
+    would otherwise overwrite them. ``replace``: name -> hook(module, inputs, output) whose
+    return value replaces the module's output (used to replay recorded ReLU masks).
+    Returns name -> tensor; the model's own output is under the key ``""``.
+    """
+    names = list(names)
+    captured: dict[str, torch.Tensor] = {}
+    replace = dict(replace or {})
+
+    def make_hook(name):
+        swap = replace.pop(name, None)
+
+        def hook(module, inputs, output):
+            if swap is not None:
+                output = swap(module, inputs, output)
+            if name in names:
+                captured[name] = output.clone() if clone else output
+            if name == stop_after:
+                raise _StopForward
+            return output if swap is not None else None
+        return hook
+
+    hooks = {n: make_hook(n) for n in set(names) | set(replace) | ({stop_after} - {None})}
+    with hooked(model, hooks):
+        try:
+            captured[""] = model(x)
+        except _StopForward:
+            pass
+    return captured
+
+
+def hook_count(model: nn.Module) -> int:
+    """Number of forward/backward hooks on all modules (a test asserts it is unchanged)."""
+    total = 0
+    for m in model.modules():
+        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+                     "_backward_pre_hooks", "_forward_hooks_with_kwargs"):
+            total += len(getattr(m, attr, {}) or {})
+    return total

@@ -1,0 +1,120 @@
+"""Layer registry (leaf modules in forward order, with output shapes) and the piecewise-linear check."""
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .results import LayerInfo
+
+# Leaf modules whose output is a piecewise-linear function of their input (BatchNorm and Dropout
+# only in eval mode, checked separately).
+PIECEWISE_LINEAR_MODULES = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear,
+    nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.Hardtanh, nn.PReLU,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+    nn.Flatten, nn.Unflatten, nn.Identity, nn.ZeroPad2d, nn.ConstantPad2d,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+)
+# Modules whose forward pass changes with train/eval mode.
+_MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+# Functions and tensor methods that keep a function piecewise linear (what torch.fx may see
+# between modules). Multiplication or division is fine when one side is a constant.
+_PL_FUNCTIONS = {
+    operator.add, operator.sub, operator.neg, operator.getitem, operator.mul, operator.truediv,
+    getattr, torch.flatten, torch.cat, torch.relu, F.relu, F.leaky_relu, F.max_pool2d,
+    F.max_pool1d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.dropout,
+    F.linear, F.conv2d, F.pad, torch.add, torch.sub, torch.reshape, torch.squeeze, torch.unsqueeze,
+}
+_PL_METHODS = {"view", "reshape", "flatten", "size", "squeeze", "unsqueeze", "permute", "contiguous",
+               "relu", "relu_", "add", "add_", "sub", "mean", "sum", "transpose", "clone", "__getitem__",
+               "mul", "div", "expand", "expand_as", "view_as", "dim"}
+
+
+def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
+
+
+def registry(model: nn.Module, example: torch.Tensor) -> tuple[list[LayerInfo], torch.Tensor]:
+    """Run ``example`` once with a hook on every leaf module; return the layers that ran, in the
+    order of their first call, and the model's output. Hooks come off in `finally`."""
+    seen: dict = {}
+    modules = dict(leaf_modules(model))
+    handles = []
+
+    def make_hook(name):
+        def hook(module, inputs, output):
+            if name not in seen and isinstance(output, torch.Tensor):
+                seen[name] = LayerInfo(name, type(module).__name__, tuple(output.shape[1:]))
+        return hook
+    try:
+        for name, m in modules.items():
+            handles.append(m.register_forward_hook(make_hook(name)))
+        with torch.no_grad():
+            out = model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return list(seen.values()), out
+
+
+def _constant_operand(node) -> bool:
+    """A mul/div node where at most one operand is a traced value."""
+    from torch.fx import Node
+    return sum(isinstance(a, Node) for a in node.args) <= 1
+
+
+def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
+    """Reasons why ``model`` is not a piecewise-linear function of its input; [] when it is.
+
+    Leaf modules are checked by type; functional calls between them are found with torch.fx.
+    A model that cannot be traced is reported, since its functional activations cannot be seen.
+    """
+    reasons = []
+    for name, m in leaf_modules(model):
+        if not isinstance(m, PIECEWISE_LINEAR_MODULES):
+            reasons.append(f"{type(m).__name__} '{name}' is not piecewise linear")
+        elif isinstance(m, _MODE_DEPENDENT) and m.training and not eval_mode:
+            reasons.append(f"{type(m).__name__} '{name}' runs in train mode "
+                           "(batch statistics or random masks)")
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None:
+            reasons.append(f"{type(m).__name__} '{name}' has no running statistics "
+                           "(track_running_stats=False): it normalises by batch statistics")
+    try:
+        import torch.fx
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception as e:  # noqa: BLE001 - any tracing failure means "cannot check"
+        reasons.append(f"the forward pass could not be traced with torch.fx "
+                       f"({type(e).__name__}), so functional activations cannot be ruled out")
+        return reasons
+    for node in graph.nodes:
+        if node.op == "call_function":
+            ok = node.target in _PL_FUNCTIONS
+            if node.target in (operator.mul, operator.truediv):
+                ok = _constant_operand(node)
+        elif node.op == "call_method":
+            ok = node.target in _PL_METHODS
+            if node.target in ("mul", "div"):
+                ok = _constant_operand(node)
+        else:
+            continue
+        if not ok:
+            target = getattr(node.target, "__name__", str(node.target))
+            reasons.append(f"'{target}' in forward() is not known to be piecewise linear")
+    return reasons
+
+
+def functional_relus(model: nn.Module) -> list[str]:
+    """Functional ReLU calls (F.relu, torch.relu, .relu()) that module hooks cannot see."""
+    import torch.fx
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception:  # noqa: BLE001
+        return ["<untraceable forward>"]
+    return [n.name for n in graph.nodes
+            if (n.op == "call_function" and n.target in (F.relu, torch.relu, F.leaky_relu))
+            or (n.op == "call_method" and n.target in ("relu", "relu_"))]

@@ -1,0 +1,287 @@
+"""The model side of an engine: the model, its device, its layers, input checks and plain forward
+passes. Paper packages take an object of this kind; the :class:`~cnn_widgets.engine.Engine`
+facade adds the capabilities."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import hooks
+from .borrow import borrowed
+from .control import NO_CONTROL, Control
+from .data import ImageSet, as_image_set
+from .errors import InputShapeError, LayerNotFound, ModelOutputError, UnitOutOfRange
+from .layers import nonlinear_parts, registry
+from .results import LayerInfo
+
+Unit = int | tuple[int, ...]
+
+_SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
+MAX_DEFAULT_UNITS = 1024
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ModelHost:
+    """Analysis engine for one image classifier.
+
+    model: an ``nn.Module`` mapping (N, *input_shape) to (N, classes). It is never changed:
+    each computation borrows it under a lock in eval mode with parameter gradients off and
+    gives it back with every module's mode and every parameter's ``requires_grad`` restored.
+    If ``device`` differs from the model's, the engine works on a copy moved there.
+    input_shape: (C, H, W) of one input, in the space images are given to the engine.
+    dataset: None, ``(images, labels)`` or a map-style dataset of (image, label).
+    mean, std: per-channel normalisation the engine applies before the model (None = none).
+    eval_mode: run the model in eval mode (default). False keeps the model's own modes, so
+    BatchNorm in train mode uses batch statistics (and etalons are flagged not exact).
+    """
+
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset=None,
+                 class_names: Sequence[str] | None = None, mean=None, std=None,
+                 device=None, batch_size: int = 256, eval_mode: bool = True):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if len(self.input_shape) != 3:
+            raise InputShapeError(f"input_shape must be (C, H, W); got {self.input_shape}")
+        self.device = torch.device(device) if device is not None else default_device()
+        if self.device.type == "cuda" and self.device.index is None:   # "cuda" != "cuda:0"
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        param = next(model.parameters(), None)
+        if param is not None and param.device != self.device:
+            model = copy.deepcopy(model).to(self.device)   # the user's model stays where it is
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.eval_mode = bool(eval_mode)
+        c = self.input_shape[0]
+        self.mean = self._channel_tensor(mean, c, 0.0, "mean")
+        self.std = self._channel_tensor(std, c, 1.0, "std")
+        self.dataset: ImageSet | None = as_image_set(dataset, self.input_shape)
+
+        with self.borrow():
+            example = torch.zeros(1, *self.input_shape, device=self.device)
+            self.layers, out = registry(self.model, self.normalize(example))
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelOutputError(f"the model's output must be 2-D (batch, classes); for an input "
+                                   f"of shape {(1, *self.input_shape)} it returned {shape}")
+        self.n_classes = int(out.shape[1])
+        if class_names is None:
+            class_names = [str(i) for i in range(self.n_classes)]
+        if len(class_names) != self.n_classes:
+            raise ValueError(f"class_names has {len(class_names)} names; the model has "
+                             f"{self.n_classes} outputs")
+        self.class_names = list(class_names)
+        self._nonlinear: list[str] | None = None
+        self.model_card: dict = {}
+        self._closers: list[Callable[[], None]] = []
+
+    # -- model hygiene ---------------------------------------------------------------------
+    def borrow(self) -> borrowed:
+        """Lend the model for one computation (``with engine.borrow() as model:``): under the
+        model's own lock, shared by every engine that wraps it; eval mode (unless
+        ``eval_mode=False``, then buffers are restored too), parameter gradients off; restored
+        on exit, after an error or an interrupt too."""
+        return borrowed(self.model, self.eval_mode, keep_buffers=not self.eval_mode)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
+        t = torch.full((c,), fill) if value is None else torch.as_tensor(value, dtype=torch.float32)
+        t = t.reshape(-1).to(torch.float32)
+        if t.numel() == 1:
+            t = t.repeat(c)
+        if t.numel() != c:
+            raise InputShapeError(f"{what} must have 1 or {c} values (one per input channel); "
+                                  f"got {t.numel()}")
+        if what == "std" and bool((t <= 0).any()):
+            raise ValueError(f"std must be positive; got {t.tolist()}")
+        return t.view(c, 1, 1).to(self.device)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def prepare(self, x) -> torch.Tensor:
+        """Validate ``x`` and return a float32 (N, *input_shape) tensor on the engine's device.
+
+        Accepts one image (C, H, W), a batch (N, C, H, W), and for one-channel models also one
+        (H, W) image; numpy arrays, tensors or nested lists. A stack (N, H, W) is refused rather
+        than guessed: for a 1-channel model (3, H, W) is more likely an RGB image than 3 images.
+        """
+        t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+        shape, want = tuple(t.shape), self.input_shape
+        if shape == want:
+            t = t.unsqueeze(0)
+        elif want[0] == 1 and shape == want[1:]:
+            t = t.reshape(1, *want)
+        if t.dim() != 4 or tuple(t.shape[1:]) != want:
+            hint = ""
+            if t.dim() in (3, 4) and tuple(t.shape[-2:]) == want[1:]:
+                hint = (f": the model takes {want[0]} channel(s), this input has {shape[-3]}"
+                        + (" (for a stack of 1-channel images use x[:, None])"
+                           if t.dim() == 3 and want[0] == 1 else ""))
+            raise InputShapeError(f"expected one image of shape {want} or a batch (N, {want[0]}, "
+                                  f"{want[1]}, {want[2]}); got {shape}{hint}")
+        if t.shape[0] == 0:
+            raise InputShapeError("got an empty batch (N = 0)")
+        t = t.to(device=self.device, dtype=torch.float32, copy=True)   # results never alias x
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            raise InputShapeError(f"input contains {int(bad.sum())} NaN/inf value(s); first at "
+                                  f"index {first}")
+        return t
+
+    # -- layers and units ------------------------------------------------------------------
+    @property
+    def layer_names(self) -> list[str]:
+        return [info.name for info in self.layers]
+
+    @property
+    def default_layer(self) -> str:
+        """The logits: the last layer, or the one before a final softmax (excluded as in the
+        etalon paper)."""
+        infos = self.layers
+        if len(infos) > 1 and infos[-1].kind in {c.__name__ for c in _SOFTMAX}:
+            return infos[-2].name
+        return infos[-1].name
+
+    def layer(self, name: str | None = None) -> LayerInfo:
+        name = self.default_layer if name is None else name
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise LayerNotFound(f"unknown layer {name!r}; layers in forward order: "
+                            f"{', '.join(self.layer_names)}")
+
+    def resolve_units(self, layer: str | None, units=None) -> tuple[tuple[int, ...], ...]:
+        """Turn ``units`` into coordinate tuples of the layer's output shape.
+
+        units: None (every unit, for layers with at most 1024), an int (a flat index into the
+        layer's output, row-major), a tuple of ints (one coordinate, such as (channel, y, x)),
+        or a list of those.
+        """
+        info = self.layer(layer)
+        shape = info.output_shape
+        if units is None:
+            if info.n_units > MAX_DEFAULT_UNITS:
+                raise UnitOutOfRange(f"layer {info.name!r} has {info.n_units} units {shape}; pass "
+                                     f"units=[...] as flat indices or tuples {_axes(shape)}")
+            return tuple(np.ndindex(*shape))
+        if isinstance(units, (int, np.integer)) or (
+                isinstance(units, tuple) and all(isinstance(u, (int, np.integer)) for u in units)):
+            units = [units]                 # one unit; a tuple of ints is always a coordinate
+        out = []
+        for u in units:
+            if isinstance(u, (int, np.integer)):
+                if not 0 <= int(u) < info.n_units:
+                    raise UnitOutOfRange(f"unit {int(u)} out of range for layer {info.name!r}: "
+                                         f"expected 0 <= unit < {info.n_units} (shape {shape})")
+                out.append(tuple(int(i) for i in np.unravel_index(int(u), shape)))
+            else:
+                u = tuple(int(i) for i in u)
+                if len(u) != len(shape) or any(not 0 <= i < s for i, s in zip(u, shape)):
+                    raise UnitOutOfRange(f"unit {u} out of range for layer {info.name!r} with "
+                                         f"output shape {shape}: expected {_ranges(shape)}")
+                out.append(u)
+        if not out:
+            raise UnitOutOfRange("units is empty; pass at least one unit")
+        return tuple(out)
+
+    def flat_index(self, layer: str, units: Iterable[tuple[int, ...]]) -> torch.Tensor:
+        shape = self.layer(layer).output_shape
+        return torch.tensor([int(np.ravel_multi_index(u, shape)) for u in units],
+                            dtype=torch.long, device=self.device)
+
+    # -- forward passes ----------------------------------------------------------------------
+    def layer_output(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """(N, n_units) output of ``layer`` for prepared inputs, stopping the forward pass
+        there. Call inside :meth:`borrow`; gradients flow when grad mode is on."""
+        out = hooks.run_capturing(self.model, self.normalize(x), [layer], stop_after=layer,
+                                  clone=False)[layer]
+        return out.reshape(out.shape[0], -1)
+
+    def predict(self, x, control: Control = NO_CONTROL) -> np.ndarray:
+        """Logits (N, classes) as numpy, computed in chunks of ``batch_size``."""
+        x = self.prepare(x)
+        outs = []
+        with self.borrow(), torch.no_grad():
+            for s in range(0, x.shape[0], self.batch_size):
+                outs.append(self.model(self.normalize(x[s:s + self.batch_size])).cpu())
+                control.step(min(s + self.batch_size, x.shape[0]), x.shape[0], "predict")
+        return torch.cat(outs).numpy()
+
+    def activations(self, x, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        """Outputs of the named layers, name -> (N, *output_shape) numpy."""
+        for name in layers:
+            self.layer(name)
+        x = self.prepare(x)
+        result: dict[str, list] = {n: [] for n in layers}
+        last = max(layers, key=self.layer_names.index)
+        with self.borrow(), torch.no_grad():
+            for s in range(0, x.shape[0], self.batch_size):
+                got = hooks.run_capturing(self.model, self.normalize(x[s:s + self.batch_size]),
+                                          layers, stop_after=last)
+                for n in layers:
+                    result[n].append(got[n].cpu())
+        return {n: torch.cat(v).numpy() for n, v in result.items()}
+
+    # -- piecewise linearity -------------------------------------------------------------------
+    @property
+    def nonlinear_parts(self) -> list[str]:
+        """Why the model is not piecewise linear (empty list when it is)."""
+        if self._nonlinear is None:
+            self._nonlinear = nonlinear_parts(self.model, self.eval_mode)
+        return self._nonlinear
+
+    def nonlinear_parts_upto(self, layer: str | None = None) -> list[str]:
+        """:attr:`nonlinear_parts` without the modules that first run after ``layer``: a forward
+        pass stopped there never reaches them (e.g. a final softmax after the logits)."""
+        if layer is None:
+            return self.nonlinear_parts
+        later = self.layers[self.layer_names.index(self.layer(layer).name) + 1:]
+        return [r for r in self.nonlinear_parts
+                if not any(r.startswith(f"{i.kind} '{i.name}' ") for i in later)]
+
+    def exactness(self, layer: str | None = None) -> tuple[bool, str]:
+        parts = self.nonlinear_parts_upto(layer)
+        if not parts:
+            return True, "ReLU/max-pool network: the affine map is exact near x"
+        return False, "Jacobian only (tangent plane at x): " + "; ".join(parts)
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` once when the engine is closed (the job runner ends its thread)."""
+        self._closers.append(callback)
+
+    def close(self) -> None:
+        """End what the engine started (widget worker threads); the model is not touched."""
+        closers, self._closers = self._closers, []
+        for fn in closers:
+            fn()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({type(self.model).__name__}, input_shape={self.input_shape}, "
+                f"device={self.device}, layers={len(self.layers)}, classes={self.n_classes}, "
+                f"dataset={len(self.dataset) if self.dataset is not None else None})")
+
+
+def _axes(shape):
+    return "(" + ", ".join(["channel", "y", "x"][-len(shape):] if len(shape) <= 3
+                           else [f"d{i}" for i in range(len(shape))]) + ")"
+
+
+def _ranges(shape):
+    names = ["c", "y", "x"][-len(shape):] if len(shape) <= 3 else [f"d{i}" for i in range(len(shape))]
+    return ", ".join(f"0 <= {n} < {s}" for n, s in zip(names, shape))

@@ -1,0 +1,61 @@
+"""Frozen results of engine calls: CPU numpy arrays that widgets draw and tests assert on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One entry of the layer registry: a leaf module in forward order."""
+    name: str
+    kind: str                       # the module's class name, e.g. "Conv2d"
+    output_shape: tuple[int, ...]   # per sample, without the batch dimension
+
+    @property
+    def n_units(self) -> int:
+        return int(np.prod(self.output_shape))
+
+
+@dataclass(frozen=True)
+class Etalons:
+    """Exact per-input affine maps f_p(x) = <W_p(x), x> + b_p(x) of P units at N inputs.
+
+    W: (N, P, *input_shape); b, out: (N, P); units: P unit indices (tuples into the layer's
+    output shape); exact: whether the map is exact on a neighbourhood of x (piecewise-linear
+    network) or only the Jacobian (tangent plane), with the reason in ``reason``.
+    """
+    W: np.ndarray
+    b: np.ndarray
+    out: np.ndarray
+    x: np.ndarray
+    layer: str
+    units: tuple[tuple[int, ...], ...]
+    exact: bool
+    reason: str
+    method: str
+
+    @property
+    def contributions(self) -> np.ndarray:
+        """The votes W ⊙ x, (N, P, *input_shape); each map sums to out - b."""
+        return self.W * self.x[:, None]
+
+    @property
+    def linear_part(self) -> np.ndarray:
+        """<W_p, x>, (N, P)."""
+        n, p = self.b.shape
+        return self.contributions.reshape(n, p, -1).sum(-1)
+
+
+@dataclass(frozen=True)
+class RegionCount:
+    """Distinct activation patterns (linear regions) among a set of inputs.
+
+    per_class: class index -> (images seen, distinct patterns); total: distinct patterns overall;
+    layers: the ReLU/max-pool modules whose states make up a pattern.
+    """
+    per_class: dict[int, tuple[int, int]]
+    total: int
+    images: int
+    layers: tuple[str, ...]

@@ -1,0 +1,188 @@
+"""The Engine facade: one object per model that binds every paper's algorithms.
+
+Each method is a typed, documented call of one paper package's function (the package is
+named in the section comment); results are frozen dataclasses of CPU numpy arrays. The model
+side (device, layers, input checks, borrowing) lives in :class:`~.core.model.ModelHost`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .clustering.category_tree import CategoryTree, category_tree
+from .clustering.embedding import Embedding, embedding
+from .clustering.prediction_tree import PredictionTree, prediction_tree
+from .core.control import NO_CONTROL, Control
+from .core.model import ModelHost
+from .core.results import Etalons, RegionCount
+from .core.selection import default_layer_for
+from .etalons.affine_map import etalons
+from .etalons.regions import activation_pattern, count_regions
+from .inverse_set.sampling import InverseSet, inverse_set
+from .probing.activation_stats import ActivationSlices, ActivationStats, activation_slices, activation_stats
+from .probing.receptive_field import FieldMap, ReceptiveField, field_map, receptive_field
+from .probing.reconstruct import Reconstruction, reconstruct
+from .visualization.fooling import Fooling, fool
+from .visualization.gradcam import GradCam, gradcam
+from .visualization.maximize import MaximizeResult, iterate_maximize, maximize
+from .visualization.out_of_sample import OutOfSample, out_of_sample
+from .visualization.scan import Histogram, TopImages, activation_histogram, top_images
+
+Layers = Sequence[str] | None
+
+
+class Engine(ModelHost):
+    """Analysis engine for one image classifier; see :class:`~.core.model.ModelHost` for the
+    constructor (model, input_shape, dataset, class_names, mean, std, device, batch_size,
+    eval_mode). Use it as a context manager, or call :meth:`close`, to end the worker thread
+    that widgets started for it."""
+
+    def default_layer_for(self, purpose: str, layer: str | None = None) -> str:
+        """The default layer of a view: ``"gradcam"``, ``"features"`` (the trees),
+        ``"probing"`` (FOVExplorer) or ``"encoder"`` (inverse set); ``layer`` checked if given."""
+        return default_layer_for(self, purpose, layer)
+
+    # -- etalons paper: engine/etalons/ ----------------------------------------------------
+    def etalons(self, x, layer: str | None = None, units=None, method: str = "fast",
+                control: Control = NO_CONTROL, one_hot_batch: int | None = None) -> Etalons:
+        """Exact per-input affine maps f_p(x) = <W_p, x> + b_p of ``units`` of ``layer``
+        (default: the logits) at every image of ``x``; method "fast" (autograd) or "paper"
+        (Algorithm 1, ``one_hot_batch`` coordinate images at once)."""
+        return etalons(self, x, layer, units, method, control, one_hot_batch)
+
+    def activation_pattern(self, x, layers: Layers = None) -> np.ndarray:
+        """(N, K) int64 codes of every ReLU's on/off state and every max-pool's choice."""
+        return activation_pattern(self, x, layers)
+
+    def count_regions(self, data=None, layers: Layers = None,
+                      control: Control = NO_CONTROL) -> RegionCount:
+        """Distinct linear regions (activation patterns) per class over ``data`` (default:
+        the engine's dataset)."""
+        return count_regions(self, data, layers, control)
+
+    # -- probing paper: engine/probing/ ------------------------------------------------------
+    def receptive_field(self, layer: str, y: int, x: int) -> ReceptiveField:
+        """The input box a unit at (y, x) of ``layer`` can see."""
+        return receptive_field(self, layer, y, x)
+
+    def field_map(self, layer: str) -> FieldMap:
+        """The receptive fields of every position of ``layer`` at once (FOVExplorer's grid)."""
+        return field_map(self, layer)
+
+    def reconstruct(self, x, unit: tuple, method: str | Sequence[str] = "deconvnet",
+                    control: Control = NO_CONTROL, seed: int = 0) -> Reconstruction:
+        """Backward reconstructions of one unit ``(layer, channel, y, x)`` at one image;
+        method: "deconvnet" (eq. 4-5), "deconvnet_masks" (eq. 6-7), "random_masks", "filter"
+        (eq. 8-9), "all" or a list (one shared forward pass); ``seed`` for random weights."""
+        return reconstruct(self, x, unit, method, control, seed)
+
+    def activation_stats(self, x, layers: Layers = None,
+                         control: Control = NO_CONTROL) -> ActivationStats:
+        """Active features per ReLU/pool layer for every image of ``x`` (Fig. 6)."""
+        return activation_stats(self, x, layers, control)
+
+    def activation_slices(self, x, layer: str, k: int = 8) -> ActivationSlices:
+        """The ``k`` strongest channels of ``layer`` for one image (Fig. 2)."""
+        return activation_slices(self, x, layer, k)
+
+    # -- visualization paper: engine/visualization/ -----------------------------------------
+    def maximize(self, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
+                 lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+                 indices: Sequence[int] | None = None, predict: bool = True,
+                 clamp: tuple[float, float] | None = None,
+                 control: Control = NO_CONTROL) -> MaximizeResult:
+        """Gradient ascent on the input: x* = argmax objective(x) - sum of the regularizers'
+        penalties. start: "noise", "dataset" or images; optimizer: "adam" or "sgd"."""
+        return maximize(self, objective, steps=steps, start=start, n_starts=n_starts, lr=lr,
+                        optimizer=optimizer, regularizers=regularizers, seed=seed,
+                        indices=indices, predict=predict, clamp=clamp, control=control)
+
+    def iterate_maximize(self, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
+                         lr: float = 0.05, optimizer: str = "adam", regularizers=None,
+                         seed: int = 0, indices: Sequence[int] | None = None,
+                         every: int | None | Callable[[int], bool] = 1,
+                         predict: bool = True, clamp: tuple[float, float] | None = None,
+                         control: Control = NO_CONTROL):
+        """The same ascent as a generator of :class:`MaximizeStep` (every ``every``-th step
+        and the last)."""
+        return iterate_maximize(self, objective, steps=steps, start=start, n_starts=n_starts,
+                                lr=lr, optimizer=optimizer, regularizers=regularizers,
+                                seed=seed, indices=indices, every=every, predict=predict,
+                                clamp=clamp, control=control)
+
+    def top_images(self, target, k: int = 9, data=None, control: Control = NO_CONTROL,
+                   batch_size: int | None = None) -> TopImages:
+        """The ``k`` images of ``data`` (default: the dataset) that drive ``target`` (an
+        objective or a (layer, unit) pair) most."""
+        return top_images(self, target, k, data, control, batch_size)
+
+    def activation_histogram(self, target, bins: int = 50, data=None,
+                             control: Control = NO_CONTROL,
+                             batch_size: int | None = None) -> Histogram:
+        """Histogram of ``target`` over every image of ``data`` (default: the dataset)."""
+        return activation_histogram(self, target, bins, data, control, batch_size)
+
+    def gradcam(self, x, classes: Sequence[int] | None = None, layer: str | None = None,
+                control: Control = NO_CONTROL) -> GradCam:
+        """Grad-CAM maps (N, P, H, W) of ``classes`` (default: each image's predicted class)
+        at ``layer`` (default: the last (C, H, W) layer)."""
+        return gradcam(self, x, classes, layer, control)
+
+    def fool(self, target: int, *, start="dataset", indices: Sequence[int] | None = None,
+             n_starts: int = 4, source: int | None = None, steps: int = 100,
+             lr: float = 0.01, optimizer: str = "sgd", every: int = 1,
+             cam_layer: str | None = None, seed: int = 0,
+             control: Control = NO_CONTROL) -> Fooling:
+        """Push images of ``source`` towards class ``target`` by pixel gradient steps, with
+        the Grad-CAMs of both classes before and after."""
+        return fool(self, target, start=start, indices=indices, n_starts=n_starts,
+                    source=source, steps=steps, lr=lr, optimizer=optimizer, every=every,
+                    cam_layer=cam_layer, seed=seed, control=control)
+
+    def out_of_sample(self, images, labels, names: Sequence[str] | None = None,
+                      n_noise: int = 1000, seed: int = 0,
+                      control: Control = NO_CONTROL) -> OutOfSample:
+        """Percent of unseen classes' images and of noise predicted as each class (Table 1)."""
+        return out_of_sample(self, images, labels, names, n_noise, seed, control)
+
+    # -- clustering paper: engine/clustering/ -----------------------------------------------
+    def category_tree(self, layer: str | None = None, include_noise: bool = False,
+                      data=None, n_noise: int | None = None, seed: int = 0,
+                      control: Control = NO_CONTROL) -> CategoryTree:
+        """Class hierarchy (Algorithm 1, WPGMA) and minimum spanning tree of class-mean
+        features; ``include_noise`` adds uniform noise as a category."""
+        return category_tree(self, layer, include_noise, data, n_noise, seed, control)
+
+    def prediction_tree(self, category, layer: str | None = None, data=None,
+                        max_images: int | None = None, method: str = "fast",
+                        control: Control = NO_CONTROL) -> PredictionTree:
+        """Filter-wise prediction tree (Algorithm 2) over the images of one category."""
+        return prediction_tree(self, category, layer, data, max_images, method, control)
+
+    def embedding(self, layer: str | None = None, data=None,
+                  max_images: int | None = None, n_components: int = 2,
+                  method: str = "auto", seed: int = 0,
+                  control: Control = NO_CONTROL) -> Embedding:
+        """2-D embedding of the images' features (Fig. 9): UMAP if installed, else t-SNE."""
+        return embedding(self, layer, data, max_images, n_components, method, seed, control)
+
+    # -- inverse-set paper: engine/inverse_set/ ---------------------------------------------
+    def inverse_set(self, units, ranges, generator=None, encoder=None, K: int = 10,
+                    n: int = 500, control: Control = NO_CONTROL, *, start="random",
+                    seed: int = 0, diversity: str = "encoder", diversity_weight: float = 1.0,
+                    tv: float = 0.05, mu0: float = 10.0, mu_factor: float = 10.0,
+                    inner_steps: int = 100, max_outer: int = 6, lr: float = 0.05,
+                    beta: float | None = None, margin: float = 0.25,
+                    code_norm: float | None = None, full_seeds: bool = False,
+                    max_sampling_steps: int | None = None,
+                    on_samples: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                    ) -> InverseSet:
+        """``n`` diverse inputs G(c) whose ``units`` ((layer, unit) pairs) lie in ``ranges``
+        ((z1, z2) each): ``K`` seeds by the augmented Lagrangian, then sampling steps."""
+        return inverse_set(self, units, ranges, generator, encoder, K, n, control, start=start,
+                           seed=seed, diversity=diversity, diversity_weight=diversity_weight,
+                           tv=tv, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
+                           max_outer=max_outer, lr=lr, beta=beta, margin=margin,
+                           code_norm=code_norm, full_seeds=full_seeds,
+                           max_sampling_steps=max_sampling_steps, on_samples=on_samples)

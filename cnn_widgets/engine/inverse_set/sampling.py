@@ -1,0 +1,338 @@
+"""Sampling the inverse set of units (Hada & Carreira-Perpiñán, Sec. 3-4): n diverse inputs
+x = G(c) with z1 <= f(x) <= z2 for every unit f, diversity measured in an encoder E's space.
+
+Seeds (eq. 8): K codes by the augmented Lagrangian with slacks, lam = 0, mu0 = 10 times 10 per
+outer iteration, ~100 Adam steps per iteration on -sum ||E(G(c_i)) - E(G(c_j))||^2 + penalty,
+stopping as soon as all K are inside their ranges. Sampling (eq. 10): from the seeds, single
+gradient steps with lam*, mu* fixed, pushing the K codes apart from each other and from the
+last accepted ones; every code that lands inside the ranges is a new sample, until n.
+
+Without a generator the same runs in pixel space: x itself, kept in the box [0, 1] (projected
+steps) with a total-variation term (eq. 3). Several units (in one layer or several) give the
+intersection of their inverse sets (Sec. 3.5). The ablations: ``diversity="code"`` is eq. (13)
+(distances on codes), ``diversity="none"`` eq. (14) (no diversity term).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.spatial.distance import pdist
+
+from ..core.control import NO_CONTROL, Control
+from ..core.errors import InfeasibleRange
+from .problem import (
+    Problem,
+    build_problem,
+    feature_scale,
+    in_ranges,
+    optimising,
+    pair_sum,
+    penalty,
+    step_direction,
+    total_variation,
+    update_multipliers,
+)
+
+__all__ = ["inverse_set", "seeds", "InverseSet", "Seeds", "InfeasibleRange", "mean_distance"]
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """K feasible codes (eq. 8) and the multipliers they ended with.
+
+    codes: (K, *code_shape) tensor on the engine's device; images (K, C, H, W), activations
+    (K, P), features (K, D) numpy; lam: (K, P, 2) tensor; mu: float; steps: gradient steps.
+    """
+    codes: torch.Tensor
+    images: np.ndarray
+    activations: np.ndarray
+    features: np.ndarray
+    lam: torch.Tensor
+    mu: float
+    steps: int
+    outer: int
+
+
+@dataclass(frozen=True)
+class InverseSet:
+    """n samples of the inverse set; the first K are the seeds.
+
+    images: (n, C, H, W) in the engine's input space; codes: (n, code_dim) (None in pixel mode);
+    activations: (n, P) recomputed from ``images`` in one fresh pass — every row lies in
+    ``ranges`` (asserted on construction); features: (n, D) in E's space; units: P (layer, unit);
+    ranges: (P, 2); steps_seeds / steps_sampling: gradient steps of each phase; diversity: mean
+    pairwise Euclidean distance of ``features``; complete: n reached (else ``report`` says why).
+    """
+    images: np.ndarray
+    codes: np.ndarray | None
+    activations: np.ndarray
+    features: np.ndarray
+    units: tuple[tuple[str, tuple[int, ...]], ...]
+    ranges: np.ndarray
+    K: int
+    steps_seeds: int
+    steps_sampling: int
+    diversity: float
+    mode: str               # "generator" or "pixel"
+    diversity_space: str    # "encoder", "code" (eq. 13) or "none" (eq. 14)
+    complete: bool
+    report: str
+    seconds: float
+    dropped_on_recheck: int
+
+    def __post_init__(self):
+        inside = in_ranges(self.activations, self.ranges)
+        if not inside.all():
+            raise AssertionError(f"{int((~inside).sum())} returned sample(s) outside "
+                                 f"their ranges")
+
+    @property
+    def n(self) -> int:
+        return int(self.images.shape[0])
+
+
+def mean_distance(features: np.ndarray) -> float:
+    """Mean pairwise Euclidean distance between the rows of (N, D) features (0 for N < 2)."""
+    f = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    return float(pdist(f).mean()) if len(f) > 1 else 0.0
+
+
+def initial_codes(prob: Problem, K: int, start, seed: int) -> torch.Tensor:
+    """"random": prior codes N(0, I) (pixels: uniform [0, 1]); "same": one such code repeated,
+    plus 1e-3 noise so symmetric terms can separate them (Sec. 4.2); or a tensor (K, *shape)."""
+    dev = prob.engine.device
+    if torch.is_tensor(start) or isinstance(start, np.ndarray):
+        z = torch.as_tensor(start, dtype=torch.float32).to(dev)
+        if z.shape == prob.code_shape:
+            z = z[None].repeat(K, *([1] * len(prob.code_shape)))
+        if tuple(z.shape) != (K, *prob.code_shape):
+            raise ValueError(f"start must have shape ({K}, {', '.join(map(str, prob.code_shape))})"
+                             f" or {prob.code_shape}; got {tuple(z.shape)}")
+        return z.clone()
+    g = torch.Generator().manual_seed(int(seed))
+    draw = (lambda m: torch.randn(m, *prob.code_shape, generator=g)) if prob.generator is not None \
+        else (lambda m: torch.rand(m, *prob.code_shape, generator=g))
+    if start == "random":
+        z = draw(K)
+    elif start == "same":
+        z = draw(1).repeat(K, *([1] * len(prob.code_shape)))
+        z = z + 1e-3 * torch.randn(z.shape, generator=g)
+    else:
+        raise ValueError(f"start must be 'random', 'same' or a tensor of codes; got {start!r}")
+    return prob.project(z).to(dev)
+
+
+class _Objective:
+    """The diversity part of eqs. (8)/(10) and the regulariser, one scale for the whole call."""
+
+    def __init__(self, prob: Problem, space: str, scale: float, weight: float, tv: float):
+        if space not in ("encoder", "code", "none"):
+            raise ValueError(f"diversity must be 'encoder', 'code' or 'none'; got {space!r}")
+        self.prob, self.space, self.scale, self.weight, self.tv = prob, space, scale, weight, tv
+
+    def vectors(self, z, feats):
+        return feats if self.space == "encoder" else z.reshape(len(z), -1)
+
+    def loss(self, z, x, feats, previous=None):
+        """-(diversity within the batch [+ to the previous samples]) [+ tv * TV(x)]."""
+        out = z.new_zeros(())
+        if self.space != "none":
+            v = self.vectors(z, feats)
+            div = pair_sum(v)
+            if previous is not None:
+                div = div + pair_sum(v, previous)
+            out = out - self.weight * div / self.scale
+        if self.prob.generator is None and self.tv > 0:
+            out = out + self.tv * total_variation(x)
+        return out
+
+
+def _start(prob: Problem, K: int, start, seed: int, diversity: str, weight: float,
+           tv: float) -> tuple[torch.Tensor, _Objective]:
+    """The K initial codes and the objective scaled for them (for seeds() and inverse_set())."""
+    z0 = initial_codes(prob, K, start, seed)
+    return z0, _Objective(prob, diversity, feature_scale(prob, diversity, z0), weight, tv)
+
+
+def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_factor: float,
+           inner_steps: int, max_outer: int, lr: float, stop_when_feasible: bool,
+           control: Control, total: int) -> Seeds:
+    """Eq. (8) by coordinate descent in the slacks (closed form) and the codes (Adam)."""
+    K, P = z.shape[0], len(prob.units)
+    lam = torch.zeros(K, P, 2, device=z.device)
+    mu, steps = float(mu0), 0
+    z = z.clone().requires_grad_(True)
+    best, most_inside = None, 0        # progress only moves forward
+    for outer in range(max_outer):
+        opt = torch.optim.Adam([z], lr=lr)
+        for _ in range(inner_steps):
+            x, f, feats = prob.forward(z)
+            inside = prob.inside(f)
+            if stop_when_feasible and bool(inside.all()):
+                return _make_seeds(z, x, f, feats, lam, mu, steps, outer)
+            loss = obj.loss(z, x, feats) + penalty(prob.constraints(f), lam, mu)
+            (grad,) = torch.autograd.grad(loss, [z])
+            z.grad = grad
+            opt.step()
+            with torch.no_grad():
+                z.copy_(prob.project(z))
+            steps += 1
+            most_inside = max(most_inside, int(inside.sum()) if stop_when_feasible else 0)
+            control.step(most_inside, total, "seeds")
+        with torch.no_grad():
+            x, f, feats = prob.forward(z)
+            lam = update_multipliers(prob.constraints(f), lam, mu)
+        best = (x, f, feats)
+        if not stop_when_feasible and bool(prob.inside(f).all()) and outer >= 1:
+            return _make_seeds(z, x, f, feats, lam, mu, steps, outer + 1)
+        mu *= mu_factor
+    x, f, feats = best
+    inside = prob.inside(f)
+    if bool(inside.all()):      # mu was already raised for an outer iteration that never ran
+        return _make_seeds(z, x, f, feats, lam, mu / mu_factor, steps, max_outer)
+    worst = f.detach().cpu().numpy()
+    lines = [f"{name} {':'.join(map(str, u))} in [{lo:.4g}, {hi:.4g}]: reached "
+             f"{worst[:, p].min():.4g} .. {worst[:, p].max():.4g}"
+             for p, ((name, u), lo, hi) in enumerate(zip(prob.units, prob.lo.tolist(),
+                                                        prob.hi.tolist()))]
+    raise InfeasibleRange(f"only {int(inside.sum())} of {K} seeds reached the range(s) after "
+                          f"{steps} gradient steps ({max_outer} outer iterations, mu up to "
+                          f"{mu / mu_factor:.3g}); the activations the seeds reached: "
+                          + "; ".join(lines) + ". " + (
+                              "The range may be empty for this generator; widen it or move it "
+                              "towards values the dataset reaches." if not bool(inside.any()) else
+                              "The range is reachable but some seeds are stuck outside it; try "
+                              "another seed, a smaller K, a wider range or a larger max_outer."))
+
+
+def _make_seeds(z, x, f, feats, lam, mu, steps, outer) -> Seeds:
+    return Seeds(z.detach().clone(), x.detach().cpu().numpy(), f.detach().cpu().numpy(),
+                 feats.detach().cpu().numpy(), lam.detach(), float(mu), steps, outer)
+
+
+def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
+          start="random", seed: int = 0, diversity: str = "encoder", diversity_weight=1.0,
+          tv: float = 0.05, mu0: float = 10.0, mu_factor: float = 10.0, inner_steps: int = 100,
+          max_outer: int = 6, lr: float = 0.05, margin: float = 0.25,
+          code_norm: float | None = None, stop_when_feasible: bool = True,
+          control: Control = NO_CONTROL) -> Seeds:
+    """Only the seed phase (eq. 8). With K = n and ``stop_when_feasible=False`` this is the
+    full optimisation of eq. (15): all codes together, every outer iteration run to the end.
+    Raises :class:`InfeasibleRange` when the budget ends with seeds outside their ranges."""
+    prob, _ = build_problem(engine, units, ranges, generator, encoder, margin, code_norm)
+    with optimising(prob):
+        z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv)
+        return _seeds(prob, obj, z0, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
+                      max_outer=max_outer, lr=lr, stop_when_feasible=stop_when_feasible,
+                      control=control, total=K)
+
+
+def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10, n: int = 500,
+                control: Control = NO_CONTROL, *, start="random", seed: int = 0,
+                diversity: str = "encoder", diversity_weight: float = 1.0, tv: float = 0.05,
+                mu0: float = 10.0, mu_factor: float = 10.0, inner_steps: int = 100,
+                max_outer: int = 6, lr: float = 0.05, beta: float | None = None, margin: float = 0.25,
+                code_norm: float | None = None, full_seeds: bool = False,
+                max_sampling_steps: int | None = None,
+                on_samples: Callable[[np.ndarray, np.ndarray], None] | None = None
+                ) -> InverseSet:
+    """Sample n inputs whose units all lie in their ranges.
+
+    units: (layer, unit) or a list of them (layer names from ``engine.layers``, unit as in
+    ``engine.resolve_units``); ranges: one (z1, z2) per unit. generator: G, an ``nn.Module``
+    from (N, code_dim) codes to images in the engine's input space with an int attribute
+    ``code_dim`` (None: pixel space, box [0, 1] + ``tv`` times total variation). encoder: E,
+    a layer name of the engine or an ``nn.Module`` on images (default: the last (C, H, W)
+    layer before the first flat one, e.g. LeNet's pool2). K: seeds and codes per step.
+    beta: sampling step length per code coordinate (each step's gradient scaled to unit RMS);
+    default 0.5 for codes (N(0, 1) coordinates), 0.05 for pixels (in [0, 1]).
+    code_norm: keep codes within code_norm * sqrt(code_dim) of the origin (projected steps;
+    the N(0, I) prior puts its mass near sqrt(code_dim)); None (default) leaves them free as
+    eq. (8) does — bounding them can leave a seed stuck short of a high range.
+    full_seeds: do not stop the seeds once feasible: run whole outer iterations (at least two)
+    until all are inside (the paper's Fig. 9, second block). on_samples(images, activations): called from
+    this thread with each batch of new samples (for live views).
+    Raises :class:`InfeasibleRange` if the seeds cannot reach the ranges within the budget;
+    if sampling stalls, returns the samples found with ``complete=False`` and a report.
+    """
+    start_time = time.perf_counter()
+    if int(K) < 1 or int(n) < int(K):
+        raise ValueError(f"need 1 <= K <= n; got K={K}, n={n}")
+    K, n = int(K), int(n)
+    prob, ranges_np = build_problem(engine, units, ranges, generator, encoder, margin, code_norm)
+    if beta is None:
+        beta = 0.5 if generator is not None else 0.05
+    budget = max_sampling_steps if max_sampling_steps is not None else 10 * -(-(n - K) // K) + 50
+    with optimising(prob):
+        z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv)
+        sd = _seeds(prob, obj, z0, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
+                    max_outer=max_outer, lr=lr, stop_when_feasible=not full_seeds,
+                    control=control, total=n)
+        codes, images, acts, feats = ([sd.codes.cpu().numpy()], [sd.images], [sd.activations],
+                                      [sd.features])
+        if on_samples is not None:
+            on_samples(sd.images, sd.activations)
+        count = K
+        control.step(count, n, "sampling")
+        z = sd.codes.clone().requires_grad_(True)
+        x, f, fe = prob.forward(z)
+        previous = obj.vectors(z, fe).detach()
+        steps = 0
+        while count < n and steps < budget:
+            loss = obj.loss(z, x, fe, previous) + penalty(prob.constraints(f), sd.lam, sd.mu)
+            (grad,) = torch.autograd.grad(loss, [z])
+            with torch.no_grad():
+                z = prob.project(z - beta * step_direction(grad))
+            z.requires_grad_(True)
+            steps += 1
+            x, f, fe = prob.forward(z)
+            ok = prob.inside(f).detach()
+            take = torch.nonzero(ok).flatten()[:n - count]
+            if len(take):
+                codes.append(z[take].detach().cpu().numpy())
+                images.append(x[take].detach().cpu().numpy())
+                acts.append(f[take].detach().cpu().numpy())
+                feats.append(fe[take].detach().cpu().numpy())
+                previous = previous.clone()
+                previous[take] = obj.vectors(z, fe)[take].detach()
+                count += len(take)
+                if on_samples is not None:
+                    on_samples(images[-1], acts[-1])
+            control.step(count, n, "sampling")
+
+    images_np = np.concatenate(images)
+    recheck = _recheck(prob, images_np)
+    keep = in_ranges(recheck, ranges_np)
+    complete = count >= n and bool(keep.all())
+    report = ""
+    if count < n:
+        report = (f"sampling stopped after {steps} steps (budget {budget}) with {count} of {n} "
+                  f"samples: the codes left the range(s) and the penalty did not bring them "
+                  f"back; try a smaller beta or a wider range.")
+    if not keep.all():
+        report += f" {int((~keep).sum())} sample(s) fell outside on the recheck and were dropped."
+    feats_np = np.concatenate(feats)[keep]
+    return InverseSet(
+        images=images_np[keep],
+        codes=np.concatenate(codes)[keep].reshape(int(keep.sum()), -1)
+        if prob.generator is not None else None,
+        activations=recheck[keep], features=feats_np,
+        units=tuple(prob.units), ranges=ranges_np, K=K, steps_seeds=sd.steps,
+        steps_sampling=steps, diversity=mean_distance(feats_np),
+        mode="generator" if prob.generator is not None else "pixel",
+        diversity_space=diversity, complete=complete, report=report.strip(),
+        seconds=time.perf_counter() - start_time, dropped_on_recheck=int((~keep).sum()))
+
+
+def _recheck(prob: Problem, images: np.ndarray) -> np.ndarray:
+    """The units' activations of the returned images, in one fresh pass (float64 out)."""
+    engine, out = prob.engine, []
+    with engine.borrow(), torch.no_grad():
+        for s in range(0, len(images), engine.batch_size):
+            x = torch.as_tensor(images[s:s + engine.batch_size], device=engine.device)
+            out.append(prob.forward(x, from_images=True)[1].cpu().numpy())
+    return np.concatenate(out).astype(np.float64)

@@ -1,0 +1,119 @@
+"""How many features are active, layer by layer (the probing paper, Fig. 6 and Fig. 2).
+
+A feature (channel) is active at a position when its value there is > 0. For every image and
+layer we count the active features at every position; the paper's histograms are those counts
+over the positions of one image, and its summary (about half of the 64 features in the first
+layer, sparser towards layer 13) is their mean as a fraction of the layer's channels.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core import hooks
+from ..core.control import NO_CONTROL, Control
+
+# Keep the captured activations of one chunk of images under this many floats.
+_CHUNK_FLOATS = 20_000_000
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """Active-feature counts of N images at L layers.
+
+    counts: layer -> (N, H, W) int32, the number of active channels at every position (a layer
+    without a spatial grid has one position, (N, 1, 1)); channels: layer -> its channel count.
+    """
+    layers: tuple[str, ...]
+    channels: dict[str, int]
+    counts: dict[str, np.ndarray]
+
+    @property
+    def fraction(self) -> np.ndarray:
+        """(N, L): mean fraction of active features per position, per image and layer."""
+        return np.stack([self.counts[n].reshape(len(self.counts[n]), -1).mean(1)
+                         / self.channels[n] for n in self.layers], axis=1)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(L,): the fraction averaged over the images."""
+        return self.fraction.mean(0)
+
+    @property
+    def std(self) -> np.ndarray:
+        """(L,): its spread (standard deviation) over the images."""
+        return self.fraction.std(0)
+
+    def histogram(self, layer: str, image: int = 0) -> np.ndarray:
+        """(channels + 1,): how many positions of ``image`` have 0, 1, ..., C active features."""
+        return np.bincount(self.counts[layer][image].ravel(), minlength=self.channels[layer] + 1)
+
+
+@dataclass(frozen=True)
+class ActivationSlices:
+    """Fig. 2: maps (k, H, W) of the k channels of ``layer`` with the largest mean rectified
+    activation (mean of max(a, 0)) at one image, strongest first; activation: the whole layer
+    output (C, H, W)."""
+    layer: str
+    channels: np.ndarray
+    maps: np.ndarray
+    activation: np.ndarray
+
+    def strongest_channel(self, y: int, x: int) -> int:
+        """The channel with the largest activation at position (y, x)."""
+        return int(np.argmax(self.activation[:, y, x]))
+
+    def strongest_position(self) -> tuple[int, int, int]:
+        """(channel, y, x) of the largest activation in the layer."""
+        c, y, x = np.unravel_index(int(np.argmax(self.activation)), self.activation.shape)
+        return int(c), int(y), int(x)
+
+
+def default_layers(engine) -> tuple[str, ...]:
+    """The rectified outputs: every ReLU layer (and max-pool, which keeps the sign pattern)."""
+    names = tuple(i.name for i in engine.layers if i.kind in ("ReLU", "MaxPool2d"))
+    return names or tuple(engine.layer_names)
+
+
+def activation_stats(engine, x, layers: Sequence[str] | None = None,
+                     control: Control = NO_CONTROL) -> ActivationStats:
+    """Active-feature counts of every image in ``x`` at ``layers`` (default: :func:`default_layers`)."""
+    layers = tuple(engine.layer(n).name for n in (layers or default_layers(engine)))
+    x = engine.prepare(x)
+    per_image = sum(engine.layer(n).n_units for n in layers)
+    chunk = max(1, min(engine.batch_size, _CHUNK_FLOATS // max(per_image, 1)))
+    last = max(layers, key=engine.layer_names.index)
+    parts: dict[str, list] = {n: [] for n in layers}
+    with engine.borrow(), torch.no_grad():
+        for s in range(0, x.shape[0], chunk):
+            got = hooks.run_capturing(engine.model, engine.normalize(x[s:s + chunk]), layers,
+                                      stop_after=last)
+            for n in layers:
+                a = got[n]
+                a = a.reshape(a.shape[0], a.shape[1], -1) if a.dim() > 2 else a[:, :, None]
+                parts[n].append((a > 0).sum(1, dtype=torch.int32).cpu())
+            control.step(min(s + chunk, x.shape[0]), x.shape[0], "activation statistics")
+    counts, channels = {}, {}
+    for n in layers:
+        shape = engine.layer(n).output_shape
+        grid = shape[1:] if len(shape) == 3 else (1, 1)
+        counts[n] = torch.cat(parts[n]).numpy().reshape(-1, *grid)
+        channels[n] = int(shape[0])
+    return ActivationStats(layers=layers, channels=channels, counts=counts)
+
+
+def activation_slices(engine, x, layer: str, k: int = 8) -> ActivationSlices:
+    """The ``k`` channels of ``layer`` with the largest mean rectified activation at one image
+    ``x`` (for a layer before its ReLU, what the ReLU lets through)."""
+    info = engine.layer(layer)
+    if len(info.output_shape) != 3:
+        raise ValueError(f"layer {info.name!r} has output shape {info.output_shape}; activation "
+                         "slices need a (channels, H, W) layer")
+    a = engine.activations(x, [info.name])[info.name]
+    if a.shape[0] != 1:
+        raise ValueError(f"activation slices take one image; got {a.shape[0]}")
+    order = np.argsort(-np.maximum(a[0], 0).mean((1, 2)), kind="stable")[:k]
+    return ActivationSlices(layer=info.name, channels=order, maps=a[0][order], activation=a[0])

@@ -1,0 +1,76 @@
+"""Grad-CAM (Selvaraju et al.): where in the image the evidence for a class lies.
+
+For a layer with output A (N, K, h, w) and class score y_c: weights α_k = mean over positions
+of ∂y_c/∂A_k; map = ReLU(Σ_k α_k A_k), bilinearly resized to the input (H, W).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core import hooks
+from ..core.control import NO_CONTROL, Control
+from ..core.errors import LayerNotFound
+from ..core.selection import default_layer_for
+
+
+@dataclass(frozen=True)
+class GradCam:
+    """maps: (N, P, H, W) non-negative, in the input's resolution (not normalised);
+    classes: the P classes; layer: where the activations were read; logits: (N, classes)."""
+    maps: np.ndarray
+    classes: tuple
+    layer: str
+    logits: np.ndarray
+
+    def normalized(self) -> np.ndarray:
+        """maps / their max per image and class (0 where a map is all zero)."""
+        top = self.maps.reshape(*self.maps.shape[:2], -1).max(-1)[..., None, None]
+        return np.divide(self.maps, top, out=np.zeros_like(self.maps), where=top > 0)
+
+
+def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None = None,
+            control: Control = NO_CONTROL) -> GradCam:
+    """Grad-CAM maps of ``classes`` for images ``x`` (N, C, H, W) at ``layer`` (default: the
+    last spatial layer). classes default: both classes of a two-class model, else each
+    image's predicted class (reported as -1)."""
+    x = engine.prepare(x).requires_grad_(True)      # parameters are frozen while borrowed
+    layer = default_layer_for(engine, "gradcam", layer)
+    if len(engine.layer(layer).output_shape) != 3:
+        raise LayerNotFound(f"Grad-CAM needs a layer with a (C, h, w) output; {layer!r} has "
+                            f"shape {engine.layer(layer).output_shape}")
+    logits_layer = engine.default_layer
+    captured = {}
+
+    def keep(module, inputs, output):
+        captured["A"] = output
+        return output.clone()     # later in-place ops act on the copy, not on A
+
+    with engine.borrow(), torch.enable_grad():
+        with hooks.hooked(engine.model, {layer: keep}):
+            out = hooks.run_capturing(engine.model, engine.normalize(x), [logits_layer],
+                                      stop_after=logits_layer, clone=False)[logits_layer]
+        A = captured["A"]
+        if classes is None:
+            classes = range(engine.n_classes) if engine.n_classes == 2 else [None]
+        for c in classes:
+            if c is not None and not 0 <= int(c) < out.shape[1]:
+                raise ValueError(f"class {c} out of range: expected 0 <= class < {out.shape[1]}")
+        maps = []
+        for i, c in enumerate(classes):
+            target = out.argmax(1) if c is None else torch.full((x.shape[0],), int(c),
+                                                                  device=x.device)
+            score = out.gather(1, target[:, None]).sum()
+            (g,) = torch.autograd.grad(score, [A], retain_graph=True)
+            alpha = g.mean(dim=(2, 3), keepdim=True)
+            cam = F.relu((alpha * A).sum(1, keepdim=True))
+            maps.append(F.interpolate(cam, size=x.shape[2:], mode="bilinear",
+                                      align_corners=False)[:, 0].detach())
+            control.step(i + 1, len(classes), "grad-cam")
+    return GradCam(maps=torch.stack(maps, 1).cpu().numpy(),
+                   classes=tuple(-1 if c is None else int(c) for c in classes), layer=layer,
+                   logits=out.detach().cpu().numpy())

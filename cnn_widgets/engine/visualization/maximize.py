@@ -1,0 +1,251 @@
+"""Gradient ascent on the input: x* = argmax Φ(x) − Σ λ R(x) (visualization paper, eqs. 1–2).
+
+:func:`iterate_maximize` is the streaming core: it yields :class:`MaximizeStep` (step, the
+objective's values, the images, the class scores) so a widget can draw it live and a script
+can loop it; :func:`maximize` runs it to the end. Several starts run as one batch. Only the
+input gets gradients (``torch.autograd.grad``): the model's parameters keep ``.grad = None``.
+The forward pass stops at the deepest layer the objective reads.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core import hooks
+from ..core.control import NO_CONTROL, Control
+from ..core.noise import gaussian_noise
+from .objectives import Objective, as_objective
+from .regularizers import split
+
+
+@dataclass(frozen=True)
+class MaximizeStep:
+    """The state before update ``step`` (``step == total``: the final images).
+
+    values: (N,) objective Φ (without penalties; with a Jitter regulariser, Φ of the jittered
+    input except on the final step); images: (N, C, H, W) in the engine's input space, never
+    jittered; logits: (N, classes) of ``images``, None when not asked for (the final step
+    always has them);
+    trace, penalty_trace: (step, N) Φ and Σ λ R before every update so far ((total, N) on the
+    final step).
+    """
+    step: int
+    total: int
+    values: np.ndarray
+    images: np.ndarray
+    logits: np.ndarray | None
+    trace: np.ndarray | None = None
+    penalty_trace: np.ndarray | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.step == self.total
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        return None if self.logits is None else softmax(self.logits)
+
+
+@dataclass(frozen=True)
+class MaximizeResult:
+    """images: (N, C, H, W) final images; start: (N, C, H, W) where they began; values: (N,)
+    final Φ; logits: (N, classes) of the final images; trace: (steps, N) Φ before each
+    update; penalty_trace: (steps, N) Σ λ R before each update; objective: its description."""
+    images: np.ndarray
+    start: np.ndarray
+    values: np.ndarray
+    logits: np.ndarray
+    trace: np.ndarray
+    penalty_trace: np.ndarray
+    objective: str
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits.argmax(1)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, classes) from logits (N, classes)."""
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def start_images(engine, start="noise", n_starts: int = 1, seed: int = 0,
+                 indices: Sequence[int] | None = None) -> torch.Tensor:
+    """(N, C, H, W) starting images on the engine's device.
+
+    start: "noise" (Gaussian with the dataset's channel mean and std; without a dataset the
+    engine's mean/std), "dataset" (``indices``, default the first ``n_starts`` images), or
+    images (C, H, W) / (N, C, H, W).
+    """
+    if isinstance(start, str):
+        if start == "noise":
+            return engine.prepare(gaussian_noise(engine, n_starts, seed))
+        if start == "dataset":
+            if engine.dataset is None:
+                raise ValueError("start='dataset' needs an engine with a dataset")
+            idx = list(range(int(n_starts))) if indices is None else [int(i) for i in indices]
+            n = len(engine.dataset)
+            bad = [i for i in idx if not 0 <= i < n]
+            if bad:
+                raise IndexError(f"dataset indices {bad} out of range: expected 0 <= i < {n}")
+            return engine.prepare(engine.dataset.images[idx])
+        raise ValueError(f"start must be 'noise', 'dataset' or images; got {start!r}")
+    return engine.prepare(start)
+
+
+class _Stop(Exception):
+    """Raised in a hook once the deepest layer the objective reads has run."""
+
+
+def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
+                     lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+                     indices: Sequence[int] | None = None,
+                     every: int | None | Callable[[int], bool] = 1, predict: bool = True,
+                     clamp: tuple[float, float] | None = None,
+                     control: Control = NO_CONTROL) -> Iterator[MaximizeStep]:
+    """Yield a :class:`MaximizeStep` before every ``every``-th update and after the last one.
+
+    every: an int k (steps 0, k, 2k, ...), None (only the final step) or a function
+    step -> bool asked before each update (a widget passes a clock-based one).
+    objective: an :mod:`objectives` objective or a (layer, unit) pair; optimizer: "adam" or
+    "sgd"; regularizers: :mod:`regularizers` objects (penalties, gradient trick, jitter);
+    seed: noise start and the random draws of the gradient trick and jitter; predict: give
+    each yielded step the class scores (one extra forward pass when the objective stops
+    before the logits or the input is jittered); clamp: (lo, hi) to keep pixels in.
+    The model is borrowed for the run of steps between two yields, not across a yield.
+    """
+    obj: Objective = as_objective(objective).bind(engine)
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    if every is None:
+        wanted = lambda t: False                      # noqa: E731
+    elif callable(every):
+        wanted = every
+    else:
+        k = int(every)
+        wanted = lambda t: t % k == 0                 # noqa: E731
+    x = start_images(engine, start, n_starts, seed, indices).requires_grad_(True)
+    penalties, tricks, transforms = split(regularizers)
+    if optimizer == "adam":
+        opt = torch.optim.Adam([x], lr=lr)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD([x], lr=lr)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+    gen = torch.Generator().manual_seed(int(seed) + 1)
+    names = engine.layer_names
+    last = max(obj.layers, key=names.index)
+    logits_layer = engine.default_layer
+    reaches_logits = names.index(last) >= names.index(logits_layer)
+    captured: dict = {}
+
+    def capture(name):
+        def hook(module, inputs, output):
+            if name == last:          # nothing runs after it: no later in-place op can reach it
+                captured[name] = output
+                raise _Stop
+            captured[name] = output.clone()
+        return hook
+
+    capture_hooks = {n: capture(n) for n in set(obj.layers) | ({logits_layer} if reaches_logits
+                                                                else set())}
+
+    def forward(inp):
+        captured.clear()
+        try:
+            engine.model(engine.normalize(inp))
+        except _Stop:
+            pass
+        return dict(captured)
+
+    trace, pen_trace = [], []
+    t = 0
+
+    def advance() -> MaximizeStep:
+        """Take steps until one is to be shown (the model borrowed throughout)."""
+        nonlocal t
+        with engine.borrow():
+            with hooks.hooked(engine.model, capture_hooks):
+                while True:
+                    shown_t = t
+                    if t == steps:
+                        break
+                    show = wanted(t)
+                    with torch.enable_grad():
+                        inp = x
+                        for tr in transforms:
+                            inp = tr.transform(inp, gen)
+                        outs = forward(inp)
+                        values = obj.evaluate(outs)
+                        penalty = torch.zeros_like(values)
+                        for p in penalties:
+                            penalty = penalty + p.weight * p.penalty(x)
+                        (g,) = torch.autograd.grad(-(values - penalty).sum(), [x])
+                    values = values.detach()
+                    trace.append(values)
+                    pen_trace.append(penalty.detach())
+                    if show:
+                        shown = x.detach().clone()
+                        if transforms:
+                            outs = None          # the scores of the jittered image: not shown
+                    for trick in tricks:
+                        g = trick.apply(g, gen)
+                    x.grad = g
+                    opt.step()
+                    x.grad = None
+                    if clamp is not None:
+                        with torch.no_grad():
+                            x.clamp_(*clamp)
+                    t += 1
+                    control.step(t, steps, "maximize")
+                    if show:
+                        break
+            final = shown_t == steps
+            if final:   # the final images without jitter: objective and scores in one pass
+                shown, deepest = x.detach().clone(), max(last, logits_layer, key=names.index)
+                with torch.no_grad():
+                    outs = hooks.run_capturing(engine.model, engine.normalize(shown),
+                                               [*obj.layers, logits_layer], stop_after=deepest)
+                values = obj.evaluate(outs)
+            logits = None
+            if predict or final:
+                if outs is not None and logits_layer in outs:
+                    logits = outs[logits_layer].detach()
+                else:
+                    with torch.no_grad():
+                        logits = hooks.run_capturing(engine.model, engine.normalize(shown),
+                                                     [logits_layer], stop_after=logits_layer,
+                                                     clone=False)[logits_layer]
+                logits = logits.cpu().numpy()
+            return MaximizeStep(shown_t, steps, values.cpu().numpy(), shown.cpu().numpy(), logits,
+                                torch.stack(trace).cpu().numpy() if trace else np.zeros((0, len(x))),
+                                torch.stack(pen_trace).cpu().numpy() if pen_trace
+                                else np.zeros((0, len(x))))
+
+    while True:
+        item = advance()
+        yield item
+        if item.final:
+            return
+
+
+def maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
+             lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+             indices: Sequence[int] | None = None, predict: bool = True,
+             clamp: tuple[float, float] | None = None,
+             control: Control = NO_CONTROL) -> MaximizeResult:
+    """Run :func:`iterate_maximize` to the end (same arguments, no ``every``)."""
+    x0 = start_images(engine, start, n_starts, seed, indices)    # built once, passed on
+    kw = dict(steps=steps, lr=lr, optimizer=optimizer, regularizers=regularizers, seed=seed,
+              every=None, predict=predict, clamp=clamp)
+    last = None
+    for last in iterate_maximize(engine, objective, start=x0, control=control, **kw):  # noqa: B007
+        pass
+    return MaximizeResult(images=last.images, start=x0.cpu().numpy(), values=last.values,
+                          logits=last.logits, trace=last.trace, penalty_trace=last.penalty_trace,
+                          objective=as_objective(objective).description)

@@ -1,0 +1,101 @@
+"""Dataset scans of one objective, streaming in batches: the images that drive it most and
+the histogram of its value over the whole set (visualization paper, Figs. 4–5)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core import hooks
+from ..core.control import NO_CONTROL, Control
+from ..core.data import ImageSet, as_image_set
+from .objectives import as_objective
+
+
+@dataclass(frozen=True)
+class TopImages:
+    """indices: (k,) dataset rows, highest value first; values: (k,) the objective there;
+    images: (k, C, H, W); labels: (k,); objective: its description."""
+    indices: np.ndarray
+    values: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
+    objective: str
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """counts: (bins,); edges: (bins + 1,); values: (N,) the objective on every image."""
+    counts: np.ndarray
+    edges: np.ndarray
+    values: np.ndarray
+    objective: str
+
+
+def _data(engine, data) -> ImageSet:
+    if data is None:
+        if engine.dataset is None:
+            raise ValueError("this engine has no dataset: pass data=(images, labels)")
+        return engine.dataset
+    if torch.is_tensor(data) or isinstance(data, np.ndarray):     # images without labels
+        images = torch.as_tensor(np.asarray(data) if isinstance(data, np.ndarray) else data)
+        return as_image_set((images, -torch.ones(images.shape[0], dtype=torch.int64)),
+                            engine.input_shape)
+    return as_image_set(data, engine.input_shape)
+
+
+def objective_values(engine, target, data=None, control: Control = NO_CONTROL,
+                     batch_size: int | None = None) -> np.ndarray:
+    """(N,) value of ``target`` (an objective or a (layer, unit) pair) on every image of
+    ``data`` (default: the engine's dataset), in batches with progress and Stop."""
+    return _scan(engine, target, data, control, batch_size)[0]
+
+
+def _scan(engine, target, data=None, control: Control = NO_CONTROL, batch_size: int | None = None):
+    """(values, the data set, the bound objective) of :func:`objective_values`."""
+    obj = as_objective(target).bind(engine)
+    ds = _data(engine, data)
+    names = engine.layer_names
+    last = max(obj.layers, key=names.index)
+    bs = int(batch_size or engine.batch_size)
+    out = []
+    with torch.no_grad():
+        for s, images, _ in ds.batches(bs):
+            with engine.borrow():
+                x = engine.prepare(images)
+                outs = hooks.run_capturing(engine.model, engine.normalize(x), obj.layers,
+                                           stop_after=last)
+                out.append(obj.evaluate(outs).cpu())
+            control.step(min(s + bs, len(ds)), len(ds), "scan")
+    return torch.cat(out).numpy(), ds, obj
+
+
+def top_from_values(values: np.ndarray, ds: ImageSet, k: int, description: str) -> TopImages:
+    k = int(k)
+    if not 1 <= k <= len(values):
+        raise ValueError(f"k must be in 1..{len(values)} (the dataset size); got {k}")
+    order = np.argsort(-values, kind="stable")[:k]        # ties: the lower index first
+    return TopImages(indices=order, values=values[order], images=ds.images[order].numpy(),
+                     labels=ds.labels[order].numpy(), objective=description)
+
+
+def histogram_from_values(values: np.ndarray, bins: int, description: str) -> Histogram:
+    counts, edges = np.histogram(values, bins=int(bins))
+    return Histogram(counts=counts, edges=edges, values=values, objective=description)
+
+
+def top_images(engine, target, k: int = 9, data=None, control: Control = NO_CONTROL,
+               batch_size: int | None = None) -> TopImages:
+    """The ``k`` images of ``data`` (default: the engine's dataset) with the highest value of
+    ``target`` (an objective, or a (layer, unit) pair)."""
+    values, ds, obj = _scan(engine, target, data, control, batch_size)
+    return top_from_values(values, ds, k, obj.description)
+
+
+def activation_histogram(engine, target, bins: int = 50, data=None,
+                         control: Control = NO_CONTROL,
+                         batch_size: int | None = None) -> Histogram:
+    """Histogram of ``target`` over every image of ``data`` (default: the engine's dataset)."""
+    values, _, obj = _scan(engine, target, data, control, batch_size)
+    return histogram_from_values(values, bins, obj.description)
