@@ -27,9 +27,10 @@ class Job:
     """One request. ``state``: pending, running, done, stopped, superseded or error."""
 
     def __init__(self, runner: JobRunner, key: str, fn: Callable[[Control], Any],
-                 on_progress=None, on_result=None, on_stopped=None, on_error=None):
+                 on_progress=None, on_result=None, on_stopped=None, on_error=None,
+                 on_partial=None):
         self.runner, self.key, self.fn = runner, key, fn
-        self.on_progress, self.on_result = on_progress, on_result
+        self.on_progress, self.on_result, self.on_partial = on_progress, on_result, on_partial
         self.on_stopped, self.on_error = on_stopped, on_error
         self.state = "pending"
         self.result: Any = None
@@ -70,7 +71,8 @@ class Job:
         self.state = "running"
         start = time.perf_counter()
         try:
-            control = Control(lambda: self._stop.is_set() or self._superseded, self._report)
+            control = Control(lambda: self._stop.is_set() or self._superseded, self._report,
+                              lambda value: self._emit(self.on_partial, value))
             self.result = self.fn(control)
         except Cancelled:
             self.seconds = time.perf_counter() - start
@@ -111,7 +113,8 @@ class JobRunner:
     def submit(self, fn: Callable[[Control], Any], *, key: str = "default", **callbacks) -> Job:
         """Queue ``fn(control)``; the previous job with the same ``key`` is superseded (it
         stops at its next check and stays silent). Callbacks: on_progress(done, total, msg),
-        on_result(result), on_stopped(), on_error(exc, traceback_text)."""
+        on_partial(value) for each ``control.partial(value)`` of ``fn``, on_result(result),
+        on_stopped(), on_error(exc, traceback_text)."""
         job = Job(self, key, fn, **callbacks)
         with self._wake:
             if self._closed:

@@ -114,9 +114,11 @@ class JobWidget(W.VBox):
         return self.runner.latest(self._runner_key(key))
 
     def run_job(self, key: str, fn: Callable, on_result: Callable[[Any], None], *,
-                label: str, quiet: bool = False) -> Job:
+                label: str, quiet: bool = False,
+                on_partial: Callable[[Any], None] | None = None) -> Job:
         """Run ``fn(control)`` on the worker; ``on_result(result)`` runs there when it ends
-        unless a newer job with the same key superseded it. ``quiet`` jobs (live updates while
+        and ``on_partial(value)`` for each ``control.partial(value)`` on the way, unless a
+        newer job with the same key superseded it. ``quiet`` jobs (live updates while
         drawing) leave the progress bar alone and speak only on error."""
         key = self._runner_key(key)
         self._keys.add(key)
@@ -151,7 +153,7 @@ class JobWidget(W.VBox):
             self._update_stop_button()
 
         return self.runner.submit(fn, key=key, on_progress=progress, on_result=result,
-                                  on_stopped=stopped, on_error=failed)
+                                  on_stopped=stopped, on_error=failed, on_partial=on_partial)
 
     def _update_stop_button(self) -> None:
         jobs = (self.runner.latest(k) for k in self._long_keys)

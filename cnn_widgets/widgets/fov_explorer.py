@@ -226,7 +226,7 @@ class FOVExplorer(JobWidget):
     def search_best_input(self):
         """Long job: the image that maximises the selected unit, from three random starts
         (eq. 10), with the maximiser engine; progress and Stop in the status bar."""
-        from ..engine import objectives
+        from ..engine.visualization import objectives
         if self.recon is None:
             return
         layer, unit = self.recon.layer, tuple(self.recon.unit)

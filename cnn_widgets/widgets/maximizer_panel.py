@@ -17,7 +17,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine import objectives as O
+from ..engine.visualization import objectives as O
 from ..engine.visualization.maximize import softmax, start_images
 from ..engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from ..engine.visualization.scan import histogram_from_values, objective_values, top_from_values

@@ -13,8 +13,8 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine import objectives
 from ..engine.core.control import NO_CONTROL
+from ..engine.visualization import objectives
 from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, redraw_on_reconnect
 from .pad import DrawingPad

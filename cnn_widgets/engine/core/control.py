@@ -6,6 +6,7 @@ passes a :class:`Control`; capabilities call :meth:`Control.step` between chunks
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .errors import Cancelled
 
@@ -14,18 +15,27 @@ class Control:
     """Progress sink and stop flag for one piece of engine work.
 
     ``should_stop()`` -> bool is polled between chunks; ``report(done, total, message)`` gets
-    progress (``done`` and ``total`` in the capability's own units, e.g. images).
+    progress (``done`` and ``total`` in the capability's own units, e.g. images);
+    ``partial(value)`` gets intermediate results (a maximiser step, a batch of inverse-set
+    samples) that a view may show before the work ends.
     """
 
     def __init__(self, should_stop: Callable[[], bool] | None = None,
-                 report: Callable[[int, int, str], None] | None = None):
+                 report: Callable[[int, int, str], None] | None = None,
+                 partial: Callable[[Any], None] | None = None):
         self._should_stop = should_stop
         self._report = report
+        self._partial = partial
 
     def check(self) -> None:
         """Raise :class:`Cancelled` when the work should stop."""
         if self._should_stop is not None and self._should_stop():
             raise Cancelled("stopped")
+
+    def partial(self, value: Any) -> None:
+        """Hand an intermediate result to whoever watches the work (nothing by default)."""
+        if self._partial is not None:
+            self._partial(value)
 
     def step(self, done: int, total: int, message: str = "") -> None:
         """Report progress, then stop if asked to."""
