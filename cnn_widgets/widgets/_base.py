@@ -81,6 +81,24 @@ def redraw_on_reconnect(canvas: Canvas, redraw: Callable[[], None]) -> None:
     canvas.on_client_ready(ready)
 
 
+MAX_ERROR_CHARS = 2000   # a message longer than this is cut (a 44 MB error string is no help)
+
+
+def error_html(error: BaseException | str, detail: str | None = None) -> str:
+    """The one error display: ``Type: message`` (or the text), then an optional ``detail``
+    (a traceback) below; every string escaped and each cut to :data:`MAX_ERROR_CHARS`."""
+    head = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    parts = [f"<div style='color:#a00'>{html.escape(_truncate(head))}</div>"]
+    if detail:
+        parts.append(f"<pre style='white-space:pre-wrap;color:#a00'>"
+                     f"{html.escape(_truncate(detail))}</pre>")
+    return "".join(parts)
+
+
+def _truncate(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 class JobWidget(W.VBox):
     """A VBox with a status bar, wired to the engine's job runner.
 
@@ -147,13 +165,16 @@ class JobWidget(W.VBox):
 
         def failed(exc, tb):
             self.progress.bar_style = "danger"
-            self.error.value = (f"<pre style='white-space:pre-wrap;color:#a00'>"
-                                f"{html.escape(tb)}</pre>")
-            self.status.value = f"{label}: {type(exc).__name__}: {exc}"
+            self.error.value = error_html(exc, tb)
+            self.status.value = _truncate(f"{label}: {type(exc).__name__}: {exc}", 200)
             self._update_stop_button()
 
         return self.runner.submit(fn, key=key, on_progress=progress, on_result=result,
                                   on_stopped=stopped, on_error=failed, on_partial=on_partial)
+
+    def show_error(self, error: BaseException | str | None) -> None:
+        """Show ``error`` in the error box (escaped, truncated); None clears it."""
+        self.error.value = "" if error is None else error_html(error)
 
     def _update_stop_button(self) -> None:
         jobs = (self.runner.latest(k) for k in self._long_keys)

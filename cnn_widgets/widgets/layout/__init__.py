@@ -1,0 +1,2 @@
+"""Pure layout math of the widgets (pixel boxes, grids, hit tests): numpy only, no widget
+library, tested without a browser. One module per widget."""
