@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..engine import Engine
+from ..engine.core.errors import InvalidArgument
 from . import cache
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .lenet import LeNet
@@ -20,9 +21,12 @@ DEFAULT_CLASSES = (3, 8)     # two digits that share strokes, as cats and dogs s
 
 
 def _pair(classes: Sequence[int], what: str = "digits 0..9") -> tuple[int, int]:
-    a, b = (int(c) for c in classes)
+    try:
+        a, b = (int(c) for c in classes)
+    except (TypeError, ValueError):   # not two numbers: one, three, or "x"
+        a = b = -1
     if a == b or not (0 <= a <= 9 and 0 <= b <= 9):
-        raise ValueError(f"classes must be two different {what}; got {tuple(classes)}")
+        raise InvalidArgument(f"classes must be two different {what}; got {classes!r}")
     return a, b
 
 
@@ -109,7 +113,7 @@ def read_cifar10(root, download: bool = False):
 def _cifar_pair(classes) -> tuple[int, int]:
     what = f"CIFAR-10 classes ({', '.join(CIFAR_CLASSES)} or 0..9)"
     if len(classes) != 2 or any(isinstance(c, str) and c not in CIFAR_CLASSES for c in classes):
-        raise ValueError(f"classes must be two different {what}; got {tuple(classes)}")
+        raise InvalidArgument(f"classes must be two different {what}; got {tuple(classes)}")
     return _pair([CIFAR_CLASSES.index(c) if isinstance(c, str) else int(c) for c in classes], what)
 
 

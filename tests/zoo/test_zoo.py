@@ -10,6 +10,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from cnn_widgets import Engine
+from cnn_widgets.engine import CacheCorrupt
 from cnn_widgets.testing.data import write_digits_idx
 from cnn_widgets.zoo import LeNet, cache, digits, lenet_digits, lenet_mnist, train, train_classifier
 from cnn_widgets.zoo.pretrained import fresh_lenet
@@ -139,8 +140,9 @@ def test_cache_roundtrip_keys_and_bad_files(cache_root):
     assert torch.equal(loaded["w"], state["w"]) and meta == {"test_accuracy": 0.5}
     changed = {"model": "LeNet", "train": {"epochs": 2, "lr": 0.5}}
     assert cache.cache_path("m", changed) != path and cache.load("m", changed) is None
-    path.write_bytes(path.read_bytes()[:20])   # truncated file -> miss, not a crash
-    assert cache.load("m", recipe) is None
+    path.write_bytes(path.read_bytes()[:20])   # truncated file -> a named fault, not a crash
+    with pytest.raises(CacheCorrupt, match="unreadable"):
+        cache.load("m", recipe)
 
 
 def test_cache_dir_defaults_to_home(monkeypatch, tmp_path):
