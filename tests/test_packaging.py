@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BINDER_REQS = ROOT / "binder" / "requirements.txt"
 WIDGET_MODULES = {"ipywidgets", "ipycanvas", "bqplot", "IPython", "traitlets"}
 ALLOWED_TOP = {"pyproject.toml", "cnn_widgets", "notebooks", "tests", "binder", "README.md",
-               "benchmarks", ".ci"}
+               "CONTRIBUTING.md", "docs", "benchmarks", ".ci"}
 
 
 def _norm(name: str) -> str:  # PEP 503
