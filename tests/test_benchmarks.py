@@ -1,5 +1,5 @@
 """Every benchmark script still runs (``--quick``) and ends with one well-formed bar line per bar
-(values are measured in the README run, not judged here: timings do not belong in tests)."""
+(values are in benchmarks/README.md, not judged here: timings do not belong in tests)."""
 import re
 import subprocess
 import sys
