@@ -4,17 +4,23 @@ Pick a unit and an activation range over its histogram on the dataset (add more 
 intersection), choose K and n, Run: seeds then sampling on the worker thread, the gallery fills
 as samples arrive, each labelled with its activation(s); a histogram of the samples'
 activations inside the range; click a sample to enlarge it next to its etalons.
+
+State: ``constraints``, ``K``, ``n`` and ``selected`` are traits (validated); :meth:`_changed`
+derives what is shown. Every engine call runs as a job; live samples arrive through
+``control.partial`` (the runner drops those of a superseded run).
 """
 from __future__ import annotations
 
-import threading
+import html
 import time
+from dataclasses import dataclass, replace
 
 import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
+from ..engine import InvalidArgument
 from . import draw
 from ._base import (
     JobWidget,
@@ -26,17 +32,59 @@ from ._base import (
     redraw_on_reconnect,
     resize_canvas,
 )
+from .layout.inverse_set_gallery import (
+    COLS,
+    GAP,
+    MAX_SHOWN,  # noqa: F401 - part of the gallery's geometry, imported by tests
+    cell_at,
+    cell_boxes,
+    default_range,
+    picker_limits,
+    range_lines,
+    shown_indices,
+)
 from .units import default_units, format_units, parse_units
 
-COLS = 10               # samples per gallery row
-MAX_SHOWN = 50          # samples drawn (evenly picked from all collected)
-GAP = (16, 6)           # px below (label) and right of each cell
 DETAIL_SCALE = 4
 LIVE_INTERVAL_S = 0.25  # gallery redraws while samples arrive
+MAX_K, MAX_N = 1000, 100000
 
 
 def _unit_text(unit) -> str:
     return format_units([tuple(unit)])
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One unit of the intersection and its range [lo, hi] (None: the default range, the
+    70th-90th percentile on the dataset, not computed yet)."""
+    layer: str
+    unit: tuple[int, ...]
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass(frozen=True)
+class Samples:
+    """images (m, C, H, W) and their activations (m, P), one column per constraint."""
+    images: np.ndarray
+    activations: np.ndarray
+
+
+@dataclass(frozen=True)
+class Detail:
+    """A sample shown enlarged: its index, image (C, H, W) and etalons (one per unit)."""
+    sample: int
+    image: np.ndarray
+    etalons: tuple
+
+
+@dataclass(frozen=True)
+class UnitValues:
+    """A unit's value on every dataset image (empty without a dataset)."""
+    layer: str
+    unit: tuple[int, ...]
+    values: np.ndarray
 
 
 class InverseSetGallery(JobWidget):
@@ -48,8 +96,9 @@ class InverseSetGallery(JobWidget):
     the 70th-90th percentile of its values on the dataset); K, n: seeds and samples.
     """
 
-    constraints = T.List()      # [(layer, unit tuple, z1, z2)]; the picker edits the last one
-    selected = T.Int(allow_none=True, default_value=None)   # index into the samples
+    constraints = T.List(T.Instance(Constraint), minlen=1)   # the picker edits the last one
+    selected = T.Int(allow_none=True, default_value=None)      # index into the samples
+    K, n = T.Int(10), T.Int(100)
 
     def __init__(self, engine, generator=None, *, encoder=None, layer: str | None = None,
                  unit=0, range=None, K: int = 10, n: int = 100):
@@ -59,27 +108,58 @@ class InverseSetGallery(JobWidget):
         self.k = max(1, 56 // max(engine.input_shape[1:]))
         self.cell = (engine.input_shape[1] * self.k, engine.input_shape[2] * self.k)
         self.result = None
-        self.images = np.zeros((0, *engine.input_shape), np.float32)
-        self.activations = np.zeros((0, 0))
+        self.samples = Samples(np.zeros((0, *engine.input_shape), np.float32), np.zeros((0, 0)))
         self.shown: list[int] = []          # sample index of each drawn cell
         self.gallery_rgba = self.detail_rgba = None
         self.labels: list[str] = []
-        self.dataset_values = None
-        self._live_lock = threading.Lock()
-        self._generation = 0
-        self._last_live = 0.0
+        self.unit_values: UnitValues | None = None     # of the picker's unit
+        self.detail: Detail | None = None
         self._syncing = False
-        self._detail = None                 # (sample, image, etalons) shown enlarged
         self._build()
-
         self.constraints = [self._constraint(layer, unit, range)]
-        self.K_box.value, self.n_box.value = int(K), int(n)
-        self._load_picker()
-        self.observe(lambda _c: self._after_constraints(), names=["constraints"])
-        self.observe(lambda _c: self._request_detail(), names=["selected"])
+        self.K, self.n = int(K), int(n)
+        W.link((self, "K"), (self.K_box, "value"))
+        W.link((self, "n"), (self.n_box, "value"))
+        self.observe(self._changed, names=["constraints", "selected"])
         self._after_constraints()
+        self._load_picker()
         self._draw_gallery()
-        self._draw_detail(None)
+        self._show_detail(None)
+
+    @property
+    def images(self) -> np.ndarray:
+        return self.samples.images
+
+    @property
+    def activations(self) -> np.ndarray:
+        return self.samples.activations
+
+    # -- traits ----------------------------------------------------------------------------------
+    @T.validate("K", "n")
+    def _valid_count(self, proposal):
+        name, value = proposal.trait.name, proposal.value
+        hi = MAX_K if name == "K" else MAX_N
+        if not 1 <= value <= hi:
+            raise T.TraitError(f"{name} must be in 1..{hi}; got {value!r}")
+        return value
+
+    @T.validate("selected")
+    def _valid_selected(self, proposal):
+        i, m = proposal.value, len(self.images)
+        if i is not None and not 0 <= i < m:
+            valid = f"in 0..{m - 1} (the samples)" if m else "None (no samples yet)"
+            raise T.TraitError(f"selected must be {valid}; got {i!r}")
+        return i
+
+    def _changed(self, change):
+        if change["name"] == "selected":
+            self._request_detail()
+            return
+        self._after_constraints()
+        if self._syncing:                   # the range slider moved: it shows the range already
+            self._draw_range_lines()
+        else:
+            self._load_picker()
 
     # -- building ----------------------------------------------------------------------------
     def _build(self):
@@ -97,9 +177,9 @@ class InverseSetGallery(JobWidget):
         self.remove_button = W.Button(description="Remove", icon="minus",
                                       layout=W.Layout(width="90px"))
         short = {"description_width": "20px"}
-        self.K_box = W.BoundedIntText(description="K", min=1, max=1000, style=short,
+        self.K_box = W.BoundedIntText(description="K", min=1, max=MAX_K, style=short,
                                       layout=W.Layout(width="100px"))
-        self.n_box = W.BoundedIntText(description="n", min=1, max=100000, style=short,
+        self.n_box = W.BoundedIntText(description="n", min=1, max=MAX_N, style=short,
                                       layout=W.Layout(width="120px"))
         self.run_button = W.Button(description="Run", icon="play", button_style="primary",
                                    layout=W.Layout(width="80px"))
@@ -161,48 +241,58 @@ class InverseSetGallery(JobWidget):
         ]
 
     # -- the unit picker and the constraints ----------------------------------------------------
-    def _values(self, layer, unit) -> np.ndarray:
-        """The unit's value on every dataset image (empty without a dataset)."""
+    def _unit_values(self, layer, unit) -> np.ndarray:
+        """On the worker: the unit's value on every dataset image (empty without a dataset)."""
         if self.engine.dataset is None:
             return np.zeros(0)
         return self.engine.activation_histogram((layer, unit)).values
 
-    def _default_range(self, layer, unit):
-        """The 70th-90th percentile of the unit on the dataset."""
-        values = self._values(layer, unit)
-        if not len(values):
-            raise ValueError("the engine has no dataset to place a default range: pass "
-                             "range=(z1, z2)")
-        return tuple(np.percentile(values, [70, 90]))
-
     def _load_picker(self):
-        """Show the last constraint in the picker."""
-        layer, unit, lo, hi = self.constraints[-1]
-        values = self._values(layer, unit)
-        self.dataset_values = values
-        vmin, vmax = (float(values.min()), float(values.max())) if len(values) else (lo, hi)
-        pad = 0.25 * max(vmax - vmin, hi - lo, 1e-3)
-        lo_lim, hi_lim = min(vmin, lo) - pad, max(vmax, hi) + pad
+        """Show the last constraint in the picker; its dataset values come from a job."""
+        c, uv = self.constraints[-1], self.unit_values
+        known = uv is not None and (uv.layer, uv.unit) == (c.layer, c.unit)
+        if known and c.lo is None:                   # the default range, now that it is known
+            self.constraints = self.constraints[:-1] + [replace(c, **dict(zip(
+                ("lo", "hi"), default_range(uv.values))))]
+            return
         self._syncing = True
         try:
-            self.layer_box.value, self.unit_box.value = layer, _unit_text(unit)
-            s = self.range_slider
-            s.min, s.max = -1e30, 1e30           # widen first: min/max validate against value
-            s.value = (lo, hi)
-            s.min, s.max, s.step = lo_lim, hi_lim, (hi_lim - lo_lim) / 400
+            self.layer_box.value, self.unit_box.value = c.layer, _unit_text(c.unit)
+            if c.lo is not None:
+                lo_lim, hi_lim, step = picker_limits(uv.values if known else np.zeros(0),
+                                                     c.lo, c.hi)
+                s = self.range_slider
+                s.min, s.max = -1e30, 1e30           # widen first: min/max validate against value
+                s.value = (c.lo, c.hi)
+                s.min, s.max, s.step = lo_lim, hi_lim, step
         finally:
             self._syncing = False
-        if len(values):
-            counts, edges = np.histogram(values, bins=40, range=(lo_lim, hi_lim))
+        if not known:
+            self._request_values(c)
+            return
+        if len(uv.values) and c.lo is not None:
+            counts, edges = np.histogram(uv.values, bins=40, range=(self.range_slider.min,
+                                                                    self.range_slider.max))
             with self.data_bars.hold_sync():
                 self.data_bars.x, self.data_bars.y = (edges[:-1] + edges[1:]) / 2, counts
         self._draw_range_lines()
 
+    def _request_values(self, c: Constraint):
+        self.run_job("values", lambda control: UnitValues(c.layer, c.unit,
+                                                          self._unit_values(c.layer, c.unit)),
+                     self._show_values, label="the unit on the dataset", quiet=True)
+
+    def _show_values(self, uv: UnitValues):
+        self.unit_values = uv
+        c = self.constraints[-1]
+        if (c.layer, c.unit) == (uv.layer, uv.unit):   # else the picker moved on: its job follows
+            self._load_picker()
+
     def _draw_range_lines(self):
-        _, _, lo, hi = self.constraints[-1]
-        top = float(max(self.data_bars.y.max(), 1))
-        self.range_lines.x = np.array([[lo, lo], [hi, hi]])
-        self.range_lines.y = np.array([[0, top], [0, top]])
+        c = self.constraints[-1]
+        if c.lo is not None:
+            self.range_lines.x, self.range_lines.y = range_lines(
+                c.lo, c.hi, float(max(self.data_bars.y.max(), 1)))
 
     def _on_picker(self, change):
         if self._syncing:
@@ -215,165 +305,170 @@ class InverseSetGallery(JobWidget):
                 units = parse_units(self.unit_box.value) or [0]
             (unit,) = self.engine.resolve_units(layer, units[:1])
         except Exception as exc:  # noqa: BLE001 - a typo is shown, never raised into the void
-            self.error.value = f"<span style='color:#a00'>{type(exc).__name__}: {exc}</span>"
+            self.show_error(exc)
             return
-        self.error.value = ""
-        lo, hi = self._default_range(layer, unit) if self.engine.dataset is not None \
-            else self.constraints[-1][2:]
-        self.constraints = self.constraints[:-1] + [(layer, unit, float(lo), float(hi))]
-        self._load_picker()
+        self.show_error(None)
+        old = self.constraints[-1]
+        new = Constraint(layer, unit) if self.engine.dataset is not None else \
+            replace(old, layer=layer, unit=unit)
+        self.constraints = self.constraints[:-1] + [new]
 
     def _on_range(self, change):
         if self._syncing:
             return
-        layer, unit, _, _ = self.constraints[-1]
         lo, hi = change["new"]
-        self.constraints = self.constraints[:-1] + [(layer, unit, float(lo), float(hi))]
-        self._draw_range_lines()
+        self._syncing = True        # the slider shows the new range already
+        try:
+            self.constraints = self.constraints[:-1] + [replace(self.constraints[-1],
+                                                                lo=float(lo), hi=float(hi))]
+        finally:
+            self._syncing = False
 
     def add_unit(self, layer: str | None = None, unit=0, range=None):
         """Add a unit to the intersection (default: a copy of the picker's); the picker then
         edits it."""
         new = self.constraints[-1] if layer is None else self._constraint(layer, unit, range)
         self.constraints = self.constraints + [new]
-        self._load_picker()
 
-    def _constraint(self, layer, unit, range):
-        """(layer, unit tuple, z1, z2) for a layer name (None: the logits), a unit (an index
-        or a tuple) and a range (None: the default range)."""
+    def _constraint(self, layer, unit, range) -> Constraint:
+        """The constraint of a layer name (None: the logits), a unit (an index or a tuple)
+        and a range (None: the default range, computed on the worker)."""
         layer = self.engine.layer(layer).name
         (u,) = self.engine.resolve_units(layer, [unit] if isinstance(unit, (int, np.integer))
                                          else [tuple(unit)])
-        lo, hi = range if range is not None else self._default_range(layer, u)
-        return (layer, u, float(lo), float(hi))
+        if range is None:
+            if self.engine.dataset is None:
+                raise InvalidArgument("the engine has no dataset to place a default range: "
+                                      "pass range=(z1, z2)")
+            return Constraint(layer, u)
+        lo, hi = range
+        return Constraint(layer, u, float(lo), float(hi))
 
     def remove_unit(self):
         if len(self.constraints) > 1:
             self.constraints = self.constraints[:-1]
-            self._load_picker()
 
     def _after_constraints(self):
-        rows = "".join(f"<li>{layer} unit {_unit_text(u)}: [{lo:.2f}, {hi:.2f}]</li>"
-                       for layer, u, lo, hi in self.constraints)
+        rows = "".join(f"<li>{html.escape(c.layer)} unit {_unit_text(c.unit)}: "
+                       + (f"[{c.lo:.2f}, {c.hi:.2f}]" if c.lo is not None else "[…]") + "</li>"
+                       for c in self.constraints)
         word = "intersection of" if len(self.constraints) > 1 else "inverse set of"
         self.constraints_html.value = f"<b>{word}</b><ul style='margin:0'>{rows}</ul>"
 
     # -- running (the worker thread) --------------------------------------------------------------
     def run(self):
         """Sample the inverse set of the constraints on the worker thread."""
-        units = [(layer, u) for layer, u, _, _ in self.constraints]
-        ranges = [(lo, hi) for _, _, lo, hi in self.constraints]
-        K, n = int(self.K_box.value), int(self.n_box.value)
-        with self._live_lock:
-            self._generation += 1
-            gen = self._generation
-            self.images = np.zeros((0, *self.engine.input_shape), np.float32)
-            self.activations = np.zeros((0, len(units)))
-        self.result, self.selected, self.summary.value = None, None, ""
-        self._draw_gallery()
+        constraints, K, n = list(self.constraints), self.K, self.n
 
         def work(control):
-            return self.engine.inverse_set(units, ranges, generator=self.generator,
-                                           encoder=self.encoder, K=min(K, n), n=n,
-                                           control=control,
-                                           on_samples=lambda im, a: self._arrived(gen, im, a))
-        self.run_job("run", work, self._show_result, label="inverse set")
+            ranges = [(c.lo, c.hi) if c.lo is not None
+                      else default_range(self._unit_values(c.layer, c.unit)) for c in constraints]
+            chunks: list = []
+            last = [0.0]
 
-    def _arrived(self, gen, images, acts):
-        with self._live_lock:
-            if gen != self._generation:
-                return
-            self.images = np.concatenate([self.images, images])
-            self.activations = np.concatenate([self.activations, acts])
-        now = time.monotonic()
-        if now - self._last_live >= LIVE_INTERVAL_S:
-            self._last_live = now
+            def arrived(images, acts):      # newest wins: the runner drops superseded ones
+                chunks.append((images, acts))
+                if time.monotonic() - last[0] >= LIVE_INTERVAL_S:
+                    last[0] = time.monotonic()
+                    chunks[:] = [tuple(np.concatenate(a) for a in zip(*chunks))]
+                    control.partial(Samples(*chunks[0]))
+            return self.engine.inverse_set([(c.layer, c.unit) for c in constraints], ranges,
+                                           generator=self.generator, encoder=self.encoder,
+                                           K=min(K, n), n=n, control=control, on_samples=arrived)
+
+        with self.runner.lock:    # no partial of the last run lands between reset and submit
+            self.result, self.selected, self.summary.value = None, None, ""
+            self.samples = Samples(np.zeros((0, *self.engine.input_shape), np.float32),
+                                   np.zeros((0, len(constraints))))
             self._draw_gallery()
+            return self.run_job("run", work, self._show_result, label="inverse set",
+                                on_partial=self._show_live)
+
+    def _show_live(self, samples: Samples):
+        self.samples = samples
+        self._draw_gallery()
 
     def _show_result(self, res):
-        with self._live_lock:
-            self.result, self.images, self.activations = res, res.images, res.activations
+        self.result, self.samples = res, Samples(res.images, res.activations)
         self.summary.value = (
             f"{res.n} samples, all inside their range(s); gradient steps: {res.steps_seeds} for "
             f"the {res.K} seeds, {res.steps_sampling} for the other {res.n - res.K}; diversity "
-            f"(mean distance in E's space) {res.diversity:.2f}" + (f"<br>{res.report}"
-                                                                    if res.report else ""))
+            f"(mean distance in E's space) {res.diversity:.2f}"
+            + (f"<br>{html.escape(res.report)}" if res.report else ""))
         self._draw_gallery()
 
     # -- drawing -------------------------------------------------------------------------------
     def _draw_gallery(self):
-        with self._live_lock:
-            images, acts = self.images, self.activations
-        m = len(images)
-        self.shown = sorted(set(np.linspace(0, m - 1, min(m, MAX_SHOWN)).round().astype(int)
-                                .tolist())) if m else []
+        images, acts = self.samples.images, self.samples.activations
+        self.shown = shown_indices(len(images))
         self.labels = [" / ".join(f"{v:.2f}" for v in acts[i]) for i in self.shown]
         cells = [[draw.upscale(draw.image(images[i]), self.k) for i in self.shown[r:r + COLS]]
                  for r in range(0, len(self.shown), COLS)]
-        sheet, corners = draw.tile(cells, self.cell, GAP)
+        sheet, _ = draw.tile(cells, self.cell, GAP)
         self.gallery_rgba = sheet
-        flat = [c for row in corners for c in row]
         with drawing():
             c = self.gallery_canvas
             resize_canvas(c, c.width, max(sheet.shape[0], 40))
             c.clear()
-            if m:
+            if self.shown:
                 put_rgba(c, sheet)
             c.fill_style, c.font = "#222", "10px sans-serif"
-            for (top, left), text in zip(flat, self.labels):
-                c.fill_text(text, left + 1, top + self.cell[0] + 11)
-            if not m:
+            for (top, left, h, _w), text in zip(cell_boxes(len(self.shown), self.cell), self.labels):
+                c.fill_text(text, left + 1, top + h + 11)
+            if not self.shown:
                 c.fill_text("Run to sample the inverse set.", 4, 20)
         self._draw_sample_hist(acts)
 
     def _draw_sample_hist(self, acts):
-        _, _, lo, hi = self.constraints[-1]
-        p = len(self.constraints) - 1
+        c, p = self.constraints[-1], len(self.constraints) - 1
+        if c.lo is None:
+            return
         values = acts[:, p] if acts.ndim == 2 and acts.shape[1] > p else np.zeros(0)
-        counts, edges = np.histogram(values, bins=20, range=(lo, hi))
+        counts, edges = np.histogram(values, bins=20, range=(c.lo, c.hi))
         with self.sample_bars.hold_sync():
             self.sample_bars.x, self.sample_bars.y = (edges[:-1] + edges[1:]) / 2, counts
         self.sample_y.max = float(max(counts.max(), 1))
 
     def _click(self, x, y):
-        hit = draw.cell_at(x, y, self.cell, GAP, (0, 0), (-(-len(self.shown) // COLS), COLS))
-        if hit is not None and hit[0] * COLS + hit[1] < len(self.shown):
-            self.selected = self.shown[hit[0] * COLS + hit[1]]
+        hit = cell_at(x, y, len(self.shown), self.cell)
+        if hit is not None:
+            self.selected = self.shown[hit]
 
     def _request_detail(self):
         i = self.selected
-        if i is None or i >= len(self.images):
-            self._draw_detail(None)
+        if i is None:
+            self._show_detail(None)
             return
         x, constraints = self.images[i].copy(), list(self.constraints)
 
         def work(control):
-            return i, x, [self.engine.etalons(x, layer, [u], control=control)
-                          for layer, u, _, _ in constraints[:3]]
-        self.run_job("detail", work, self._draw_detail, label="etalon", quiet=True)
+            return Detail(i, x, tuple(self.engine.etalons(x, c.layer, [c.unit], control=control)
+                                      for c in constraints[:3]))
+        self.run_job("detail", work, self._show_detail, label="etalon", quiet=True)
 
-    def _draw_detail(self, value):
-        self._detail = value
+    def _show_detail(self, detail: Detail | None):
+        self.detail = detail
         self._paint_detail()
 
     def _paint_detail(self):
-        value, c = self._detail, self.detail_canvas
-        if value is None:
+        d, c = self.detail, self.detail_canvas
+        if d is None:
             self.detail_rgba, self.detail_text.value = None, ""
             placeholder(c, "Click a sample to enlarge it with its etalon.")
             return
-        i, x, ets = value
         s = DETAIL_SCALE
-        panels = [draw.upscale(draw.image(x), s)]
-        panels += [draw.upscale(draw.signed(et.W[0, 0]), s) for et in ets]
+        panels = [draw.upscale(draw.image(d.image), s)]
+        panels += [draw.upscale(draw.signed(et.W[0, 0]), s) for et in d.etalons]
         sheet, corners = draw.tile([panels], panels[0].shape[:2], (0, 8), origin=(18, 0))
         self.detail_rgba = sheet
         with drawing():
             paint_sheet(c, sheet, font="12px sans-serif", resize=False)
-            titles = [f"sample {i}"] + [f"etalon {et.layer}:{_unit_text(et.units[0])}" for et in ets]
+            titles = [f"sample {d.sample}"] + [f"etalon {et.layer}:{_unit_text(et.units[0])}"
+                                               for et in d.etalons]
             for (_top, left), title in zip(corners[0], titles):
                 c.fill_text(title, left + 2, 13)
-        rows = "".join(f"<br>{et.layer} unit {_unit_text(et.units[0])}: f = {et.out[0, 0]:.3f} "
-                       f"(range [{lo:.2f}, {hi:.2f}]; etalon {'exact' if et.exact else 'Jacobian'})"
-                       for et, (_, _, lo, hi) in zip(ets, self.constraints))
-        self.detail_text.value = f"<b>sample {i}</b>{rows}"
+        rows = "".join(f"<br>{html.escape(et.layer)} unit {_unit_text(et.units[0])}: f = "
+                       f"{et.out[0, 0]:.3f} (range [{k.lo:.2f}, {k.hi:.2f}]; etalon "
+                       f"{'exact' if et.exact else 'Jacobian'})"
+                       for et, k in zip(d.etalons, self.constraints) if k.lo is not None)
+        self.detail_text.value = f"<b>sample {d.sample}</b>{rows}"

@@ -6,23 +6,27 @@ the canvas while the objective curve and the class probabilities (bqplot) follow
 be laid over the image; "Top-k + histogram" scans the dataset for the objective; the fooling
 mode raises another class's logit on dataset images and shows start, end, the difference
 heatmap and both Grad-CAMs.
+
+State: the inputs are traits (each linked to its control); :meth:`_changed` derives what is
+shown. Every engine call runs as a job on the engine's worker, never on the kernel thread.
 """
 from __future__ import annotations
 
 import html
 import time
+from dataclasses import dataclass, replace
 
-import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
+from ..engine import Control, InvalidArgument
 from ..engine.visualization import objectives as O
-from ..engine.visualization.maximize import softmax, start_images
 from ..engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
-from ..engine.visualization.scan import histogram_from_values, objective_values, top_from_values
 from . import draw
-from ._base import JobWidget, drawing, new_canvas, paint_sheet, redraw_on_reconnect
+from ._base import JobWidget, drawing, paint_sheet, placeholder, redraw_on_reconnect
+from .layout.maximizer_panel import curve, fool_titles, softmax, start_rows, top_class, unit_max, wrap, zoom
+from .maximizer_controls import build_controls, build_views
 from .units import parse_indices
 
 DRAW_INTERVAL_S = 0.1      # live redraws at most ~10 per second ...
@@ -31,7 +35,15 @@ GAP = 6
 CAPTION = 16
 TOP_COLUMNS = 5
 FOOL_LR = 0.01             # plain SGD with a small step: the picture barely changes (Sec. 2.1)
-KINDS = ("logit", "probability", "channel", "unit", "layer mean")
+MAX_STEPS, MAX_STARTS = 100000, 8
+# trait -> its control (attribute of the panel); W.link keeps the two equal
+LINKS = {"mode": "mode_buttons", "steps": "steps_box", "lr": "lr_box",
+         "optimizer": "optimizer_box", "start": "start_box", "start_image": "index_start",
+         "n_starts": "n_starts_box", "alpha": "alpha_on", "alpha_weight": "alpha_weight_slider",
+         "alpha_exp": "alpha_exp_slider", "tv": "tv_on", "tv_weight": "tv_weight_slider",
+         "tv_beta": "tv_beta_slider",
+         "gradient_trick": "trick_on", "jitter": "jitter_on", "cam_overlay": "cam_on",
+         "fool_target": "fool_target_box", "fool_rows": "fool_rows_box"}
 
 
 def heat_overlay(img: np.ndarray, heat: np.ndarray, strength: float = 0.6) -> np.ndarray:
@@ -39,10 +51,6 @@ def heat_overlay(img: np.ndarray, heat: np.ndarray, strength: float = 0.6) -> np
     a = np.clip(heat, 0, 1)[..., None] * strength
     rgb = img[..., :3].astype(np.float64) * (1 - a) + np.array([230.0, 30.0, 30.0]) * a
     return draw.rgba(rgb)
-
-
-def _scale(hw, size: int) -> int:
-    return max(1, size // max(hw))
 
 
 def shown(img: np.ndarray) -> np.ndarray:
@@ -54,6 +62,41 @@ def shown(img: np.ndarray) -> np.ndarray:
     return draw.image((img - lo) / max(hi - lo, 1e-12))
 
 
+def in_range(name: str, value, lo, hi):
+    """``value`` if lo <= value <= hi, else a TraitError naming the valid range."""
+    if not lo <= value <= hi:
+        raise T.TraitError(f"{name} must be in {lo}..{hi}; got {value!r}")
+    return value
+
+
+def one_of(name: str, value, options):
+    if value not in options:
+        raise T.TraitError(f"{name} must be one of {list(options)}; got {value!r}")
+    return value
+
+
+def part(control: Control, i: int, n: int) -> Control:
+    """A Control that reports into the ``i``-th of ``n`` equal parts of ``control``'s bar."""
+    return Control(report=lambda done, total, msg: control.step(i * total + done, n * total, msg))
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What the image canvas shows: images (N, C, H, W), probs (N, classes), the ascent's
+    step (None: the start) and the Grad-CAM overlay (None: off)."""
+    images: np.ndarray
+    probs: np.ndarray
+    step: object = None
+    cam: object = None
+
+
+@dataclass(frozen=True)
+class Scan:
+    """The dataset scan of one objective: top images and histogram."""
+    top: object
+    histogram: object
+
+
 class MaximizerPanel(JobWidget):
     """Activation maximisation, dataset scans and pixel fooling for an engine.
 
@@ -62,171 +105,104 @@ class MaximizerPanel(JobWidget):
     dataset images the scan shows.
     """
 
-    mode = T.Unicode("maximize")      # "maximize" | "fool"
+    objective = T.Any()
+    mode = T.Unicode("maximize")            # "maximize" | "fool"
+    steps, lr, optimizer = T.Int(200), T.Float(0.05), T.Unicode("adam")
+    start, start_image, n_starts = T.Unicode("noise"), T.Int(0), T.Int(1)
+    top_k = T.Int(9)
+    alpha, alpha_weight, alpha_exp = T.Bool(False), T.Float(1e-3), T.Float(6.0)
+    tv, tv_weight, tv_beta = T.Bool(False), T.Float(1e-2), T.Float(2.0)
+    gradient_trick, jitter, cam_overlay = T.Bool(False), T.Bool(False), T.Bool(False)
+    fool_target, fool_rows = T.Int(0), T.Unicode("")
 
     def __init__(self, engine, *, objective=None, steps: int = 200, lr: float = 0.05,
                  optimizer: str = "adam", start: str = "noise", n_starts: int = 1,
                  top_k: int = 9):
         super().__init__(engine)
         self.add_class("cnnw-maximizer")
-        self.k = _scale(engine.input_shape[1:], 168)          # the optimised images
-        self.k_small = _scale(engine.input_shape[1:], 84)     # top-k and fooling cells
-        self.objective = O.as_objective(objective if objective is not None else O.logit(0))
-        self.objective.bind(engine)
-        self.top_k = int(top_k)
-        self.last_step = None           # the latest MaximizeStep drawn
-        self.cam = None                 # GradCam of the images shown (overlay)
-        self.top = self.histogram = self.fooling = None
+        self.k = zoom(engine.input_shape[1:], 168)            # the optimised images
+        self.k_small = zoom(engine.input_shape[1:], 84)       # top-k and fooling cells
+        ds = engine.dataset
+        self.picture: Picture | None = None
+        self.scan_result: Scan | None = None
+        self.fooling = None
         self.image_rgba = self.top_rgba = self.fool_rgba = None
-        self._build_controls(steps, lr, optimizer, start, n_starts)
-        self._build_views()
-        self._show_objective()
-        self._show_start()
-        self.children = [
-            self.mode_buttons,
-            W.HBox([self.kind_box, self.class_box, self.layer_box, self.index_box, self.weight_box,
-                    self.set_button, self.add_button]),
-            self.objective_label,
-            W.HBox([self.alpha_on, self.alpha_weight, self.alpha_exp]),
-            W.HBox([self.tv_on, self.tv_weight, self.tv_beta]),
-            W.HBox([self.trick_on, self.jitter_on, self.cam_on]),
-            W.HBox([self.start_box, self.index_start, self.n_starts_box, self.steps_box,
-                    self.lr_box, self.optimizer_box]),
-            self.fool_row,
-            W.HBox([self.run_button, self.scan_button]),
-            self.status_bar, self.error,
-            W.HBox([self.image_canvas, self.curve_fig, self.prob_fig]),
-            self.fool_canvas,
-            W.HBox([self.top_canvas, self.hist_fig]),
-        ]
+        self.objective = objective if objective is not None else O.logit(0)
+        self.steps, self.lr, self.optimizer, self.top_k = steps, lr, optimizer, top_k
+        self.start = start if ds is not None else "noise"
+        self.n_starts = n_starts
+        self.fool_target = engine.n_classes - 1
+        if ds is not None:
+            rows = np.flatnonzero(ds.labels.numpy() == 0)[:4]
+            self.fool_rows = ", ".join(str(int(r)) for r in rows)
         self._mode_lr = {"maximize": float(lr), "fool": FOOL_LR}
-        self.observe(self._on_mode, names="mode")
-        self._on_mode()
-        self._kind_changed()
-
-    # -- controls ------------------------------------------------------------------------------
-    def _build_controls(self, steps, lr, optimizer, start, n_starts):
-        e = self.engine
-        small = W.Layout(width="150px")
-        self.mode_buttons = W.ToggleButtons(options=[("maximize", "maximize"), ("fool", "fool")],
-                                            value="maximize")
-        W.link((self.mode_buttons, "value"), (self, "mode"))
-        self.kind_box = W.Dropdown(options=KINDS, value="logit", description="term",
-                                   layout=W.Layout(width="200px"))
-        self.layer_box = W.Dropdown(options=e.layer_names, value=e.default_layer,
-                                    description="layer", layout=W.Layout(width="200px"))
-        self.class_box = W.Dropdown(options=[(f"{i}: {c}", i) for i, c in enumerate(e.class_names)],
-                                    value=0, description="class", layout=W.Layout(width="220px"))
-        self.index_box = W.Text(value="0", description="index", placeholder="3  or  c:y:x",
-                                layout=W.Layout(width="170px"))
-        self.weight_box = W.FloatText(value=1.0, description="weight", layout=small)
-        self.set_button = W.Button(description="Set", layout=W.Layout(width="60px"))
-        self.add_button = W.Button(description="Add", layout=W.Layout(width="60px"))
-        self.objective_label = W.HTML()
-        self.alpha_on = W.Checkbox(value=False, description="α-norm", indent=False,
-                                   layout=W.Layout(width="90px"))
-        self.alpha_weight = W.FloatLogSlider(value=1e-3, base=10, min=-6, max=1,
-                                             description="λ", readout_format=".0e")
-        self.alpha_exp = W.FloatSlider(value=6.0, min=1.0, max=10.0, step=0.5, description="α")
-        self.tv_on = W.Checkbox(value=False, description="TV", indent=False,
-                                layout=W.Layout(width="90px"))
-        self.tv_weight = W.FloatLogSlider(value=1e-2, base=10, min=-6, max=1, description="λ",
-                                          readout_format=".0e")
-        self.tv_beta = W.FloatSlider(value=2.0, min=0.5, max=3.0, step=0.25, description="β")
-        self.trick_on = W.Checkbox(value=False, description="blur/shift/rotate the gradient",
-                                   indent=False, layout=W.Layout(width="240px"))
-        self.jitter_on = W.Checkbox(value=False, description="jitter the input", indent=False,
-                                    layout=W.Layout(width="150px"))
-        self.cam_on = W.Checkbox(value=False, description="Grad-CAM overlay", indent=False)
-        self.start_box = W.Dropdown(options=["noise", "dataset"],
-                                    value=start if e.dataset is not None else "noise",
-                                    description="start", layout=W.Layout(width="170px"))
-        n = len(e.dataset) if e.dataset is not None else 1
-        self.index_start = W.BoundedIntText(value=0, min=0, max=n - 1, description="image",
-                                            layout=small)
-        self.n_starts_box = W.BoundedIntText(value=n_starts, min=1, max=8, description="starts",
-                                             layout=small)
-        self.steps_box = W.BoundedIntText(value=steps, min=1, max=100000, description="steps",
-                                          layout=small)
-        self.lr_box = W.FloatText(value=lr, description="lr", layout=small)
-        self.optimizer_box = W.Dropdown(options=["adam", "sgd"], value=optimizer,
-                                        description="optimizer", layout=W.Layout(width="170px"))
-        self.fool_target = W.Dropdown(options=[(f"{i}: {c}", i) for i, c in
-                                               enumerate(e.class_names)],
-                                      value=e.n_classes - 1, description="raise class")
-        self.fool_rows = W.Text(value=self._default_fool_rows(), description="images",
-                                placeholder="dataset rows, e.g. 0-3")
-        self.fool_row = W.HBox([self.fool_target, self.fool_rows])
-        self.run_button = W.Button(description="Run", icon="play", button_style="primary",
-                                   layout=W.Layout(width="90px"))
-        self.scan_button = W.Button(description="Top-k + histogram", icon="search",
-                                    layout=W.Layout(width="170px"))
-        for w, cls in ((self.mode_buttons, "cnnw-mode"), (self.kind_box, "cnnw-term-kind"),
-                       (self.layer_box, "cnnw-term-layer"), (self.index_box, "cnnw-term-index"),
-                       (self.class_box, "cnnw-term-class"),
-                       (self.weight_box, "cnnw-term-weight"), (self.set_button, "cnnw-set"),
-                       (self.add_button, "cnnw-add"), (self.objective_label, "cnnw-objective"),
-                       (self.run_button, "cnnw-run"), (self.scan_button, "cnnw-scan"),
-                       (self.cam_on, "cnnw-cam"), (self.start_box, "cnnw-start")):
-            w.add_class(cls)
-        self.set_button.on_click(lambda _b: self._term_clicked(add=False))
-        self.add_button.on_click(lambda _b: self._term_clicked(add=True))
-        self.run_button.on_click(lambda _b: self.run())
-        self.scan_button.on_click(lambda _b: self.scan())
-        if e.dataset is None:           # scans, dataset starts and fooling need images
-            self.scan_button.disabled = True
-            self.start_box.options = ["noise"]
-            self.mode_buttons.options = [("maximize", "maximize")]
-        self.cam_on.observe(lambda _c: self._cam_toggled(), names="value")
-        self.kind_box.observe(self._kind_changed, names="value")
-        for box in (self.start_box, self.index_start, self.n_starts_box):
-            box.observe(lambda _c: self._show_start(), names="value")
-
-    def _default_fool_rows(self) -> str:
-        ds = self.engine.dataset
-        if ds is None:
-            return ""
-        rows = np.flatnonzero(ds.labels.numpy() == 0)[:4]
-        return ", ".join(str(int(r)) for r in rows)
-
-    def _build_views(self):
-        h, w = self.engine.input_shape[1:]
-        self.image_canvas = new_canvas(w * self.k, h * self.k + CAPTION, "cnnw-max-image")
-        self.top_canvas = new_canvas(10, 10, "cnnw-max-top")
-        self.fool_canvas = new_canvas(10, 10, "cnnw-max-fool")
-        sx, sy = bq.LinearScale(), bq.LinearScale()
-        self.curve = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": sx, "y": sy})
-        self.curve_fig = bq.Figure(marks=[self.curve], title="objective",
-                                   axes=[bq.Axis(scale=sx, label="step"),
-                                         bq.Axis(scale=sy, side="left")],
-                                   layout=W.Layout(width="320px", height="220px"),
-                                   fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10})
-        bx, by = bq.OrdinalScale(), bq.LinearScale(min=0.0, max=1.0)
-        self.bars = bq.Bars(x=list(self.engine.class_names),
-                            y=np.zeros(self.engine.n_classes), scales={"x": bx, "y": by})
-        self.prob_fig = bq.Figure(marks=[self.bars], title="class probabilities",
-                                  axes=[bq.Axis(scale=bx), bq.Axis(scale=by, side="left")],
-                                  layout=W.Layout(width="320px", height="220px"),
-                                  fig_margin={"top": 30, "bottom": 35, "left": 40, "right": 10})
-        hx, hy = bq.LinearScale(), bq.LinearScale(min=0.0)
-        self.hist_bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": hx, "y": hy})
-        self.hist_fig = bq.Figure(marks=[self.hist_bars], title="objective over the dataset",
-                                  axes=[bq.Axis(scale=hx, label="value", num_ticks=5),
-                                        bq.Axis(scale=hy, side="left")],
-                                  layout=W.Layout(width="360px", height="220px"),
-                                  fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10})
-        for fig, cls in ((self.curve_fig, "cnnw-curve"), (self.prob_fig, "cnnw-probs"),
-                         (self.hist_fig, "cnnw-hist")):
-            fig.add_class(cls)
+        build_controls(self)
+        build_views(self)
+        for name, control in LINKS.items():
+            W.link((self, name), (getattr(self, control), "value"))
         redraw_on_reconnect(self.image_canvas, self._draw_image)
         redraw_on_reconnect(self.top_canvas, self._draw_top)
         redraw_on_reconnect(self.fool_canvas, self._draw_fool)
+        self.observe(self._changed, names=["objective", "mode", "start", "start_image",
+                                           "n_starts", "cam_overlay"])
+        self._show_objective()
+        self._show_mode()
+        self._kind_changed()
+        placeholder(self.image_canvas, "computing the start…")
+        self._request_start()
 
-    def _on_mode(self, change=None):
+    # -- traits: validation and the one observer -----------------------------------------------
+    @T.validate("objective")
+    def _valid_objective(self, proposal):
+        objective = O.as_objective(proposal.value)
+        try:
+            objective.bind(self.engine)
+        except Exception as exc:  # noqa: BLE001 - a trait refuses with TraitError
+            raise T.TraitError(f"objective: {exc}") from exc
+        return objective
+
+    @T.validate("mode")
+    def _valid_mode(self, proposal):
+        return one_of("mode", proposal.value, ("maximize", "fool") if self.engine.dataset
+                      is not None else ("maximize",))
+
+    @T.validate("start")
+    def _valid_start(self, proposal):
+        return one_of("start", proposal.value, ("noise", "dataset") if self.engine.dataset
+                      is not None else ("noise",))
+
+    @T.validate("optimizer")
+    def _valid_optimizer(self, proposal):
+        return one_of("optimizer", proposal.value, ("adam", "sgd"))
+
+    @T.validate("steps", "n_starts", "top_k", "start_image", "fool_target")
+    def _valid_count(self, proposal):
+        n = len(self.engine.dataset) if self.engine.dataset is not None else 1
+        hi = {"steps": MAX_STEPS, "n_starts": MAX_STARTS, "top_k": 10 ** 6,
+              "start_image": n - 1, "fool_target": self.engine.n_classes - 1}
+        name = proposal.trait.name
+        return in_range(name, proposal.value, 0 if name in ("start_image", "fool_target") else 1,
+                        hi[name])
+
+    @T.validate("lr", "alpha_weight", "tv_weight")
+    def _valid_positive(self, proposal):
+        return in_range(proposal.trait.name, proposal.value, 1e-12, 1e6)
+
+    def _changed(self, change):
+        name = change["name"]
+        if name == "objective":
+            self._show_objective()
+        elif name == "mode":
+            self._mode_lr[change["old"]] = self.lr     # each mode keeps its own learning rate
+            self.lr = self._mode_lr[change["new"]]
+            self._show_mode()
+        elif name == "cam_overlay":
+            self._cam_toggled()
+        else:
+            self._request_start()
+
+    def _show_mode(self):
         fooling = self.mode == "fool"
-        if change is not None:      # each mode keeps its own learning rate (fooling: small)
-            self._mode_lr[change["old"]] = self.lr_box.value
-            self.lr_box.value = self._mode_lr[change["new"]]
         self.fool_row.layout.display = "" if fooling else "none"
         self.fool_canvas.layout.display = "" if fooling else "none"
         self.run_button.description = "Fool" if fooling else "Run"
@@ -243,10 +219,8 @@ class MaximizerPanel(JobWidget):
     def term(self) -> O.Objective:
         """The term the builder row describes (weighted)."""
         kind, layer, text = self.kind_box.value, self.layer_box.value, self.index_box.value.strip()
-        if kind == "logit":
-            t = O.logit(self.class_box.value)
-        elif kind == "probability":
-            t = O.probability(self.class_box.value)
+        if kind in ("logit", "probability"):
+            t = (O.logit if kind == "logit" else O.probability)(self.class_box.value)
         elif kind == "channel":
             t = O.channel(layer, int(text or 0))
         elif kind == "unit":
@@ -257,19 +231,18 @@ class MaximizerPanel(JobWidget):
         return float(self.weight_box.value) * t
 
     def set_objective(self, objective) -> None:
+        """Set the objective; a bad layer or index is refused with the engine's own error."""
         objective = O.as_objective(objective)
-        objective.bind(self.engine)            # a bad layer or index is refused here
+        objective.bind(self.engine)
         self.objective = objective
-        self._show_objective()
 
     def _term_clicked(self, add: bool):
         try:
             t = self.term()
             self.set_objective(self.objective + t if add else t)
-            self.error.value = ""
-        except Exception as exc:   # noqa: BLE001 - shown next to the builder
-            self.error.value = (f"<span style='color:#a00'>{html.escape(type(exc).__name__)}: "
-                                f"{html.escape(str(exc))}</span>")
+            self.show_error(None)
+        except Exception as exc:  # noqa: BLE001 - shown next to the builder
+            self.show_error(exc)
 
     def _show_objective(self):
         text = html.escape(self.objective.description)
@@ -277,157 +250,187 @@ class MaximizerPanel(JobWidget):
 
     def regularizers(self) -> list:
         """The regularisers the switches and sliders describe."""
-        return [AlphaNorm(self.alpha_weight.value, self.alpha_exp.value, self.alpha_on.value),
-                TotalVariation(self.tv_weight.value, self.tv_beta.value, self.tv_on.value),
-                GradientTrick(enabled=self.trick_on.value), Jitter(enabled=self.jitter_on.value)]
+        return [AlphaNorm(self.alpha_weight, self.alpha_exp, self.alpha),
+                TotalVariation(self.tv_weight, self.tv_beta, self.tv),
+                GradientTrick(enabled=self.gradient_trick), Jitter(enabled=self.jitter)]
 
     def _start_kw(self) -> dict:
-        n = int(self.n_starts_box.value)
-        if self.start_box.value == "dataset":
-            size = len(self.engine.dataset)
-            first = int(self.index_start.value)
-            return {"start": "dataset", "indices": [(first + i) % size for i in range(n)]}
-        return {"start": "noise", "n_starts": n}
+        if self.start == "dataset":
+            return {"start": "dataset",
+                    "indices": start_rows(self.start_image, self.n_starts, len(self.engine.dataset))}
+        return {"start": "noise", "n_starts": self.n_starts}
 
-    # -- runs ----------------------------------------------------------------------------------
-    def run(self):
-        """Maximise the objective (or fool, in fooling mode) on the worker thread."""
-        if self.mode == "fool":
-            return self.run_fooling()
-        objective, regs, start = self.objective, self.regularizers(), self._start_kw()
-        settings = dict(steps=int(self.steps_box.value), lr=float(self.lr_box.value),
-                        optimizer=self.optimizer_box.value, regularizers=regs, **start)
-        cam = self.cam_on.value
-        self.curve_fig.title = "objective"     # fooling retitles the curve
+    # -- the picture ---------------------------------------------------------------------------
+    @property
+    def last_step(self):
+        """The latest MaximizeStep drawn (None: the start is shown)."""
+        return self.picture.step if self.picture is not None else None
+
+    @property
+    def cam(self):
+        """The GradCam laid over the images shown (None: none)."""
+        return self.picture.cam if self.picture is not None else None
+
+    def _picture(self, images, logits, cam: bool, step=None) -> Picture:
+        """On the worker: a Picture of ``images`` (the logits computed when None)."""
+        if logits is None:
+            logits = self.engine.predict(images)
+        return Picture(images, softmax(logits), step, self.engine.gradcam(images) if cam else None)
+
+    def _request_start(self):
+        objective, kw = self.objective, self._start_kw()
 
         def work(control):
-            self.cam = None
-            clock = {"next": 0.0}
-            step = None
-            # ask for a step to draw when the clock says so: in between, the ascent runs as
-            # fast as headless (no copies, no class scores)
-            wanted = lambda _t: time.monotonic() >= clock["next"]       # noqa: E731
-            for step in self.engine.iterate_maximize(objective, control=control, every=wanted,
-                                                     predict=False, **settings):
-                began = time.monotonic()
-                probs = softmax(step.logits if step.logits is not None
-                                else self.engine.predict(step.images))
-                extra = self.engine.gradcam(step.images) if cam else None
-                with self.runner.lock:
-                    control.check()      # stopped or superseded: never paint over a newer run
-                    self._show_step(step, probs, extra)
-                # drawing (with its class scores) takes at most 1/DRAW_BUDGET of the time
-                clock["next"] = began + max(DRAW_INTERVAL_S,
-                                            DRAW_BUDGET * (time.monotonic() - began))
-            return step
+            # the facade's way to the start images: the state before the first update
+            steps = self.engine.iterate_maximize(objective, steps=1, every=1, **kw)
+            try:
+                first = next(steps)
+            finally:
+                steps.close()
+            return self._picture(first.images, first.logits, self.cam_overlay)
 
-        return self.run_job("run", work, lambda _s: None, label="maximize")
+        self.run_job("start", work, self._show_start, label="start images", quiet=True)
 
-    def _show_step(self, step, probs, cam=None):
-        self.last_step, self.cam = step, cam
-        self._draw_image(probs)
-        trace = np.concatenate([step.trace, step.values[None]]) if step.final else step.trace
-        self._set_curve(np.arange(len(trace)), trace)
+    def _show_start(self, picture: Picture):
+        run = self.job("run")
+        if run is None or run.state not in ("pending", "running"):   # never over a live run
+            self._show_picture(picture)
+            if self.cam_overlay and picture.cam is None:    # switched on while it was computed
+                self._cam_toggled()
 
-    def _set_curve(self, x: np.ndarray, y: np.ndarray):
-        """One line per start; y: (T, N). bqplot squeezes arrays, so keep them >= 2 long."""
-        if len(x) < 2:
-            x, y = np.zeros(0), np.zeros((0, 1))
-        with self.curve.hold_sync():
-            self.curve.x = x
-            self.curve.y = y[:, 0] if y.shape[1] == 1 else y.T
+    def _show_picture(self, picture: Picture):
+        with self.runner.lock:
+            self.picture = picture
+            self._draw_image()
 
-    def _show_start(self):
-        try:
-            x = start_images(self.engine, **self._start_kw()).cpu().numpy()
-        except Exception:   # noqa: BLE001 - no dataset or an index out of range: keep the picture
+    def _draw_image(self):
+        pic = self.picture
+        if pic is None:
             return
-        probs = softmax(self.engine.predict(x))
-        with self.runner.lock:          # a running ascent draws under the same lock
-            self.last_step, self.cam = None, None
-            self._start_images = x
-            self._draw_image(probs)
-
-    def _images(self) -> np.ndarray:
-        return self.last_step.images if self.last_step is not None else self._start_images
-
-    def _draw_image(self, probs: np.ndarray | None = None):
-        if probs is not None:
-            self._probs = probs
-            self.bars.y = probs[0]
-        imgs, k = self._images(), self.k
-        heats = self.cam.normalized()[:, 0] if self.cam is not None else None
+        self.bars.y = pic.probs[0]
+        heats = pic.cam.normalized()[:, 0] if pic.cam is not None else None
         cells = []
-        for i, img in enumerate(imgs):
-            cell = draw.upscale(shown(img), k)
+        for i, img in enumerate(pic.images):
+            cell = draw.upscale(shown(img), self.k)
             if heats is not None:
-                cell = heat_overlay(cell, draw.upscale(heats[i][..., None], k)[..., 0])
+                cell = heat_overlay(cell, draw.upscale(heats[i][..., None], self.k)[..., 0])
             cells.append(cell)
         sheet, corners = draw.tile([cells], cells[0].shape[:2], (CAPTION, GAP))
         self.image_rgba = sheet
         names = self.engine.class_names
         with drawing():
             paint_sheet(self.image_canvas, sheet)
-            for (top, left), p in zip(corners[0], self._probs):
-                c = int(np.argmax(p))
-                self.image_canvas.fill_text(f"{names[c]} {p[c]:.0%}", left,
+            for (top, left), (c, p) in zip(corners[0], top_class(pic.probs)):
+                self.image_canvas.fill_text(f"{names[c]} {p:.0%}", left,
                                             top + cells[0].shape[0] + 12)
 
     def _cam_toggled(self):
-        if not self.cam_on.value:
-            self.cam = None
-            self._draw_image()
+        pic = self.picture
+        if pic is None:
             return
-        images = self._images()
-        self.run_job("cam", lambda control: self.engine.gradcam(images, control=control),
-                     self._show_cam, label="grad-cam", quiet=True)
+        if not self.cam_overlay:
+            self._show_picture(replace(pic, cam=None))
+            return
 
-    def _show_cam(self, cam):
-        self.cam = cam
-        self._draw_image()
+        def show(cam):
+            if self.picture is pic and self.cam_overlay:       # the images did not change
+                self._show_picture(replace(pic, cam=cam))
+        self.run_job("cam", lambda control: self.engine.gradcam(pic.images, control=control),
+                     show, label="grad-cam", quiet=True)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def run(self):
+        """Maximise the objective (or fool, in fooling mode) on the worker thread."""
+        if self.mode == "fool":
+            return self.run_fooling()
+        objective, cam = self.objective, self.cam_overlay
+        settings = dict(steps=self.steps, lr=self.lr, optimizer=self.optimizer,
+                        regularizers=self.regularizers(), **self._start_kw())
+        self.curve_fig.title = "objective"     # fooling retitles the curve
+
+        def work(control):
+            next_draw = 0.0
+
+            def wanted(_t):   # in between, the ascent runs as fast as headless
+                return time.monotonic() >= next_draw
+            for step in self.engine.iterate_maximize(objective, control=control, every=wanted,
+                                                     predict=False, **settings):
+                began = time.monotonic()
+                picture = self._picture(step.images, step.logits, cam, step)
+                control.check()      # stopped: the picture on screen stays the last one
+                control.partial(picture)
+                # drawing (with its class scores) takes at most 1/DRAW_BUDGET of the time
+                next_draw = began + max(DRAW_INTERVAL_S, DRAW_BUDGET * (time.monotonic() - began))
+
+        return self.run_job("run", work, lambda _r: None, label="maximize",
+                            on_partial=self._show_step)
+
+    def _show_step(self, picture: Picture):
+        self._show_picture(picture)
+        step = picture.step
+        self._set_curve(*curve(step.trace, step.values if step.final else None))
+
+    def _set_curve(self, x: np.ndarray, y: np.ndarray):
+        """One line per start; y: (T, N)."""
+        with self.curve.hold_sync():
+            self.curve.x = x
+            self.curve.y = y[:, 0] if y.shape[1] == 1 else y.T
 
     # -- dataset scan ----------------------------------------------------------------------------
+    @property
+    def top(self):
+        return self.scan_result.top if self.scan_result is not None else None
+
+    @property
+    def histogram(self):
+        return self.scan_result.histogram if self.scan_result is not None else None
+
     def scan(self):
         """Top-k dataset images and the histogram of the objective over the whole dataset."""
         objective = self.objective
         k = min(self.top_k, len(self.engine.dataset)) if self.engine.dataset is not None else 1
 
         def work(control):
-            values = objective_values(self.engine, objective, control=control)
-            return (top_from_values(values, self.engine.dataset, k, objective.description),
-                    histogram_from_values(values, 40, objective.description))
+            return Scan(self.engine.top_images(objective, k, control=part(control, 0, 2)),
+                        self.engine.activation_histogram(objective, 40,
+                                                         control=part(control, 1, 2)))
 
         return self.run_job("scan", work, self._show_scan, label="scan dataset")
 
-    def _show_scan(self, result):
-        self.top, self.histogram = result
-        h = self.histogram
+    def _show_scan(self, result: Scan):
+        self.scan_result = h = result
         with self.hist_bars.hold_sync():
-            self.hist_bars.x = (h.edges[:-1] + h.edges[1:]) / 2
-            self.hist_bars.y = h.counts
+            self.hist_bars.x = (h.histogram.edges[:-1] + h.histogram.edges[1:]) / 2
+            self.hist_bars.y = h.histogram.counts
         self._draw_top()
 
     def _draw_top(self):
-        if self.top is None:
+        top = self.top
+        if top is None:
             return
-        cells = [draw.upscale(draw.image(img), self.k_small) for img in self.top.images]
-        rows = [cells[i:i + TOP_COLUMNS] for i in range(0, len(cells), TOP_COLUMNS)]
+        cells = [draw.upscale(draw.image(img), self.k_small) for img in top.images]
+        rows = [[cells[i] for i in row] for row in wrap(len(cells), TOP_COLUMNS)]
         sheet, corners = draw.tile(rows, cells[0].shape[:2], (CAPTION, GAP), (CAPTION, 0))
         self.top_rgba = sheet
         with drawing():
             paint_sheet(self.top_canvas, sheet)
             self.top_canvas.fill_text(f"top {len(cells)} of {len(self.histogram.values)} "
-                                      f"for {self.top.objective}", 2, 12)
+                                      f"for {top.objective}", 2, 12)
             flat = [c for row in corners for c in row]
-            for (top, left), v, i in zip(flat, self.top.values, self.top.indices):
-                self.top_canvas.fill_text(f"#{i}: {v:.3g}", left, top + cells[0].shape[0] + 12)
+            for (y, x), v, i in zip(flat, top.values, top.indices):
+                self.top_canvas.fill_text(f"#{i}: {v:.3g}", x, y + cells[0].shape[0] + 12)
 
     # -- fooling ----------------------------------------------------------------------------------
     def run_fooling(self):
-        """Raise the chosen class's logit on the chosen dataset images (plain SGD, small lr)."""
-        rows = parse_indices(self.fool_rows.value)
-        target = int(self.fool_target.value)
-        steps, lr = int(self.steps_box.value), float(self.lr_box.value)
+        """Raise the chosen class's logit on the chosen dataset images (plain SGD, small lr);
+        rows that do not parse are shown in the error box."""
+        try:
+            rows = parse_indices(self.fool_rows)
+        except ValueError as exc:
+            self.show_error(InvalidArgument(f"images: expected dataset rows such as '0-3, 7'; "
+                                            f"got {self.fool_rows!r} ({exc})"))
+            return None
+        target, steps, lr = self.fool_target, self.steps, self.lr
 
         def work(control):
             return self.engine.fool(target, indices=rows, steps=steps, lr=lr,
@@ -453,26 +456,17 @@ class MaximizerPanel(JobWidget):
             start, end = (draw.upscale(shown(img[i]), k) for img in (f.start, f.end))
             cams = [heat_overlay(base, draw.upscale(c[..., None], k)[..., 0])
                     for base, cam in ((start, f.cam_start), (end, f.cam_end))
-                    for c in _unit_max(cam[i])]
+                    for c in unit_max(cam[i])]
             rows.append([start, end, draw.upscale(draw.gray(f.diff[i], 0, dmax), k), *cams])
         sheet, corners = draw.tile(rows, rows[0][0].shape[:2], (CAPTION, GAP), (CAPTION, 0))
         self.fool_rgba = sheet
         s, t = (self.engine.class_names[c] for c in f.classes)
-        titles = ["start", "end", "difference", f"CAM start {s}", f"CAM start {t}",
-                  f"CAM end {s}", f"CAM end {t}"]
         with drawing():
             paint_sheet(self.fool_canvas, sheet)
-            for (_top, left), title in zip(corners[0], titles):
+            for (_top, left), title in zip(corners[0], fool_titles(s, t)):
                 self.fool_canvas.fill_text(title, left, 12)
             p0, p1 = f.probabilities[0], f.probabilities[-1]
             for i, row in enumerate(corners):
-                top, left = row[1]
                 self.fool_canvas.fill_text(
                     f"{s} {p0[i, f.classes[0]]:.0%} → {t} {p1[i, f.classes[1]]:.0%}",
-                    row[0][1], top + rows[0][0].shape[0] + 12)
-
-
-def _unit_max(maps: np.ndarray) -> np.ndarray:
-    """(P, H, W) non-negative maps on one shared [0, 1] scale (so the two classes compare)."""
-    top = float(maps.max())
-    return maps / top if top > 0 else maps
+                    row[0][1], row[1][0] + rows[0][0].shape[0] + 12)

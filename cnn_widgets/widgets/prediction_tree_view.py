@@ -4,91 +4,63 @@ Left: the category hierarchy (WPGMA dendrogram) with the minimum spanning tree b
 click a category to pick it. Middle: that category's filter-wise prediction tree, the path of
 the chosen image in red; click a node for its critical filter, the dataset images that drive
 that filter most and the filters it still reaches. Hover for distances.
+
+State: ``category``, ``layer``, ``include_noise``, ``image`` and ``selected`` are traits
+(validated); :meth:`_changed` derives what is shown. Every engine call runs as a job.
 """
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine.core.control import NO_CONTROL
+from ..engine import InvalidArgument
 from ..engine.visualization import objectives
 from . import draw
-from ._base import JobWidget, drawing, new_canvas, paint_sheet, redraw_on_reconnect
+from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, redraw_on_reconnect
+from .layout.prediction_tree_view import (
+    CAT_SIZE,
+    DENDRO_W,
+    MARGIN,
+    CategoryLayout,
+    category_at,
+    category_layout,
+    classical_mds,  # noqa: F401 - kept importable here (notebooks use it)
+    nearest,
+    tree_layout,
+)
 from .pad import DrawingPad
 
-CAT_SIZE = (250, 470)          # category canvas (height, width): dendrogram left, MST right
-DENDRO_W = 270
 TREE_H = 320
-MARGIN = 14
-TITLE = 18         # px of title above the tree
 TOP_K = 6
 RED, GRAY, BLUE = "#d00", "#888", "#1f5fa8"
 PAD_PX = 112                   # drawing pad side in px
 
 
-def classical_mds(d: np.ndarray) -> np.ndarray:
-    """(K, K) distances -> (K, 2) positions whose distances approximate them (Torgerson)."""
-    k = len(d)
-    j = np.eye(k) - 1.0 / k
-    b = -0.5 * j @ (d ** 2) @ j
-    w, v = np.linalg.eigh(b)
-    order = np.argsort(w)[::-1][:2]
-    return v[:, order] * np.sqrt(np.maximum(w[order], 1e-12))
+@dataclass(frozen=True)
+class Categories:
+    """The category hierarchy and where it is drawn."""
+    tree: object
+    layout: CategoryLayout
 
 
-def spread(points: np.ndarray, min_dist: float, rounds: int = 60) -> np.ndarray:
-    """Push apart points closer than ``min_dist`` (px) so that labelled discs do not cover
-    each other; the layout otherwise stays as it was."""
-    p = np.array(points, dtype=np.float64)
-    for _ in range(rounds):
-        diff = p[:, None] - p[None]
-        dist = np.hypot(diff[..., 0], diff[..., 1]) + np.eye(len(p))
-        push = np.clip(min_dist - dist, 0, None) / 2
-        np.fill_diagonal(push, 0)
-        if not push.any():
-            break
-        p += (diff / dist[..., None] * push[..., None]).sum(1)
-    return p
+@dataclass(frozen=True)
+class TreeResult:
+    """One category's prediction tree, the path of the query (version ``query``) and the
+    nodes' canvas positions."""
+    tree: object
+    path: object
+    node_pos: dict
+    query: int
 
 
-def fit(points: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """Scale (K, 2) points into box (left, top, width, height), keeping the aspect ratio."""
-    lo, hi = points.min(0), points.max(0)
-    span = np.maximum(hi - lo, 1e-12)
-    s = min(box[2] / span[0], box[3] / span[1])
-    centre = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
-    return centre + (points - (lo + hi) / 2) * s
-
-
-def tree_layout(tree, width: int, height: int) -> dict[int, tuple[float, float]]:
-    """Canvas (x, y) of every node of a prediction tree: leaves in a bottom row in
-    depth-first order, each super node above the middle of its children, one row per depth
-    from the root (top)."""
-    depth: dict[int, int] = {}
-    order: list[int] = []
-    stack = [(t, 1) for t in reversed(tree.top)]
-    while stack:
-        k, dep = stack.pop()
-        depth[k] = dep
-        kids = tree.children(k)
-        if kids:
-            stack.extend((c, dep + 1) for c in reversed(kids))
-        else:
-            order.append(k)
-    rows = max(depth.values()) + 1
-    top = TITLE + MARGIN
-    dy = (height - top - MARGIN) / max(rows, 1)
-    dx = (width - 2 * MARGIN) / max(len(order), 1)
-    pos = {k: (MARGIN + dx * (i + 0.5), height - MARGIN) for i, k in enumerate(order)}
-    for k in sorted(depth, key=lambda n: -depth[n]):          # deepest first
-        kids = tree.children(k)
-        if kids:
-            pos[k] = (float(np.mean([pos[c][0] for c in kids])), top + dy * depth[k])
-    pos[-1] = (float(np.mean([pos[t][0] for t in tree.top])), top)    # the root R
-    return pos
+def _in_range(name, value, lo, hi):
+    if not lo <= value <= hi:
+        raise T.TraitError(f"{name} must be in {lo}..{hi}; got {value!r}")
+    return value
 
 
 class PredictionTreeView(JobWidget):
@@ -111,29 +83,67 @@ class PredictionTreeView(JobWidget):
         super().__init__(engine)
         self.add_class("cnnw-prediction-tree")
         if engine.dataset is None:
-            raise ValueError("PredictionTreeView needs an engine with a dataset")
+            raise InvalidArgument("PredictionTreeView needs an engine with a dataset")
         self.max_images = max_images
-        self.cat_tree = self.tree = self.path = self.top = None
-        self.cat_pos: dict[int, tuple[float, float]] = {}     # category -> MST position
-        self.leaf_x: dict[int, float] = {}                     # category -> dendrogram x
+        self.cat_tree = self.cat_layout = self.tree = self.path = self.top = None
         self.node_pos: dict[int, tuple[float, float]] = {}
         self.detail_rgba = None
         self.use_pad = False          # the path follows the pad (True) or the dataset image
+        self._query = 0               # version of the query image: +1 at every change
         self._build()
         with self.hold_trait_notifications():
             self.layer = engine.default_layer_for("features", layer)
             self.include_noise = include_noise
             self.category = int(category)
             self.image = self._first_image(self.category) if image is None else int(image)
-        # first picture computed here (a headless notebook saves it); later via the worker
-        self._show_categories(engine.category_tree(self.layer, include_noise=include_noise))
-        self._show_tree(self._compute_tree())
-        self.drawing_pad.draw()
-        self.observe(lambda _c: self._request_categories(), names=["layer", "include_noise"])
-        self.observe(self._on_category, names=["category"])
-        self.observe(self._on_image, names=["image"])
-        self.observe(lambda _c: self._on_select(), names=["selected"])
         self._sync_controls()
+        self.drawing_pad.draw()
+        placeholder(self.cat_canvas, "computing the category hierarchy…")
+        placeholder(self.tree_canvas, "computing the prediction tree…")
+        self.observe(self._changed, names=["layer", "include_noise", "category", "image",
+                                           "selected"])
+        self._request_categories()
+        self._request_tree()
+
+    # -- traits --------------------------------------------------------------------------------
+    @T.validate("category")
+    def _valid_category(self, proposal):
+        return _in_range("category", proposal.value, 0, self.engine.n_classes - 1)
+
+    @T.validate("image")
+    def _valid_image(self, proposal):
+        return _in_range("image", proposal.value, 0, len(self.engine.dataset) - 1)
+
+    @T.validate("layer")
+    def _valid_layer(self, proposal):
+        if proposal.value not in self.layer_box.options:
+            raise T.TraitError(f"layer must be one of {list(self.layer_box.options)} (the "
+                               f"layers with a (C, H, W) output); got {proposal.value!r}")
+        return proposal.value
+
+    @T.validate("selected")
+    def _valid_selected(self, proposal):
+        n = self.tree.n_nodes if self.tree is not None else 0
+        return _in_range("selected", proposal.value, -1, n - 1)
+
+    def _changed(self, change):
+        name = change["name"]
+        self._sync_controls()
+        if name == "layer":
+            self._request_categories()
+            self._request_tree()
+        elif name == "include_noise":
+            self._request_categories()
+        elif name == "category":
+            if not self.use_pad:                     # a drawn image stays the query
+                self.image = self._first_image(self.category)
+            self._draw_categories()
+            self._request_tree()
+        elif name == "image":
+            self.use_pad = False
+            self._request_path()
+        else:
+            self._on_select()
 
     # -- building ------------------------------------------------------------------------------
     def _build(self):
@@ -162,10 +172,9 @@ class PredictionTreeView(JobWidget):
                        (self.hover, "cnnw-hover"), (self.path_text, "cnnw-path"),
                        (self.detail_text, "cnnw-detail-text")):
             w.add_class(cls)
-        self.layer_box.observe(lambda c: setattr(self, "layer", c["new"]), names="value")
-        self.category_box.observe(lambda c: setattr(self, "category", c["new"]), names="value")
-        self.noise_box.observe(lambda c: setattr(self, "include_noise", c["new"]), names="value")
-        self.image_box.observe(lambda c: setattr(self, "image", c["new"]), names="value")
+        for box, name in ((self.layer_box, "layer"), (self.category_box, "category"),
+                          (self.noise_box, "include_noise"), (self.image_box, "image")):
+            box.observe(lambda c, name=name: setattr(self, name, c["new"]), names="value")
         self.cat_canvas.on_mouse_down(self._click_category)
         self.cat_canvas.on_mouse_move(self._hover_category)
         self.tree_canvas.on_mouse_down(self._click_node)
@@ -192,37 +201,45 @@ class PredictionTreeView(JobWidget):
         hits = np.flatnonzero(self.engine.dataset.labels.numpy() == category)
         return int(hits[0]) if len(hits) else 0
 
-    # -- requests (worker thread) ---------------------------------------------------------------
-    def _compute_tree(self, control=NO_CONTROL):
-        return self.engine.prediction_tree(self.category, self.layer,
-                                           max_images=self.max_images, control=control)
+    @property
+    def cat_pos(self) -> dict[int, tuple[float, float]]:
+        """category -> its MST disc (x, y) on the category canvas."""
+        return self.cat_layout.positions if self.cat_layout is not None else {}
 
+    @property
+    def leaf_x(self) -> dict[int, float]:
+        """category -> the x of its dendrogram label."""
+        return self.cat_layout.leaf_x if self.cat_layout is not None else {}
+
+    # -- requests (jobs on the worker) ----------------------------------------------------------
     def _request_categories(self):
         layer, noise = self.layer, self.include_noise
-        self.run_job("categories", lambda control: self.engine.category_tree(
-            layer, include_noise=noise, control=control), self._show_categories,
-            label="category hierarchy")
-        self._request_tree()
 
-    def _on_category(self, _change):
-        if not self.use_pad:                         # a drawn image stays the query
-            self.image = self._first_image(self.category)
-        self._sync_controls()
-        self._request_tree()
+        def work(control):
+            ct = self.engine.category_tree(layer, include_noise=noise, control=control)
+            dg = ct.dendrogram()
+            return Categories(ct, category_layout(dg["icoord"], dg["dcoord"], dg["leaves"],
+                                                  ct.classes, ct.distances))
+        self.run_job("categories", work, self._show_categories, label="category hierarchy")
 
     def _request_tree(self):
         self.selected = -1
-        self.run_job("tree", self._compute_tree, self._show_tree, label="prediction tree")
+        category, layer = self.category, self.layer
+        w, h = self.tree_canvas.width, self.tree_canvas.height
+
+        def work(control):
+            tree = self.engine.prediction_tree(category, layer, max_images=self.max_images,
+                                               control=control)
+            version, query = self._query, self._query_image()    # the query as it is now
+            return TreeResult(tree, tree.path(query), tree_layout(tree.top, tree.children, w, h),
+                              version)
+        self.run_job("tree", work, self._show_tree, label="prediction tree")
 
     def _query_image(self) -> np.ndarray:
         return self.pad.copy() if self.use_pad else self.engine.dataset.images[self.image].numpy()
 
-    def _on_image(self, _change):
-        self.use_pad = False
-        self._request_path()
-
     def _request_path(self):
-        self._sync_controls()
+        self._query += 1
         tree, image = self.tree, self._query_image()
         if tree is not None:
             self.run_job("path", lambda control: tree.path(image),
@@ -239,37 +256,23 @@ class PredictionTreeView(JobWidget):
         f = tree.critical(node)
         self.run_job("top", lambda control: self.engine.top_images(
             objectives.channel(tree.layer, f), k=TOP_K, control=control),
-            self._show_top, label=f"top images of filter {f}")
+            lambda top: tree is self.tree and node == self.selected and self._show_top(top),
+            label=f"top images of filter {f}", quiet=True)
 
-    # -- results ---------------------------------------------------------------------------------
-    def _show_categories(self, cat_tree):
-        """Keep the hierarchy and lay it out once (redraws only recolour the category)."""
-        h = CAT_SIZE[0]
-        dg = cat_tree.dendrogram()
-        ic, dc = np.array(dg["icoord"]), np.array(dg["dcoord"])
-        sx = (DENDRO_W - 2 * MARGIN) / (10.0 * len(cat_tree.names))
-        sy = (h - 3 * MARGIN - 16) / max(dc.max(), 1e-12)
-        self._dendro_lines = [np.stack([xs, ys], 1) for xs, ys in
-                              zip(MARGIN + ic * sx, h - 2 * MARGIN - dc * sy)]
-        self.leaf_x = {int(cat_tree.classes[leaf]): MARGIN + (10 * i + 5) * sx
-                       for i, leaf in enumerate(dg["leaves"])}
-        pos = spread(fit(classical_mds(cat_tree.distances), (DENDRO_W + 20, MARGIN + 14,
-                                                            CAT_SIZE[1] - DENDRO_W - 30,
-                                                            h - 2 * MARGIN - 20)), 22.0)
-        self.cat_pos = {int(cl): (float(p[0]), float(p[1]))
-                        for cl, p in zip(cat_tree.classes, pos)}
-        self.cat_tree = cat_tree
+    # -- results (on the worker) -----------------------------------------------------------------
+    def _show_categories(self, result: Categories):
+        self.cat_tree, self.cat_layout = result.tree, result.layout
         self._draw_categories()
 
-    def _show_tree(self, tree):
-        self.tree = tree
-        self.node_pos = tree_layout(tree, self.tree_canvas.width, self.tree_canvas.height)
-        self.path = tree.path(self._query_image())
+    def _show_tree(self, result: TreeResult):
+        self.selected = -1
+        self.tree, self.path, self.node_pos = result.tree, result.path, result.node_pos
         self.top = None
         self._draw_tree()
         self._draw_detail()
-        self._draw_categories()
         self._write_path()
+        if result.query != self._query:        # the query changed while the tree was built
+            self._request_path()
 
     def _show_path(self, path):
         self.path = path
@@ -282,7 +285,7 @@ class PredictionTreeView(JobWidget):
 
     # -- drawing ---------------------------------------------------------------------------------
     def _draw_categories(self):
-        ct = self.cat_tree
+        ct, lay = self.cat_tree, self.cat_layout
         if ct is None:
             return
         c, h = self.cat_canvas, CAT_SIZE[0]
@@ -292,30 +295,29 @@ class PredictionTreeView(JobWidget):
             c.fill_text("hierarchy (WPGMA)", MARGIN, 12)
             c.fill_text("minimum spanning tree", DENDRO_W + 20, 12)
             c.stroke_style, c.line_width = "#444", 1.5
-            for line in self._dendro_lines:
+            for line in lay.lines:
                 c.stroke_lines(line)
-            for cl, x in self.leaf_x.items():
+            for cl, x in lay.leaf_x.items():
                 name = ct.names[ct.classes.index(cl)]
                 c.fill_style = RED if cl == self.category else "#222"
                 c.fill_text(name, x - 3 * len(name), h - MARGIN)
             c.stroke_style, c.line_width = BLUE, 2
             for i, j, _w in ct.mst:
-                a, b = self.cat_pos[ct.classes[int(i)]], self.cat_pos[ct.classes[int(j)]]
+                a, b = lay.positions[ct.classes[int(i)]], lay.positions[ct.classes[int(j)]]
                 c.stroke_line(a[0], a[1], b[0], b[1])
-            for cl, (x, y) in self.cat_pos.items():
-                name = ct.names[ct.classes.index(cl)]
+            for cl, (x, y) in lay.positions.items():
+                name = ct.names[ct.classes.index(cl)][:2]
                 c.fill_style = RED if cl == self.category else "#fff"
                 c.fill_circle(x, y, 9)
                 c.stroke_style, c.line_width = "#222", 1
                 c.stroke_circle(x, y, 9)
                 c.fill_style = "#fff" if cl == self.category else "#222"
-                c.fill_text(name[:2], x - 3.3 * len(name[:2]), y + 4)
+                c.fill_text(name, x - 3.3 * len(name), y + 4)
 
     def _draw_tree(self):
-        tree, c = self.tree, self.tree_canvas
+        tree, c, pos = self.tree, self.tree_canvas, self.node_pos
         if tree is None:
             return
-        pos = self.node_pos
         on_path = set(self.path.nodes) if self.path is not None else set()
         with drawing():
             c.clear()
@@ -349,40 +351,38 @@ class PredictionTreeView(JobWidget):
 
     def _draw_detail(self):
         tree, node, top = self.tree, self.selected, self.top
-        c = self.detail_canvas
+        cells = None
         if tree is None or node < 0:
             self.detail_text.value = "Click a node of the prediction tree."
-            self.detail_rgba = None
-            with drawing():
-                c.clear()
-            return
-        filters = np.flatnonzero(tree.merges.filters[node])
-        n = len(tree.images)
-        if node < n:
+        elif node < len(tree.images):
             self.detail_text.value = (f"<b>leaf {node}</b>: dataset image {tree.images[node]} "
                                       f"(all {tree.n_filters} filters reachable)")
             cells = [[draw.upscale(draw.image(self.engine.dataset.images[tree.images[node]]
                                               .numpy()), 2)]]
         else:
-            f = tree.critical(node)
-            kids = tree.children(node)
-            self.detail_text.value = (
-                f"<b>node {node}</b> ({tree.merges.size[node]} images): critical filter "
-                f"<b>{f}</b>, merged at ½(1−cos) = {tree.merges.distance[node - n]:.4f} from "
-                f"nodes {kids[0]} and {kids[1]}<br>reachable filters ({len(filters)}): "
-                f"{html.escape(', '.join(str(int(i)) for i in filters))}<br>"
-                + (f"dataset images that drive filter {f} most "
-                   f"({html.escape(top.objective)}):" if top is not None else "…"))
-            if top is None:
-                self.detail_rgba = None
-                with drawing():
-                    c.clear()
-                return
-            cells = [[draw.upscale(draw.image(img), 2) for img in top.images]]
+            self.detail_text.value = self._node_text(tree, node, top)
+            if top is not None:
+                cells = [[draw.upscale(draw.image(img), 2) for img in top.images]]
+        if cells is None:
+            self.detail_rgba = None
+            with drawing():
+                self.detail_canvas.clear()
+            return
         sheet, _ = draw.tile(cells, cells[0][0].shape[:2], (2, 4))
         self.detail_rgba = sheet
         with drawing():
-            paint_sheet(c, sheet)
+            paint_sheet(self.detail_canvas, sheet)
+
+    @staticmethod
+    def _node_text(tree, node: int, top) -> str:
+        n, f, kids = len(tree.images), tree.critical(node), tree.children(node)
+        filters = np.flatnonzero(tree.merges.filters[node])
+        return (f"<b>node {node}</b> ({tree.merges.size[node]} images): critical filter "
+                f"<b>{f}</b>, merged at ½(1−cos) = {tree.merges.distance[node - n]:.4f} from "
+                f"nodes {kids[0]} and {kids[1]}<br>reachable filters ({len(filters)}): "
+                f"{', '.join(str(int(i)) for i in filters)}<br>"
+                + (f"dataset images that drive filter {f} most "
+                   f"({html.escape(top.objective)}):" if top is not None else "…"))
 
     def _write_path(self):
         p, tree = self.path, self.tree
@@ -396,34 +396,17 @@ class PredictionTreeView(JobWidget):
             what = "<b>path of the drawn image</b>"
         else:
             label = self.engine.class_names[int(self.engine.dataset.labels[self.image])]
-            what = f"<b>path of image {self.image}</b> (label {label})"
+            what = f"<b>path of image {self.image}</b> (label {html.escape(label)})"
         self.path_text.value = f"{what} in red: " + " → ".join(steps)
 
-    # -- events (kernel thread: quick) ----------------------------------------------------------
-    def _nearest(self, points: dict[int, tuple[float, float]], x, y, radius=12.0):
-        if not points:
-            return None
-        keys = list(points)
-        d = [np.hypot(points[k][0] - x, points[k][1] - y) for k in keys]
-        i = int(np.argmin(d))
-        return keys[i] if d[i] <= radius else None
-
-    def _category_at(self, x, y) -> int | None:
-        hit = self._nearest(self.cat_pos, x, y)
-        if hit is None and y > CAT_SIZE[0] - 2 * MARGIN:          # the dendrogram's labels
-            hit = self._nearest({k: (v, CAT_SIZE[0] - MARGIN) for k, v in self.leaf_x.items()},
-                                x, y, radius=10.0)
-        return hit
-
+    # -- events (kernel thread: quick, no engine work) ---------------------------------------------
     def _click_category(self, x, y):
-        cl = self._category_at(x, y)
+        cl = category_at(self.cat_layout, x, y)
         if cl is not None and cl >= 0:                              # noise has no tree
             self.category = cl
-            self._sync_controls()
-            self._draw_categories()
 
     def _hover_category(self, x, y):
-        cl, ct = self._category_at(x, y), self.cat_tree
+        cl, ct = category_at(self.cat_layout, x, y), self.cat_tree
         if cl is None or ct is None:
             return
         i = ct.classes.index(cl)
@@ -432,12 +415,12 @@ class PredictionTreeView(JobWidget):
             f"{ct.names[j]} {ct.distances[i, j]:.3f}" for j in order))
 
     def _click_node(self, x, y):
-        node = self._nearest(self.node_pos, x, y, radius=8.0)
+        node = nearest(self.node_pos, x, y, radius=8.0)
         if node is not None and node >= 0:
             self.selected = node
 
     def _hover_node(self, x, y):
-        node, tree = self._nearest(self.node_pos, x, y, radius=8.0), self.tree
+        node, tree = nearest(self.node_pos, x, y, radius=8.0), self.tree
         if node is None or node < 0 or tree is None:
             return
         n = len(tree.images)

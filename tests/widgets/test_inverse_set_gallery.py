@@ -1,14 +1,28 @@
 """InverseSetGallery state: picker, range over the dataset histogram, Run, live fill, click ->
 enlarged sample with its etalon, intersections, Stop, an infeasible range reported."""
 import re
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
+import traitlets as T
+from torch import nn
 
 from cnn_widgets import InverseSetGallery
 from cnn_widgets.testing.generators import TinyGenerator
 from cnn_widgets.widgets.inverse_set_gallery import COLS, GAP, MAX_SHOWN
+
+
+def span(c):
+    return c.lo, c.hi
+
+
+def unit_of(c):
+    return c.layer, c.unit
 
 
 def event(canvas, kind, x, y):
@@ -17,12 +31,15 @@ def event(canvas, kind, x, y):
 
 @pytest.fixture
 def gallery(engine):
-    return InverseSetGallery(engine, TinyGenerator(), layer="9", unit=2, K=5, n=60)
+    g = InverseSetGallery(engine, TinyGenerator(), layer="9", unit=2, K=5, n=60)
+    assert g.wait(60)              # the unit's values and default range come from the worker
+    return g
 
 
 def test_picker_shows_the_units_histogram_and_a_range_inside_it(gallery, engine):
     values = engine.activations(engine.dataset.images, ["9"])["9"][:, 2]
-    layer, unit, lo, hi = gallery.constraints[0]
+    c = gallery.constraints[0]
+    layer, unit, lo, hi = c.layer, c.unit, c.lo, c.hi
     assert (layer, unit) == ("9", (2,)) and gallery.unit_box.value == "2"
     assert gallery.data_bars.y.sum() == len(values)          # every dataset image counted
     assert (lo, hi) == pytest.approx(tuple(np.percentile(values, [70, 90])))
@@ -30,26 +47,28 @@ def test_picker_shows_the_units_histogram_and_a_range_inside_it(gallery, engine)
     np.testing.assert_allclose(gallery.range_lines.x, [[lo, lo], [hi, hi]])
     wider = ((gallery.range_slider.min + lo) / 2, (hi + gallery.range_slider.max) / 2)
     gallery.range_slider.value = wider                       # dragging the slider sets the range
-    assert gallery.constraints[0][2:] == pytest.approx(wider)
+    assert span(gallery.constraints[0]) == pytest.approx(wider)
     gallery.unit_box.value = "5"
-    assert gallery.constraints[0][:2] == ("9", (5,))
+    assert unit_of(gallery.constraints[0]) == ("9", (5,))
     gallery.unit_box.value = "12"
-    assert "0 <= unit < 10" in gallery.error.value and gallery.constraints[0][1] == (5,)
+    assert "0 &lt;= unit &lt; 10" in gallery.error.value and gallery.constraints[0].unit == (5,)
     gallery.layer_box.value = "3"                            # a conv layer: channel 0, centred
-    assert gallery.constraints[0][:2] == ("3", (0, 5, 5)) and gallery.unit_box.value == "0:5:5"
+    assert unit_of(gallery.constraints[0]) == ("3", (0, 5, 5)) and gallery.unit_box.value == "0:5:5"
+    assert gallery.wait(60) and gallery.constraints[0].lo is not None
     assert gallery.error.value == ""
 
 
 def test_run_fills_the_gallery_with_samples_inside_the_range(gallery):
     arrivals = []
-    original = gallery._arrived
-    gallery._arrived = lambda gen, im, a: (arrivals.append(len(im)), original(gen, im, a))
+    original = gallery._show_live
+    gallery._show_live = lambda s: (arrivals.append(len(s.images)), original(s))
     gallery.run()
     assert gallery.wait(60)
     res = gallery.result
-    lo, hi = gallery.constraints[0][2:]
+    lo, hi = span(gallery.constraints[0])
     assert res.n == 60 and ((res.activations >= lo) & (res.activations <= hi)).all()
-    assert arrivals[0] == 5 and sum(arrivals) == 60           # seeds first, then live batches
+    # seeds first, then live batches (at most ~4 a second) through control.partial
+    assert arrivals[0] == 5 and arrivals == sorted(arrivals) and arrivals[-1] <= 60
     assert len(gallery.shown) == min(60, MAX_SHOWN) and gallery.shown[-1] == 59
     h, w = gallery.cell
     rows = -(-len(gallery.shown) // COLS)
@@ -93,7 +112,7 @@ def test_added_unit_makes_an_intersection(gallery, engine):
     gallery.run()
     gallery.wait(60)
     acts = gallery.result.activations
-    r = np.array([c[2:] for c in gallery.constraints])
+    r = np.array([span(c) for c in gallery.constraints])
     assert acts.shape == (30, 2) and ((acts >= r[:, 0]) & (acts <= r[:, 1])).all()
     assert " / " in gallery.labels[0]
     gallery.remove_unit()
@@ -116,3 +135,63 @@ def test_stop_and_an_infeasible_range(gallery):
     gallery.run()
     gallery.wait(120)
     assert "InfeasibleRange" in gallery.status.value and "seeds reached" in gallery.status.value
+
+
+@contextmanager
+def held(engine):
+    """Another thread holds the engine's model (a long job) for the block."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with engine.borrow():
+            entered.set()
+            release.wait(30)
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert entered.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        t.join(10)
+
+
+def test_construction_and_the_picker_never_wait_for_the_engine(engine):
+    """Issue 9 defect 7: the kernel thread never waits on the engine lock."""
+    with held(engine):
+        began = time.monotonic()
+        g = InverseSetGallery(engine, TinyGenerator(), layer="9", unit=2, K=5, n=60)
+        g.unit_box.value = "4"
+        assert time.monotonic() - began < 1.0
+        assert g.constraints[0].lo is None and "[…]" in g.constraints_html.value
+    assert g.wait(60)
+    values = engine.activations(engine.dataset.images, ["9"])["9"][:, 4]
+    assert span(g.constraints[0]) == pytest.approx(tuple(np.percentile(values, [70, 90])))
+    assert g.data_bars.y.sum() == len(values)
+
+
+def test_bad_trait_values_are_refused_and_the_old_value_kept(gallery):
+    for name, bad, message in [("K", 0, "K must be in 1..1000"), ("n", 10 ** 6, "n must be in 1..100000"),
+                               ("selected", 10 ** 6, "selected must be None (no samples yet)")]:
+        old = getattr(gallery, name)
+        with pytest.raises(T.TraitError, match=re.escape(message)):
+            setattr(gallery, name, bad)
+        assert getattr(gallery, name) == old
+    assert gallery.K_box.value == gallery.K
+    with pytest.raises(T.TraitError):
+        gallery.constraints = []
+
+
+def test_markup_from_an_error_or_a_layer_name_is_shown_as_text():
+    """Issue 9 defect 9: the gallery built its own, unescaped error span."""
+    from cnn_widgets import Engine
+    evil = "<img src=x onerror=alert(1)>"
+    model = nn.Sequential(OrderedDict([("conv", nn.Conv2d(1, 2, 3)), ("relu", nn.ReLU()),
+                                       ("flat", nn.Flatten()), (evil, nn.Linear(2 * 6 * 6, 3))]))
+    e = Engine(model, (1, 8, 8), device="cpu")
+    g = InverseSetGallery(e, layer=evil, unit=1, range=(0.0, 1.0), K=2, n=4)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in g.constraints_html.value
+    g.unit_box.value = evil
+    assert "&lt;img" in g.error.value
+    for box in (g.constraints_html, g.error, g.detail_text, g.summary):
+        assert "<img" not in box.value

@@ -1,8 +1,11 @@
 """MaximizerPanel state: the builder, the switches, Run/Stop, the scan, Grad-CAM, fooling."""
+import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
+import traitlets as T
 
 from cnn_widgets import MaximizerPanel
 from cnn_widgets import objectives as O
@@ -24,6 +27,7 @@ def test_images_outside_the_data_range_are_stretched():
 
 def test_start_is_drawn_with_its_probabilities(engine):
     w = MaximizerPanel(engine, start="dataset", n_starts=2)
+    assert w.wait(60)                       # the start is computed on the worker
     x = engine.dataset.images[:2].numpy()
     k = w.k
     assert w.image_rgba.shape == (28 * k + CAPTION, 2 * (28 * k + GAP), 4)
@@ -34,7 +38,7 @@ def test_start_is_drawn_with_its_probabilities(engine):
 
 def test_run_shows_what_the_script_api_computes(engine):
     w = MaximizerPanel(engine, objective=O.channel("3", 2), steps=25, lr=0.05)
-    w.tv_on.value, w.tv_weight.value, w.trick_on.value = True, 0.1, True
+    w.tv, w.tv_weight, w.gradient_trick = True, 0.1, True
     w.run()
     assert w.wait(60)
     step = w.last_step
@@ -52,9 +56,10 @@ def test_run_shows_what_the_script_api_computes(engine):
 def test_switches_make_the_regularisers(engine):
     w = MaximizerPanel(engine)
     assert [r.enabled for r in w.regularizers()] == [False] * 4
-    w.alpha_on.value, w.alpha_exp.value, w.jitter_on.value = True, 4.0, True
+    w.alpha_on.value, w.alpha_exp_slider.value, w.jitter = True, 4.0, True   # controls or traits
+    assert w.alpha and w.alpha_exp == 4.0 and w.jitter_on.value
     regs = w.regularizers()
-    assert regs[0] == AlphaNorm(w.alpha_weight.value, 4.0, True)
+    assert regs[0] == AlphaNorm(w.alpha_weight, 4.0, True)
     assert isinstance(regs[3], Jitter) and regs[3].enabled and not regs[1].enabled
 
 
@@ -103,6 +108,7 @@ def test_scan_shows_the_top_images_and_the_histogram(engine):
 
 def test_gradcam_overlay_reddens_the_image(engine):
     w = MaximizerPanel(engine, start="dataset")
+    assert w.wait(60)
     plain = w.image_rgba.copy()
     w.cam_on.value = True
     assert w.wait(60) and w.cam is not None
@@ -121,7 +127,7 @@ def test_fooling_mode_shows_start_end_difference_and_cams(engine):
     assert w.lr_box.value == 0.01                       # fooling keeps its own small step
     w.lr_box.value = 0.05
     assert w.run_button.description == "Fool" and w.fool_row.layout.display == ""
-    w.fool_target.value, w.fool_rows.value = 3, "0-2"
+    w.fool_target, w.fool_rows_box.value = 3, "0-2"
     w.run()
     assert w.wait(60), w.status.value
     f = w.fooling
@@ -151,3 +157,77 @@ def test_scan_shows_at_most_the_whole_dataset(engine):
     w = MaximizerPanel(engine, top_k=100)
     w.scan()
     assert w.wait(60) and len(w.top.indices) == len(engine.dataset) == 40
+
+
+@contextmanager
+def held(engine):
+    """Another thread holds the engine's model (a long job) for the block."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with engine.borrow():
+            entered.set()
+            release.wait(30)
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert entered.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        t.join(10)
+
+
+def test_construction_and_observers_never_wait_for_the_engine(engine):
+    """Issue 9 defect 7: the kernel thread never waits on the engine lock."""
+    with held(engine):
+        began = time.monotonic()
+        w = MaximizerPanel(engine, start="dataset")
+        w.start_image, w.n_starts = 3, 2                     # a new start: asked on the worker
+        w.cam_on.value = True
+        assert time.monotonic() - began < 1.0
+        assert w.picture is None                              # a placeholder meanwhile
+    assert w.wait(60)
+    np.testing.assert_array_equal(w.picture.images, engine.dataset.images[3:5].numpy())
+    assert w.cam is not None
+
+
+def test_fooling_images_that_do_not_parse_are_shown(engine):
+    """Issue 9 defect 8: images "abc" lost the error (the box stayed empty)."""
+    w = MaximizerPanel(engine)
+    w.mode = "fool"
+    w.fool_rows_box.value = "abc"
+    w.run_button.click()
+    assert "InvalidArgument" in w.error.value and "&#x27;abc&#x27;" in w.error.value
+    assert w.job("fool") is None
+
+
+def test_markup_in_an_error_is_shown_as_text(engine):
+    """Issue 9 defect 9: every string from data or an exception is escaped."""
+    w = MaximizerPanel(engine)
+    w.mode = "fool"
+    w.fool_rows = "<img src=x onerror=alert(1)>"
+    w.run()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in w.error.value and "<img" not in w.error.value
+
+
+@pytest.mark.parametrize("name, bad, valid", [
+    ("steps", 0, "1..100000"), ("n_starts", 9, "1..8"), ("start_image", 10 ** 6, "0..39"),
+    ("fool_target", 10, "0..9"), ("top_k", 0, "1.."), ("lr", -1.0, "1e-12..")])
+def test_bad_trait_values_are_refused_and_the_old_value_kept(engine, name, bad, valid):
+    w = MaximizerPanel(engine)
+    old = getattr(w, name)
+    with pytest.raises(T.TraitError, match=f"{name} must be in {valid}"):
+        setattr(w, name, bad)
+    assert getattr(w, name) == old
+
+
+def test_bad_choices_and_objectives_are_refused(engine):
+    w = MaximizerPanel(engine)
+    with pytest.raises(T.TraitError, match=r"optimizer must be one of \['adam', 'sgd'\]"):
+        w.optimizer = "lbfgs"
+    with pytest.raises(T.TraitError, match="0 <= channel < 8"):
+        w.objective = O.channel("3", 99)
+    assert w.optimizer == "adam" and w.objective.description == "logit[0]"
+    w.objective = ("3", 2)                                    # a (layer, unit) pair is taken
+    assert "unit(3, 2)" in w.objective_label.value or "3" in w.objective_label.value

@@ -1,6 +1,12 @@
 """PredictionTreeView state: simulated clicks and hovers, asserted on state and RGBA buffers."""
+import re
+import threading
+import time
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
+import traitlets as T
 
 from cnn_widgets import PredictionTreeView, objectives
 
@@ -9,8 +15,14 @@ def event(canvas, kind, x, y):
     canvas._handle_frontend_event(None, {"event": kind, "x": x, "y": y}, [])
 
 
+def ready(view):
+    """The view once its first picture (computed on the worker) is there."""
+    assert view.wait(60)
+    return view
+
+
 def test_first_picture_is_the_first_category_and_its_first_image(engine):
-    v = PredictionTreeView(engine)
+    v = ready(PredictionTreeView(engine))
     labels = engine.dataset.labels.numpy()
     assert v.tree.category == 0 and v.tree.layer == "5"           # the last (C, H, W) layer
     np.testing.assert_array_equal(v.tree.images, np.flatnonzero(labels == 0))
@@ -23,7 +35,7 @@ def test_first_picture_is_the_first_category_and_its_first_image(engine):
 
 
 def test_click_a_node_shows_its_critical_filter_and_its_top_images(engine):
-    v = PredictionTreeView(engine)
+    v = ready(PredictionTreeView(engine))
     node = v.path.nodes[0] if v.path.nodes[0] >= len(v.tree.images) else v.tree.n_nodes - 1
     x, y = v.node_pos[node]
     event(v.tree_canvas, "mouse_move", x + 2, y)
@@ -56,7 +68,7 @@ def test_click_a_node_shows_its_critical_filter_and_its_top_images(engine):
 
 
 def test_click_a_category_builds_its_tree_and_a_new_image_gets_its_path(engine):
-    v = PredictionTreeView(engine)
+    v = ready(PredictionTreeView(engine))
     x, y = v.cat_pos[3]
     event(v.cat_canvas, "mouse_move", x, y)
     assert v.hover.value.startswith("3: nearest ")
@@ -75,19 +87,19 @@ def test_click_a_category_builds_its_tree_and_a_new_image_gets_its_path(engine):
 
 
 def test_noise_category_and_errors(engine):
-    v = PredictionTreeView(engine)
+    v = ready(PredictionTreeView(engine))
     v.noise_box.value = True
     assert v.wait()
     assert v.cat_tree.names[-1] == "noise" and -1 in v.cat_pos
     x, y = v.cat_pos[-1]
     event(v.cat_canvas, "mouse_down", x, y)                         # noise has no tree
     assert v.category == 0
-    with pytest.raises(ValueError, match="0 <= category < 10"):
+    with pytest.raises(T.TraitError, match=r"category must be in 0\.\.9; got 12"):
         PredictionTreeView(engine, category=12)
 
 
 def test_a_drawn_image_gets_its_own_path(engine):
-    v = PredictionTreeView(engine)
+    v = ready(PredictionTreeView(engine))
     k = v.pad_scale
     event(v.pad_canvas, "mouse_down", 14.5 * k, 5.5 * k)
     for step in range(1, 12):
@@ -105,3 +117,62 @@ def test_a_drawn_image_gets_its_own_path(engine):
     assert not v.use_pad and v.path.nodes == v.tree.path(engine.dataset.images[5]).nodes
     v.clear_pad()
     assert v.pad.max() == 0
+
+
+@contextmanager
+def held(engine):
+    """Another thread holds the engine's model (a long job) for the block."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with engine.borrow():
+            entered.set()
+            release.wait(30)
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert entered.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        t.join(10)
+
+
+def test_construction_and_observers_never_wait_for_the_engine(engine):
+    """Issue 9 defect 7: the kernel thread never waits on the engine lock."""
+    with held(engine):
+        began = time.monotonic()
+        v = PredictionTreeView(engine)
+        v.category, v.noise_box.value, v.image = 3, True, 7
+        assert time.monotonic() - began < 1.0
+        assert v.tree is None and v.cat_tree is None           # placeholders meanwhile
+    assert v.wait(60)
+    assert v.tree.category == 3 and v.cat_tree.names[-1] == "noise"
+    assert v.path.nodes == v.tree.path(engine.dataset.images[7]).nodes
+
+
+def test_bad_trait_values_are_refused_and_the_old_value_kept(engine):
+    """Issue 9 defect 8: tree ``selected=10**6`` raised to the caller and kept the value."""
+    v = ready(PredictionTreeView(engine))
+    n = v.tree.n_nodes
+    for name, bad, message in [("selected", 10 ** 6, f"selected must be in -1..{n - 1}"),
+                               ("image", -1, "image must be in 0..39"),
+                               ("category", 10, "category must be in 0..9"),
+                               ("layer", "9", "layer must be one of")]:
+        old = getattr(v, name)
+        with pytest.raises(T.TraitError, match=re.escape(message)):
+            setattr(v, name, bad)
+        assert getattr(v, name) == old
+    assert v.category_box.value == v.category and v.image_box.value == v.image
+
+
+def test_class_names_are_shown_as_text(engine):
+    """Issue 9 defect 9: a class name with markup is escaped in the widget's HTML."""
+    from cnn_widgets import Engine
+    evil = "<img src=x onerror=alert(1)>"
+    names = [evil] + [str(i) for i in range(1, 10)]
+    e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
+               engine.dataset.labels), class_names=names, device="cpu")
+    v = ready(PredictionTreeView(e))
+    assert "&lt;img src=x onerror=alert(1)&gt;" in v.path_text.value
+    assert "<img" not in v.path_text.value
