@@ -17,7 +17,7 @@ CELLS = [
     "import json, cnn_widgets\nfrom cnn_widgets import zoo\nengine = zoo.lenet_digits()",
     "view = cnn_widgets.PredictionTreeView(engine)\nview",
     # where to click: the first super node on the image's path, and category 3 in the MST
-    "node = next(k for k in view.path.nodes if k >= len(view.tree.images))\n"
+    "view.wait()\nnode = next(k for k in view.path.nodes if k >= len(view.tree.images))\n"
     "print('TARGETS ' + json.dumps({'node': node, 'xy': view.node_pos[node], "
     "'cat3': view.cat_pos[3]}))",
 ]
