@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 import pytest
-
 import traitlets
 
 from cnn_widgets import EtalonGrid
