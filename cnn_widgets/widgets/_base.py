@@ -208,24 +208,27 @@ class JobWidget(W.VBox):
         """Close this widget and every widget inside it (their handlers hold this widget,
         hence the engine, in ipywidgets' registry until closed)."""
         if not sys.is_finalizing():
-            for w in _descendants(self):
+            inside = _descendants(self)
+            for w in inside:
+                manager = getattr(w, "_canvas_manager", None)
+                if manager is not None and manager._current_canvas in inside:
+                    manager._current_canvas = None    # the shared manager remembers the last one
                 w.close()
         super().close()
 
 
 def _descendants(root: W.Widget) -> list[W.Widget]:
-    """Every widget reachable from ``root`` through its traits (children, canvases, marks,
-    layouts), ``root`` excluded."""
-    seen, stack, out = {id(root)}, [root], []
+    """Every widget inside ``root`` (box children, a MultiCanvas's layers), ``root`` excluded;
+    shared widgets (layouts, ipycanvas's canvas manager) are not part of it."""
+    out, stack = [], [root]
     while stack:
-        for value in _trait_values(stack.pop()):
-            if isinstance(value, W.Widget) and id(value) not in seen:
-                seen.add(id(value))
-                stack.append(value)
-                out.append(value)
+        for child in _parts(stack.pop()):
+            if isinstance(child, W.Widget) and child not in out:
+                out.append(child)
+                stack.append(child)
     return out
 
 
-def _trait_values(widget: W.Widget):
-    for value in list(widget._trait_values.values()):     # set values only: no defaults made
-        yield from (value if isinstance(value, (list, tuple)) else (value,))
+def _parts(widget: W.Widget) -> list:
+    values = widget._trait_values          # set values only: no defaults are made
+    return [*values.get("children", ()), *values.get("_canvases", ())]
