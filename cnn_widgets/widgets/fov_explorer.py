@@ -28,7 +28,7 @@ import traitlets as T
 from ..engine import InvalidArgument
 from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, put_rgba, redraw_on_reconnect
-from .layout.fov_explorer import PositionGrid, field_box, fit_box, image_scale
+from .layout.fov_explorer import PositionGrid, field_box, image_scale
 
 PANEL = 120          # px of one reconstruction panel
 HEADER = 16          # px above the panels, for titles
@@ -67,19 +67,6 @@ class BestInput:
     fields: object       # FieldMap
     step: int
     total: int
-
-
-def fit(img: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resize of an RGBA image so its longer side is ``size``, centred on a
-    white (size, size) panel."""
-    h, w = img.shape[:2]
-    s, nh, nw, top, left = fit_box(h, w, size)
-    rows = np.minimum((np.arange(nh) / s).astype(int), h - 1)
-    cols = np.minimum((np.arange(nw) / s).astype(int), w - 1)
-    out = np.empty((size, size, 4), np.uint8)
-    out[:] = draw.BACKGROUND
-    out[top:top + nh, left:left + nw] = img[rows][:, cols]
-    return out
 
 
 class FOVExplorer(JobWidget):
@@ -384,9 +371,8 @@ class FOVExplorer(JobWidget):
         _, y, x = b.unit
         f = b.fields
         rows, cols = slice(int(f.top[y]), int(f.bottom[y])), slice(int(f.left[x]), int(f.right[x]))
-        panels = [fit(draw.signed((img - start)[:, rows, cols]), PANEL)
-                  for img, start in zip(b.images, b.start)]
-        sheet, _ = draw.tile([panels], (PANEL, PANEL), (0, 6))
+        sheet, _ = draw.panel_row([draw.signed((img - start)[:, rows, cols])
+                                   for img, start in zip(b.images, b.start)], PANEL)
         with drawing():
             paint_sheet(self.best_canvas, sheet)
         self.best_rgba = sheet
@@ -437,9 +423,9 @@ class FOVExplorer(JobWidget):
             return
         rows, cols = r.field.slices
         methods = [m for m in TITLES if m in r.images]
-        panels = [fit(draw.image(r.x[:, rows, cols]), PANEL)]
-        panels += [fit(draw.signed(r.crop(m)), PANEL) for m in methods]
-        sheet, corners = draw.tile([panels], (PANEL, PANEL), (0, 6), origin=(HEADER, 0))
+        sheet, corners = draw.panel_row([draw.image(r.x[:, rows, cols])]
+                                        + [draw.signed(r.crop(m)) for m in methods],
+                                        PANEL, header=HEADER)
         self.recon_rgba = sheet
         with drawing():
             paint_sheet(self.recon_canvas, sheet, resize=False)
