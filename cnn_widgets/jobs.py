@@ -1,10 +1,20 @@
-"""One worker thread per engine: long work off the kernel's main thread, with progress, Stop,
-and a newer request superseding an older one on the same channel.
+"""Worker threads per engine: long work off the kernel's main thread, with progress, Stop,
+and a newer request superseding an older one on the same key.
 
-Every callback a job makes (progress, result, stopped, error) goes through :meth:`Job._emit`,
-which drops it once the job has been superseded, so an old request never paints over a newer
-one. Callbacks run on the worker thread; widgets may write their traits from there (measured
-live in JupyterLab with ipykernel 7, see DESIGN.md). Pure threading: no widget import.
+Two lanes, each its own daemon thread: ``"long"`` (maximize, inverse set, counting regions)
+and ``"interactive"`` (a pad stroke, a click), so a short request never queues behind a long
+job; the model lock is per model, so the interactive job runs as soon as the long one gives
+the model back between its steps or chunks.
+
+Every callback a job makes (progress, partial, result, stopped, error) goes through
+:meth:`Job._emit`, under the runner's one lock, and is dropped once the job has been
+superseded, so an old request never paints over a newer one. Callbacks run on a worker
+thread; widgets may write their traits from there (measured live in JupyterLab with
+ipykernel 7: ``shared/recipes/long-jobs.md``). Pure threading: no widget import.
+
+Lifetime: a runner holds no reference to its engine. Its threads end when the engine is
+closed (``engine.close()`` or leaving ``with Engine(...)``), when it is garbage-collected,
+or at interpreter exit.
 """
 from __future__ import annotations
 
@@ -18,9 +28,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .engine.core.control import Control
-from .engine.core.errors import Cancelled
+from .engine.core.errors import Cancelled, CnnWidgetsError
 
 PROGRESS_INTERVAL_S = 0.05     # at most ~20 progress callbacks a second, plus the final one
+LANES = ("long", "interactive")
+_IDLE_POLL_S = 1.0             # an idle worker rechecks the closed flag this often
+
+
+class RunnerClosed(CnnWidgetsError, RuntimeError):
+    """A job was submitted to a runner whose engine has been closed."""
 
 
 class Job:
@@ -28,8 +44,8 @@ class Job:
 
     def __init__(self, runner: JobRunner, key: str, fn: Callable[[Control], Any],
                  on_progress=None, on_result=None, on_stopped=None, on_error=None,
-                 on_partial=None):
-        self.runner, self.key, self.fn = runner, key, fn
+                 on_partial=None, lane: str = "long"):
+        self.runner, self.key, self.fn, self.lane = runner, key, fn, lane
         self.on_progress, self.on_result, self.on_partial = on_progress, on_result, on_partial
         self.on_stopped, self.on_error = on_stopped, on_error
         self.state = "pending"
@@ -77,7 +93,8 @@ class Job:
         except Cancelled:
             self.seconds = time.perf_counter() - start
             self._end("superseded" if self._superseded else "stopped", self.on_stopped)
-        except Exception as exc:  # noqa: BLE001 - shown in the widget, never lost
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt/SystemExit raised by a
+            # job's own code must not kill the worker (signals never reach this thread)
             self.error, self.seconds = exc, time.perf_counter() - start
             self._end("error", self.on_error, exc, traceback.format_exc())
         else:
@@ -90,44 +107,61 @@ class Job:
             if state != "superseded":
                 try:
                     self._emit(callback, *args)
-                except Exception as exc:  # noqa: BLE001 - a failing callback must not kill the worker
+                except BaseException as exc:  # noqa: BLE001 - a failing callback must not kill the worker
                     self.state, self.error = "error", exc
                     if callback is not self.on_error:
                         self._emit(self.on_error, exc, traceback.format_exc())
+                    else:
+                        traceback.print_exc()      # the error display itself failed
+        except BaseException:  # noqa: BLE001 - on_error failed too: the worker lives on
+            traceback.print_exc()
         finally:
+            # drop the work and the callbacks: they hold the widget, hence the engine
+            self.fn = self.on_progress = self.on_result = self.on_partial = None
+            self.on_stopped = self.on_error = None
             self._finished.set()
 
 
 class JobRunner:
-    """A queue of jobs served by one daemon thread, started on first use."""
+    """One queue and one daemon thread per lane (started on first use); one lock for every
+    callback."""
 
     def __init__(self, name: str = "cnn_widgets-worker"):
         self.name = name
         self.lock = threading.RLock()
-        self._queue: deque = deque()
         self._wake = threading.Condition(self.lock)
+        self._queues: dict[str, deque] = {lane: deque() for lane in LANES}
+        self._threads: dict[str, threading.Thread] = {}
         self._latest: dict = {}
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self.closed = False
+        _ALIVE.add(self)
 
-    def submit(self, fn: Callable[[Control], Any], *, key: str = "default", **callbacks) -> Job:
-        """Queue ``fn(control)``; the previous job with the same ``key`` is superseded (it
-        stops at its next check and stays silent). Callbacks: on_progress(done, total, msg),
-        on_partial(value) for each ``control.partial(value)`` of ``fn``, on_result(result),
-        on_stopped(), on_error(exc, traceback_text)."""
-        job = Job(self, key, fn, **callbacks)
+    def submit(self, fn: Callable[[Control], Any], *, key: str = "default",
+               lane: str = "long", **callbacks) -> Job:
+        """Queue ``fn(control)`` on ``lane`` ("long" or "interactive"); the previous job with
+        the same ``key`` is superseded (it stops at its next check and stays silent).
+        Callbacks: on_progress(done, total, msg), on_partial(value) for each
+        ``control.partial(value)`` of ``fn``, on_result(result), on_stopped(),
+        on_error(exc, traceback_text)."""
+        if lane not in LANES:
+            raise ValueError(f"lane must be one of {LANES}; got {lane!r}")
+        job = Job(self, key, fn, lane=lane, **callbacks)
         with self._wake:
-            if self._closed:
-                raise RuntimeError("this job runner has been shut down")
+            if self.closed:
+                raise RunnerClosed("this job runner has been shut down (its engine was closed)")
             old = self._latest.get(key)
             if old is not None:
                 old._superseded = True
             self._latest[key] = job
-            self._queue.append(job)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
-                self._thread.start()
-            self._wake.notify()
+            self._queues[lane].append(job)
+            thread = self._threads.get(lane)
+            if thread is None or not thread.is_alive():
+                name = self.name if lane == "long" else f"{self.name}-{lane}"
+                thread = threading.Thread(target=self._serve, args=(lane,), name=name,
+                                          daemon=True)
+                self._threads[lane] = thread
+                thread.start()
+            self._wake.notify_all()
         return job
 
     def stop(self, key: str | None = None) -> None:
@@ -140,37 +174,75 @@ class JobRunner:
     def latest(self, key: str) -> Job | None:
         return self._latest.get(key)
 
-    def _serve(self) -> None:
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The lanes' worker threads that are alive."""
+        return [t for t in list(self._threads.values()) if t.is_alive()]
+
+    def _serve(self, lane: str) -> None:
+        queue = self._queues[lane]
         while True:
             with self._wake:
-                while not self._queue and not self._closed:
-                    self._wake.wait()
-                if self._closed and not self._queue:
+                while not queue and not self.closed:
+                    self._wake.wait(_IDLE_POLL_S)
+                if not queue:
                     return
-                job = self._queue.popleft()
-            job._run()
+                job = queue.popleft()
+            try:
+                job._run()
+            except BaseException:  # noqa: BLE001 - last guard: the lane keeps serving
+                traceback.print_exc()
+                job._finished.set()
+
+    def close(self) -> None:
+        """Stop every job and let the threads end, without waiting (safe in a finalizer:
+        takes no lock it could wait on)."""
+        self.closed = True
+        for job in list(self._latest.values()):
+            job.stop()
+        if self.lock.acquire(blocking=False):
+            try:
+                self._wake.notify_all()
+            finally:
+                self.lock.release()
 
     def shutdown(self, timeout: float = 2.0) -> None:
-        """Stop everything and join the thread (registered with atexit, which runs before
-        IPython clears the namespace under a daemon thread)."""
-        with self._wake:
-            self._closed = True
-            for job in self._latest.values():
-                job.stop()
-            self._wake.notify()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        """:meth:`close`, then join the threads (up to ``timeout`` s in all)."""
+        self.close()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 _RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _RUNNERS_LOCK = threading.Lock()
+_ALIVE: weakref.WeakSet = weakref.WeakSet()
 
 
 def runner_for(engine) -> JobRunner:
-    """The one job runner (worker thread) of ``engine``, shared by all its widgets."""
+    """The job runner of ``engine``, shared by all its widgets; a fresh one once the engine
+    was closed. It ends with the engine: ``engine.close()``, or the engine collected."""
     with _RUNNERS_LOCK:
         runner = _RUNNERS.get(engine)
-        if runner is None:
+        if runner is None or runner.closed:
             runner = _RUNNERS[engine] = JobRunner()
-            atexit.register(runner.shutdown)
+            weakref.finalize(engine, runner.close).atexit = False
+            on_close = getattr(engine, "on_close", None)
+            if on_close is not None:
+                on_close(runner.shutdown)
         return runner
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    """Stop and join every runner before IPython's exit hook (registered earlier, so it runs
+    later) empties the namespace under a daemon thread."""
+    runners = list(_ALIVE)
+    for runner in runners:
+        runner.close()
+    deadline = time.monotonic() + 2.0
+    for runner in runners:
+        for thread in runner.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+

@@ -1,10 +1,13 @@
+import gc
 import threading
 import time
+import weakref
 
 import pytest
+import torch
 
 from cnn_widgets.engine.core.control import Control
-from cnn_widgets.jobs import JobRunner
+from cnn_widgets.jobs import JobRunner, runner_for
 
 
 def slow(steps, dt=0.01, result="done"):
@@ -91,3 +94,94 @@ def test_one_worker_thread_and_clean_shutdown():
     assert [t.name for t in threading.enumerate()].count("cnnw-test-worker") == 1
     r.shutdown()
     assert not any(t.name == "cnnw-test-worker" for t in threading.enumerate())
+
+
+class Custom(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt("ctrl-c in a job"), SystemExit(3),
+                                 Custom("<b>custom</b>")])
+def test_a_base_exception_is_reported_and_the_worker_survives(runner, exc):
+    got = []
+
+    def boom(control):
+        control.step(1, 50, "maximize")
+        raise exc
+    job = runner.submit(boom, on_error=lambda e, tb: got.append((e, tb)))
+    assert job.wait(5) and job.state == "error" and job.error is exc
+    assert got and got[0][0] is exc and type(exc).__name__ in got[0][1]
+    assert runner.submit(slow(1), on_result=got.append).wait(5) and got[-1] == "done"
+    assert len(runner.threads) == 1
+
+
+def test_a_failing_error_callback_does_not_kill_the_worker(runner, capsys):
+    def bad_error(e, tb):
+        raise KeyboardInterrupt("the error display failed")
+
+    def boom(control):
+        raise Custom("x")
+    assert runner.submit(boom, on_error=bad_error).wait(5)
+    assert "the error display failed" in capsys.readouterr().err
+    assert runner.submit(slow(1)).wait(5) and len(runner.threads) == 1
+
+
+def test_an_interactive_job_does_not_queue_behind_a_long_one(runner):
+    long = runner.submit(slow(300, 0.01), key="long")           # ~3 s
+    time.sleep(0.05)
+    start = time.perf_counter()
+    quick = runner.submit(slow(1, 0.0), key="quick", lane="interactive")
+    assert quick.wait(5)
+    latency = time.perf_counter() - start
+    assert long.state == "running" and latency < 0.5, latency
+    long.stop()
+    with pytest.raises(ValueError, match="lane must be one of"):
+        runner.submit(slow(1), lane="fast")
+
+
+def worker_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("cnn_widgets-worker")]
+
+
+def tiny_engine():
+    from cnn_widgets import Engine
+    from cnn_widgets.testing.models import TINY_SHAPE, random_images, tiny_lenet
+    return Engine(tiny_lenet(), TINY_SHAPE, dataset=(random_images(8), torch.arange(8) % 5),
+                  device="cpu")
+
+
+def wait_until(condition, timeout=5.0):
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_dropped_engines_are_collected_and_their_threads_end():
+    before = len(worker_threads())
+    refs = []
+    for _ in range(10):
+        engine = tiny_engine()
+        runner = runner_for(engine)
+        x = engine.dataset.images[:2]
+        assert runner.submit(lambda control, e=engine: e.predict(x, control=control)).wait(10)
+        assert runner.submit(lambda control, e=engine: e.predict(x), lane="interactive").wait(10)
+        refs.append(weakref.ref(engine))
+        del engine, runner
+    gc.collect()
+    assert [r() for r in refs] == [None] * 10                    # every engine collected
+    assert wait_until(lambda: len(worker_threads()) == before), worker_threads()
+
+
+def test_leaving_with_engine_ends_its_threads():
+    before = len(worker_threads())
+    with tiny_engine() as engine:
+        runner = runner_for(engine)
+        runner.submit(slow(1)).wait(5)
+        runner.submit(slow(1), lane="interactive").wait(5)
+        assert len(runner.threads) == 2 and len(worker_threads()) == before + 2
+    assert runner.closed and runner.threads == [] and len(worker_threads()) == before
+    fresh = runner_for(engine)                  # the engine is usable again: a new runner
+    assert fresh is not runner and fresh.submit(slow(1)).wait(5)
+    engine.close()
+    assert fresh.threads == []

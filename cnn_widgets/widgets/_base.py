@@ -3,6 +3,7 @@ runner of its engine, and one lock for all canvas drawing."""
 from __future__ import annotations
 
 import html
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ import ipywidgets as W
 import numpy as np
 from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
-from ..jobs import Job, runner_for
+from ..jobs import Job, JobRunner, runner_for
 
 # ipycanvas routes every canvas through one shared manager that remembers the current canvas,
 # so two threads drawing on two canvases could interleave; all drawing holds this lock.
@@ -108,7 +109,6 @@ class JobWidget(W.VBox):
     def __init__(self, engine, **kwargs):
         super().__init__(**kwargs)
         self.engine = engine
-        self.runner = runner_for(engine)
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0,
                                         layout=W.Layout(width="220px"))
         self.status = W.Label("ready")
@@ -123,6 +123,11 @@ class JobWidget(W.VBox):
         self._keys: set = set()        # every job key this widget used (runner keys)
         self._long_keys: set = set()   # those of jobs that drive the progress bar and Stop
 
+    @property
+    def runner(self) -> JobRunner:
+        """The engine's job runner (a fresh one if the engine was closed meanwhile)."""
+        return runner_for(self.engine)
+
     def _runner_key(self, key: str) -> str:
         """Widgets sharing an engine share its runner: keep their requests apart."""
         return f"{type(self).__name__}-{id(self)}:{key}"
@@ -133,16 +138,20 @@ class JobWidget(W.VBox):
 
     def run_job(self, key: str, fn: Callable, on_result: Callable[[Any], None], *,
                 label: str, quiet: bool = False,
-                on_partial: Callable[[Any], None] | None = None) -> Job:
-        """Run ``fn(control)`` on the worker; ``on_result(result)`` runs there when it ends
+                on_partial: Callable[[Any], None] | None = None,
+                lane: str | None = None) -> Job:
+        """Run ``fn(control)`` on a worker; ``on_result(result)`` runs there when it ends
         and ``on_partial(value)`` for each ``control.partial(value)`` on the way, unless a
         newer job with the same key superseded it. ``quiet`` jobs (live updates while
-        drawing) leave the progress bar alone and speak only on error."""
+        drawing) leave the progress bar alone and speak only on error. ``lane``: "long" or
+        "interactive" (default: "interactive" for quiet jobs, else "long"); an interactive
+        job never queues behind a long one."""
         key = self._runner_key(key)
+        runner = self.runner
         self._keys.add(key)
         if not quiet:
             self._long_keys.add(key)
-            with self.runner.lock:
+            with runner.lock:
                 self.progress.bar_style, self.progress.value = "", 0.0
                 self.status.value, self.error.value = f"{label}…", ""
                 self.stop_button.disabled = False
@@ -156,7 +165,7 @@ class JobWidget(W.VBox):
             on_result(value)
             if not quiet:
                 self.progress.value = 1.0
-                self.status.value = f"{label}: done in {self.runner.latest(key).seconds:.2f} s"
+                self.status.value = f"{label}: done in {runner.latest(key).seconds:.2f} s"
             self._update_stop_button()
 
         def stopped():
@@ -165,16 +174,18 @@ class JobWidget(W.VBox):
 
         def failed(exc, tb):
             self.progress.bar_style = "danger"
-            self.error.value = error_html(exc, tb)
+            self.show_error(exc, tb)
             self.status.value = _truncate(f"{label}: {type(exc).__name__}: {exc}", 200)
             self._update_stop_button()
 
-        return self.runner.submit(fn, key=key, on_progress=progress, on_result=result,
-                                  on_stopped=stopped, on_error=failed, on_partial=on_partial)
+        return runner.submit(fn, key=key, lane=lane or ("interactive" if quiet else "long"),
+                             on_progress=progress, on_result=result, on_stopped=stopped,
+                             on_error=failed, on_partial=on_partial)
 
-    def show_error(self, error: BaseException | str | None) -> None:
-        """Show ``error`` in the error box (escaped, truncated); None clears it."""
-        self.error.value = "" if error is None else error_html(error)
+    def show_error(self, error: BaseException | str | None, detail: str | None = None) -> None:
+        """Show ``error`` (and a ``detail`` such as a traceback) in the error box, escaped and
+        truncated; None clears it."""
+        self.error.value = "" if error is None else error_html(error, detail)
 
     def _update_stop_button(self) -> None:
         jobs = (self.runner.latest(k) for k in self._long_keys)
@@ -192,3 +203,32 @@ class JobWidget(W.VBox):
         """Block until this widget's jobs have finished (scripts, tests, headless notebooks)."""
         return all(job.wait(timeout) for key in self._keys
                    if (job := self.runner.latest(key)) is not None)
+
+    def close(self) -> None:
+        """Close this widget and every widget inside it (their handlers hold this widget,
+        hence the engine, in ipywidgets' registry until closed)."""
+        if not sys.is_finalizing():
+            inside = _descendants(self)
+            for w in inside:
+                manager = getattr(w, "_canvas_manager", None)
+                if manager is not None and manager._current_canvas in inside:
+                    manager._current_canvas = None    # the shared manager remembers the last one
+                w.close()
+        super().close()
+
+
+def _descendants(root: W.Widget) -> list[W.Widget]:
+    """Every widget inside ``root`` (box children, a MultiCanvas's layers), ``root`` excluded;
+    shared widgets (layouts, ipycanvas's canvas manager) are not part of it."""
+    out, stack = [], [root]
+    while stack:
+        for child in _parts(stack.pop()):
+            if isinstance(child, W.Widget) and child not in out:
+                out.append(child)
+                stack.append(child)
+    return out
+
+
+def _parts(widget: W.Widget) -> list:
+    values = widget._trait_values          # set values only: no defaults are made
+    return [*values.get("children", ()), *values.get("_canvases", ())]

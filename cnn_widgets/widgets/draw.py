@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .layout.fov_explorer import fit_box
+
 # Diverging map centred at zero: blue = negative (ignoring), white = 0, red = positive (attention).
 _DIVERGING = np.array([[5, 48, 97], [67, 147, 195], [247, 247, 247], [214, 96, 77],
                        [103, 0, 31]], dtype=np.float64)
@@ -85,6 +87,25 @@ def tile(cells: Sequence[Sequence[np.ndarray]], cell: tuple[int, int], gap: tupl
             sheet[top:top + h, left:left + w] = img
             corners[-1].append((top, left))
     return sheet, corners
+
+
+def fit(img: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize of an RGBA image so its longer side is ``size``, centred on a
+    white (size, size) panel."""
+    h, w = img.shape[:2]
+    s, nh, nw, top, left = fit_box(h, w, size)
+    rows = np.minimum((np.arange(nh) / s).astype(int), h - 1)
+    cols = np.minimum((np.arange(nw) / s).astype(int), w - 1)
+    out = np.empty((size, size, 4), np.uint8)
+    out[:] = BACKGROUND
+    out[top:top + nh, left:left + nw] = img[rows][:, cols]
+    return out
+
+
+def panel_row(images: Sequence[np.ndarray], size: int, gap: int = 6, header: int = 0):
+    """RGBA images, each fitted to a (size, size) panel, side by side below ``header`` px;
+    returns the sheet and the panels' corners as :func:`tile` does."""
+    return tile([[fit(img, size) for img in images]], (size, size), (0, gap), origin=(header, 0))
 
 
 def cell_at(x: float, y: float, cell: tuple[int, int], gap: tuple[int, int],

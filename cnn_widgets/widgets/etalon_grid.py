@@ -4,30 +4,62 @@ Rows: inputs (one per class by default); columns: the input, then one etalon W_p
 blue-white-red around zero (red = attention, blue = ignoring), the unit's score under each,
 the row's strongest unit framed in red. Click a cell for the enlarged etalon, the votes W ⊙ x
 and the decomposition f = <W, x> + b. Draw on the pad and its own row updates while drawing.
+
+State: the traits ``layer``, ``units``, ``indices`` (validated) and ``selected``; one observer
+turns a change into a job (grid and pad on the worker, never on the kernel thread) or a redraw.
 """
 from __future__ import annotations
 
 import html
 import time
+from dataclasses import dataclass
 
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine.core.control import NO_CONTROL
+from ..engine import CnnWidgetsError
 from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, redraw_on_reconnect
+from .layout.etalon_grid import (
+    DETAIL_GAP,
+    DETAIL_SCALE,
+    GAP,
+    HEADER,
+    GridLayout,
+    cell_scale,
+    detail_size,
+)
 from .pad import DrawingPad
-from .units import default_units, format_units, parse_indices, parse_units
+from .units import MAX_ITEMS, default_units, format_units, parse_indices, parse_units
 
-HEADER = 18          # px above the first row, for column titles
-GAP = (16, 6)        # px below (score line) and right of each cell
-DETAIL_SCALE = 3
+__all__ = ["EtalonGrid", "Selection", "Caption", "PaperCheck", "GAP", "HEADER"]
 PAD_SCALE = 8
 
 
-def cell_scale(input_hw: tuple[int, int]) -> int:
-    return max(1, 56 // max(input_hw))
+@dataclass(frozen=True)
+class Selection:
+    """The clicked etalon: ``source`` "grid" or "pad", its ``row`` and ``unit`` (column - 1)."""
+    source: str
+    row: int
+    unit: int
+
+
+@dataclass(frozen=True)
+class Caption:
+    """One text drawn on a sheet at canvas px (x, y)."""
+    text: str
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class PaperCheck:
+    """The paper's Algorithm 1 next to the fast path, with the seconds each took."""
+    fast: object
+    paper: object
+    seconds_fast: float
+    seconds_paper: float
 
 
 def row_cells(x: np.ndarray, W_row: np.ndarray, k: int) -> list[np.ndarray]:
@@ -44,22 +76,24 @@ class EtalonGrid(JobWidget):
 
     engine: the engine (its dataset gives the rows); indices: dataset rows to show (default:
     the first image of each class); layer, units: which units' etalons (default: the logits).
+    The pictures are computed on the engine's worker: ``wait()`` for them in a script.
     """
 
     layer = T.Unicode()
     units = T.List()                    # resolved unit tuples
     indices = T.List()                  # dataset rows shown
-    selected = T.Tuple(allow_none=True, default_value=None)   # ("grid"|"pad", row, column)
+    selected = T.Instance(Selection, allow_none=True)
 
     def __init__(self, engine, *, indices=None, layer: str | None = None, units=None):
         super().__init__(engine)
         self.add_class("cnnw-etalon-grid")
+        self._ready = False
         self.k = cell_scale(engine.input_shape[1:])
-        self.cell = (engine.input_shape[1] * self.k, engine.input_shape[2] * self.k)
+        self.cell = GridLayout.of(engine.input_shape[1:], 0, 0).cell
         self.grid_result = None             # Etalons of the rows (what the grid shows)
         self.pad_result = None              # Etalons of the pad image
         self.grid_rgba = self.pad_row_rgba = self.detail_rgba = None
-        self.captions: list[tuple[str, int, int]] = []
+        self.captions: list[Caption] = []
         self.region_count = self.paper_check = None
         self._syncing = False
         self._build_controls()
@@ -67,17 +101,14 @@ class EtalonGrid(JobWidget):
 
         if indices is None and engine.dataset is not None:
             indices = engine.dataset.first_of_each_class(engine.n_classes).tolist()
-        self.layer = engine.layer(layer).name
-        self.units = list(engine.resolve_units(self.layer, units if units is not None
-                                               else self._default_units(self.layer)))
+        self.layer = layer if layer is not None else engine.default_layer
+        self.units = units if units is not None else self._default_units(self.layer)
         self.indices = list(indices or [])
+        self._ready = True
         self._sync_controls()
-        # The first picture is computed here, so the widget shows it as soon as it renders
-        # (and a headless notebook saves it); later changes go through the worker thread.
-        self._show_grid(self._compute_grid())
-        self._show_pad(self._compute_pad())
-        self.observe(self._on_request, names=["layer", "units", "indices"])
-        self.observe(lambda _c: self._draw_detail(), names=["selected"])
+        placeholder(self.grid_canvas, "computing etalons…")
+        self._request_grid()
+        self._request_pad()
 
         right = W.VBox([self.detail_canvas, self.detail_text, W.HTML("<b>Draw a digit</b>"),
                         self.drawing_pad, self.pad_readout, self.report],
@@ -90,6 +121,72 @@ class EtalonGrid(JobWidget):
             W.HBox([W.VBox([self.grid_canvas, self.pad_canvas_row],
                            layout=W.Layout(flex="0 0 auto")), right]),
         ]
+
+    # -- state: validated traits, one observer ----------------------------------------------
+    @T.validate("layer")
+    def _valid_layer(self, proposal):
+        return self._checked(lambda: self.engine.layer(proposal["value"]).name)
+
+    @T.validate("units")
+    def _valid_units(self, proposal):
+        units = self._checked(lambda: self.engine.resolve_units(self.layer, proposal["value"]))
+        if len(units) > MAX_ITEMS:
+            raise T.TraitError(f"{len(units)} units asked for; at most {MAX_ITEMS} at once")
+        return list(units)
+
+    @T.validate("indices")
+    def _valid_indices(self, proposal):
+        rows = list(proposal["value"])
+        n = len(self.engine.dataset) if self.engine.dataset is not None else 0
+        bad = [i for i in rows if not isinstance(i, (int, np.integer)) or not 0 <= i < n][:5]
+        if bad:
+            raise T.TraitError(f"input rows {bad} out of range: the dataset has {n} images"
+                               + (f" (0..{n - 1})" if n else ""))
+        if len(rows) > MAX_ITEMS:
+            raise T.TraitError(f"{len(rows)} input rows asked for; at most {MAX_ITEMS} at once")
+        return [int(i) for i in rows]
+
+    @T.validate("selected")
+    def _valid_selected(self, proposal):
+        sel = proposal["value"]
+        if sel is None:
+            return sel
+        result = self.grid_result if sel.source == "grid" else self.pad_result
+        rows = 0 if result is None else len(result.x)
+        units = 0 if result is None else len(result.units)
+        if sel.source not in ("grid", "pad") or not (0 <= sel.row < rows and 0 <= sel.unit < units):
+            raise T.TraitError(f"selected={sel} out of range: expected source 'grid' or 'pad', "
+                               f"0 <= row < {rows}, 0 <= unit < {units}")
+        return sel
+
+    def _checked(self, resolve):
+        try:
+            return resolve()
+        except (CnnWidgetsError, ValueError, TypeError, LookupError) as exc:
+            raise T.TraitError(str(exc)) from exc
+
+    @T.observe("layer", "units", "indices", "selected")
+    def _on_state(self, change):
+        if not self._ready:
+            return
+        if change["name"] == "selected":
+            self._draw_detail()
+            return
+        if change["name"] == "layer" and not self._units_fit():
+            self.units = self._default_units(self.layer)      # observed again as "units"
+            return
+        self.selected = None
+        self._sync_controls()
+        self._request_grid()
+        if change["name"] != "indices":
+            self._request_pad()
+
+    def _units_fit(self) -> bool:
+        try:
+            self.engine.resolve_units(self.layer, self.units)
+        except (ValueError, LookupError):
+            return False
+        return True
 
     # -- controls ------------------------------------------------------------------------------
     def _build_controls(self):
@@ -135,89 +232,74 @@ class EtalonGrid(JobWidget):
             self._syncing = False
 
     def _on_layer_box(self, change):
-        if change["new"] != self.layer:
-            units = self.engine.resolve_units(change["new"], self._default_units(change["new"]))
+        if not self._syncing and change["new"] != self.layer:
             with self.hold_trait_notifications():
-                self.layer, self.units = change["new"], list(units)
-            self._sync_controls()
+                self.layer, self.units = change["new"], self._default_units(change["new"])
 
     def _apply_text(self):
+        n = len(self.engine.dataset) if self.engine.dataset is not None else 0
         try:
-            units = self.engine.resolve_units(self.layer, parse_units(self.units_box.value))
-            indices = parse_indices(self.indices_box.value)
-            n = len(self.engine.dataset) if self.engine.dataset is not None else 0
-            bad = [i for i in indices if not 0 <= i < n]
-            if bad:
-                raise IndexError(f"input rows {bad} out of range: the dataset has {n} images "
-                                 f"(0..{n - 1})")
-        except Exception as exc:  # noqa: BLE001 - a typo is shown, never raised into the void
-            self.error.value = f"<span style='color:#a00'>{type(exc).__name__}: {exc}</span>"
+            units = parse_units(self.units_box.value, self.engine.layer(self.layer).n_units)
+            indices = parse_indices(self.indices_box.value, n, "input row")
+            with self.hold_trait_notifications():
+                self.units = units if units is not None else self._default_units(self.layer)
+                self.indices = indices
+        except (ValueError, TypeError, LookupError, T.TraitError) as exc:
+            self.show_error(exc)         # a typo is shown, never raised into the void
             return
-        self.error.value = ""
-        with self.hold_trait_notifications():
-            self.units, self.indices = list(units), indices
+        self.show_error(None)
 
     # -- canvases ------------------------------------------------------------------------------
     def _build_canvases(self):
-        h, w = self.engine.input_shape[1:]
         self.grid_canvas = new_canvas(10, 10, "cnnw-grid")
-        self.detail_canvas = new_canvas(3 * (w * DETAIL_SCALE + 8), h * DETAIL_SCALE + HEADER,
-                                        "cnnw-detail")
+        self.detail_canvas = new_canvas(*detail_size(self.engine.input_shape[1:]), "cnnw-detail")
         self.drawing_pad = DrawingPad(self.engine.input_shape, PAD_SCALE)
         self.drawing_pad.on_change(lambda _kind: self._request_pad())
         self.pad_canvas, self.clear_button = self.drawing_pad.canvas, self.drawing_pad.clear_button
         self.pad_canvas_row = new_canvas(10, 10, "cnnw-pad-row")
-        self.grid_canvas.on_mouse_down(lambda x, y: self._click(self.grid_canvas, x, y))
-        self.pad_canvas_row.on_mouse_down(lambda x, y: self._click(self.pad_canvas_row, x, y))
+        self.grid_canvas.on_mouse_down(lambda x, y: self._click("grid", x, y))
+        self.pad_canvas_row.on_mouse_down(lambda x, y: self._click("pad", x, y))
         redraw_on_reconnect(self.grid_canvas, self._draw_grid)
         redraw_on_reconnect(self.pad_canvas_row, self._draw_pad_row)
         redraw_on_reconnect(self.detail_canvas, self._draw_detail)
 
-    # -- computing (on the worker thread, except the first picture) -----------------------------
-    def _rows(self) -> np.ndarray:
-        return self.engine.dataset.images[self.indices].numpy()
-
-    def _compute_grid(self, control=NO_CONTROL):
-        if not self.indices:
-            return None
-        return self.engine.etalons(self._rows(), self.layer, self.units, control=control)
-
-    def _compute_pad(self, control=NO_CONTROL):
-        return self.engine.etalons(self.pad.copy(), self.layer, self.units, control=control)
-
-    def _on_request(self, _change=None):
-        self.selected = None
-        self._sync_controls()
-        self.run_job("grid", self._compute_grid, self._show_grid, label="etalons")
-        self._request_pad()
+    # -- requests: every engine call runs on the worker ---------------------------------------
+    def _request_grid(self):
+        layer, units, engine = self.layer, list(self.units), self.engine
+        rows = engine.dataset.images[self.indices].numpy() if self.indices else None
+        self.run_job("grid", lambda control: None if rows is None else
+                     engine.etalons(rows, layer, units, control=control),
+                     self._show_grid, label="etalons")
 
     def _request_pad(self):
-        """Recompute the pad's row on the worker; a newer stroke supersedes this one."""
-        self.run_job("pad", self._compute_pad, self._show_pad, label="pad", quiet=True)
+        """Recompute the pad's row on the interactive lane; a newer stroke supersedes it."""
+        layer, units, engine, image = self.layer, list(self.units), self.engine, self.pad.copy()
+        self.run_job("pad", lambda control: engine.etalons(image, layer, units, control=control),
+                     self._show_pad, label="pad", quiet=True)
 
     def count_regions(self):
         """Long job: distinct activation patterns per class over the engine's dataset."""
-        self.run_job("regions", lambda control: self.engine.count_regions(control=control),
+        engine = self.engine
+        self.run_job("regions", lambda control: engine.count_regions(control=control),
                      self._show_regions, label="counting linear regions")
 
     def check_with_paper(self):
         """Long job: the paper's Algorithm 1 as written (one coordinate image at a time) for
         every row of the grid, compared with the fast path."""
-        layer, units = self.layer, self.units
+        layer, units, engine = self.layer, list(self.units), self.engine
+        rows = engine.dataset.images[self.indices].numpy()
 
         def work(control):
-            rows = self._rows()
             start = time.perf_counter()
-            fast = self.engine.etalons(rows, layer, units)
+            fast = engine.etalons(rows, layer, units)
             t_fast = time.perf_counter() - start
             start = time.perf_counter()
-            paper = self.engine.etalons(rows, layer, units, method="paper",
-                                        one_hot_batch=1, control=control)
-            t_paper = time.perf_counter() - start
-            return fast, paper, t_fast, t_paper
+            paper = engine.etalons(rows, layer, units, method="paper", one_hot_batch=1,
+                                   control=control)
+            return PaperCheck(fast, paper, t_fast, time.perf_counter() - start)
         self.run_job("paper", work, self._show_paper_check, label="paper's algorithm")
 
-    # -- showing (pure functions of state) ---------------------------------------------------
+    # -- showing (worker thread, under the runner's lock; no engine calls) --------------------
     def _show_grid(self, result):
         self.grid_result = result
         self._draw_grid()
@@ -226,47 +308,49 @@ class EtalonGrid(JobWidget):
         self.pad_result = result
         score = result.out[0]
         best = int(np.argmax(score))
-        word = "predicted" if self.layer == self.engine.default_layer else "strongest unit"
-        self.pad_readout.value = f"pad: {word} {self._unit_label(best)} (score {score[best]:.2f})"
+        word = "predicted" if result.layer == self.engine.default_layer else "strongest unit"
+        self.pad_readout.value = (f"pad: {word} {self._unit_label(result, best)} "
+                                  f"(score {score[best]:.2f})")
         self._draw_pad_row()
 
-    def _unit_label(self, j: int) -> str:
-        u = self.units[j] if j < len(self.units) else ()
-        if self.layer == self.engine.default_layer and len(u) == 1:
-            return self.engine.class_names[u[0]]
+    def _unit_label(self, result, j: int) -> str:
+        """A class name for a logit, else the unit's coordinates (plain text: escape it for
+        HTML)."""
+        u = result.units[j]
+        if result.layer == self.engine.default_layer and len(u) == 1:
+            return str(self.engine.class_names[u[0]])
         return ":".join(str(i) for i in u)
 
     def _sheet(self, result, labels: list[str]):
-        """The RGBA sheet of rows for ``result`` plus the captions drawn on it."""
+        """The RGBA sheet of rows for ``result``, the captions drawn on it and the frames of
+        each row's strongest unit."""
         cells = [row_cells(result.x[i], result.W[i], self.k) for i in range(len(result.x))]
-        sheet, corners = draw.tile(cells, self.cell, GAP, origin=(HEADER, 0))
-        captions = [("input", 2, HEADER - 5)]
-        captions += [(self._unit_label(j), corners[0][j + 1][1] + 2, HEADER - 5)
-                     for j in range(len(self.units))] if corners else []
+        sheet, _ = draw.tile(cells, self.cell, GAP, origin=(HEADER, 0))
+        grid = GridLayout(self.cell, len(cells), len(result.units))
+        captions = [Caption("input", *grid.title_at(0))]
+        captions += [Caption(self._unit_label(result, j), *grid.title_at(j + 1))
+                     for j in range(grid.units)]
         frames = []
-        for i, row in enumerate(corners):
-            top = row[0][0] + self.cell[0] + 12
-            captions.append((labels[i], row[0][1] + 2, top))
-            best = int(np.argmax(result.out[i]))
-            for j in range(len(self.units)):
-                captions.append((f"{result.out[i, j]:.2f}", row[j + 1][1] + 2, top))
-            frames.append(row[best + 1])
+        for i in range(grid.rows):
+            captions.append(Caption(labels[i], *grid.caption_at(i, 0)))
+            captions += [Caption(f"{result.out[i, j]:.2f}", *grid.caption_at(i, j + 1))
+                         for j in range(grid.units)]
+            frames.append(grid.frame(i, int(np.argmax(result.out[i]))))
         return sheet, captions, frames
 
     def _paint(self, canvas, sheet, captions, frames):
         with drawing():
             paint_sheet(canvas, sheet)
-            for text, x, y in captions:
-                canvas.fill_text(text, x, y)
+            for c in captions:
+                canvas.fill_text(c.text, c.x, c.y)
             canvas.stroke_style, canvas.line_width = "#d00", 2
-            for top, left in frames:
-                canvas.stroke_rect(left - 1, top - 1, self.cell[1] + 2, self.cell[0] + 2)
+            for frame in frames:
+                canvas.stroke_rect(*frame)
 
     def _draw_grid(self):
         if self.grid_result is None:
-            with drawing():
-                self.grid_canvas.clear()
-                self.grid_canvas.fill_text("no dataset rows: draw on the pad", 4, 14)
+            if self._ready and self.engine.dataset is None:
+                placeholder(self.grid_canvas, "no dataset rows: draw on the pad")
             return
         labels = [f"label {self.engine.class_names[int(self.engine.dataset.labels[i])]}"
                   for i in self.indices]
@@ -283,18 +367,18 @@ class EtalonGrid(JobWidget):
 
     def _draw_detail(self):
         sel = self.selected
-        result = self.grid_result if sel and sel[0] == "grid" else self.pad_result
+        result = self.grid_result if sel and sel.source == "grid" else self.pad_result
         if sel is None or result is None:
             self.detail_rgba = None
             self.detail_text.value = ""
             placeholder(self.detail_canvas, "Click an etalon for its decomposition.")
             return
-        _, i, j = sel
-        s = DETAIL_SCALE
+        i, j, s = sel.row, sel.unit, DETAIL_SCALE
         panels = [draw.upscale(draw.image(result.x[i]), s),
                   draw.upscale(draw.signed(result.W[i, j]), s),
                   draw.upscale(draw.signed(result.contributions[i, j]), s)]
-        sheet, corners = draw.tile([panels], panels[0].shape[:2], (0, 8), origin=(HEADER, 0))
+        sheet, corners = draw.tile([panels], panels[0].shape[:2], (0, DETAIL_GAP),
+                                   origin=(HEADER, 0))
         self.detail_rgba = sheet
         with drawing():
             paint_sheet(self.detail_canvas, sheet, font="12px sans-serif", resize=False)
@@ -302,39 +386,42 @@ class EtalonGrid(JobWidget):
                 self.detail_canvas.fill_text(title, left + 2, HEADER - 5)
         linear, b, out = result.linear_part[i, j], result.b[i, j], result.out[i, j]
         flag = "exact" if result.exact else "not exact"
+        where = "pad" if sel.source == "pad" else f"row {i}"
         self.detail_text.value = (
-            f"<b>unit {self._unit_label(j)}</b>, {'pad' if sel[0] == 'pad' else f'row {i}'}<br>"
+            f"<b>unit {html.escape(self._unit_label(result, j))}</b>, {where}<br>"
             f"&lt;W, x&gt; = {linear:.4f}<br>b = {b:.4f}<br>"
             f"f = &lt;W, x&gt; + b = {linear + b:.4f}<br>"
-            f"the network gives {out:.4f} <span title='{html.escape(result.reason)}'>({flag})</span>")
+            f"the network gives {out:.4f} "
+            f"<span title='{html.escape(result.reason, quote=True)}'>({flag})</span>")
 
     def _show_regions(self, count):
         self.region_count = count
-        rows = "".join(f"<tr><td>{self.engine.class_names[c]}</td><td>{n}</td><td>{k}</td></tr>"
-                       for c, (n, k) in count.per_class.items())
+        rows = "".join(f"<tr><td>{html.escape(str(self.engine.class_names[c]))}</td>"
+                       f"<td>{n}</td><td>{k}</td></tr>" for c, (n, k) in count.per_class.items())
         self.report.value = (f"<b>Linear regions</b>: {count.images} images visit {count.total} "
                              f"distinct activation patterns<table><tr><th>class</th><th>images"
                              f"</th><th>patterns</th></tr>{rows}</table>")
 
-    def _show_paper_check(self, value):
-        fast, paper, t_fast, t_paper = value
-        self.paper_check = value
+    def _show_paper_check(self, check: PaperCheck):
+        self.paper_check = check
+        fast, paper = check.fast, check.paper
         scale = float(np.abs(paper.W).max()) or 1.0
         dev = float(np.abs(fast.W - paper.W).max()) / scale
         db = float(np.abs(fast.b - paper.b).max())
         self.report.value = (f"<b>Paper's Algorithm 1</b> (one coordinate image at a time) vs the "
                              f"fast path on {fast.W.shape[0]}×{fast.W.shape[1]} etalons: max "
                              f"relative difference of W {dev:.1e}, of b {db:.1e}; "
-                             f"{t_paper:.2f} s vs {t_fast:.3f} s (×{t_paper / t_fast:.0f})")
+                             f"{check.seconds_paper:.2f} s vs {check.seconds_fast:.3f} s "
+                             f"(×{check.seconds_paper / check.seconds_fast:.0f})")
 
     # -- events (kernel thread: quick, then hand work to the worker) -----------------------
-    def _click(self, canvas, x, y):
-        result = self.grid_result if canvas is self.grid_canvas else self.pad_result
+    def _click(self, source, x, y):
+        result = self.grid_result if source == "grid" else self.pad_result
         if result is None:
             return
-        hit = draw.cell_at(x, y, self.cell, GAP, (HEADER, 0), (len(result.x), len(self.units) + 1))
-        if hit is not None and hit[1] >= 1:
-            self.selected = ("grid" if canvas is self.grid_canvas else "pad", hit[0], hit[1] - 1)
+        hit = GridLayout(self.cell, len(result.x), len(result.units)).unit_at(x, y)
+        if hit is not None:
+            self.selected = Selection(source, *hit)
 
     # -- the drawing pad -----------------------------------------------------------------------
     @property

@@ -8,23 +8,27 @@ forward masks, masks with random weights, and the exact local filter. Below: a b
 the fraction of active features per layer (this image, and the dataset's mean) and the layer's
 strongest activation slices. "Best input" runs the paper's Sec. 4 search for the selected unit:
 gradient ascent on the image from three random starts (the maximiser engine), a long job with
-progress and Stop; it shows what each run added to its start, cropped to the field.
+progress, live pictures and Stop; it shows what each run added to its start, cropped to the
+field.
+
+State: the traits ``layer``, ``index`` and ``unit`` (validated); one observer turns a change
+into a job on the worker (never an engine call on the kernel thread) or a redraw.
 """
 from __future__ import annotations
 
 import html
+import time
+from dataclasses import dataclass
 
 import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine.core.control import NO_CONTROL
-from ..engine.probing.activation_stats import activation_slices
-from ..engine.probing.receptive_field import field_map
-from ..engine.probing.reconstruct import METHODS
+from ..engine import InvalidArgument
 from . import draw
-from ._base import JobWidget, drawing, new_canvas, paint_sheet, put_rgba, redraw_on_reconnect
+from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, put_rgba, redraw_on_reconnect
+from .layout.fov_explorer import PositionGrid, field_box, image_scale
 
 PANEL = 120          # px of one reconstruction panel
 HEADER = 16          # px above the panels, for titles
@@ -32,75 +36,147 @@ SLICE_PX = 56        # about this many px per activation slice
 N_SLICES = 8
 DATASET_IMAGES = 64  # images the dataset's mean activity is taken over
 BEST_STARTS = 3      # random starts of the best-input search (the paper's Fig. 5)
+BEST_DRAW_INTERVAL_S = 0.25   # live best-input pictures at most this often
+# the four methods of engine.reconstruct(method="all"), in the paper's order, and their titles
 TITLES = {"deconvnet": "deconvnet (eq. 4-5)", "deconvnet_masks": "with masks (eq. 6-7)",
           "random_masks": "random weights", "filter": "exact filter (eq. 8-9)"}
 
 
-def fit(img: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resize of an RGBA image so its longer side is ``size``, centred on a
-    white (size, size) panel."""
-    h, w = img.shape[:2]
-    s = size / max(h, w)
-    nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
-    rows = np.minimum((np.arange(nh) / s).astype(int), h - 1)
-    cols = np.minimum((np.arange(nw) / s).astype(int), w - 1)
-    out = np.empty((size, size, 4), np.uint8)
-    out[:] = draw.BACKGROUND
-    top, left = (size - nh) // 2, (size - nw) // 2
-    out[top:top + nh, left:left + nw] = img[rows][:, cols]
-    return out
+@dataclass(frozen=True)
+class View:
+    """What one (image, layer) shows: the layer's strongest slices, the image's activity per
+    layer, the reconstructions of the layer's strongest unit and the layer's receptive fields."""
+    layer: str
+    slices: object       # ActivationSlices
+    stats: object        # ActivationStats
+    recon: object        # Reconstruction
+    fields: object       # FieldMap
+
+
+@dataclass(frozen=True)
+class BestInput:
+    """The best-input search of one unit so far (``step`` of ``total``): the images (N, C, H,
+    W), their starts, the objective's values (N,) and trace (steps, N), and the layer's
+    receptive fields (to crop to the unit's)."""
+    layer: str
+    unit: tuple[int, ...]
+    images: np.ndarray
+    start: np.ndarray
+    values: np.ndarray
+    trace: np.ndarray
+    fields: object       # FieldMap
+    step: int
+    total: int
 
 
 class FOVExplorer(JobWidget):
     """Receptive fields and backward reconstructions of one image's units.
 
     engine: the engine; image: a dataset row (int, default 0) or an image (C, H, W);
-    layer: the layer whose units are probed (default: ``engine.default_layer_for("probing")``); best_steps:
-    gradient-ascent steps of the best-input search.
+    layer: the layer whose units are probed (default: ``engine.default_layer_for("probing")``);
+    best_steps: gradient-ascent steps of the best-input search. The pictures are computed on
+    the engine's worker: ``wait()`` for them in a script.
     """
 
     layer = T.Unicode()
     index = T.Int(0)                # dataset row shown (-1: an image given by the caller)
+    unit = T.Tuple(allow_none=True, default_value=None)   # (channel, y, x) selected
 
     def __init__(self, engine, image=None, layer: str | None = None, best_steps: int = 128):
         super().__init__(engine)
+        self._ready = False
         self.best_steps = int(best_steps)
-        self.best = None
         self.add_class("cnnw-fov")
-        c, h, w = engine.input_shape
-        self.k = max(1, 280 // max(h, w))
+        self.k = image_scale(engine.input_shape[1:])
         self.custom = None
         if image is not None and not isinstance(image, (int, np.integer)):
             self.custom = engine.prepare(image)[0].cpu().numpy()
         elif engine.dataset is None:
-            raise ValueError("FOVExplorer needs an image: pass image=(C, H, W) array (the engine "
-                             "has no dataset)")
-        elif not 0 <= int(image or 0) < len(engine.dataset):
-            raise IndexError(f"image={image} out of range: the engine's dataset has "
-                             f"{len(engine.dataset)} images (0..{len(engine.dataset) - 1})")
-        self.view = self.recon = self.dataset_stats = None
-        self.position: tuple[int, int] | None = None
+            raise InvalidArgument("FOVExplorer needs an image: pass image=(C, H, W) array (the "
+                                  "engine has no dataset)")
+        self.view: View | None = None
+        self.recon = self.dataset_stats = self.best = None
         self.hover: tuple[int, int] | None = None
-        self.channel = 0
         self.image_rgba = self.recon_rgba = self.slices_rgba = self.best_rgba = None
         self._syncing = False
         self._build()
 
         self.layer = engine.default_layer_for("probing", layer)
         self.index = -1 if self.custom is not None else int(image or 0)
+        self._ready = True
         self._sync_controls()
-        # first picture computed here (a headless notebook keeps it); later work on the worker
-        self._show_view(self._compute_view(self.layer, self.x))
-        self.observe(self._on_request, names=["layer", "index"])
+        placeholder(self.recon_canvas, "computing activations and reconstructions…")
+        self._request_view()
         if engine.dataset is not None:
-            self.run_job("dataset", self._compute_dataset_stats, self._show_dataset_stats,
-                         label="dataset activity")
+            images = engine.dataset.images[:DATASET_IMAGES]
+            self.run_job("dataset", lambda control: engine.activation_stats(images,
+                                                                              control=control),
+                         self._show_dataset_stats, label="dataset activity")
+
+    # -- state: validated traits, one observer ----------------------------------------------
+    @property
+    def grid_layers(self) -> list[str]:
+        """The layers with a (C, H, W) output: those with positions to probe."""
+        return [i.name for i in self.engine.layers if len(i.output_shape) == 3]
+
+    @T.validate("layer")
+    def _valid_layer(self, proposal):
+        if proposal["value"] not in self.grid_layers:
+            raise T.TraitError(f"layer {proposal['value']!r} has no (C, H, W) output to probe; "
+                               f"expected one of {', '.join(self.grid_layers)}")
+        return proposal["value"]
+
+    @T.validate("index")
+    def _valid_index(self, proposal):
+        i, n = proposal["value"], len(self.engine.dataset) if self.engine.dataset else 0
+        if (i == -1 and self.custom is not None) or 0 <= i < n:
+            return i
+        rows = f"0..{n - 1}" if n else "none"
+        own = ", or -1 for the image given" if self.custom is not None else ""
+        raise T.TraitError(f"index={i} out of range: the engine's dataset has {n} images "
+                           f"({rows}){own}")
+
+    @T.validate("unit")
+    def _valid_unit(self, proposal):
+        u = proposal["value"]
+        if u is None:
+            return u
+        c, gh, gw = self.engine.layer(self.shown_layer).output_shape
+        u = tuple(int(v) for v in u)
+        if len(u) != 3 or not (0 <= u[0] < c and 0 <= u[1] < gh and 0 <= u[2] < gw):
+            raise T.TraitError(f"unit={proposal['value']} out of range for layer "
+                               f"{self.shown_layer!r}: expected (channel, y, x) with "
+                               f"0 <= channel < {c}, 0 <= y < {gh}, 0 <= x < {gw}")
+        return u
+
+    @T.observe("layer", "index", "unit")
+    def _on_state(self, change):
+        if not self._ready:
+            return
+        if change["name"] != "unit":
+            self._sync_controls()
+            self._request_view()
+        elif self.unit is not None and (self.recon is None or tuple(self.recon.unit) != self.unit
+                                        or self.recon.layer != self.shown_layer):
+            self._sync_controls()
+            self._draw_overlay()
+            self._request_recon()
 
     @property
     def shown_layer(self) -> str:
         """The layer of the picture on screen (``layer`` once its job has finished): grid,
         hover and clicks follow what the user sees."""
-        return self.view[0] if self.view is not None else self.layer
+        return self.view.layer if self.view is not None else self.layer
+
+    @property
+    def position(self) -> tuple[int, int] | None:
+        """(y, x) of the selected unit."""
+        return None if self.unit is None else tuple(self.unit[1:])
+
+    @property
+    def channel(self) -> int:
+        """Channel of the selected unit."""
+        return 0 if self.unit is None else self.unit[0]
 
     @property
     def x(self) -> np.ndarray:
@@ -112,8 +188,7 @@ class FOVExplorer(JobWidget):
     # -- building ------------------------------------------------------------------------------
     def _build(self):
         e = self.engine
-        grid_layers = [i.name for i in e.layers if len(i.output_shape) == 3]
-        self.layer_box = W.Dropdown(options=grid_layers, description="layer",
+        self.layer_box = W.Dropdown(options=self.grid_layers, description="layer",
                                     layout=W.Layout(width="220px"))
         n = len(e.dataset) if e.dataset is not None else 1
         self.index_box = W.BoundedIntText(min=0, max=max(n - 1, 0), description="image",
@@ -151,7 +226,18 @@ class FOVExplorer(JobWidget):
         self.best_canvas = new_canvas(10, 10, "cnnw-best-canvas")
         redraw_on_reconnect(self.slices_canvas, self._draw_slices)
         redraw_on_reconnect(self.best_canvas, self._draw_best)
+        self._build_chart()
 
+        left = W.VBox([self.image_canvas, self.hover_text],
+                      layout=W.Layout(flex="0 0 auto", margin="0 12px 0 0"))
+        right = W.VBox([self.recon_canvas, self.info, W.HTML("<b>activation slices</b> "
+                        "(strongest channels of the layer)"), self.slices_canvas,
+                        self.best_text, self.best_canvas])
+        self.children = [W.HBox([self.layer_box, self.index_box, self.channel_box,
+                                 self.best_button]),
+                         self.status_bar, self.error, W.HBox([left, right]), self.chart]
+
+    def _build_chart(self):
         xs, ys = bq.OrdinalScale(), bq.LinearScale(min=0.0, max=1.0)
         self.bars = bq.Bars(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#4a7ab7"],
                             labels=["this image"], display_legend=True)
@@ -168,15 +254,6 @@ class FOVExplorer(JobWidget):
                                fig_margin={"top": 40, "bottom": 95, "left": 60, "right": 10})
         self.chart.add_class("cnnw-active-chart")
 
-        left = W.VBox([self.image_canvas, self.hover_text],
-                      layout=W.Layout(flex="0 0 auto", margin="0 12px 0 0"))
-        right = W.VBox([self.recon_canvas, self.info, W.HTML("<b>activation slices</b> "
-                        "(strongest channels of the layer)"), self.slices_canvas,
-                        self.best_text, self.best_canvas])
-        self.children = [W.HBox([self.layer_box, self.index_box, self.channel_box,
-                                 self.best_button]),
-                         self.status_bar, self.error, W.HBox([left, right]), self.chart]
-
     def _sync_controls(self):
         self._syncing = True
         try:
@@ -188,69 +265,71 @@ class FOVExplorer(JobWidget):
         finally:
             self._syncing = False
 
-    # -- computing (worker thread, except the first picture) -----------------------------------
-    def _compute_view(self, layer, x, control=NO_CONTROL):
-        """The layer's activations, the image's activity per layer, and the reconstructions of
-        the layer's strongest unit."""
-        slices = activation_slices(self.engine, x, layer, N_SLICES)
-        stats = self.engine.activation_stats(x, control=control)
-        c, y, xx = slices.strongest_position()
-        recon = self.engine.reconstruct(x, (layer, c, y, xx), method="all", control=control)
-        return layer, slices, stats, recon
+    # -- requests: every engine call runs on the worker ---------------------------------------
+    def _request_view(self):
+        layer, x, engine = self.layer, self.x, self.engine
 
-    def _compute_dataset_stats(self, control):
-        images = self.engine.dataset.images[:DATASET_IMAGES]
-        return self.engine.activation_stats(images, control=control)
+        def work(control):
+            slices = engine.activation_slices(x, layer, N_SLICES)
+            stats = engine.activation_stats(x, control=control)
+            c, y, xx = slices.strongest_position()
+            recon = engine.reconstruct(x, (layer, c, y, xx), method="all", control=control)
+            return View(layer, slices, stats, recon, engine.field_map(layer))
+        self.run_job("view", work, self._show_view, label="activations and reconstructions")
 
-    def _on_request(self, _change=None):
-        self._sync_controls()
-        layer, x = self.layer, self.x
-        self.run_job("view", lambda control: self._compute_view(layer, x, control),
-                     self._show_view, label="activations and reconstructions")
+    def _request_recon(self):
+        img, unit, engine = self.x, (self.shown_layer, *self.unit), self.engine
+        self.run_job("recon", lambda control: engine.reconstruct(img, unit, method="all",
+                                                                 control=control),
+                     self._show_recon, label="reconstructions", lane="interactive")
 
     def select(self, y: int, x: int, channel: int | None = None):
         """Select the unit at position (y, x) of the layer (default: its strongest channel)
         and compute its four reconstructions on the worker."""
         if self.view is None:
             return
-        layer, slices = self.view[0], self.view[1]
         if channel is None:
-            channel = slices.strongest_channel(y, x)
-        self.position, self.channel = (int(y), int(x)), int(channel)
-        self._sync_controls()
-        self._draw_overlay()
-        img, unit = self.x, (layer, self.channel, int(y), int(x))
-        self.run_job("recon", lambda control: self.engine.reconstruct(
-            img, unit, method="all", control=control), self._show_recon, label="reconstructions")
+            channel = self.view.slices.strongest_channel(y, x)
+        self.unit = (int(channel), int(y), int(x))
 
     def search_best_input(self):
         """Long job: the image that maximises the selected unit, from three random starts
-        (eq. 10), with the maximiser engine; progress and Stop in the status bar."""
-        from ..engine.visualization import objectives
+        (eq. 10), with the maximiser engine; progress, live pictures and Stop. The model is
+        given back between the pictures, so clicks get in meanwhile."""
         if self.recon is None:
             return
-        layer, unit = self.recon.layer, tuple(self.recon.unit)
-        objective = objectives.unit(layer, unit)
-        steps = self.best_steps
-        self.run_job("best", lambda control: (layer, unit, self.engine.maximize(
-            objective, steps=steps, n_starts=BEST_STARTS, seed=0, control=control)),
-            self._show_best, label="best input")
+        layer, unit, steps, engine = self.recon.layer, tuple(self.recon.unit), self.best_steps, \
+            self.engine
+
+        def work(control):
+            fields = engine.field_map(layer)
+            due = {"next": 0.0}
+            start = best = None
+            for s in engine.iterate_maximize((layer, unit), steps=steps, n_starts=BEST_STARTS,
+                                             seed=0, predict=False, control=control,
+                                             every=lambda t: t == 0 or time.monotonic() >= due["next"]):
+                start = s.images if start is None else start      # step 0: the starts
+                best = BestInput(layer, unit, s.images, start, s.values, s.trace, fields,
+                                 s.step, s.total)
+                if s.step < s.total:
+                    control.partial(best)
+                    due["next"] = time.monotonic() + BEST_DRAW_INTERVAL_S
+            return best
+        self.run_job("best", work, self._show_best, label="best input",
+                     on_partial=self._show_best)
 
     def _on_channel_box(self, change):
         if not self._syncing and self.position is not None:
             self.select(*self.position, channel=change["new"])
 
-    # -- showing -------------------------------------------------------------------------------
-    def _show_view(self, value):
-        layer, slices, stats, recon = value
-        self.view = value
-        self.position, self.channel = tuple(recon.unit[1:]), int(recon.unit[0])
-        self._sync_controls()
+    # -- showing (worker thread, under the runner's lock; no engine calls) --------------------
+    def _show_view(self, view: View):
+        self.view, self.recon = view, None
+        self.bars.x, self.bars.y = list(view.stats.layers), view.stats.fraction[0].tolist()
+        self._show_dataset_stats(self.dataset_stats)
         self._draw_image()
         self._draw_slices()
-        self.bars.x, self.bars.y = list(stats.layers), stats.fraction[0].tolist()
-        self._show_dataset_stats(self.dataset_stats)
-        self._show_recon(recon)
+        self._show_recon(view.recon)
 
     def _show_dataset_stats(self, stats):
         self.dataset_stats = stats
@@ -258,7 +337,11 @@ class FOVExplorer(JobWidget):
             self.means.x, self.means.y = list(stats.layers), stats.mean.tolist()
 
     def _show_recon(self, recon):
+        if recon.layer != self.shown_layer:      # a click on a layer no longer on screen
+            return
         self.recon = recon
+        self.unit = tuple(int(v) for v in recon.unit)        # already shown: no new job
+        self._sync_controls()
         self._draw_overlay()
         self._draw_recon()
         f = recon.field
@@ -268,72 +351,67 @@ class FOVExplorer(JobWidget):
             f"(y={recon.unit[1]}, x={recon.unit[2]}): activation <b>{recon.activation:.4g}</b><br>"
             f"receptive field: rows {f.top}–{f.bottom - 1}, columns {f.left}–{f.right - 1} "
             f"({f.height}×{f.width} px); filter: "
-            f"<span title='{html.escape(recon.reason)}'>{flag}</span>")
+            f"<span title='{html.escape(recon.reason, quote=True)}'>{flag}</span>")
 
-    def _show_best(self, value):
-        self.best = value
-        _, _, res = value
+    def _show_best(self, best: BestInput):
+        self.best = best
+        c, y, x = best.unit
+        runs = ", ".join(f"{a:.3g} → {b:.3g}" for a, b in zip(best.trace[0], best.values)) \
+            if len(best.trace) else ""
         self.best_text.value = (
-            f"<b>best input</b> for {html.escape(res.objective)}: {res.trace.shape[0]} steps "
-            f"from {BEST_STARTS} random starts, value "
-            + ", ".join(f"{a:.3g} → {b:.3g}" for a, b in zip(res.trace[0], res.values))
-            + " (what each run added to its start, in the field)")
+            f"<b>best input</b> for {html.escape(best.layer)} channel {c} at (y={y}, x={x}): "
+            f"{best.step} of {best.total} steps from {BEST_STARTS} random starts, value {runs} "
+            "(what each run added to its start, in the field)")
         self._draw_best()
 
     def _draw_best(self):
-        if self.best is None:
+        b = self.best
+        if b is None:
             return
-        layer, (c, y, x), res = self.best
-        f = field_map(self.engine, layer)
+        _, y, x = b.unit
+        f = b.fields
         rows, cols = slice(int(f.top[y]), int(f.bottom[y])), slice(int(f.left[x]), int(f.right[x]))
-        panels = [fit(draw.signed((img - start)[:, rows, cols]), PANEL)
-                  for img, start in zip(res.images, res.start)]
-        sheet, _ = draw.tile([panels], (PANEL, PANEL), (0, 6))
+        sheet, _ = draw.panel_row([draw.signed((img - start)[:, rows, cols])
+                                   for img, start in zip(b.images, b.start)], PANEL)
         with drawing():
             paint_sheet(self.best_canvas, sheet)
         self.best_rgba = sheet
 
-    def _grid(self):
-        """(rows, cols) of the layer's positions and the canvas px of one grid cell."""
+    def _grid(self) -> PositionGrid:
+        """The positions of the layer on screen over the image canvas."""
         gh, gw = self.engine.layer(self.shown_layer).output_shape[1:]
-        c, h, w = self.engine.input_shape
-        return gh, gw, h * self.k / gh, w * self.k / gw
+        h, w = self.engine.input_shape[1:]
+        return PositionGrid(gh, gw, (h * self.k, w * self.k))
 
     def _draw_image(self):
         img = draw.upscale(draw.image(self.x), self.k)
         self.image_rgba = img
-        gh, gw, ch, cw = self._grid()
         with drawing():
             layer0 = self.image_canvas[0]
             layer0.clear()
             put_rgba(layer0, img)
-            if ch >= 4:                          # a grid finer than 4 px would hide the image
-                layer0.stroke_style, layer0.line_width = "rgba(255,255,255,0.45)", 1
-                for i in range(1, gh):
-                    layer0.stroke_line(0, float(i * ch), int(img.shape[1]), float(i * ch))
-                for j in range(1, gw):
-                    layer0.stroke_line(float(j * cw), 0, float(j * cw), int(img.shape[0]))
+            layer0.stroke_style, layer0.line_width = "rgba(255,255,255,0.45)", 1
+            for line in self._grid().lines():
+                layer0.stroke_line(*line)
 
     def _box(self, canvas, pos, colour, line, dash=()):
-        fm = field_map(self.engine, self.shown_layer)
-        y, x = pos
-        k = self.k
-        top, left = int(fm.top[y]) * k, int(fm.left[x]) * k
-        height, width = int(fm.bottom[y] - fm.top[y]) * k, int(fm.right[x] - fm.left[x]) * k
+        f, (y, x) = self.view.fields, pos
         canvas.stroke_style, canvas.line_width = colour, line
         canvas.set_line_dash(list(dash))
-        canvas.stroke_rect(left, top, width, height)
-        gh, gw, ch, cw = self._grid()
+        canvas.stroke_rect(*field_box(int(f.top[y]), int(f.bottom[y]), int(f.left[x]),
+                                      int(f.right[x]), self.k))
         canvas.set_line_dash([])
         canvas.fill_style = colour
         canvas.global_alpha = 0.35
-        canvas.fill_rect(float(x * cw), float(y * ch), float(cw), float(ch))
+        canvas.fill_rect(*self._grid().cell_box(y, x))
         canvas.global_alpha = 1.0
 
     def _draw_overlay(self):
         top = self.image_canvas[1]
         with drawing():
             top.clear()
+            if self.view is None:
+                return
             if self.position is not None:
                 self._box(top, self.position, "#e02020", 2)
             if self.hover is not None:
@@ -344,19 +422,20 @@ class FOVExplorer(JobWidget):
         if r is None:
             return
         rows, cols = r.field.slices
-        panels = [fit(draw.image(r.x[:, rows, cols]), PANEL)]
-        panels += [fit(draw.signed(r.crop(m)), PANEL) for m in METHODS]
-        sheet, corners = draw.tile([panels], (PANEL, PANEL), (0, 6), origin=(HEADER, 0))
+        methods = [m for m in TITLES if m in r.images]
+        sheet, corners = draw.panel_row([draw.image(r.x[:, rows, cols])]
+                                        + [draw.signed(r.crop(m)) for m in methods],
+                                        PANEL, header=HEADER)
         self.recon_rgba = sheet
         with drawing():
             paint_sheet(self.recon_canvas, sheet, resize=False)
-            for (_t, left), title in zip(corners[0], ["input (field)"] + [TITLES[m] for m in METHODS]):
+            for (_t, left), title in zip(corners[0], ["input (field)"] + [TITLES[m] for m in methods]):
                 self.recon_canvas.fill_text(title, left + 2, HEADER - 4)
 
     def _draw_slices(self):
         if self.view is None:
             return
-        s = self.view[1]
+        s = self.view.slices
         k = max(1, SLICE_PX // max(s.maps.shape[1:]))
         # each slice on its own scale (black = 0): one hot pixel must not blank the others
         cells = [[draw.upscale(draw.gray(m, 0.0, float(m.max()) or 1.0), k) for m in s.maps]]
@@ -369,12 +448,10 @@ class FOVExplorer(JobWidget):
             for (_t, left), ch in zip(corners[0], s.channels):
                 cv.fill_text(f"c{int(ch)}", left + 2, HEADER - 4)
 
-    # -- events --------------------------------------------------------------------------------
+    # -- events (kernel thread: geometry only) ------------------------------------------------
     def position_at(self, px: float, py: float) -> tuple[int, int] | None:
         """The layer position under canvas point (px, py), or None outside the image."""
-        gh, gw, ch, cw = self._grid()
-        y, x = int(py // ch), int(px // cw)
-        return (y, x) if 0 <= y < gh and 0 <= x < gw and px >= 0 and py >= 0 else None
+        return self._grid().position_at(px, py)
 
     def _click(self, px, py):
         pos = self.position_at(px, py)
@@ -385,14 +462,13 @@ class FOVExplorer(JobWidget):
         self._set_hover(self.position_at(px, py))
 
     def _set_hover(self, pos):
-        if pos == self.hover:
+        if pos == self.hover or self.view is None:
             return
         self.hover = pos
         if pos is None:
             self.hover_text.value = ""
         else:
-            f = field_map(self.engine, self.shown_layer)
-            y, x = pos
+            f, (y, x) = self.view.fields, pos
             self.hover_text.value = (f"({y}, {x}): field rows {f.top[y]}–{f.bottom[y] - 1}, "
                                      f"columns {f.left[x]}–{f.right[x] - 1}")
         self._draw_overlay()

@@ -3,32 +3,61 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..engine import InvalidArgument
 
-def parse_indices(text: str) -> list[int]:
-    """"0, 3, 10-12" -> [0, 3, 10, 11, 12]."""
-    out: list[int] = []
+MAX_ITEMS = 100      # rows or units one text box may ask for (a grid of more is no help)
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgument(f"{text.strip()[:40]!r} is not a {what} (expected a whole "
+                              "number)") from None
+
+
+def _check_range(lo: int, hi: int, n: int | None, what: str) -> None:
+    """lo..hi (inclusive) must lie in 0..n-1; checked before anything is expanded."""
+    if hi < lo:
+        raise InvalidArgument(f"{what}s {lo}-{hi}: a range must go up (a-b with a <= b)")
+    if n is not None and (lo < 0 or hi >= n):
+        span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        raise InvalidArgument(f"{what} {span} out of range: expected 0..{n - 1} ({n} in all)")
+
+
+def parse_indices(text: str, n: int | None = None, what: str = "row",
+                  limit: int = MAX_ITEMS) -> list[int]:
+    """"0, 3, 10-12" -> [0, 3, 10, 11, 12]; each index in 0..n-1 when ``n`` is given, at most
+    ``limit`` of them; both checked before a range is expanded."""
+    spans: list[tuple[int, int]] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            out.extend(range(int(lo), int(hi) + 1))
-        else:
-            out.append(int(part))
-    return out
+        lo, sep, hi = part.partition("-") if not part.startswith("-") else (part, "", "")
+        lo_i = _int(lo, what)
+        hi_i = _int(hi, what) if sep else lo_i
+        _check_range(lo_i, hi_i, n, what)
+        spans.append((lo_i, hi_i))
+    count = sum(hi - lo + 1 for lo, hi in spans)
+    if count > limit:
+        raise InvalidArgument(f"{count} {what}s asked for; at most {limit} at once")
+    return [i for lo, hi in spans for i in range(lo, hi + 1)]
 
 
-def parse_units(text: str) -> list:
-    """"0-9" -> flat indices; "3:14:14, 5:7:7" -> (channel, y, x) tuples; "" -> None (all)."""
+def parse_units(text: str, n_units: int | None = None, limit: int = MAX_ITEMS) -> list | None:
+    """"0-9" -> flat indices (each < ``n_units`` when given); "3:14:14, 5:7:7" -> (channel, y,
+    x) tuples; "" -> None (all); at most ``limit`` units."""
     text = text.strip()
     if text in ("", "all"):
         return None
     units: list = []
     for part in (p.strip() for p in text.split(",")):
         if ":" in part:
-            units.append(tuple(int(v) for v in part.split(":")))
+            units.append(tuple(_int(v, "unit coordinate") for v in part.split(":")))
         elif part:
-            units.extend(parse_indices(part))
+            units.extend(parse_indices(part, n_units, "unit", limit))
+        if len(units) > limit:
+            raise InvalidArgument(f"more than {limit} units asked for; at most {limit} at once")
     return units
 
 

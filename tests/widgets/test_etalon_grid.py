@@ -1,11 +1,20 @@
 """EtalonGrid state: simulated clicks and strokes, asserted on state and RGBA buffers."""
 import re
+import time
 
 import numpy as np
 import pytest
+import traitlets
 
 from cnn_widgets import EtalonGrid
-from cnn_widgets.widgets.etalon_grid import GAP, HEADER
+from cnn_widgets.widgets.etalon_grid import GAP, HEADER, Selection
+
+
+def grid(engine, **kw):
+    """A grid with its first pictures computed (the constructor only queues them)."""
+    g = EtalonGrid(engine, **kw)
+    assert g.wait(30)
+    return g
 
 
 def event(canvas, kind, x, y):
@@ -18,7 +27,7 @@ def cell_centre(grid, row, col):
 
 
 def test_default_grid_is_one_row_per_class_with_all_logits(engine):
-    g = EtalonGrid(engine)
+    g = grid(engine)
     labels = engine.dataset.labels[g.indices].tolist()
     assert labels == list(range(10))
     res = g.grid_result
@@ -27,12 +36,12 @@ def test_default_grid_is_one_row_per_class_with_all_logits(engine):
     h, w = g.cell
     assert g.grid_rgba.shape == (HEADER + 10 * (h + GAP[0]), 11 * (w + GAP[1]), 4)
     assert (g.grid_canvas.width, g.grid_canvas.height) == g.grid_rgba.shape[1::-1]
-    scores = [t for t, _, _ in g.captions if re.fullmatch(r"-?\d+\.\d\d", t)]
+    scores = [c.text for c in g.captions if re.fullmatch(r"-?\d+\.\d\d", c.text)]
     assert scores == [f"{v:.2f}" for v in res.out.reshape(-1)]
 
 
 def test_cells_are_red_where_the_etalon_is_positive_and_blue_where_negative(engine):
-    g = EtalonGrid(engine)
+    g = grid(engine)
     h, w = g.cell
     k = g.k
     for row, col in [(0, 0), (3, 7)]:
@@ -51,20 +60,20 @@ def test_cells_are_red_where_the_etalon_is_positive_and_blue_where_negative(engi
 
 
 def test_click_shows_the_exact_decomposition(engine):
-    g = EtalonGrid(engine)
+    g = grid(engine)
     event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 3))       # column 3 = unit 2
-    assert g.selected == ("grid", 4, 2)
+    assert g.selected == Selection("grid", 4, 2)
     nums = [float(v) for v in re.findall(r"-?\d+\.\d{4}", g.detail_text.value)]
     linear, b, total, network = nums
     assert abs(linear + b - total) < 2e-4 and abs(total - network) < 2e-4
     assert abs(network - g.grid_result.out[4, 2]) < 1e-4
     assert g.detail_rgba.shape[:2] == (g.detail_canvas.height, g.detail_canvas.width)
     event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 0))       # the input column: no change
-    assert g.selected == ("grid", 4, 2)
+    assert g.selected == Selection("grid", 4, 2)
 
 
 def test_a_stroke_on_the_pad_updates_the_pad_row(engine):
-    g = EtalonGrid(engine)
+    g = grid(engine)
     before = g.pad_row_rgba.copy()
     event(g.pad_canvas, "mouse_down", 90, 40)
     for y in range(40, 190, 10):
@@ -83,7 +92,7 @@ def test_a_stroke_on_the_pad_updates_the_pad_row(engine):
 
 
 def test_changing_layer_and_units_recomputes(engine):
-    g = EtalonGrid(engine)
+    g = grid(engine)
     g.layer_box.value = "3"                                          # the second conv
     assert g.wait(10)
     assert g.grid_result.layer == "3" and g.units[0] == (0, 5, 5) and len(g.units) == 8
@@ -95,9 +104,10 @@ def test_changing_layer_and_units_recomputes(engine):
 
 @pytest.mark.parametrize("box,text,message", [("units_box", "9:0:0", "out of range"),
                                               ("indices_box", "0, 999", "999"),
-                                              ("units_box", "x", "ValueError")])
+                                              ("units_box", "x", "not a unit"),
+                                              ("indices_box", "3-1", "must go up")])
 def test_bad_text_shows_an_error_and_keeps_the_picture(engine, box, text, message):
-    g = EtalonGrid(engine, layer="3")
+    g = grid(engine, layer="3")
     before = g.grid_result
     getattr(g, box).value = text
     g.wait(10)
@@ -105,7 +115,7 @@ def test_bad_text_shows_an_error_and_keeps_the_picture(engine, box, text, messag
 
 
 def test_count_regions_job_reports_the_engine_count(engine):
-    g = EtalonGrid(engine)
+    g = grid(engine)
     g.regions_button.click()
     assert g.wait(30)
     expected = engine.count_regions()
@@ -114,10 +124,10 @@ def test_count_regions_job_reports_the_engine_count(engine):
 
 
 def test_paper_check_agrees_and_stop_stops_it(engine):
-    g = EtalonGrid(engine, indices=[0, 1])
+    g = grid(engine, indices=[0, 1])
     g.check_with_paper()
     assert g.wait(60)
-    fast, paper, _, _ = g.paper_check
+    fast, paper = g.paper_check.fast, g.paper_check.paper
     assert np.abs(fast.W - paper.W).max() <= 1e-5 * np.abs(paper.W).max()
     assert "relative difference" in g.report.value
 
@@ -136,7 +146,7 @@ def test_paper_check_agrees_and_stop_stops_it(engine):
 
 
 def test_errors_in_jobs_are_shown_in_the_widget(engine, monkeypatch):
-    g = EtalonGrid(engine)
+    g = grid(engine)
 
     def broken(*a, **k):
         raise RuntimeError("injected engine failure")
@@ -148,7 +158,7 @@ def test_errors_in_jobs_are_shown_in_the_widget(engine, monkeypatch):
 
 
 def test_newest_request_wins(engine):
-    g = EtalonGrid(engine)
+    g = grid(engine)
     for first in range(5):
         g.indices = [first, first + 1]
     assert g.wait(10)
@@ -159,13 +169,13 @@ def test_newest_request_wins(engine):
 def test_engine_without_dataset_still_has_a_pad(engine):
     from cnn_widgets import Engine
     bare = Engine(engine.model, engine.input_shape)
-    g = EtalonGrid(bare)
+    g = grid(bare)
     assert g.grid_result is None and g.pad_result is not None
 
 
 def test_a_new_front_end_gets_every_canvas_redrawn(engine, monkeypatch):
-    g = EtalonGrid(engine)
-    g.selected = ("grid", 1, 1)                        # so the detail canvas has a picture too
+    g = grid(engine)
+    g.selected = Selection("grid", 1, 1)                       # so the detail canvas has a picture too
     manager = g.grid_canvas._canvas_manager
     sent = []
     monkeypatch.setattr(manager, "_send_custom", lambda command, buffers=None: sent.append(command))
@@ -180,9 +190,78 @@ def test_a_new_front_end_gets_every_canvas_redrawn(engine, monkeypatch):
 
 
 def test_two_grids_on_one_engine_do_not_supersede_each_other(engine):
-    a, b = EtalonGrid(engine), EtalonGrid(engine)
+    a, b = grid(engine), grid(engine)
     a.indices = [1, 2]
     b.indices = [3]
     assert a.wait(10) and b.wait(10)
     assert a.grid_result.W.shape[0] == 2 and b.grid_result.W.shape[0] == 1
     assert a.runner is b.runner                                   # one worker per engine
+
+
+def hold_model(engine, seconds):
+    """Borrow the engine's model on another thread for ``seconds`` (a long job elsewhere)."""
+    import threading
+    held = threading.Event()
+
+    def work():
+        with engine.borrow():
+            held.set()
+            time.sleep(seconds)
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    held.wait(5)
+    return t
+
+
+def test_construction_never_waits_on_the_model_lock(engine):
+    holder = hold_model(engine, 2.0)
+    start = time.perf_counter()
+    g = EtalonGrid(engine)
+    assert time.perf_counter() - start < 0.5 and g.grid_result is None     # a placeholder
+    start = time.perf_counter()
+    g.indices = [1, 2]                       # observers only queue work too
+    g.layer_box.value = "3"
+    assert time.perf_counter() - start < 0.5
+    holder.join()
+    assert g.wait(30) and g.grid_result.W.shape[:2] == (2, 8)
+
+
+@pytest.mark.parametrize("trait,value,message", [
+    ("indices", [0, 999], r"\[999\] out of range: the dataset has 40 images \(0\.\.39\)"),
+    ("indices", [0] * 5000, "at most 100"),
+    ("layer", "<b>nope</b>", "unknown layer .* layers in forward order: 0, 1, 2"),
+    ("units", [3, 10], r"unit 10 out of range .* expected 0 <= unit < 10"),
+    ("selected", Selection("grid", 10, 0), r"0 <= row < 10, 0 <= unit < 10"),
+])
+def test_bad_trait_values_are_refused_and_the_old_value_kept(engine, trait, value, message):
+    g = grid(engine)
+    before = getattr(g, trait)
+    with pytest.raises(traitlets.TraitError, match=message):
+        setattr(g, trait, value)
+    assert getattr(g, trait) == before
+
+
+@pytest.mark.parametrize("box,text", [("indices_box", "0-5000000"), ("units_box", "0-5000000"),
+                                      ("indices_box", ", ".join(["1-3"] * 100000))])
+def test_huge_ranges_are_refused_before_they_are_expanded(engine, box, text):
+    g = grid(engine)
+    start = time.perf_counter()
+    getattr(g, box).value = text
+    assert time.perf_counter() - start < 1.0
+    assert "out of range" in g.error.value or "at most 100" in g.error.value
+    assert len(g.error.value) < 2500 and g.grid_result.W.shape[:2] == (10, 10)
+
+
+def test_class_names_and_errors_are_escaped(engine):
+    from cnn_widgets import Engine
+    names = [f"<img src=x onerror=alert({i})>" for i in range(10)]
+    e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
+               engine.dataset.labels), class_names=names, device="cpu")
+    g = grid(e)
+    g.count_regions()
+    event(g.grid_canvas, "mouse_down", *cell_centre(g, 1, 2))
+    assert g.wait(30)
+    for text in (g.report.value, g.detail_text.value):
+        assert "<img" not in text and "&lt;img src=x onerror=alert(" in text
+    g.units_box.value = "<script>1</script>"
+    assert "<script>" not in g.error.value and "&lt;script&gt;" in g.error.value

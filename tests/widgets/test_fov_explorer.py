@@ -2,10 +2,19 @@
 there; hover draws the field without computing; the channel picker and layer change recompute."""
 import numpy as np
 import pytest
+import traitlets
 
 from cnn_widgets import FOVExplorer
-from cnn_widgets.engine.probing.reconstruct import METHODS
-from cnn_widgets.widgets.fov_explorer import HEADER, PANEL
+from cnn_widgets.widgets.fov_explorer import HEADER, PANEL, TITLES
+
+METHODS = tuple(TITLES)       # engine.reconstruct(method="all") gives these four
+
+
+def explorer(engine, **kw):
+    """An explorer with its first pictures computed (the constructor only queues them)."""
+    w = FOVExplorer(engine, **kw)
+    assert w.wait(30)
+    return w
 
 
 def event(w, kind, x, y):
@@ -13,12 +22,12 @@ def event(w, kind, x, y):
 
 
 def centre_of(w, y, x):
-    _, _, ch, cw = w._grid()
+    ch, cw = w._grid().cell
     return (x + 0.5) * cw, (y + 0.5) * ch
 
 
 def test_first_picture_is_the_strongest_unit_of_the_last_conv(engine):
-    w = FOVExplorer(engine)
+    w = explorer(engine)
     assert w.layer == "3"                                        # the last Conv2d
     act = engine.activations(engine.dataset.images[0], ["3"])["3"][0]
     assert w.recon.unit == np.unravel_index(np.argmax(act), act.shape)
@@ -33,7 +42,7 @@ def test_first_picture_is_the_strongest_unit_of_the_last_conv(engine):
 
 
 def test_click_gives_the_four_reconstructions_of_the_strongest_channel_there(engine):
-    w = FOVExplorer(engine, image=3)
+    w = explorer(engine, image=3)
     before = w.recon_rgba.copy()
     y, x = 1, 8
     event(w, "mouse_down", *centre_of(w, y, x))
@@ -55,8 +64,7 @@ def test_click_gives_the_four_reconstructions_of_the_strongest_channel_there(eng
 
 
 def test_hover_draws_the_field_without_computing(engine):
-    w = FOVExplorer(engine)
-    w.wait(30)
+    w = explorer(engine)
     jobs = {k: w.runner.latest(k) for k in w._keys}
     event(w, "mouse_move", *centre_of(w, 0, 9))
     f = engine.receptive_field("3", 0, 9)
@@ -68,8 +76,7 @@ def test_hover_draws_the_field_without_computing(engine):
 
 
 def test_channel_picker_and_layer_change_recompute(engine):
-    w = FOVExplorer(engine)
-    w.wait(30)
+    w = explorer(engine)
     pos = w.position
     w.channel_box.value = (w.channel + 1) % 8
     assert w.wait(30)
@@ -77,11 +84,11 @@ def test_channel_picker_and_layer_change_recompute(engine):
     w.layer_box.value = "1"                                           # the first ReLU
     assert w.wait(30)
     assert w.layer == w.recon.layer == "1"
-    assert w.slices_rgba is not None and w.view[1].layer == "1"
+    assert w.slices_rgba is not None and w.view.slices.layer == "1"
     with pytest.raises(ValueError, match="needs an image"):
         from cnn_widgets import Engine
         FOVExplorer(Engine(engine.model, engine.input_shape, device="cpu"))
-    with pytest.raises(IndexError, match=r"40 images \(0\.\.39\)"):
+    with pytest.raises(traitlets.TraitError, match=r"40 images \(0\.\.39\)"):
         FOVExplorer(engine, image=40)
 
 
@@ -90,7 +97,7 @@ def test_an_image_of_ones_own_without_a_dataset(engine):
     bare = Engine(engine.model, engine.input_shape, device="cpu")
     img = np.zeros((1, 28, 28), np.float32)
     img[0, 6:22, 12:16] = 1.0                                         # a bar
-    w = FOVExplorer(bare, image=img, layer="4")
+    w = explorer(bare, image=img, layer="4")
     assert w.index == -1 and w.layer == "4" and w.dataset_stats is None
     np.testing.assert_array_equal(w.recon.x, img)
     event(w, "mouse_down", *centre_of(w, 5, 6))
@@ -99,12 +106,13 @@ def test_an_image_of_ones_own_without_a_dataset(engine):
 
 def test_best_input_search_runs_on_the_worker_and_stops(engine):
     import time
-    w = FOVExplorer(engine, best_steps=6)
-    w.wait(30)
+    w = explorer(engine, best_steps=6)
     w.best_button.click()
     assert w.wait(60)
-    layer, unit, res = w.best
-    assert (layer, unit) == (w.recon.layer, w.recon.unit) and res.images.shape == (3, 1, 28, 28)
+    res = w.best
+    unit = res.unit
+    assert (res.layer, unit) == (w.recon.layer, w.recon.unit) and res.images.shape == (3, 1, 28, 28)
+    assert res.step == res.total == 6
     assert res.trace.shape == (6, 3) and (res.values > res.trace[0]).all()    # it went up
     f = engine.receptive_field("3", *unit[1:])
     outside = np.ones((28, 28), bool)
@@ -117,3 +125,62 @@ def test_best_input_search_runs_on_the_worker_and_stops(engine):
     assert not w.stop_button.disabled
     w.stop()
     assert w.wait(30) and "best input: stopped at" in w.status.value
+
+
+def test_construction_hover_and_clicks_never_wait_on_the_model_lock(engine):
+    import threading
+    import time
+    w = explorer(engine)
+    held = threading.Event()
+
+    def long_job():
+        with engine.borrow():
+            held.set()
+            time.sleep(2.0)
+    holder = threading.Thread(target=long_job, daemon=True)
+    holder.start()
+    held.wait(5)
+    start = time.perf_counter()
+    other = FOVExplorer(engine, image=5)
+    event(w, "mouse_move", *centre_of(w, 2, 3))
+    event(w, "mouse_down", *centre_of(w, 4, 4))
+    w.layer_box.value = "1"
+    assert time.perf_counter() - start < 0.5
+    assert w.hover == (2, 3) and "field rows" in w.hover_text.value
+    holder.join()
+    assert other.wait(30) and w.wait(30) and other.recon is not None and w.recon.layer == "1"
+
+
+@pytest.mark.parametrize("trait,value,message", [
+    ("index", 999, r"index=999 out of range: the engine's dataset has 40 images \(0\.\.39\)"),
+    ("index", -1, r"index=-1 out of range"),
+    ("layer", "9", r"no \(C, H, W\) output to probe; expected one of 0, 1, 2, 3, 4, 5"),
+    ("unit", (99, 0, 0), r"0 <= channel < 8, 0 <= y < 10, 0 <= x < 10"),
+])
+def test_bad_trait_values_are_refused_and_the_old_value_kept(engine, trait, value, message):
+    w = explorer(engine)
+    before = getattr(w, trait)
+    with pytest.raises(traitlets.TraitError, match=message):
+        setattr(w, trait, value)
+    assert getattr(w, trait) == before
+    assert w.wait(30) and w.view.layer == "3" and not w.error.value
+
+
+def test_best_input_shows_live_steps_and_lets_a_click_in(engine):
+    import time
+    w = explorer(engine, best_steps=100000)
+    seen = []
+    w.best_button.click()
+    while len(seen) < 2 and w.job("best").state in ("pending", "running"):
+        if w.best is not None and (not seen or w.best.step != seen[-1]):
+            seen.append(w.best.step)
+        time.sleep(0.01)
+    assert len(seen) == 2 and 0 <= seen[0] < seen[1] < 100000 and w.best_rgba is not None
+    start = time.perf_counter()
+    event(w, "mouse_down", *centre_of(w, 7, 2))
+    assert w.job("recon").wait(10)
+    latency = time.perf_counter() - start
+    assert w.job("best").state == "running" and w.recon.unit[1:] == (7, 2)
+    assert latency < 1.0, latency
+    w.stop()
+    assert w.wait(30)

@@ -1,0 +1,89 @@
+"""Geometry of the EtalonGrid (pure, canvas pixels): the cell size, where each cell of the grid
+sits, where its captions go, the frame of the row's strongest unit, and which cell a click hits.
+
+A grid is ``rows`` inputs by ``1 + units`` columns (the input, then one etalon per unit);
+every cell is ``cell`` = (h, w) px with ``GAP`` below (for the score) and right of it, below a
+``HEADER`` of column titles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEADER = 18          # px above the first row, for column titles
+GAP = (16, 6)        # px below (score line) and right of each cell
+CELL_TARGET = 56     # about this many px per cell
+DETAIL_SCALE = 3     # px per input pixel in the detail panels
+DETAIL_GAP = 8       # px between the detail panels
+DETAIL_PANELS = 3    # input x, etalon W, votes W ⊙ x
+
+
+def cell_scale(input_hw: tuple[int, int]) -> int:
+    """Canvas px per input pixel of a grid cell."""
+    return max(1, CELL_TARGET // max(input_hw))
+
+
+def detail_size(input_hw: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) px of the detail canvas."""
+    h, w = input_hw
+    return DETAIL_PANELS * (w * DETAIL_SCALE + DETAIL_GAP), h * DETAIL_SCALE + HEADER
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where the cells of one grid sheet are. cell: (h, w) px; rows: inputs; units: etalon
+    columns (the input column comes first)."""
+    cell: tuple[int, int]
+    rows: int
+    units: int
+    gap: tuple[int, int] = GAP
+    origin: tuple[int, int] = (HEADER, 0)
+
+    @classmethod
+    def of(cls, input_hw: tuple[int, int], rows: int, units: int) -> GridLayout:
+        k = cell_scale(input_hw)
+        return cls((input_hw[0] * k, input_hw[1] * k), rows, units)
+
+    @property
+    def cols(self) -> int:
+        return self.units + 1
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) px of the sheet."""
+        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
+        return top + self.rows * (h + gy), left + self.cols * (w + gx)
+
+    def corner(self, row: int, col: int) -> tuple[int, int]:
+        """(top, left) px of a cell; col 0 is the input."""
+        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
+        return top + row * (h + gy), left + col * (w + gx)
+
+    def hit(self, x: float, y: float) -> tuple[int, int] | None:
+        """(row, col) of the cell under canvas point (x, y), or None (gap, header, outside)."""
+        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
+        if y < top or x < left:
+            return None
+        r, ry = divmod(int(y) - top, h + gy)
+        c, cx = divmod(int(x) - left, w + gx)
+        if ry >= h or cx >= w or r >= self.rows or c >= self.cols:
+            return None
+        return int(r), int(c)
+
+    def unit_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(row, unit) of the etalon under (x, y); None off the etalons (the input column too)."""
+        hit = self.hit(x, y)
+        return None if hit is None or hit[1] == 0 else (hit[0], hit[1] - 1)
+
+    def title_at(self, col: int) -> tuple[int, int]:
+        """(x, y) of a column title."""
+        return self.corner(0, col)[1] + 2, self.origin[0] - 5
+
+    def caption_at(self, row: int, col: int) -> tuple[int, int]:
+        """(x, y) of the line under a cell (the row's label, or the unit's score)."""
+        top, left = self.corner(row, col)
+        return left + 2, top + self.cell[0] + 12
+
+    def frame(self, row: int, unit: int) -> tuple[int, int, int, int]:
+        """(x, y, width, height) of the frame drawn around an etalon cell."""
+        top, left = self.corner(row, unit + 1)
+        return left - 1, top - 1, self.cell[1] + 2, self.cell[0] + 2
