@@ -110,6 +110,7 @@ def vgg_part(repeat):
 
 def stroke_part(engine, repeat):
     grid = EtalonGrid(engine)
+    grid.wait(60)                      # the first grid is built on the worker: not a stroke
     times = []
     for i in range(repeat * 10):
         y = 40 + (i % 15) * 10

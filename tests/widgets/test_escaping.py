@@ -95,7 +95,7 @@ def maximizer_panel(engine, monkeypatch):
     m.wait(60)
     m.set_objective((LAYER, 0))                             # the layer name in the objective
     yield m, m.objective_label
-    m.fool_rows.value = CLASS_NAMES[1]                      # fooling with images "<img ...>"
+    m.fool_rows = CLASS_NAMES[1]                            # fooling with images "<img ...>"
     attempt(m.run_fooling)
     m.wait(60)
     yield m, m.error
@@ -127,18 +127,8 @@ def inverse_set_gallery(engine, monkeypatch):
     yield s, s.error
 
 
-# MaximizerPanel, PredictionTreeView and InverseSetGallery are escaped on branch h-widgets2;
-# until it is merged, their parametrizations are expected to fail (strict: an XPASS fails, so
-# remove the mark once merged).
-NOT_YET = pytest.mark.xfail(strict=True, reason="escaped on branch h-widgets2: remove this "
-                                                "mark after merging it")
-
-
 @pytest.mark.parametrize("scenario", [
-    etalon_grid, fov_explorer,
-    pytest.param(maximizer_panel, marks=NOT_YET),
-    pytest.param(prediction_tree_view, marks=NOT_YET),
-    pytest.param(inverse_set_gallery, marks=NOT_YET),
+    etalon_grid, fov_explorer, maximizer_panel, prediction_tree_view, inverse_set_gallery,
 ])
 def test_markup_from_data_is_shown_as_text(engine, monkeypatch, scenario):
     for step, (widget, shown) in enumerate(scenario(engine, monkeypatch)):
