@@ -59,6 +59,21 @@ def signed(a: np.ndarray) -> np.ndarray:
     return diverging(m, np.abs(m).max())
 
 
+def shown(img: np.ndarray) -> np.ndarray:
+    """RGBA of an input image (C, H, W): as it is when it lies in [0, 1], else stretched from
+    its own min..max (optimised images leave the data range)."""
+    lo, hi = float(img.min()), float(img.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return image(img)
+    return image((img - lo) / max(hi - lo, 1e-12))
+
+
+def heat_overlay(img: np.ndarray, heat: np.ndarray, strength: float = 0.6) -> np.ndarray:
+    """Blend an RGBA image with red where ``heat`` (H, W) in [0, 1] is high."""
+    a = np.clip(heat, 0, 1)[..., None] * strength
+    return rgba(img[..., :3].astype(np.float64) * (1 - a) + np.array([230.0, 30.0, 30.0]) * a)
+
+
 def upscale(img: np.ndarray, k: int) -> np.ndarray:
     """Nearest-neighbour upscaling by an integer factor (keeps pixels crisp)."""
     return img if k == 1 else img.repeat(k, 0).repeat(k, 1)

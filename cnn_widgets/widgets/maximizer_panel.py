@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import ipywidgets as W
 import numpy as np
@@ -23,17 +23,16 @@ import traitlets as T
 from ..engine import Control, InvalidArgument
 from ..engine.visualization import objectives as O
 from ..engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
-from . import draw
-from ._base import JobWidget, drawing, paint_sheet, placeholder, redraw_on_reconnect
-from .layout.maximizer_panel import curve, fool_titles, softmax, start_rows, top_class, unit_max, wrap, zoom
+from ._base import JobWidget, placeholder, redraw_on_reconnect
+from .draw import heat_overlay, shown  # noqa: F401 - notebooks import them from here
+from .layout.maximizer_panel import Picture, Scan, curve, softmax, start_rows, zoom
 from .maximizer_controls import build_controls, build_views
+from .maximizer_drawing import paint_fooling, paint_picture, paint_top
 from .units import parse_indices
+from .validate import in_range, one_of, refused
 
 DRAW_INTERVAL_S = 0.1      # live redraws at most ~10 per second ...
 DRAW_BUDGET = 25           # ... and at most 1/25 of the time (slow models: an extra forward)
-GAP = 6
-CAPTION = 16
-TOP_COLUMNS = 5
 FOOL_LR = 0.01             # plain SGD with a small step: the picture barely changes (Sec. 2.1)
 MAX_STEPS, MAX_STARTS = 100000, 8
 # trait -> its control (attribute of the panel); W.link keeps the two equal
@@ -46,55 +45,9 @@ LINKS = {"mode": "mode_buttons", "steps": "steps_box", "lr": "lr_box",
          "fool_target": "fool_target_box", "fool_rows": "fool_rows_box"}
 
 
-def heat_overlay(img: np.ndarray, heat: np.ndarray, strength: float = 0.6) -> np.ndarray:
-    """Blend an RGBA image with red where ``heat`` (H, W) in [0, 1] is high."""
-    a = np.clip(heat, 0, 1)[..., None] * strength
-    rgb = img[..., :3].astype(np.float64) * (1 - a) + np.array([230.0, 30.0, 30.0]) * a
-    return draw.rgba(rgb)
-
-
-def shown(img: np.ndarray) -> np.ndarray:
-    """RGBA of an input image (C, H, W): as it is when it lies in [0, 1], else stretched from
-    its own min..max (optimised images leave the data range)."""
-    lo, hi = float(img.min()), float(img.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return draw.image(img)
-    return draw.image((img - lo) / max(hi - lo, 1e-12))
-
-
-def in_range(name: str, value, lo, hi):
-    """``value`` if lo <= value <= hi, else a TraitError naming the valid range."""
-    if not lo <= value <= hi:
-        raise T.TraitError(f"{name} must be in {lo}..{hi}; got {value!r}")
-    return value
-
-
-def one_of(name: str, value, options):
-    if value not in options:
-        raise T.TraitError(f"{name} must be one of {list(options)}; got {value!r}")
-    return value
-
-
 def part(control: Control, i: int, n: int) -> Control:
     """A Control that reports into the ``i``-th of ``n`` equal parts of ``control``'s bar."""
     return Control(report=lambda done, total, msg: control.step(i * total + done, n * total, msg))
-
-
-@dataclass(frozen=True)
-class Picture:
-    """What the image canvas shows: images (N, C, H, W), probs (N, classes), the ascent's
-    step (None: the start) and the Grad-CAM overlay (None: off)."""
-    images: np.ndarray
-    probs: np.ndarray
-    step: object = None
-    cam: object = None
-
-
-@dataclass(frozen=True)
-class Scan:
-    """The dataset scan of one objective: top images and histogram."""
-    top: object
-    histogram: object
 
 
 class MaximizerPanel(JobWidget):
@@ -155,10 +108,8 @@ class MaximizerPanel(JobWidget):
     @T.validate("objective")
     def _valid_objective(self, proposal):
         objective = O.as_objective(proposal.value)
-        try:
+        with refused("objective: ", (Exception,)):
             objective.bind(self.engine)
-        except Exception as exc:  # noqa: BLE001 - a trait refuses with TraitError
-            raise T.TraitError(f"objective: {exc}") from exc
         return objective
 
     @T.validate("mode")
@@ -304,25 +255,10 @@ class MaximizerPanel(JobWidget):
             self._draw_image()
 
     def _draw_image(self):
-        pic = self.picture
-        if pic is None:
-            return
-        self.bars.y = pic.probs[0]
-        heats = pic.cam.normalized()[:, 0] if pic.cam is not None else None
-        cells = []
-        for i, img in enumerate(pic.images):
-            cell = draw.upscale(shown(img), self.k)
-            if heats is not None:
-                cell = heat_overlay(cell, draw.upscale(heats[i][..., None], self.k)[..., 0])
-            cells.append(cell)
-        sheet, corners = draw.tile([cells], cells[0].shape[:2], (CAPTION, GAP))
-        self.image_rgba = sheet
-        names = self.engine.class_names
-        with drawing():
-            paint_sheet(self.image_canvas, sheet)
-            for (top, left), (c, p) in zip(corners[0], top_class(pic.probs)):
-                self.image_canvas.fill_text(f"{names[c]} {p:.0%}", left,
-                                            top + cells[0].shape[0] + 12)
+        if self.picture is not None:
+            self.bars.y = self.picture.probs[0]
+            self.image_rgba = paint_picture(self.image_canvas, self.picture, self.k,
+                                            self.engine.class_names)
 
     def _cam_toggled(self):
         pic = self.picture
@@ -405,20 +341,9 @@ class MaximizerPanel(JobWidget):
         self._draw_top()
 
     def _draw_top(self):
-        top = self.top
-        if top is None:
-            return
-        cells = [draw.upscale(draw.image(img), self.k_small) for img in top.images]
-        rows = [[cells[i] for i in row] for row in wrap(len(cells), TOP_COLUMNS)]
-        sheet, corners = draw.tile(rows, cells[0].shape[:2], (CAPTION, GAP), (CAPTION, 0))
-        self.top_rgba = sheet
-        with drawing():
-            paint_sheet(self.top_canvas, sheet)
-            self.top_canvas.fill_text(f"top {len(cells)} of {len(self.histogram.values)} "
-                                      f"for {top.objective}", 2, 12)
-            flat = [c for row in corners for c in row]
-            for (y, x), v, i in zip(flat, top.values, top.indices):
-                self.top_canvas.fill_text(f"#{i}: {v:.3g}", x, y + cells[0].shape[0] + 12)
+        if self.top is not None:
+            self.top_rgba = paint_top(self.top_canvas, self.top, len(self.histogram.values),
+                                      self.k_small)
 
     # -- fooling ----------------------------------------------------------------------------------
     def run_fooling(self):
@@ -446,27 +371,6 @@ class MaximizerPanel(JobWidget):
         self._draw_fool()
 
     def _draw_fool(self):
-        f = self.fooling
-        if f is None:
-            return
-        k = self.k_small
-        dmax = float(f.diff.max()) or 1.0
-        rows = []
-        for i in range(len(f.start)):
-            start, end = (draw.upscale(shown(img[i]), k) for img in (f.start, f.end))
-            cams = [heat_overlay(base, draw.upscale(c[..., None], k)[..., 0])
-                    for base, cam in ((start, f.cam_start), (end, f.cam_end))
-                    for c in unit_max(cam[i])]
-            rows.append([start, end, draw.upscale(draw.gray(f.diff[i], 0, dmax), k), *cams])
-        sheet, corners = draw.tile(rows, rows[0][0].shape[:2], (CAPTION, GAP), (CAPTION, 0))
-        self.fool_rgba = sheet
-        s, t = (self.engine.class_names[c] for c in f.classes)
-        with drawing():
-            paint_sheet(self.fool_canvas, sheet)
-            for (_top, left), title in zip(corners[0], fool_titles(s, t)):
-                self.fool_canvas.fill_text(title, left, 12)
-            p0, p1 = f.probabilities[0], f.probabilities[-1]
-            for i, row in enumerate(corners):
-                self.fool_canvas.fill_text(
-                    f"{s} {p0[i, f.classes[0]]:.0%} → {t} {p1[i, f.classes[1]]:.0%}",
-                    row[0][1], row[1][0] + rows[0][0].shape[0] + 12)
+        if self.fooling is not None:
+            self.fool_rgba = paint_fooling(self.fool_canvas, self.fooling, self.k_small,
+                                           self.engine.class_names)

@@ -11,7 +11,8 @@ from cnn_widgets import MaximizerPanel
 from cnn_widgets import objectives as O
 from cnn_widgets.engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from cnn_widgets.widgets import draw
-from cnn_widgets.widgets.maximizer_panel import CAPTION, GAP, TOP_COLUMNS, shown
+from cnn_widgets.widgets.draw import shown
+from cnn_widgets.widgets.layout.maximizer_panel import CAPTION, GAP, TOP_COLUMNS
 
 
 def softmax(z):

@@ -1,10 +1,32 @@
-"""MaximizerPanel's pure layout and presentation math: zoom factors, wrapped grids, the
-dataset rows of a start, probabilities for display, fooling titles. Numpy only."""
+"""MaximizerPanel's pure layout and presentation math: its records, zoom factors, wrapped
+grids, the dataset rows of a start, probabilities for display, fooling titles. Numpy only."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+GAP = 6              # px right of each cell
+CAPTION = 16         # px below each cell (and above a sheet), for its caption
+TOP_COLUMNS = 5      # cells per row of the top-k sheet
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What the image canvas shows: images (N, C, H, W), probs (N, classes), the ascent's
+    step (None: the start) and the Grad-CAM overlay (None: off)."""
+    images: np.ndarray
+    probs: np.ndarray
+    step: object = None
+    cam: object = None
+
+
+@dataclass(frozen=True)
+class Scan:
+    """The dataset scan of one objective: top images and histogram."""
+    top: object
+    histogram: object
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
