@@ -11,7 +11,6 @@ State: ``category``, ``layer``, ``include_noise``, ``image`` and ``selected`` ar
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 import ipywidgets as W
 import numpy as np
@@ -23,9 +22,8 @@ from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, redraw_on_reconnect
 from .layout.prediction_tree_view import (
     CAT_SIZE,
-    DENDRO_W,
-    MARGIN,
-    CategoryLayout,
+    Categories,
+    TreeResult,
     category_at,
     category_layout,
     classical_mds,  # noqa: F401 - kept importable here (notebooks use it)
@@ -33,34 +31,12 @@ from .layout.prediction_tree_view import (
     tree_layout,
 )
 from .pad import DrawingPad
+from .prediction_tree_drawing import paint_categories, paint_tree
+from .validate import in_range, one_of
 
 TREE_H = 320
 TOP_K = 6
-RED, GRAY, BLUE = "#d00", "#888", "#1f5fa8"
 PAD_PX = 112                   # drawing pad side in px
-
-
-@dataclass(frozen=True)
-class Categories:
-    """The category hierarchy and where it is drawn."""
-    tree: object
-    layout: CategoryLayout
-
-
-@dataclass(frozen=True)
-class TreeResult:
-    """One category's prediction tree, the path of the query (version ``query``) and the
-    nodes' canvas positions."""
-    tree: object
-    path: object
-    node_pos: dict
-    query: int
-
-
-def _in_range(name, value, lo, hi):
-    if not lo <= value <= hi:
-        raise T.TraitError(f"{name} must be in {lo}..{hi}; got {value!r}")
-    return value
 
 
 class PredictionTreeView(JobWidget):
@@ -108,23 +84,21 @@ class PredictionTreeView(JobWidget):
     # -- traits --------------------------------------------------------------------------------
     @T.validate("category")
     def _valid_category(self, proposal):
-        return _in_range("category", proposal.value, 0, self.engine.n_classes - 1)
+        return in_range("category", proposal.value, 0, self.engine.n_classes - 1)
 
     @T.validate("image")
     def _valid_image(self, proposal):
-        return _in_range("image", proposal.value, 0, len(self.engine.dataset) - 1)
+        return in_range("image", proposal.value, 0, len(self.engine.dataset) - 1)
 
     @T.validate("layer")
     def _valid_layer(self, proposal):
-        if proposal.value not in self.layer_box.options:
-            raise T.TraitError(f"layer must be one of {list(self.layer_box.options)} (the "
-                               f"layers with a (C, H, W) output); got {proposal.value!r}")
-        return proposal.value
+        return one_of("layer", proposal.value, self.layer_box.options,
+                      " (the layers with a (C, H, W) output)")
 
     @T.validate("selected")
     def _valid_selected(self, proposal):
         n = self.tree.n_nodes if self.tree is not None else 0
-        return _in_range("selected", proposal.value, -1, n - 1)
+        return in_range("selected", proposal.value, -1, n - 1)
 
     def _changed(self, change):
         name = change["name"]
@@ -285,69 +259,13 @@ class PredictionTreeView(JobWidget):
 
     # -- drawing ---------------------------------------------------------------------------------
     def _draw_categories(self):
-        ct, lay = self.cat_tree, self.cat_layout
-        if ct is None:
-            return
-        c, h = self.cat_canvas, CAT_SIZE[0]
-        with drawing():
-            c.clear()
-            c.font, c.fill_style = "12px sans-serif", "#222"
-            c.fill_text("hierarchy (WPGMA)", MARGIN, 12)
-            c.fill_text("minimum spanning tree", DENDRO_W + 20, 12)
-            c.stroke_style, c.line_width = "#444", 1.5
-            for line in lay.lines:
-                c.stroke_lines(line)
-            for cl, x in lay.leaf_x.items():
-                name = ct.names[ct.classes.index(cl)]
-                c.fill_style = RED if cl == self.category else "#222"
-                c.fill_text(name, x - 3 * len(name), h - MARGIN)
-            c.stroke_style, c.line_width = BLUE, 2
-            for i, j, _w in ct.mst:
-                a, b = lay.positions[ct.classes[int(i)]], lay.positions[ct.classes[int(j)]]
-                c.stroke_line(a[0], a[1], b[0], b[1])
-            for cl, (x, y) in lay.positions.items():
-                name = ct.names[ct.classes.index(cl)][:2]
-                c.fill_style = RED if cl == self.category else "#fff"
-                c.fill_circle(x, y, 9)
-                c.stroke_style, c.line_width = "#222", 1
-                c.stroke_circle(x, y, 9)
-                c.fill_style = "#fff" if cl == self.category else "#222"
-                c.fill_text(name, x - 3.3 * len(name), y + 4)
+        if self.cat_tree is not None:
+            paint_categories(self.cat_canvas, self.cat_tree, self.cat_layout, self.category)
 
     def _draw_tree(self):
-        tree, c, pos = self.tree, self.tree_canvas, self.node_pos
-        if tree is None:
-            return
-        on_path = set(self.path.nodes) if self.path is not None else set()
-        with drawing():
-            c.clear()
-            c.line_width = 1
-            for top in tree.top:                           # root R -> its children
-                self._edge(c, pos[-1], pos[top], top in on_path)
-            for k in range(len(tree.images), tree.n_nodes):
-                for kid in tree.children(k):
-                    self._edge(c, pos[k], pos[kid], kid in on_path)
-            for k, (x, y) in pos.items():
-                leaf = 0 <= k < len(tree.images)
-                c.fill_style = RED if k in on_path or k == -1 else (GRAY if leaf else BLUE)
-                c.fill_circle(x, y, 2.5 if leaf else 4)
-            c.fill_style, c.font = RED, "10px sans-serif"
-            for k in on_path:                              # critical filters on the path
-                if k >= len(tree.images):
-                    c.fill_text(f"f{tree.critical(k)}", pos[k][0] + 5, pos[k][1] - 4)
-            if self.selected in pos:
-                x, y = pos[self.selected]
-                c.stroke_style, c.line_width = "#000", 2
-                c.stroke_circle(x, y, 8)
-            c.fill_style, c.font = "#222", "12px sans-serif"
-            c.fill_text(f"prediction tree of '{tree.name}' at {tree.layer}: {len(tree.images)} "
-                        f"images, {tree.n_filters} filters; red: the image's path, fN: critical "
-                        f"filter", MARGIN, 12)
-
-    @staticmethod
-    def _edge(c, a, b, red):
-        c.stroke_style, c.line_width = (RED, 2.5) if red else ("#bbb", 1)
-        c.stroke_line(a[0], a[1], b[0], b[1])
+        if self.tree is not None:
+            on_path = set(self.path.nodes) if self.path is not None else set()
+            paint_tree(self.tree_canvas, self.tree, self.node_pos, on_path, self.selected)
 
     def _draw_detail(self):
         tree, node, top = self.tree, self.selected, self.top

@@ -1,6 +1,7 @@
-"""PredictionTreeView's pure layout math: the dendrogram's lines and leaf labels, the MST's
-disc positions (classical MDS, spread apart, fitted into a box), the prediction tree's node
-coordinates and the hit tests of clicks and hovers. Numpy only; all coordinates in canvas px."""
+"""PredictionTreeView's pure layout math and records: the dendrogram's lines and leaf labels,
+the MST's disc positions (classical MDS, spread apart, fitted into a box), the prediction
+tree's node coordinates and the hit tests of clicks and hovers. Numpy only; all coordinates in
+canvas px."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -56,6 +57,23 @@ class CategoryLayout:
     lines: tuple[np.ndarray, ...]
     leaf_x: dict[int, float]
     positions: dict[int, Point]
+
+
+@dataclass(frozen=True)
+class Categories:
+    """The category hierarchy (a CategoryTree) and where it is drawn."""
+    tree: object
+    layout: CategoryLayout
+
+
+@dataclass(frozen=True)
+class TreeResult:
+    """One category's prediction tree, the path of the query (version ``query``) and the
+    nodes' canvas positions."""
+    tree: object
+    path: object
+    node_pos: dict
+    query: int
 
 
 def category_layout(icoord, dcoord, leaves: Sequence[int], classes: Sequence[int],
