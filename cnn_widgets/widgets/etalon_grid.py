@@ -12,54 +12,28 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass
 
-import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine import CnnWidgetsError
 from . import draw
-from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, redraw_on_reconnect
+from ._base import JobWidget, drawing, paint_sheet, placeholder
+from .etalon_grid_controls import build
 from .layout.etalon_grid import (
     DETAIL_GAP,
     DETAIL_SCALE,
     GAP,
     HEADER,
+    Caption,
     GridLayout,
+    PaperCheck,
+    Selection,
     cell_scale,
-    detail_size,
 )
-from .pad import DrawingPad
 from .units import MAX_ITEMS, default_units, format_units, parse_indices, parse_units
+from .validate import InvalidTrait, refused
 
 __all__ = ["EtalonGrid", "Selection", "Caption", "PaperCheck", "GAP", "HEADER"]
-PAD_SCALE = 8
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The clicked etalon: ``source`` "grid" or "pad", its ``row`` and ``unit`` (column - 1)."""
-    source: str
-    row: int
-    unit: int
-
-
-@dataclass(frozen=True)
-class Caption:
-    """One text drawn on a sheet at canvas px (x, y)."""
-    text: str
-    x: int
-    y: int
-
-
-@dataclass(frozen=True)
-class PaperCheck:
-    """The paper's Algorithm 1 next to the fast path, with the seconds each took."""
-    fast: object
-    paper: object
-    seconds_fast: float
-    seconds_paper: float
 
 
 def row_cells(x: np.ndarray, W_row: np.ndarray, k: int) -> list[np.ndarray]:
@@ -96,8 +70,7 @@ class EtalonGrid(JobWidget):
         self.captions: list[Caption] = []
         self.region_count = self.paper_check = None
         self._syncing = False
-        self._build_controls()
-        self._build_canvases()
+        build(self)
 
         if indices is None and engine.dataset is not None:
             indices = engine.dataset.first_of_each_class(engine.n_classes).tolist()
@@ -109,29 +82,18 @@ class EtalonGrid(JobWidget):
         placeholder(self.grid_canvas, "computing etalons…")
         self._request_grid()
         self._request_pad()
-
-        right = W.VBox([self.detail_canvas, self.detail_text, W.HTML("<b>Draw a digit</b>"),
-                        self.drawing_pad, self.pad_readout, self.report],
-                       layout=W.Layout(width=f"{self.detail_canvas.width + 12}px",
-                                       margin="0 0 0 12px", flex="0 0 auto"))
-        self.children = [
-            W.HBox([self.layer_box, self.units_box, self.indices_box, self.apply_button]),
-            W.HBox([self.regions_button, self.paper_button]),
-            self.status_bar, self.error,
-            W.HBox([W.VBox([self.grid_canvas, self.pad_canvas_row],
-                           layout=W.Layout(flex="0 0 auto")), right]),
-        ]
-
     # -- state: validated traits, one observer ----------------------------------------------
     @T.validate("layer")
     def _valid_layer(self, proposal):
-        return self._checked(lambda: self.engine.layer(proposal["value"]).name)
+        with refused():
+            return self.engine.layer(proposal["value"]).name
 
     @T.validate("units")
     def _valid_units(self, proposal):
-        units = self._checked(lambda: self.engine.resolve_units(self.layer, proposal["value"]))
+        with refused():
+            units = self.engine.resolve_units(self.layer, proposal["value"])
         if len(units) > MAX_ITEMS:
-            raise T.TraitError(f"{len(units)} units asked for; at most {MAX_ITEMS} at once")
+            raise InvalidTrait(f"{len(units)} units asked for; at most {MAX_ITEMS} at once")
         return list(units)
 
     @T.validate("indices")
@@ -140,10 +102,10 @@ class EtalonGrid(JobWidget):
         n = len(self.engine.dataset) if self.engine.dataset is not None else 0
         bad = [i for i in rows if not isinstance(i, (int, np.integer)) or not 0 <= i < n][:5]
         if bad:
-            raise T.TraitError(f"input rows {bad} out of range: the dataset has {n} images"
+            raise InvalidTrait(f"input rows {bad} out of range: the dataset has {n} images"
                                + (f" (0..{n - 1})" if n else ""))
         if len(rows) > MAX_ITEMS:
-            raise T.TraitError(f"{len(rows)} input rows asked for; at most {MAX_ITEMS} at once")
+            raise InvalidTrait(f"{len(rows)} input rows asked for; at most {MAX_ITEMS} at once")
         return [int(i) for i in rows]
 
     @T.validate("selected")
@@ -155,15 +117,9 @@ class EtalonGrid(JobWidget):
         rows = 0 if result is None else len(result.x)
         units = 0 if result is None else len(result.units)
         if sel.source not in ("grid", "pad") or not (0 <= sel.row < rows and 0 <= sel.unit < units):
-            raise T.TraitError(f"selected={sel} out of range: expected source 'grid' or 'pad', "
+            raise InvalidTrait(f"selected={sel} out of range: expected source 'grid' or 'pad', "
                                f"0 <= row < {rows}, 0 <= unit < {units}")
         return sel
-
-    def _checked(self, resolve):
-        try:
-            return resolve()
-        except (CnnWidgetsError, ValueError, TypeError, LookupError) as exc:
-            raise T.TraitError(str(exc)) from exc
 
     @T.observe("layer", "units", "indices", "selected")
     def _on_state(self, change):
@@ -189,36 +145,6 @@ class EtalonGrid(JobWidget):
         return True
 
     # -- controls ------------------------------------------------------------------------------
-    def _build_controls(self):
-        e = self.engine
-        self.layer_box = W.Dropdown(options=e.layer_names, description="layer",
-                                    layout=W.Layout(width="200px"))
-        self.units_box = W.Text(description="units", layout=W.Layout(width="260px"),
-                                placeholder="0-9  or  c:y:x, …")
-        self.indices_box = W.Text(description="inputs", layout=W.Layout(width="300px"),
-                                  placeholder="dataset rows, e.g. 0, 5, 10-12")
-        self.apply_button = W.Button(description="Show", layout=W.Layout(width="70px"))
-        self.regions_button = W.Button(description="Count linear regions", icon="th",
-                                       layout=W.Layout(width="190px"))
-        self.paper_button = W.Button(description="Check with the paper's algorithm",
-                                     icon="check", layout=W.Layout(width="260px"))
-        self.pad_readout = W.Label("", layout=W.Layout(width="auto"))
-        self.detail_text = W.HTML("")
-        self.report = W.HTML("")
-        for w, cls in ((self.regions_button, "cnnw-regions"), (self.paper_button, "cnnw-paper"),
-                       (self.pad_readout, "cnnw-pad-readout"),
-                       (self.detail_text, "cnnw-detail-text"), (self.report, "cnnw-report"),
-                       (self.layer_box, "cnnw-layer"), (self.units_box, "cnnw-units"),
-                       (self.indices_box, "cnnw-indices"), (self.apply_button, "cnnw-apply")):
-            w.add_class(cls)
-        self.layer_box.observe(self._on_layer_box, names="value")
-        self.apply_button.on_click(lambda _b: self._apply_text())
-        for box in (self.units_box, self.indices_box):   # Enter or leaving the box applies it
-            box.continuous_update = False
-            box.observe(lambda _c: self._syncing or self._apply_text(), names="value")
-        self.regions_button.on_click(lambda _b: self.count_regions())
-        self.paper_button.on_click(lambda _b: self.check_with_paper())
-
     def _default_units(self, layer):
         return default_units(self.engine.layer(layer).output_shape)
 
@@ -248,20 +174,6 @@ class EtalonGrid(JobWidget):
             self.show_error(exc)         # a typo is shown, never raised into the void
             return
         self.show_error(None)
-
-    # -- canvases ------------------------------------------------------------------------------
-    def _build_canvases(self):
-        self.grid_canvas = new_canvas(10, 10, "cnnw-grid")
-        self.detail_canvas = new_canvas(*detail_size(self.engine.input_shape[1:]), "cnnw-detail")
-        self.drawing_pad = DrawingPad(self.engine.input_shape, PAD_SCALE)
-        self.drawing_pad.on_change(lambda _kind: self._request_pad())
-        self.pad_canvas, self.clear_button = self.drawing_pad.canvas, self.drawing_pad.clear_button
-        self.pad_canvas_row = new_canvas(10, 10, "cnnw-pad-row")
-        self.grid_canvas.on_mouse_down(lambda x, y: self._click("grid", x, y))
-        self.pad_canvas_row.on_mouse_down(lambda x, y: self._click("pad", x, y))
-        redraw_on_reconnect(self.grid_canvas, self._draw_grid)
-        redraw_on_reconnect(self.pad_canvas_row, self._draw_pad_row)
-        redraw_on_reconnect(self.detail_canvas, self._draw_detail)
 
     # -- requests: every engine call runs on the worker ---------------------------------------
     def _request_grid(self):

@@ -1,5 +1,6 @@
-"""Geometry of the EtalonGrid (pure, canvas pixels): the cell size, where each cell of the grid
-sits, where its captions go, the frame of the row's strongest unit, and which cell a click hits.
+"""Geometry and records of the EtalonGrid (pure, canvas pixels): the cell size, where each
+cell of the grid sits, where its captions go, the frame of the row's strongest unit, and which
+cell a click hits; the records of a click, a caption and the paper's check.
 
 A grid is ``rows`` inputs by ``1 + units`` columns (the input, then one etalon per unit);
 every cell is ``cell`` = (h, w) px with ``GAP`` below (for the score) and right of it, below a
@@ -15,6 +16,31 @@ CELL_TARGET = 56     # about this many px per cell
 DETAIL_SCALE = 3     # px per input pixel in the detail panels
 DETAIL_GAP = 8       # px between the detail panels
 DETAIL_PANELS = 3    # input x, etalon W, votes W ⊙ x
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The clicked etalon: ``source`` "grid" or "pad", its ``row`` and ``unit`` (column - 1)."""
+    source: str
+    row: int
+    unit: int
+
+
+@dataclass(frozen=True)
+class Caption:
+    """One text drawn on a sheet at canvas px (x, y)."""
+    text: str
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class PaperCheck:
+    """The paper's Algorithm 1 next to the fast path, with the seconds each took."""
+    fast: object
+    paper: object
+    seconds_fast: float
+    seconds_paper: float
 
 
 def cell_scale(input_hw: tuple[int, int]) -> int:
