@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass
 
-import bqplot as bq
-import ipywidgets as W
 import numpy as np
 import traitlets as T
 
 from ..engine import InvalidArgument
 from . import draw
-from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, put_rgba, redraw_on_reconnect
-from .layout.fov_explorer import PositionGrid, field_box, image_scale
+from ._base import JobWidget, drawing, paint_sheet, placeholder, put_rgba
+from .fov_explorer_controls import build
+from .layout.fov_explorer import HEADER, PANEL, BestInput, PositionGrid, View, field_box, image_scale
+from .validate import InvalidTrait
 
-PANEL = 120          # px of one reconstruction panel
-HEADER = 16          # px above the panels, for titles
 SLICE_PX = 56        # about this many px per activation slice
 N_SLICES = 8
 DATASET_IMAGES = 64  # images the dataset's mean activity is taken over
@@ -40,33 +37,6 @@ BEST_DRAW_INTERVAL_S = 0.25   # live best-input pictures at most this often
 # the four methods of engine.reconstruct(method="all"), in the paper's order, and their titles
 TITLES = {"deconvnet": "deconvnet (eq. 4-5)", "deconvnet_masks": "with masks (eq. 6-7)",
           "random_masks": "random weights", "filter": "exact filter (eq. 8-9)"}
-
-
-@dataclass(frozen=True)
-class View:
-    """What one (image, layer) shows: the layer's strongest slices, the image's activity per
-    layer, the reconstructions of the layer's strongest unit and the layer's receptive fields."""
-    layer: str
-    slices: object       # ActivationSlices
-    stats: object        # ActivationStats
-    recon: object        # Reconstruction
-    fields: object       # FieldMap
-
-
-@dataclass(frozen=True)
-class BestInput:
-    """The best-input search of one unit so far (``step`` of ``total``): the images (N, C, H,
-    W), their starts, the objective's values (N,) and trace (steps, N), and the layer's
-    receptive fields (to crop to the unit's)."""
-    layer: str
-    unit: tuple[int, ...]
-    images: np.ndarray
-    start: np.ndarray
-    values: np.ndarray
-    trace: np.ndarray
-    fields: object       # FieldMap
-    step: int
-    total: int
 
 
 class FOVExplorer(JobWidget):
@@ -99,7 +69,7 @@ class FOVExplorer(JobWidget):
         self.hover: tuple[int, int] | None = None
         self.image_rgba = self.recon_rgba = self.slices_rgba = self.best_rgba = None
         self._syncing = False
-        self._build()
+        build(self)
 
         self.layer = engine.default_layer_for("probing", layer)
         self.index = -1 if self.custom is not None else int(image or 0)
@@ -122,7 +92,7 @@ class FOVExplorer(JobWidget):
     @T.validate("layer")
     def _valid_layer(self, proposal):
         if proposal["value"] not in self.grid_layers:
-            raise T.TraitError(f"layer {proposal['value']!r} has no (C, H, W) output to probe; "
+            raise InvalidTrait(f"layer {proposal['value']!r} has no (C, H, W) output to probe; "
                                f"expected one of {', '.join(self.grid_layers)}")
         return proposal["value"]
 
@@ -133,7 +103,7 @@ class FOVExplorer(JobWidget):
             return i
         rows = f"0..{n - 1}" if n else "none"
         own = ", or -1 for the image given" if self.custom is not None else ""
-        raise T.TraitError(f"index={i} out of range: the engine's dataset has {n} images "
+        raise InvalidTrait(f"index={i} out of range: the engine's dataset has {n} images "
                            f"({rows}){own}")
 
     @T.validate("unit")
@@ -144,7 +114,7 @@ class FOVExplorer(JobWidget):
         c, gh, gw = self.engine.layer(self.shown_layer).output_shape
         u = tuple(int(v) for v in u)
         if len(u) != 3 or not (0 <= u[0] < c and 0 <= u[1] < gh and 0 <= u[2] < gw):
-            raise T.TraitError(f"unit={proposal['value']} out of range for layer "
+            raise InvalidTrait(f"unit={proposal['value']} out of range for layer "
                                f"{self.shown_layer!r}: expected (channel, y, x) with "
                                f"0 <= channel < {c}, 0 <= y < {gh}, 0 <= x < {gw}")
         return u
@@ -184,75 +154,6 @@ class FOVExplorer(JobWidget):
         if self.index < 0:
             return self.custom
         return self.engine.dataset.images[self.index].numpy()
-
-    # -- building ------------------------------------------------------------------------------
-    def _build(self):
-        e = self.engine
-        self.layer_box = W.Dropdown(options=self.grid_layers, description="layer",
-                                    layout=W.Layout(width="220px"))
-        n = len(e.dataset) if e.dataset is not None else 1
-        self.index_box = W.BoundedIntText(min=0, max=max(n - 1, 0), description="image",
-                                          layout=W.Layout(width="160px"),
-                                          disabled=e.dataset is None)
-        self.channel_box = W.BoundedIntText(min=0, max=0, description="channel",
-                                            layout=W.Layout(width="160px"))
-        self.info = W.HTML("")
-        self.hover_text = W.HTML("")
-        self.best_button = W.Button(description="Best input (3 random starts)", icon="search",
-                                    layout=W.Layout(width="230px"))
-        self.best_button.on_click(lambda _b: self.search_best_input())
-        self.best_text = W.HTML("")
-        for wdg, cls in ((self.layer_box, "cnnw-layer"), (self.index_box, "cnnw-index"),
-                         (self.channel_box, "cnnw-channel"), (self.info, "cnnw-fov-info"),
-                         (self.hover_text, "cnnw-hover"), (self.best_button, "cnnw-best"),
-                         (self.best_text, "cnnw-best-text")):
-            wdg.add_class(cls)
-        self.layer_box.observe(lambda ch: self._syncing or setattr(self, "layer", ch["new"]),
-                               names="value")
-        self.index_box.observe(lambda ch: self._syncing or setattr(self, "index", ch["new"]),
-                               names="value")
-        self.channel_box.observe(self._on_channel_box, names="value")
-
-        c, h, w = e.input_shape
-        self.image_canvas = new_canvas(w * self.k, h * self.k, "cnnw-fov-image", layers=2)
-        self.image_canvas.on_mouse_down(self._click)
-        self.image_canvas.on_mouse_move(self._move)
-        self.image_canvas.on_mouse_out(lambda x, y: self._set_hover(None))
-        redraw_on_reconnect(self.image_canvas[0], self._draw_image)
-        redraw_on_reconnect(self.image_canvas[1], self._draw_overlay)
-        self.recon_canvas = new_canvas(5 * (PANEL + 6), PANEL + HEADER, "cnnw-recon")
-        self.slices_canvas = new_canvas(10, 10, "cnnw-slices")
-        redraw_on_reconnect(self.recon_canvas, self._draw_recon)
-        self.best_canvas = new_canvas(10, 10, "cnnw-best-canvas")
-        redraw_on_reconnect(self.slices_canvas, self._draw_slices)
-        redraw_on_reconnect(self.best_canvas, self._draw_best)
-        self._build_chart()
-
-        left = W.VBox([self.image_canvas, self.hover_text],
-                      layout=W.Layout(flex="0 0 auto", margin="0 12px 0 0"))
-        right = W.VBox([self.recon_canvas, self.info, W.HTML("<b>activation slices</b> "
-                        "(strongest channels of the layer)"), self.slices_canvas,
-                        self.best_text, self.best_canvas])
-        self.children = [W.HBox([self.layer_box, self.index_box, self.channel_box,
-                                 self.best_button]),
-                         self.status_bar, self.error, W.HBox([left, right]), self.chart]
-
-    def _build_chart(self):
-        xs, ys = bq.OrdinalScale(), bq.LinearScale(min=0.0, max=1.0)
-        self.bars = bq.Bars(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#4a7ab7"],
-                            labels=["this image"], display_legend=True)
-        self.means = bq.Scatter(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#d04020"],
-                                marker="diamond", default_size=40, labels=["dataset mean"],
-                                display_legend=True)
-        self.chart = bq.Figure(marks=[self.bars, self.means],
-                               axes=[bq.Axis(scale=xs, tick_rotate=-45,
-                                             tick_style={"font-size": "9px", "text-anchor": "end"}),
-                                     bq.Axis(scale=ys, side="left",
-                                             label="active features (fraction)")],
-                               title="active features per layer",
-                               layout=W.Layout(width="640px", height="320px"),
-                               fig_margin={"top": 40, "bottom": 95, "left": 60, "right": 10})
-        self.chart.add_class("cnnw-active-chart")
 
     def _sync_controls(self):
         self._syncing = True

@@ -1,13 +1,45 @@
-"""Geometry of the FOVExplorer (pure, canvas pixels): the grid of a layer's positions laid over
-the enlarged image, which position a point hits, the box of a position's grid cell and of its
-receptive field, and where an image goes on a square panel.
+"""Geometry and records of the FOVExplorer (pure, canvas pixels): the grid of a layer's
+positions laid over the enlarged image, which position a point hits, the box of a position's
+grid cell and of its receptive field, and where an image goes on a square panel; what one view
+and one best-input search hold.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 IMAGE_PX = 280       # about this many px for the image's longer side
 MIN_GRID_PX = 4      # grid lines finer than this would hide the image
+PANEL = 120          # px of one reconstruction panel
+HEADER = 16          # px above the panels, for titles
+
+
+@dataclass(frozen=True)
+class View:
+    """What one (image, layer) shows: the layer's strongest slices, the image's activity per
+    layer, the reconstructions of the layer's strongest unit and the layer's receptive fields."""
+    layer: str
+    slices: object       # ActivationSlices
+    stats: object        # ActivationStats
+    recon: object        # Reconstruction
+    fields: object       # FieldMap
+
+
+@dataclass(frozen=True)
+class BestInput:
+    """The best-input search of one unit so far (``step`` of ``total``): the images (N, C, H,
+    W), their starts, the objective's values (N,) and trace (steps, N), and the layer's
+    receptive fields (to crop to the unit's)."""
+    layer: str
+    unit: tuple[int, ...]
+    images: np.ndarray
+    start: np.ndarray
+    values: np.ndarray
+    trace: np.ndarray
+    fields: object       # FieldMap
+    step: int
+    total: int
 
 
 def image_scale(input_hw: tuple[int, int]) -> int:
