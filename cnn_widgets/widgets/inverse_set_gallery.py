@@ -13,29 +13,26 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets as T
 
 from ..engine import InvalidArgument
 from . import draw
-from ._base import (
-    JobWidget,
-    drawing,
-    new_canvas,
-    paint_sheet,
-    placeholder,
-    put_rgba,
-    redraw_on_reconnect,
-    resize_canvas,
-)
+from ._base import JobWidget, drawing, paint_sheet, placeholder, put_rgba, resize_canvas
+from .inverse_set_controls import build
 from .layout.inverse_set_gallery import (
     COLS,
+    DETAIL_SCALE,
     GAP,
-    MAX_SHOWN,  # noqa: F401 - part of the gallery's geometry, imported by tests
+    MAX_K,
+    MAX_N,
+    Constraint,
+    Detail,
+    Samples,
+    UnitValues,
     cell_at,
     cell_boxes,
     default_range,
@@ -44,47 +41,13 @@ from .layout.inverse_set_gallery import (
     shown_indices,
 )
 from .units import default_units, format_units, parse_units
+from .validate import InvalidTrait, in_range
 
-DETAIL_SCALE = 4
 LIVE_INTERVAL_S = 0.25  # gallery redraws while samples arrive
-MAX_K, MAX_N = 1000, 100000
 
 
 def _unit_text(unit) -> str:
     return format_units([tuple(unit)])
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """One unit of the intersection and its range [lo, hi] (None: the default range, the
-    70th-90th percentile on the dataset, not computed yet)."""
-    layer: str
-    unit: tuple[int, ...]
-    lo: float | None = None
-    hi: float | None = None
-
-
-@dataclass(frozen=True)
-class Samples:
-    """images (m, C, H, W) and their activations (m, P), one column per constraint."""
-    images: np.ndarray
-    activations: np.ndarray
-
-
-@dataclass(frozen=True)
-class Detail:
-    """A sample shown enlarged: its index, image (C, H, W) and etalons (one per unit)."""
-    sample: int
-    image: np.ndarray
-    etalons: tuple
-
-
-@dataclass(frozen=True)
-class UnitValues:
-    """A unit's value on every dataset image (empty without a dataset)."""
-    layer: str
-    unit: tuple[int, ...]
-    values: np.ndarray
 
 
 class InverseSetGallery(JobWidget):
@@ -96,7 +59,7 @@ class InverseSetGallery(JobWidget):
     the 70th-90th percentile of its values on the dataset); K, n: seeds and samples.
     """
 
-    constraints = T.List(T.Instance(Constraint), minlen=1)   # the picker edits the last one
+    constraints = T.List(T.Instance(Constraint))   # at least one; the picker edits the last
     selected = T.Int(allow_none=True, default_value=None)      # index into the samples
     K, n = T.Int(10), T.Int(100)
 
@@ -115,7 +78,7 @@ class InverseSetGallery(JobWidget):
         self.unit_values: UnitValues | None = None     # of the picker's unit
         self.detail: Detail | None = None
         self._syncing = False
-        self._build()
+        build(self)
         self.constraints = [self._constraint(layer, unit, range)]
         self.K, self.n = int(K), int(n)
         W.link((self, "K"), (self.K_box, "value"))
@@ -137,18 +100,21 @@ class InverseSetGallery(JobWidget):
     # -- traits ----------------------------------------------------------------------------------
     @T.validate("K", "n")
     def _valid_count(self, proposal):
-        name, value = proposal.trait.name, proposal.value
-        hi = MAX_K if name == "K" else MAX_N
-        if not 1 <= value <= hi:
-            raise T.TraitError(f"{name} must be in 1..{hi}; got {value!r}")
-        return value
+        name = proposal.trait.name
+        return in_range(name, proposal.value, 1, MAX_K if name == "K" else MAX_N)
+
+    @T.validate("constraints")
+    def _valid_constraints(self, proposal):
+        if not proposal.value:
+            raise InvalidTrait("constraints must hold at least one unit and its range; got []")
+        return proposal.value
 
     @T.validate("selected")
     def _valid_selected(self, proposal):
         i, m = proposal.value, len(self.images)
         if i is not None and not 0 <= i < m:
             valid = f"in 0..{m - 1} (the samples)" if m else "None (no samples yet)"
-            raise T.TraitError(f"selected must be {valid}; got {i!r}")
+            raise InvalidTrait(f"selected must be {valid}; got {i!r}")
         return i
 
     def _changed(self, change):
@@ -160,85 +126,6 @@ class InverseSetGallery(JobWidget):
             self._draw_range_lines()
         else:
             self._load_picker()
-
-    # -- building ----------------------------------------------------------------------------
-    def _build(self):
-        e = self.engine
-        self.layer_box = W.Dropdown(options=e.layer_names, description="layer",
-                                    layout=W.Layout(width="190px"))
-        self.unit_box = W.Text(description="unit", continuous_update=False,
-                               placeholder="3  or  c:y:x", layout=W.Layout(width="170px"))
-        self.range_slider = W.FloatRangeSlider(description="range", readout_format=".2f",
-                                               continuous_update=False,
-                                               layout=W.Layout(width="440px"))
-        self.add_button = W.Button(description="Add unit", icon="plus",
-                                   tooltip="intersection: add another unit with its own range",
-                                   layout=W.Layout(width="100px"))
-        self.remove_button = W.Button(description="Remove", icon="minus",
-                                      layout=W.Layout(width="90px"))
-        short = {"description_width": "20px"}
-        self.K_box = W.BoundedIntText(description="K", min=1, max=MAX_K, style=short,
-                                      layout=W.Layout(width="100px"))
-        self.n_box = W.BoundedIntText(description="n", min=1, max=MAX_N, style=short,
-                                      layout=W.Layout(width="120px"))
-        self.run_button = W.Button(description="Run", icon="play", button_style="primary",
-                                   layout=W.Layout(width="80px"))
-        self.constraints_html, self.summary, self.detail_text = W.HTML(), W.HTML(), W.HTML()
-        for w, cls in ((self.layer_box, "cnnw-layer"), (self.unit_box, "cnnw-unit"),
-                       (self.range_slider, "cnnw-range"), (self.add_button, "cnnw-add-unit"),
-                       (self.remove_button, "cnnw-remove-unit"), (self.K_box, "cnnw-K"),
-                       (self.n_box, "cnnw-n"), (self.run_button, "cnnw-run"),
-                       (self.constraints_html, "cnnw-constraints"),
-                       (self.summary, "cnnw-summary"), (self.detail_text, "cnnw-detail-text")):
-            w.add_class(cls)
-        self.layer_box.observe(self._on_picker, names="value")
-        self.unit_box.observe(self._on_picker, names="value")
-        self.range_slider.observe(self._on_range, names="value")
-        self.add_button.on_click(lambda _b: self.add_unit())
-        self.remove_button.on_click(lambda _b: self.remove_unit())
-        self.run_button.on_click(lambda _b: self.run())
-
-        hx, hy = bq.LinearScale(), bq.LinearScale(min=0.0)
-        self.data_bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": hx, "y": hy},
-                                 colors=["#9ab"], padding=0.05)
-        self.range_lines = bq.Lines(x=np.zeros((2, 2)), y=np.zeros((2, 2)),
-                                    scales={"x": hx, "y": hy}, colors=["#d00"], stroke_width=2)
-        self.data_fig = bq.Figure(marks=[self.data_bars, self.range_lines],
-                                  title="the unit on the dataset (red: range)",
-                                  axes=[bq.Axis(scale=hx, num_ticks=6),
-                                        bq.Axis(scale=hy, side="left", num_ticks=3)],
-                                  layout=W.Layout(width="460px", height="200px"),
-                                  fig_margin=dict(top=30, bottom=25, left=40, right=10))
-        sx, sy = bq.LinearScale(), bq.LinearScale(min=0.0, max=1.0)
-        self.sample_y = sy       # its max is set with the counts: from all zeros bqplot never rescales
-        self.sample_bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": sx, "y": sy},
-                                   colors=["#c63"], padding=0.05)
-        self.sample_fig = bq.Figure(marks=[self.sample_bars], title="samples inside the range",
-                                    axes=[bq.Axis(scale=sx, num_ticks=5),
-                                          bq.Axis(scale=sy, side="left", num_ticks=3)],
-                                    layout=W.Layout(width="360px", height="200px"),
-                                    fig_margin=dict(top=30, bottom=25, left=40, right=10))
-        for fig, cls in ((self.data_fig, "cnnw-data-hist"), (self.sample_fig, "cnnw-sample-hist")):
-            fig.add_class(cls)
-
-        self.gallery_canvas = new_canvas(COLS * (self.cell[1] + GAP[1]), 10, "cnnw-gallery")
-        h, w = self.engine.input_shape[1:]
-        self.detail_canvas = new_canvas(4 * (w * DETAIL_SCALE + 8), h * DETAIL_SCALE + 18,
-                                        "cnnw-detail")
-        self.gallery_canvas.on_mouse_down(self._click)
-        redraw_on_reconnect(self.gallery_canvas, self._draw_gallery)
-        redraw_on_reconnect(self.detail_canvas, self._paint_detail)
-
-        self.children = [
-            W.HBox([self.layer_box, self.unit_box, self.add_button, self.remove_button]),
-            self.constraints_html,
-            W.HBox([W.VBox([self.data_fig, self.range_slider]), self.sample_fig]),
-            W.HBox([self.K_box, self.n_box, self.run_button]),
-            self.status_bar, self.error, self.summary,
-            W.HBox([self.gallery_canvas,
-                    W.VBox([self.detail_canvas, self.detail_text],
-                           layout=W.Layout(margin="0 0 0 12px"))]),
-        ]
 
     # -- the unit picker and the constraints ----------------------------------------------------
     def _unit_values(self, layer, unit) -> np.ndarray:

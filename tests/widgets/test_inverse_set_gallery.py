@@ -14,7 +14,7 @@ from torch import nn
 
 from cnn_widgets import InverseSetGallery
 from cnn_widgets.testing.generators import TinyGenerator
-from cnn_widgets.widgets.inverse_set_gallery import COLS, GAP, MAX_SHOWN
+from cnn_widgets.widgets.layout.inverse_set_gallery import COLS, GAP, MAX_SHOWN
 
 
 def span(c):

@@ -1,12 +1,50 @@
-"""InverseSetGallery's pure layout math: which samples the gallery shows, where each cell lies
-and which one a click hits, the range picker's limits and the default range. Numpy only."""
+"""InverseSetGallery's pure layout math and records: which samples the gallery shows, where
+each cell lies and which one a click hits, the range picker's limits and the default range;
+a constraint, samples, a detail, a unit's values. Numpy only."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 COLS = 10               # samples per gallery row
 MAX_SHOWN = 50          # samples drawn (evenly picked from all collected)
 GAP = (16, 6)           # px below (label) and right of each cell
+DETAIL_SCALE = 4        # px per input pixel in the detail panels
+MAX_K, MAX_N = 1000, 100000     # seeds and samples one run may ask for
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One unit of the intersection and its range [lo, hi] (None: the default range, the
+    70th-90th percentile on the dataset, not computed yet)."""
+    layer: str
+    unit: tuple[int, ...]
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass(frozen=True)
+class Samples:
+    """images (m, C, H, W) and their activations (m, P), one column per constraint."""
+    images: np.ndarray
+    activations: np.ndarray
+
+
+@dataclass(frozen=True)
+class Detail:
+    """A sample shown enlarged: its index, image (C, H, W) and etalons (one per unit)."""
+    sample: int
+    image: np.ndarray
+    etalons: tuple
+
+
+@dataclass(frozen=True)
+class UnitValues:
+    """A unit's value on every dataset image (empty without a dataset)."""
+    layer: str
+    unit: tuple[int, ...]
+    values: np.ndarray
 
 
 def shown_indices(m: int, limit: int = MAX_SHOWN) -> list[int]:
