@@ -1,0 +1,81 @@
+"""One trait validation for all widgets: a refused value raises an error that is both a
+traitlets ``TraitError`` and the package's ``CnnWidgetsError``, and the old value stays."""
+import pytest
+import traitlets as T
+
+from cnn_widgets import EtalonGrid, FOVExplorer, InverseSetGallery, MaximizerPanel, PredictionTreeView
+from cnn_widgets import objectives as O
+from cnn_widgets.engine import CnnWidgetsError, InvalidArgument
+from cnn_widgets.widgets.layout.etalon_grid import Selection
+from cnn_widgets.widgets.validate import InvalidTrait, in_range, one_of, refused
+
+
+def test_the_checks_pass_a_good_value_and_name_what_was_expected():
+    assert in_range("steps", 5, 1, 10) == 5 and one_of("mode", "fool", ("maximize", "fool")) == "fool"
+    with pytest.raises(InvalidTrait, match=r"^steps must be in 1\.\.10; got 0$"):
+        in_range("steps", 0, 1, 10)
+    with pytest.raises(InvalidTrait, match=r"^mode must be one of \['a', 'b'\] \(why\); got 'c'$"):
+        one_of("mode", "c", ("a", "b"), " (why)")
+    with pytest.raises(InvalidTrait, match="^layer: no such layer$") as info:
+        with refused("layer: "):
+            raise LookupError("no such layer")
+    assert isinstance(info.value.__cause__, LookupError)
+    with pytest.raises(RuntimeError), refused():            # not an engine refusal: as it is
+        raise RuntimeError("a bug")
+
+
+def test_invalid_trait_is_a_trait_error_and_the_packages_error():
+    err = InvalidTrait("x")
+    assert isinstance(err, T.TraitError) and isinstance(err, InvalidArgument)
+    assert isinstance(err, CnnWidgetsError) and isinstance(err, ValueError)
+
+
+class Counter(T.HasTraits):
+    n = T.Int(1)
+    mode = T.Unicode("a")
+
+    @T.validate("n")
+    def _valid_n(self, proposal):
+        return in_range("n", proposal.value, 1, 9)
+
+    @T.validate("mode")
+    def _valid_mode(self, proposal):
+        return one_of("mode", proposal.value, ("a", "b"))
+
+
+def test_traitlets_takes_the_subclass_from_a_validator_and_keeps_the_old_value():
+    c = Counter()
+    with pytest.raises(InvalidTrait):
+        c.n = 10
+    assert c.n == 1
+    with pytest.raises(InvalidTrait):                      # held: both set back at the end
+        with c.hold_trait_notifications():
+            c.n, c.mode = 5, "z"
+    assert (c.n, c.mode) == (1, "a")
+
+
+BAD = {
+    EtalonGrid: [("indices", [0, 999]), ("indices", [0] * 5000), ("layer", "nope"),
+                 ("units", [3, 10]), ("selected", Selection("grid", 10, 0))],
+    FOVExplorer: [("index", 999), ("layer", "9"), ("unit", (99, 0, 0))],
+    MaximizerPanel: [("steps", 0), ("lr", -1.0), ("optimizer", "lbfgs"), ("mode", "nope"),
+                     ("start", "nope"), ("objective", O.channel("3", 99))],
+    PredictionTreeView: [("category", 10), ("image", -1), ("layer", "9"), ("selected", 10 ** 6)],
+    InverseSetGallery: [("K", 0), ("n", 10 ** 6), ("selected", 10 ** 6), ("constraints", [])],
+}
+
+
+@pytest.mark.parametrize("cls", list(BAD), ids=lambda c: c.__name__)
+def test_every_widget_refuses_with_the_packages_error_and_keeps_the_old_value(engine, cls):
+    w = cls(engine)
+    try:
+        for name, bad in BAD[cls]:
+            before = getattr(w, name)
+            with pytest.raises(T.TraitError) as info:
+                setattr(w, name, bad)
+            assert isinstance(info.value, CnnWidgetsError), (name, type(info.value))
+            assert str(info.value), name                       # says what was expected
+            assert getattr(w, name) == before, name
+    finally:
+        assert w.wait(60)
+        w.close()
