@@ -24,7 +24,6 @@ from ..engine import Control, InvalidArgument
 from ..engine.visualization import objectives as O
 from ..engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from ._base import JobWidget, placeholder, redraw_on_reconnect
-from .draw import heat_overlay, shown  # noqa: F401 - notebooks import them from here
 from .layout.maximizer_panel import Picture, Scan, curve, softmax, start_rows, zoom
 from .maximizer_controls import build_controls, build_views
 from .maximizer_drawing import paint_fooling, paint_picture, paint_top

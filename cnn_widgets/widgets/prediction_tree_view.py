@@ -26,7 +26,6 @@ from .layout.prediction_tree_view import (
     TreeResult,
     category_at,
     category_layout,
-    classical_mds,  # noqa: F401 - kept importable here (notebooks use it)
     nearest,
     tree_layout,
 )
