@@ -24,6 +24,7 @@ from scipy.spatial.distance import pdist
 
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InfeasibleRange
+from ..core.grad import needs_grad
 from .problem import (
     Problem,
     build_problem,
@@ -214,6 +215,7 @@ def _make_seeds(z, x, f, feats, lam, mu, steps, outer) -> Seeds:
                  feats.detach().cpu().numpy(), lam.detach(), float(mu), steps, outer)
 
 
+@needs_grad
 def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
           start="random", seed: int = 0, diversity: str = "encoder", diversity_weight=1.0,
           tv: float = 0.05, mu0: float = 10.0, mu_factor: float = 10.0, inner_steps: int = 100,
@@ -231,6 +233,7 @@ def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
                       control=control, total=K)
 
 
+@needs_grad
 def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10, n: int = 500,
                 control: Control = NO_CONTROL, *, start="random", seed: int = 0,
                 diversity: str = "encoder", diversity_weight: float = 1.0, tv: float = 0.05,

@@ -32,8 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.borrow import uninterrupted
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
+from ..core.grad import needs_grad
 from ..core.layers import functional_relus
 from ..core.shapes import pair
 from .receptive_field import ReceptiveField, chain_upto, receptive_field, zero_padding
@@ -100,6 +102,7 @@ def _parse_unit(engine, unit):
     return layer, coords
 
 
+@needs_grad
 def reconstruct(engine, x, unit, method: str | Sequence[str] = "deconvnet",
                 control: Control = NO_CONTROL, seed: int = 0) -> Reconstruction:
     """Reconstructions of ``unit`` = (layer, channel, y, x) at one image ``x`` (C, H, W).
@@ -171,7 +174,7 @@ def _forward(engine, links, x):
             else:                                       # pools, flatten, BN, ...: autograd's vjp
                 inp = h.clone() if getattr(m, "inplace", False) else h
                 with torch.enable_grad():
-                    out, vjp = torch.func.vjp(m, inp)
+                    out, vjp = uninterrupted(torch.func.vjp, m, inp)
                 records.append(vjp)
                 h = out.detach()
     return records, h.reshape(1, *links[-1].out_shape)
@@ -249,7 +252,7 @@ def _step_back(link, rec, g, box, rules, weights):
             return g, None
         new = _input_box(box, k, st, p, d, link.in_shape)
         return g[:, :, new[0]:new[1], new[2]:new[3]], new
-    return torch.cat([rec(g[i:i + 1])[0] for i in range(len(g))]), None
+    return torch.cat([uninterrupted(rec, g[i:i + 1])[0] for i in range(len(g))]), None
 
 
 def _input_box(box, k, s, p, d, in_shape):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.control import NO_CONTROL, Control
+from ..core.grad import needs_grad
 from .gradcam import gradcam
 from .maximize import iterate_maximize, start_images
 from .objectives import logit
@@ -42,6 +43,7 @@ class Fooling:
         return self.predictions_end == self.classes[1]
 
 
+@needs_grad
 def fool(engine, target: int, *, start="dataset", indices=None, n_starts: int = 4,
          source: int | None = None, steps: int = 100, lr: float = 1e-2,
          optimizer: str = "sgd", every: int = 1, cam_layer: str | None = None, seed: int = 0,

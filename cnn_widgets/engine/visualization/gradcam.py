@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ..core import hooks
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import LayerNotFound
+from ..core.grad import needs_grad
 from ..core.selection import default_layer_for
 
 
@@ -33,6 +34,7 @@ class GradCam:
         return np.divide(self.maps, top, out=np.zeros_like(self.maps), where=top > 0)
 
 
+@needs_grad
 def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None = None,
             control: Control = NO_CONTROL) -> GradCam:
     """Grad-CAM maps of ``classes`` for images ``x`` (N, C, H, W) at ``layer`` (default: the

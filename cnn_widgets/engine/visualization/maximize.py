@@ -16,6 +16,7 @@ import torch
 
 from ..core import hooks
 from ..core.control import NO_CONTROL, Control
+from ..core.grad import needs_grad
 from ..core.noise import gaussian_noise
 from .objectives import Objective, as_objective
 from .regularizers import split
@@ -101,6 +102,7 @@ class _Stop(Exception):
     """Raised in a hook once the deepest layer the objective reads has run."""
 
 
+@needs_grad
 def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
                      lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
                      indices: Sequence[int] | None = None,
@@ -234,6 +236,7 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
             return
 
 
+@needs_grad
 def maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
              lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
              indices: Sequence[int] | None = None, predict: bool = True,
