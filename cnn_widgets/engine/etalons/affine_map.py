@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from ..core import hooks
+from ..core import validate as check
 from ..core.borrow import uninterrupted
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import NotPiecewiseLinear
+from ..core.errors import InvalidArgument, NotPiecewiseLinear
 from ..core.gates import GATES, MASKED, UNRECORDED, gate_state
 from ..core.grad import needs_grad
 from ..core.layers import functional_relus
@@ -39,7 +40,8 @@ def etalons(engine, x, layer: str | None = None, units=None, method: str = "fast
     (1 = one at a time, as written in the paper; default: the engine's batch size).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        raise InvalidArgument(f"method must be one of {METHODS}; got {method!r}")
+    one_hot_batch = check.optional_count("one_hot_batch", one_hot_batch)
     x = engine.prepare(x)
     layer = engine.layer(layer).name
     units = engine.resolve_units(layer, units)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.grad import needs_grad
 from .problem import build_problem, in_ranges, optimising, total_variation
@@ -47,6 +48,7 @@ def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, 
     sum_p f_p(G(c)) / (z2_p - z1_p) from n prior codes (seed differs from the sampler's),
     codes kept in the same ball as the sampler's."""
     t0 = time.perf_counter()
+    check.count("n", n), check.count("steps", steps), check.number("lr", lr, above=0)
     prob, r = build_problem(engine, units, ranges, generator, encoder, 0.25, code_norm)
     with optimising(prob):
         z = initial_codes(prob, int(n), "random", seed).requires_grad_(True)

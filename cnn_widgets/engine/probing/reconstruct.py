@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core import validate as check
 from ..core.borrow import uninterrupted
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
+from ..core.errors import InputShapeError, InvalidArgument, NotPiecewiseLinear, UnitOutOfRange
 from ..core.grad import needs_grad
 from ..core.layers import functional_relus
 from ..core.shapes import pair
@@ -71,7 +72,7 @@ class Reconstruction:
     def image(self) -> np.ndarray:
         """The reconstruction when one method was asked for."""
         if len(self.images) != 1:
-            raise ValueError(f"several methods were computed ({', '.join(self.images)}); "
+            raise InvalidArgument(f"several methods were computed ({', '.join(self.images)}); "
                              "use .images[method]")
         return next(iter(self.images.values()))
 
@@ -85,7 +86,7 @@ def _methods(method) -> tuple[str, ...]:
     names = METHODS if method == "all" else (method,) if isinstance(method, str) else tuple(method)
     bad = [m for m in names if m not in METHODS]
     if bad or not names:
-        raise ValueError(f"method must be one of {METHODS}, 'all' or a list of them; got {method!r}")
+        raise InvalidArgument(f"method must be one of {METHODS}, 'all' or a list of them; got {method!r}")
     return names
 
 
@@ -111,6 +112,7 @@ def reconstruct(engine, x, unit, method: str | Sequence[str] = "deconvnet",
     forward pass and go backward together. seed: the random weights of ``random_masks``.
     """
     methods = _methods(method)
+    seed = check.seed(seed)
     x = engine.prepare(x)
     if x.shape[0] != 1:
         raise InputShapeError(f"reconstruct takes one image {engine.input_shape}; got a batch "
