@@ -43,7 +43,8 @@ class ModelHost:
     model: an ``nn.Module`` mapping (N, *input_shape) to (N, classes). It is never changed:
     each computation borrows it under a lock in eval mode with parameter gradients off and
     gives it back with every module's mode and every parameter's ``requires_grad`` restored.
-    If ``device`` differs from the model's, the engine works on a copy moved there.
+    If ``device`` differs from the model's, the engine works on a copy moved there; if its
+    weights are float64, half or bfloat16, on a float32 copy (with a warning).
     input_shape: (C, H, W) of one input, in the space images are given to the engine.
     dataset: None, ``(images, labels)`` or a map-style dataset of (image, label).
     mean, std: per-channel normalisation the engine applies before the model (None = none).
@@ -231,7 +232,8 @@ class ModelHost:
     def nonlinear_parts(self) -> list[str]:
         """Why the model is not piecewise linear (empty list when it is)."""
         if self._nonlinear is None:
-            self._nonlinear = nonlinear_parts(self.model, self.eval_mode)
+            with model_lock(self.model):     # the model's own modes, not another borrow's
+                self._nonlinear = nonlinear_parts(self.model, self.eval_mode)
         return self._nonlinear
 
     def nonlinear_parts_upto(self, layer: str | None = None) -> list[str]:

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..core import hooks
 from ..core import validate as check
-from ..core.borrow import lent
+from ..core.borrow import lent, model_lock
 from ..core.errors import InputShapeError, InvalidArgument, InvalidType
 from ..core.selection import default_layer_for
 
@@ -163,7 +163,7 @@ def build_problem(engine, units, ranges, generator, encoder, margin,
             raise InvalidArgument("the generator needs an int attribute code_dim (length of its codes)")
         param = next(generator.parameters(), None)
         if param is not None and param.device != dev:
-            generator = copy.deepcopy(generator).to(dev)
+            generator = _moved(generator, dev)
         code_shape: tuple[int, ...] = (int(code_dim),)
     else:
         code_shape = tuple(engine.input_shape)
@@ -176,7 +176,7 @@ def build_problem(engine, units, ranges, generator, encoder, margin,
         enc_module = encoder
         param = next(encoder.parameters(), None)
         if param is not None and param.device != dev:
-            enc_module = copy.deepcopy(encoder).to(dev)
+            enc_module = _moved(encoder, dev)
     else:
         raise InvalidType(f"encoder must be None, a layer name of the engine or an nn.Module; got "
                         f"{type(encoder).__name__}")
@@ -201,6 +201,12 @@ def check_settings(*, K, seed, mu0, mu_factor, inner_steps, max_outer, lr, margi
     check.number("diversity_weight", diversity_weight, at_least=0)
     if code_norm is not None:
         check.number("code_norm", code_norm, above=0)
+
+
+def _moved(module: nn.Module, device) -> nn.Module:
+    """A copy of ``module`` on ``device``, taken under its lock (no borrow's modes copied)."""
+    with model_lock(module):
+        return copy.deepcopy(module).to(device)
 
 
 def check_generator_output(prob: Problem) -> None:
