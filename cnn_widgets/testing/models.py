@@ -15,6 +15,8 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
+from ..engine.core.errors import InvalidArgument
+
 #: Input shape of :func:`tiny_lenet` and the other small conv nets here.
 TINY_SHAPE = (1, 8, 8)
 #: Number of classes of the small conv nets here.
@@ -102,7 +104,7 @@ def tiny_mlp(seed: int = 0, *, activation: str = "relu", shape: Sequence[int] = 
     makers = {"relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.2), "sigmoid": nn.Sigmoid,
               "tanh": nn.Tanh, "gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=1)}
     if activation not in makers:
-        raise ValueError(f"activation must be one of {sorted(makers)}; got {activation!r}")
+        raise InvalidArgument(f"activation must be one of {sorted(makers)}; got {activation!r}")
     n_in = 1
     for s in shape:
         n_in *= int(s)

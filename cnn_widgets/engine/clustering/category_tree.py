@@ -15,8 +15,10 @@ from scipy.cluster.hierarchy import linkage
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import squareform
 
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
+from ..core.errors import InvalidArgument
 from ..core.noise import uniform_noise
 from ..core.selection import default_layer_for
 from .features import features
@@ -108,7 +110,9 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
     labels = data.labels.numpy()
     present, row, counts = np.unique(labels, return_inverse=True, return_counts=True)
     classes = [int(c) for c in present]
-    n_noise = int(round(len(labels) / len(classes))) if n_noise is None else int(n_noise)
+    n_noise = int(round(len(labels) / len(classes))) if n_noise is None else \
+        check.count("n_noise", n_noise, 1 if include_noise else 0)
+    seed = check.seed(seed)
     total = len(labels) + (n_noise if include_noise else 0)
     sums = np.zeros((len(classes), engine.layer(layer).n_units), np.float64)
     for s in range(0, len(labels), engine.batch_size):
@@ -137,7 +141,7 @@ def category_tree(engine, layer: str | None = None, include_noise: bool = False,
     classes, names, counts, vectors = class_vectors(engine, layer, data, include_noise, n_noise,
                                                     seed, control)
     if len(classes) < 2:
-        raise ValueError(f"a hierarchy needs at least 2 categories; the data has {len(classes)}")
+        raise InvalidArgument(f"a hierarchy needs at least 2 categories; the data has {len(classes)}")
     d = cosine_distances(vectors)
     return CategoryTree(names=names, classes=classes, counts=counts,
                         vectors=vectors.astype(np.float32), distances=d, linkage=wpgma(d),

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
+from ..core.errors import InvalidArgument
 from ..core.selection import default_layer_for
 from .features import features
 
@@ -44,7 +46,7 @@ def _reducer(method: str, n_components: int, seed: int, n: int = 100):
         from sklearn.decomposition import PCA
         return "pca", PCA(n_components=n_components, random_state=seed)
     if method not in ("auto", "tsne"):
-        raise ValueError(f"method must be 'auto', 'umap', 'tsne' or 'pca'; got {method!r}")
+        raise InvalidArgument(f"method must be 'auto', 'umap', 'tsne' or 'pca'; got {method!r}")
     from sklearn.manifold import TSNE
     return "tsne", TSNE(n_components=n_components, random_state=seed, metric="cosine",
                         init="pca", max_iter=500, perplexity=float(min(30.0, max(2.0, (n - 1) / 3))))
@@ -58,6 +60,8 @@ def embedding(engine, layer: str | None = None, data=None, max_images: int | Non
     from sklearn.metrics import silhouette_score
 
     layer = default_layer_for(engine, "features", layer)
+    max_images = check.optional_count("max_images", max_images, 2)
+    n_components, seed = check.count("n_components", n_components), check.seed(seed)
     data = labelled_data(engine, data)
     n = len(data) if max_images is None else min(int(max_images), len(data))
     idx = np.arange(n)

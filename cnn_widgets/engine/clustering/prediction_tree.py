@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
+from ..core.errors import InvalidArgument
 from ..core.selection import default_layer_for
 from .features import features
 
@@ -125,7 +127,7 @@ class PredictionTree:
     def path(self, image) -> TreePath:
         """The path of one image (C, H, W) from the root to a leaf (the paper's Fig. 1f)."""
         if self.featurize is None:
-            raise ValueError("this tree has no feature function; use path_from_features")
+            raise InvalidArgument("this tree has no feature function; use path_from_features")
         return self.path_from_features(self.featurize(image))
 
     def path_from_features(self, f) -> TreePath:
@@ -134,7 +136,7 @@ class PredictionTree:
         f: the image's feature map of the tree's layer, (d, l, l) or (d·l·l,)."""
         f = np.asarray(f, dtype=np.float64)
         if f.size != self.features[0].size:
-            raise ValueError(f"expected the feature map of one image at {self.layer!r}: "
+            raise InvalidArgument(f"expected the feature map of one image at {self.layer!r}: "
                              f"{self.n_filters} filters x {self.features.shape[2]} positions; "
                              f"got shape {f.shape}")
         f = f.reshape(self.features.shape[1:])
@@ -347,15 +349,16 @@ def prediction_tree(engine, category, layer: str | None = None, data=None,
     layer = default_layer_for(engine, "features", layer)
     shape = engine.layer(layer).output_shape
     if len(shape) != 3:
-        raise ValueError(f"layer {layer!r} has output shape {shape}; the prediction tree needs "
+        raise InvalidArgument(f"layer {layer!r} has output shape {shape}; the prediction tree needs "
                          f"filters, a (C, H, W) output")
     if method not in ("fast", "paper"):
-        raise ValueError(f"method must be 'fast' or 'paper'; got {method!r}")
+        raise InvalidArgument(f"method must be 'fast' or 'paper'; got {method!r}")
     c = _class_index(engine, category)
+    max_images = check.optional_count("max_images", max_images)
     data = labelled_data(engine, data)
     idx = np.flatnonzero(data.labels.numpy() == c)[:max_images]
     if len(idx) < 2:
-        raise ValueError(f"category {engine.class_names[c]!r} has {len(idx)} image(s) in the "
+        raise InvalidArgument(f"category {engine.class_names[c]!r} has {len(idx)} image(s) in the "
                          f"data; a tree needs at least 2")
     X = features(engine, data.images[idx], layer, control).reshape(len(idx), shape[0], -1)
     merges = build_fast(X, control) if method == "fast" else build_naive(X, control)
@@ -363,7 +366,7 @@ def prediction_tree(engine, category, layer: str | None = None, data=None,
     def featurize(image):
         x = engine.prepare(image)
         if len(x) != 1:
-            raise ValueError(f"path() takes one image {engine.input_shape}; got a batch of {len(x)}")
+            raise InvalidArgument(f"path() takes one image {engine.input_shape}; got a batch of {len(x)}")
         return engine.activations(x, [layer])[layer][0]
     return PredictionTree(category=c, name=engine.class_names[c], layer=layer, images=idx,
                           features=X.astype(np.float32), merges=merges, top=top_nodes(merges),
@@ -373,10 +376,10 @@ def prediction_tree(engine, category, layer: str | None = None, data=None,
 def _class_index(engine, category) -> int:
     if isinstance(category, str):
         if category not in engine.class_names:
-            raise ValueError(f"unknown category {category!r}; classes: "
+            raise InvalidArgument(f"unknown category {category!r}; classes: "
                              f"{', '.join(engine.class_names)}")
         return engine.class_names.index(category)
     c = int(category)
     if not 0 <= c < engine.n_classes:
-        raise ValueError(f"category {c} out of range: expected 0 <= category < {engine.n_classes}")
+        raise InvalidArgument(f"category {c} out of range: expected 0 <= category < {engine.n_classes}")
     return c

@@ -2,18 +2,24 @@
 
 The lock belongs to the *module*, not to an engine: every engine (and every generator or
 encoder lent by the inverse set) that wraps the same ``nn.Module`` waits on the same lock, so
-two engines around one model take turns instead of racing on its modes and hooks. Entering
-and leaving a borrow cannot be torn by Ctrl-C / "Interrupt kernel": on the main thread the
-SIGINT handler is deferred while modes, ``requires_grad`` and buffers are saved or restored,
-and the interrupt is raised once the model is whole again.
+two engines around one model take turns instead of racing on its modes and hooks.
+
+Ctrl-C / "Interrupt kernel" cannot tear a borrow: while the main thread holds one, SIGINT goes
+to a guard that holds the KeyboardInterrupt back as long as the interrupted code runs inside a
+function registered with :func:`hold_interrupts` (entering and leaving a borrow, adding and
+removing hooks), at any depth below it, and raises it as that function ends. So modes,
+``requires_grad``, buffers, hooks and the lock are always saved and given back whole; the
+computation itself stays interruptible.
 """
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import CodeType
 
 import torch
 from torch import nn
@@ -31,31 +37,80 @@ def model_lock(module: nn.Module) -> threading.RLock:
         return lock
 
 
-@contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold back SIGINT (KeyboardInterrupt) for the block, then deliver it. Only the main
-    thread receives signals, so elsewhere this does nothing."""
+# -- interrupts ------------------------------------------------------------------------------
+_HELD: set[CodeType] = set()    # an interrupt inside these (at any depth) waits for their end
+_WAITS: set[CodeType] = set()   # ... except inside these: waiting for the lock stays interruptible
+_previous = None                # the SIGINT handler the guard stands in for
+_pending = False                # an interrupt is held back
+
+
+def hold_interrupts(*functions) -> None:
+    """While a borrow holds the main thread, a KeyboardInterrupt that arrives during any of
+    ``functions`` (or what they call) is held back; each of them ends with
+    :func:`deliver_held_interrupt`, and must undo what it did if that raises."""
+    _HELD.update(f.__code__ for f in functions)
+
+
+def deliver_held_interrupt() -> None:
+    """Raise the held-back KeyboardInterrupt, if any, unless held code above the calling
+    function still runs (then that code delivers it). Main thread only."""
+    global _pending
+    if _pending and threading.get_ident() == threading.main_thread().ident \
+            and not _held(sys._getframe(2)):
+        _pending = False
+        raise KeyboardInterrupt
+
+
+def _held(frame) -> bool:
+    while frame is not None:
+        if frame.f_code in _WAITS:
+            return False
+        if frame.f_code in _HELD:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _guard(signum, frame):
+    global _pending
+    if _held(frame):
+        _pending = True
+    elif callable(_previous):
+        _pending = False
+        _previous(signum, frame)
+
+
+def _install_guard() -> bool:
+    """Make :func:`_guard` the SIGINT handler (main thread, outermost borrow); True if done."""
+    global _previous, _pending
     if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[tuple] = []
+        return False
+    current = signal.getsignal(signal.SIGINT)
+    if current is _guard or not callable(current):
+        return False
+    _previous, _pending = current, False
     try:
-        previous = signal.signal(signal.SIGINT, lambda *args: pending.append(args))
-    except ValueError:        # not in the main interpreter
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if pending and callable(previous):
-            previous(*pending[0])
+        signal.signal(signal.SIGINT, _guard)
+    except ValueError:          # not the main interpreter
+        return False
+    return True
+
+
+def _wait(lock: threading.RLock) -> None:
+    """Acquire ``lock``; an interrupt may land here (the caller releases what it got)."""
+    while not lock.acquire(timeout=0.05):
+        pass
+
+
+_WAITS.add(_wait.__code__)
 
 
 class _Saved:
-    """Modes, ``requires_grad`` and (optionally) buffer values of a module tree."""
+    """Modes, ``requires_grad`` and (optionally) buffer values of a module tree, and the
+    thread's grad mode (an interrupt may skip a ``torch.no_grad()`` exit inside a borrow)."""
 
     def __init__(self, module: nn.Module, buffers: bool):
+        self.grad_mode = torch.is_grad_enabled()
         self.modes: list[tuple[nn.Module, bool]] = [(m, m.training) for m in module.modules()]
         self.grads: list[tuple[torch.Tensor, bool]] = [(p, p.requires_grad)
                                                        for p in module.parameters()]
@@ -69,6 +124,7 @@ class _Saved:
         with torch.no_grad():
             for b, value in self.buffers:
                 b.copy_(value)
+        torch.set_grad_enabled(self.grad_mode)
 
 
 class borrowed:
@@ -81,34 +137,59 @@ class borrowed:
         self.module, self.eval_mode, self.keep_buffers = module, eval_mode, keep_buffers
         self._lock = model_lock(module)
         self._saved: _Saved | None = None
+        self._guarded = False
 
     def __enter__(self) -> nn.Module:
-        self._lock.acquire()
+        self._guarded = _install_guard()   # an interrupt before this finds nothing taken
+        depth = self._lock._recursion_count()
         try:
-            with interrupts_deferred():
-                saved = _Saved(self.module, self.keep_buffers)
-                self._saved = saved
-                try:
-                    if self.eval_mode:
-                        self.module.eval()
-                    for p, _ in saved.grads:
-                        p.requires_grad_(False)
-                except BaseException:
-                    saved.restore()
-                    raise
+            _wait(self._lock)
+            saved = _Saved(self.module, self.keep_buffers)
+            self._saved = saved
+            if self.eval_mode:
+                self.module.eval()
+            for p, _ in saved.grads:
+                p.requires_grad_(False)
+            deliver_held_interrupt()
         except BaseException:
-            self._lock.release()
+            saved, self._saved = self._saved, None
+            if saved is not None:
+                saved.restore()
+            self._give_back(depth)
             raise
         return self.module
 
     def __exit__(self, *exc) -> None:
+        saved, self._saved = self._saved, None
         try:
-            with interrupts_deferred():
-                saved, self._saved = self._saved, None
-                if saved is not None:
-                    saved.restore()
+            if saved is not None:
+                saved.restore()
         finally:
+            self._give_back(-1)
+        deliver_held_interrupt()
+
+    def _give_back(self, depth: int) -> None:
+        """Release the lock (if this borrow holds it: its count is above ``depth``, -1 =
+        surely) and put the previous SIGINT handler back if this borrow installed the guard."""
+        if depth < 0 or self._lock._recursion_count() > depth:
             self._lock.release()
+        if self._guarded:
+            self._guarded = False
+            signal.signal(signal.SIGINT, _previous)
+
+
+hold_interrupts(borrowed.__enter__, borrowed.__exit__)
+
+
+def uninterrupted(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with a KeyboardInterrupt held back until it returned: for torch
+    internals that keep global state across Python calls (torch.func's transform stack)."""
+    result = fn(*args, **kwargs)
+    deliver_held_interrupt()
+    return result
+
+
+hold_interrupts(uninterrupted)
 
 
 def lent(module: nn.Module | None, eval_mode: bool = True):

@@ -1,13 +1,24 @@
-"""A labelled image set in the engine's input space, built from whatever the user has."""
+"""Images as they enter the engine, and a labelled image set in the engine's input space.
+
+One rule everywhere images come in (``ModelHost.prepare``, datasets, ``data=`` arguments):
+- layout (N, C, H, W), one image (C, H, W), and for one-channel models (H, W) (and, in a data
+  set, a stack (N, H, W)); channels-last (N, H, W, C) / (H, W, C) is converted with a warning
+  when it matches the input shape transposed. When both readings fit (C == H == W) the input
+  is read as (N, C, H, W). Any other shape is an :class:`InputShapeError`, never a reshape;
+- uint8 images are 0..255 and are scaled to [0, 1] (divided by 255); other dtypes are taken
+  as they are (as float32);
+- tensors that require grad are detached; the result is a new tensor outside inference mode.
+"""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .errors import InvalidArgument
+from .errors import InputShapeError, InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -32,28 +43,84 @@ class ImageSet:
                          if (labels == c).any()], dtype=int)
 
 
+def to_tensor(x) -> torch.Tensor:
+    """A tensor, numpy array, PIL image or nested list as a detached tensor (no copy if it
+    already is one)."""
+    if torch.is_tensor(x):
+        return x.detach()
+    if isinstance(x, (list, tuple)) and x and all(torch.is_tensor(t) for t in x):
+        return torch.stack([t.detach() for t in x])
+    return torch.as_tensor(np.asarray(x))
+
+
+def as_images(x, input_shape: Sequence[int], *, stack: bool = False) -> torch.Tensor:
+    """``x`` as a float32 (N, *input_shape) tensor by the rules in the module docstring, on
+    x's device. ``stack``: also read (N, H, W) as N one-channel images (data sets; for a
+    single input a 1-channel model's (3, H, W) is more likely an RGB image than 3 images)."""
+    t = to_tensor(x)
+    want = tuple(int(s) for s in input_shape)
+    c, h, w = want
+    shape, last = tuple(t.shape), (h, w, c)
+    if shape == want or (c == 1 and shape == (h, w)):
+        t = t.reshape(1, *want)
+    elif stack and c == 1 and t.dim() == 3 and shape[1:] == (h, w):
+        t = t[:, None]
+    elif shape == last or (t.dim() == 4 and shape[1:] == last and shape[1:] != want):
+        if c > 1:
+            warnings.warn(f"images of shape {shape} read as channels-last (H, W, C) = {last} "
+                          f"and converted to the model's (C, H, W) = {want}", stacklevel=3)
+        t = (t[None] if t.dim() == 3 else t).permute(0, 3, 1, 2)
+    elif t.dim() != 4 or shape[1:] != want:
+        raise InputShapeError(f"expected one image of shape {want} or a batch (N, {c}, {h}, {w})"
+                              f"{' or (N, H, W)' if stack and c == 1 else ''}; got {shape}"
+                              f"{_hint(t, want, stack)}")
+    if t.dtype == torch.uint8:
+        t = t.to(torch.float32) / 255.0
+    with torch.inference_mode(False):
+        return t.to(torch.float32, copy=True).contiguous()
+
+
+def _hint(t, want, stack) -> str:
+    shape = tuple(t.shape)
+    if t.dim() in (3, 4) and shape[-2:] == want[1:]:
+        return (f": the model takes {want[0]} channel(s), this input has {shape[-3]}"
+                + (" (for a stack of 1-channel images use x[:, None])"
+                   if t.dim() == 3 and want[0] == 1 and not stack else ""))
+    return ""
+
+
 def as_image_set(data, input_shape: Sequence[int]) -> ImageSet | None:
     """Accept None, an ImageSet, a pair (images, labels) of arrays/tensors, or a map-style
-    dataset whose items are (image, label). Images are reshaped to ``input_shape``."""
+    dataset whose items are (image, label); images by :func:`as_images` (on the CPU)."""
     if data is None or isinstance(data, ImageSet):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
         images, labels = data
     else:
         items = [data[i] for i in range(len(data))]
-        images = torch.stack([torch.as_tensor(np.asarray(img)) for img, _ in items])
+        if not items:
+            raise InvalidArgument("the data set is empty; it needs at least one image")
+        images = torch.stack([to_tensor(img) for img, _ in items])
         labels = [int(lab) for _, lab in items]
-    images = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-    images = images.to(torch.float32).reshape(-1, *input_shape)
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64).reshape(-1)
+    if len(images) == 0:
+        raise InvalidArgument("the data set is empty (0 images); it needs at least one image")
+    images = as_images(images, input_shape, stack=True).cpu()
+    labels = to_tensor(labels).to(torch.int64).reshape(-1).cpu()
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"dataset has {images.shape[0]} images but {labels.shape[0]} labels")
-    return ImageSet(images.contiguous(), labels)
+        raise InvalidArgument(f"dataset has {images.shape[0]} images but {labels.shape[0]} labels")
+    return ImageSet(images, labels)
 
 
-def labelled_data(engine, data=None):
-    """``data`` as an ImageSet in the engine's input shape, or the engine's dataset for None."""
+def labelled_data(engine, data=None) -> ImageSet:
+    """``data`` as an ImageSet in the engine's input shape, or the engine's dataset for None;
+    every label must be a class of the model."""
     data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
     if data is None:
         raise InvalidArgument("the engine has no dataset; pass data=(images, labels)")
+    bad = (data.labels < 0) | (data.labels >= engine.n_classes)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise InvalidArgument(f"{int(bad.sum())} label(s) are not classes of the model: expected "
+                              f"0 <= label < {engine.n_classes}; the first, at index {i}, is "
+                              f"{int(data.labels[i])}")
     return data

@@ -1,29 +1,47 @@
-"""Forward hooks that live for one call: capture, replace, stop early. Always removed in `finally`."""
+"""Forward hooks that live for one call: capture, replace, stop early. Always removed on exit."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
+
+from .borrow import deliver_held_interrupt, hold_interrupts
 
 
 class _StopForward(Exception):
     """Raised inside a hook to skip the rest of the forward pass once the needed layer ran."""
 
 
-@contextmanager
-def hooked(model: nn.Module, hooks: Mapping[str, Callable]) -> Iterator[None]:
-    """Forward hooks name -> hook(module, inputs, output) on ``model`` for the with-block."""
-    modules = dict(model.named_modules())
-    handles = []
-    try:
-        for name, fn in hooks.items():
-            handles.append(modules[name].register_forward_hook(fn))
-        yield
-    finally:
+class hooked:
+    """``with hooked(model, {name: hook(module, inputs, output)}):`` forward hooks on the named
+    modules for the with-block. Adding and removing them is never torn by an interrupt."""
+
+    def __init__(self, model: nn.Module, hooks: Mapping[str, Callable]):
+        self.model, self.hooks = model, dict(hooks)
+        self._handles: list = []
+
+    def __enter__(self) -> None:
+        modules = dict(self.model.named_modules())
+        try:
+            for name, fn in self.hooks.items():
+                self._handles.append(modules[name].register_forward_hook(fn))
+            deliver_held_interrupt()
+        except BaseException:
+            self._remove()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+        deliver_held_interrupt()
+
+    def _remove(self) -> None:
+        handles, self._handles = self._handles, []
         for h in handles:
             h.remove()
+
+
+hold_interrupts(hooked.__enter__, hooked.__exit__)
 
 
 def run_capturing(model: nn.Module, x: torch.Tensor, names: Iterable[str], *,

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .borrow import borrowed, uninterrupted
+from .hooks import hooked
 from .results import LayerInfo
 
 # Leaf modules whose output is a piecewise-linear function of their input (BatchNorm and Dropout
@@ -41,25 +43,27 @@ def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def registry(model: nn.Module, example: torch.Tensor) -> tuple[list[LayerInfo], torch.Tensor]:
     """Run ``example`` once with a hook on every leaf module; return the layers that ran, in the
-    order of their first call, and the model's output. Hooks come off in `finally`."""
+    order of their first call, and the model's output."""
     seen: dict = {}
-    modules = dict(leaf_modules(model))
-    handles = []
 
     def make_hook(name):
         def hook(module, inputs, output):
             if name not in seen and isinstance(output, torch.Tensor):
                 seen[name] = LayerInfo(name, type(module).__name__, tuple(output.shape[1:]))
         return hook
-    try:
-        for name, m in modules.items():
-            handles.append(m.register_forward_hook(make_hook(name)))
-        with torch.no_grad():
-            out = model(example)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooked(model, {name: make_hook(name) for name, _ in leaf_modules(model)}), \
+            torch.no_grad():
+        out = model(example)
     return list(seen.values()), out
+
+
+def _trace_graph(model: nn.Module):
+    """torch.fx graph of ``model``. Tracing patches ``nn.Module.__call__`` for every module in
+    the process, so it runs borrowing the model (no forward pass of it meanwhile; modes kept)
+    and is never cut short by an interrupt (which would leave the patch in place)."""
+    import torch.fx
+    with borrowed(model, eval_mode=False):
+        return uninterrupted(torch.fx.symbolic_trace, model).graph
 
 
 def _constant_operand(node) -> bool:
@@ -85,8 +89,7 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
             reasons.append(f"{type(m).__name__} '{name}' has no running statistics "
                            "(track_running_stats=False): it normalises by batch statistics")
     try:
-        import torch.fx
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = _trace_graph(model)
     except Exception as e:  # noqa: BLE001 - any tracing failure means "cannot check"
         reasons.append(f"the forward pass could not be traced with torch.fx "
                        f"({type(e).__name__}), so functional activations cannot be ruled out")
@@ -110,9 +113,8 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
 
 def functional_relus(model: nn.Module) -> list[str]:
     """Functional ReLU calls (F.relu, torch.relu, .relu()) that module hooks cannot see."""
-    import torch.fx
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = _trace_graph(model)
     except Exception:  # noqa: BLE001
         return ["<untraceable forward>"]
     return [n.name for n in graph.nodes

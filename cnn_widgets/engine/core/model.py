@@ -4,6 +4,7 @@ facade adds the capabilities."""
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -11,12 +12,20 @@ import torch
 from torch import nn
 
 from . import hooks
-from .borrow import borrowed
+from .borrow import borrowed, model_lock
 from .control import NO_CONTROL, Control
-from .data import ImageSet, as_image_set
-from .errors import InputShapeError, LayerNotFound, ModelOutputError, UnitOutOfRange
+from .data import ImageSet, as_image_set, as_images, to_tensor
+from .errors import (
+    InputShapeError,
+    InvalidArgument,
+    InvalidType,
+    LayerNotFound,
+    ModelOutputError,
+    UnitOutOfRange,
+)
 from .layers import nonlinear_parts, registry
 from .results import LayerInfo
+from .validate import count, layer_list
 
 Unit = int | tuple[int, ...]
 
@@ -34,7 +43,8 @@ class ModelHost:
     model: an ``nn.Module`` mapping (N, *input_shape) to (N, classes). It is never changed:
     each computation borrows it under a lock in eval mode with parameter gradients off and
     gives it back with every module's mode and every parameter's ``requires_grad`` restored.
-    If ``device`` differs from the model's, the engine works on a copy moved there.
+    If ``device`` differs from the model's, the engine works on a copy moved there; if its
+    weights are float64, half or bfloat16, on a float32 copy (with a warning).
     input_shape: (C, H, W) of one input, in the space images are given to the engine.
     dataset: None, ``(images, labels)`` or a map-style dataset of (image, label).
     mean, std: per-channel normalisation the engine applies before the model (None = none).
@@ -46,18 +56,14 @@ class ModelHost:
                  class_names: Sequence[str] | None = None, mean=None, std=None,
                  device=None, batch_size: int = 256, eval_mode: bool = True):
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.input_shape = tuple(int(s) for s in input_shape)
-        if len(self.input_shape) != 3:
-            raise InputShapeError(f"input_shape must be (C, H, W); got {self.input_shape}")
+            raise InvalidType(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.input_shape = _input_shape(input_shape)
         self.device = torch.device(device) if device is not None else default_device()
         if self.device.type == "cuda" and self.device.index is None:   # "cuda" != "cuda:0"
             self.device = torch.device("cuda", torch.cuda.current_device())
-        param = next(model.parameters(), None)
-        if param is not None and param.device != self.device:
-            model = copy.deepcopy(model).to(self.device)   # the user's model stays where it is
+        model = _working_model(model, self.device)
         self.model = model
-        self.batch_size = int(batch_size)
+        self.batch_size = count("batch_size", batch_size)
         self.eval_mode = bool(eval_mode)
         c = self.input_shape[0]
         self.mean = self._channel_tensor(mean, c, 0.0, "mean")
@@ -75,7 +81,7 @@ class ModelHost:
         if class_names is None:
             class_names = [str(i) for i in range(self.n_classes)]
         if len(class_names) != self.n_classes:
-            raise ValueError(f"class_names has {len(class_names)} names; the model has "
+            raise InvalidArgument(f"class_names has {len(class_names)} names; the model has "
                              f"{self.n_classes} outputs")
         self.class_names = list(class_names)
         self._nonlinear: list[str] | None = None
@@ -92,16 +98,17 @@ class ModelHost:
 
     # -- inputs ----------------------------------------------------------------------------
     def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
-        t = torch.full((c,), fill) if value is None else torch.as_tensor(value, dtype=torch.float32)
-        t = t.reshape(-1).to(torch.float32)
-        if t.numel() == 1:
-            t = t.repeat(c)
-        if t.numel() != c:
-            raise InputShapeError(f"{what} must have 1 or {c} values (one per input channel); "
-                                  f"got {t.numel()}")
-        if what == "std" and bool((t <= 0).any()):
-            raise ValueError(f"std must be positive; got {t.tolist()}")
-        return t.view(c, 1, 1).to(self.device)
+        with torch.inference_mode(False):        # usable in autograd even if made under it
+            t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
+            t = t.reshape(-1).clone()
+            if t.numel() == 1:
+                t = t.repeat(c)
+            if t.numel() != c:
+                raise InputShapeError(f"{what} must have 1 or {c} values (one per input "
+                                      f"channel); got {t.numel()}")
+            if what == "std" and bool((t <= 0).any()):
+                raise InvalidArgument(f"std must be positive; got {t.tolist()}")
+            return t.view(c, 1, 1).to(self.device)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -110,26 +117,16 @@ class ModelHost:
         """Validate ``x`` and return a float32 (N, *input_shape) tensor on the engine's device.
 
         Accepts one image (C, H, W), a batch (N, C, H, W), and for one-channel models also one
-        (H, W) image; numpy arrays, tensors or nested lists. A stack (N, H, W) is refused rather
-        than guessed: for a 1-channel model (3, H, W) is more likely an RGB image than 3 images.
+        (H, W) image; numpy arrays, tensors or nested lists; channels-last (N, H, W, C) is
+        converted with a warning, uint8 is scaled to [0, 1] (see :mod:`.data`). A stack
+        (N, H, W) is refused rather than guessed: for a 1-channel model (3, H, W) is more
+        likely an RGB image than 3 images.
         """
-        t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
-        shape, want = tuple(t.shape), self.input_shape
-        if shape == want:
-            t = t.unsqueeze(0)
-        elif want[0] == 1 and shape == want[1:]:
-            t = t.reshape(1, *want)
-        if t.dim() != 4 or tuple(t.shape[1:]) != want:
-            hint = ""
-            if t.dim() in (3, 4) and tuple(t.shape[-2:]) == want[1:]:
-                hint = (f": the model takes {want[0]} channel(s), this input has {shape[-3]}"
-                        + (" (for a stack of 1-channel images use x[:, None])"
-                           if t.dim() == 3 and want[0] == 1 else ""))
-            raise InputShapeError(f"expected one image of shape {want} or a batch (N, {want[0]}, "
-                                  f"{want[1]}, {want[2]}); got {shape}{hint}")
+        t = as_images(x, self.input_shape)
         if t.shape[0] == 0:
             raise InputShapeError("got an empty batch (N = 0)")
-        t = t.to(device=self.device, dtype=torch.float32, copy=True)   # results never alias x
+        with torch.inference_mode(False):
+            t = t.to(self.device)                # a copy already: results never alias x
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
             first = tuple(int(i) for i in bad.nonzero()[0])
@@ -218,8 +215,7 @@ class ModelHost:
 
     def activations(self, x, layers: Sequence[str]) -> dict[str, np.ndarray]:
         """Outputs of the named layers, name -> (N, *output_shape) numpy."""
-        for name in layers:
-            self.layer(name)
+        layers = list(layer_list(self, layers))
         x = self.prepare(x)
         result: dict[str, list] = {n: [] for n in layers}
         last = max(layers, key=self.layer_names.index)
@@ -236,7 +232,8 @@ class ModelHost:
     def nonlinear_parts(self) -> list[str]:
         """Why the model is not piecewise linear (empty list when it is)."""
         if self._nonlinear is None:
-            self._nonlinear = nonlinear_parts(self.model, self.eval_mode)
+            with model_lock(self.model):     # the model's own modes, not another borrow's
+                self._nonlinear = nonlinear_parts(self.model, self.eval_mode)
         return self._nonlinear
 
     def nonlinear_parts_upto(self, layer: str | None = None) -> list[str]:
@@ -275,6 +272,33 @@ class ModelHost:
         return (f"{type(self).__name__}({type(self.model).__name__}, input_shape={self.input_shape}, "
                 f"device={self.device}, layers={len(self.layers)}, classes={self.n_classes}, "
                 f"dataset={len(self.dataset) if self.dataset is not None else None})")
+
+
+def _input_shape(input_shape) -> tuple[int, int, int]:
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3:
+        raise InputShapeError(f"input_shape must be (C, H, W); got {input_shape!r}")
+    return tuple(count(f"input_shape[{i}]", s) for i, s in enumerate(shape))
+
+
+def _working_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` itself, or a float32 copy on ``device`` if it lives elsewhere or holds
+    float64/half/bfloat16 weights (the engine computes in float32; a warning says so)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    dtypes = sorted({str(t.dtype) for t in tensors if t.is_floating_point()} - {"torch.float32"})
+    moved = any(t.device != device for t in tensors[:1])
+    if not dtypes and not moved:
+        return model
+    if dtypes:
+        warnings.warn(f"the model's weights are {', '.join(dtypes)}; the engine works on a float32 "
+                      f"copy of the model (yours is not changed; later changes to it are not "
+                      f"seen by this engine)", stacklevel=4)
+    with model_lock(model):        # no borrow in progress: no foreign hooks or modes copied
+        work = copy.deepcopy(model)
+    return work.to(device=device, dtype=torch.float32) if dtypes else work.to(device)
 
 
 def _axes(shape):

@@ -18,9 +18,12 @@ import torch
 from torch import nn
 
 from ..core import hooks
+from ..core import validate as check
+from ..core.borrow import uninterrupted
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import NotPiecewiseLinear
+from ..core.errors import InvalidArgument, NotPiecewiseLinear
 from ..core.gates import GATES, MASKED, UNRECORDED, gate_state
+from ..core.grad import needs_grad
 from ..core.layers import functional_relus
 from ..core.results import Etalons
 from .conv_grad import flipped_conv_grads
@@ -28,6 +31,7 @@ from .conv_grad import flipped_conv_grads
 METHODS = ("fast", "paper")
 
 
+@needs_grad
 def etalons(engine, x, layer: str | None = None, units=None, method: str = "fast",
             control: Control = NO_CONTROL, one_hot_batch: int | None = None) -> Etalons:
     """Etalons of ``units`` of ``layer`` (default: the logits) at every input in ``x``.
@@ -36,7 +40,8 @@ def etalons(engine, x, layer: str | None = None, units=None, method: str = "fast
     (1 = one at a time, as written in the paper; default: the engine's batch size).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        raise InvalidArgument(f"method must be one of {METHODS}; got {method!r}")
+    one_hot_batch = check.optional_count("one_hot_batch", one_hot_batch)
     x = engine.prepare(x)
     layer = engine.layer(layer).name
     units = engine.resolve_units(layer, units)
@@ -72,12 +77,13 @@ def _fast(engine, x, layer, units, control):
         for i0 in range(0, n, chunk):
             xs = x[i0:i0 + chunk]
             i1 = i0 + len(xs)
-            out[i0:i1], backward = vjp(lambda v: engine.layer_output(v, layer)[:, idx], xs)
+            out[i0:i1], backward = uninterrupted(
+                vjp, lambda v: engine.layer_output(v, layer)[:, idx], xs)
             for p0 in range(0, p, per_pass):
                 k = min(per_pass, p - p0)
                 onehots = torch.zeros(k, len(xs), p, device=engine.device)
                 onehots[torch.arange(k), :, p0 + torch.arange(k)] = 1.0
-                W[i0:i1, p0:p0 + k] = backward(onehots).transpose(0, 1)
+                W[i0:i1, p0:p0 + k] = uninterrupted(backward, onehots).transpose(0, 1)
                 control.step(i0 * p + (p0 + k) * len(xs), n * p, "etalons")
     return W, out
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from ..core.borrow import deliver_held_interrupt, hold_interrupts
 from ..core.shapes import pair
 
 
@@ -40,6 +41,19 @@ class flipped_conv_grads(TorchFunctionMode):
     """Context: route stride-1, dilation-1, ungrouped, zero-padded ``F.conv2d`` calls with
     frozen weights through :class:`_Conv2dFlippedGrad`; every other call is left alone."""
 
+    def __enter__(self):
+        super().__enter__()
+        try:
+            deliver_held_interrupt()
+        except BaseException:
+            super().__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        deliver_held_interrupt()
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.conv2d:
@@ -52,3 +66,6 @@ class flipped_conv_grads(TorchFunctionMode):
                     and all(p <= k - 1 for p, k in zip(pair(padding), w.shape[-2:]))):
                 return _Conv2dFlippedGrad.apply(a["input"], w, b, pair(padding))
         return func(*args, **kwargs)
+
+
+hold_interrupts(flipped_conv_grads.__enter__, flipped_conv_grads.__exit__)

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from ..core import hooks
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import LayerNotFound, NotPiecewiseLinear
+from ..core.errors import InvalidArgument, LayerNotFound, NotPiecewiseLinear
 from ..core.gates import GATES, UNRECORDED, gate_state
 from ..core.layers import functional_relus
 from ..core.results import RegionCount
@@ -63,7 +64,7 @@ def activation_pattern(engine, x, layers=None) -> np.ndarray:
     """Activation pattern of each input, (N, K) int64, over the gate modules ``layers``
     (default: every ReLU and max-pool)."""
     _check(engine)
-    names = gate_names(engine, layers)
+    names = gate_names(engine, check.layer_list(engine, layers))
     x = engine.prepare(x)
     with engine.borrow() as model, torch.no_grad():
         return np.concatenate([_pattern_batch(engine, model, x[s:s + engine.batch_size], names)
@@ -81,10 +82,10 @@ def count_regions(engine, data=None, layers=None, control: Control = NO_CONTROL)
     from ..core.data import as_image_set
     data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
     if data is None:
-        raise ValueError("count_regions needs data: pass (images, labels) or give the engine a "
+        raise InvalidArgument("count_regions needs data: pass (images, labels) or give the engine a "
                          "dataset")
     _check(engine)
-    names = gate_names(engine, layers)
+    names = gate_names(engine, check.layer_list(engine, layers))
     seen = defaultdict(set)
     counts = defaultdict(int)
     total = len(data)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
+from ..core.grad import needs_grad
 from .problem import build_problem, in_ranges, optimising, total_variation
 from .sampling import initial_codes, mean_distance, seeds
 
@@ -38,6 +40,7 @@ class Baseline:
         return float(self.in_range.mean())
 
 
+@needs_grad
 def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, *,
              steps: int = 100, lr: float = 0.05, seed: int = 1, tv: float = 0.05,
              code_norm: float | None = None, control: Control = NO_CONTROL) -> Baseline:
@@ -45,6 +48,7 @@ def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, 
     sum_p f_p(G(c)) / (z2_p - z1_p) from n prior codes (seed differs from the sampler's),
     codes kept in the same ball as the sampler's."""
     t0 = time.perf_counter()
+    check.count("n", n), check.count("steps", steps), check.number("lr", lr, above=0)
     prob, r = build_problem(engine, units, ranges, generator, encoder, 0.25, code_norm)
     with optimising(prob):
         z = initial_codes(prob, int(n), "random", seed).requires_grad_(True)
@@ -68,6 +72,7 @@ def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, 
                     mean_distance(fe), steps * int(n), time.perf_counter() - t0)
 
 
+@needs_grad
 def full_optimisation(engine, units, ranges, generator=None, encoder=None, n: int = 100, *,
                       start="random", seed: int = 0, max_outer: int = 4, inner_steps: int = 100,
                       diversity: str = "encoder", diversity_weight: float = 1.0, tv: float = 0.05,

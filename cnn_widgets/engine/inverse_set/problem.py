@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from ..core import hooks
-from ..core.borrow import lent
-from ..core.errors import InputShapeError
+from ..core import validate as check
+from ..core.borrow import lent, model_lock
+from ..core.errors import InputShapeError, InvalidArgument, InvalidType
 from ..core.selection import default_layer_for
 
 
@@ -33,14 +34,14 @@ def parse_units(engine, units, ranges) -> tuple[list[tuple[str, tuple[int, ...]]
     if r.shape == (2,):
         r = r[None]
     if r.ndim != 2 or r.shape[1] != 2:
-        raise ValueError(f"ranges must be one (z1, z2) or a list of them; got shape {r.shape}")
+        raise InvalidArgument(f"ranges must be one (z1, z2) or a list of them; got shape {r.shape}")
     if len(units) != len(r) or not units:
-        raise ValueError(f"need one (z1, z2) per unit: got {len(units)} unit(s) and "
+        raise InvalidArgument(f"need one (z1, z2) per unit: got {len(units)} unit(s) and "
                          f"{len(r)} range(s)")
     resolved = []
     for item in units:
         if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
-            raise ValueError(f"each unit must be (layer, unit), e.g. ('fc3', 3) or "
+            raise InvalidArgument(f"each unit must be (layer, unit), e.g. ('fc3', 3) or "
                              f"('conv2', (5, 4, 4)); got {item!r}")
         layer, unit = item
         info = engine.layer(layer)
@@ -50,7 +51,7 @@ def parse_units(engine, units, ranges) -> tuple[list[tuple[str, tuple[int, ...]]
     bad = [(i, tuple(float(v) for v in z)) for i, z in enumerate(r)
            if not (np.isfinite(z).all() and z[0] < z[1])]
     if bad:
-        raise ValueError(f"each range needs finite z1 < z2; got {bad} (unit index, range)")
+        raise InvalidArgument(f"each range needs finite z1 < z2; got {bad} (unit index, range)")
     return resolved, r
 
 
@@ -155,14 +156,14 @@ def build_problem(engine, units, ranges, generator, encoder, margin,
     dev = engine.device
     if generator is not None:
         if not isinstance(generator, nn.Module):
-            raise TypeError(f"generator must be an nn.Module mapping codes to images; got "
+            raise InvalidType(f"generator must be an nn.Module mapping codes to images; got "
                             f"{type(generator).__name__}")
         code_dim = getattr(generator, "code_dim", None)
         if code_dim is None:
-            raise ValueError("the generator needs an int attribute code_dim (length of its codes)")
+            raise InvalidArgument("the generator needs an int attribute code_dim (length of its codes)")
         param = next(generator.parameters(), None)
         if param is not None and param.device != dev:
-            generator = copy.deepcopy(generator).to(dev)
+            generator = _moved(generator, dev)
         code_shape: tuple[int, ...] = (int(code_dim),)
     else:
         code_shape = tuple(engine.input_shape)
@@ -175,14 +176,37 @@ def build_problem(engine, units, ranges, generator, encoder, margin,
         enc_module = encoder
         param = next(encoder.parameters(), None)
         if param is not None and param.device != dev:
-            enc_module = copy.deepcopy(encoder).to(dev)
+            enc_module = _moved(encoder, dev)
     else:
-        raise TypeError(f"encoder must be None, a layer name of the engine or an nn.Module; got "
+        raise InvalidType(f"encoder must be None, a layer name of the engine or an nn.Module; got "
                         f"{type(encoder).__name__}")
     prob = Problem(engine, resolved, torch.tensor(r[:, 0], dtype=torch.float32, device=dev),
                    torch.tensor(r[:, 1], dtype=torch.float32, device=dev), generator, enc_layer,
                    enc_module, code_shape, float(margin), code_norm)
     return prob, r
+
+
+def check_settings(*, K, seed, mu0, mu_factor, inner_steps, max_outer, lr, margin, tv,
+                   diversity_weight, code_norm) -> None:
+    """Refuse counts below 1, non-positive rates and a margin outside [0, 0.5)."""
+    check.count("K", K)
+    check.seed(seed)
+    check.count("inner_steps", inner_steps)
+    check.count("max_outer", max_outer)
+    check.number("mu0", mu0, above=0)
+    check.number("mu_factor", mu_factor, at_least=1)
+    check.number("lr", lr, above=0)
+    check.number("margin", margin, at_least=0, below=0.5)
+    check.number("tv", tv, at_least=0)
+    check.number("diversity_weight", diversity_weight, at_least=0)
+    if code_norm is not None:
+        check.number("code_norm", code_norm, above=0)
+
+
+def _moved(module: nn.Module, device) -> nn.Module:
+    """A copy of ``module`` on ``device``, taken under its lock (no borrow's modes copied)."""
+    with model_lock(module):
+        return copy.deepcopy(module).to(device)
 
 
 def check_generator_output(prob: Problem) -> None:

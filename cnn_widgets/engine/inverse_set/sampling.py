@@ -22,11 +22,15 @@ import numpy as np
 import torch
 from scipy.spatial.distance import pdist
 
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InfeasibleRange
+from ..core.data import as_images, to_tensor
+from ..core.errors import InfeasibleRange, InvalidArgument
+from ..core.grad import needs_grad
 from .problem import (
     Problem,
     build_problem,
+    check_settings,
     feature_scale,
     in_ranges,
     optimising,
@@ -106,11 +110,15 @@ def initial_codes(prob: Problem, K: int, start, seed: int) -> torch.Tensor:
     plus 1e-3 noise so symmetric terms can separate them (Sec. 4.2); or a tensor (K, *shape)."""
     dev = prob.engine.device
     if torch.is_tensor(start) or isinstance(start, np.ndarray):
-        z = torch.as_tensor(start, dtype=torch.float32).to(dev)
+        if prob.generator is None:          # pixel mode: images, by the engine's image rules
+            z = as_images(start, prob.code_shape).to(dev)
+            z = z.repeat(K, 1, 1, 1) if len(z) == 1 else z
+        else:
+            z = to_tensor(start).to(dev, torch.float32)
         if z.shape == prob.code_shape:
             z = z[None].repeat(K, *([1] * len(prob.code_shape)))
         if tuple(z.shape) != (K, *prob.code_shape):
-            raise ValueError(f"start must have shape ({K}, {', '.join(map(str, prob.code_shape))})"
+            raise InvalidArgument(f"start must have shape ({K}, {', '.join(map(str, prob.code_shape))})"
                              f" or {prob.code_shape}; got {tuple(z.shape)}")
         return z.clone()
     g = torch.Generator().manual_seed(int(seed))
@@ -122,7 +130,7 @@ def initial_codes(prob: Problem, K: int, start, seed: int) -> torch.Tensor:
         z = draw(1).repeat(K, *([1] * len(prob.code_shape)))
         z = z + 1e-3 * torch.randn(z.shape, generator=g)
     else:
-        raise ValueError(f"start must be 'random', 'same' or a tensor of codes; got {start!r}")
+        raise InvalidArgument(f"start must be 'random', 'same' or a tensor of codes; got {start!r}")
     return prob.project(z).to(dev)
 
 
@@ -131,7 +139,7 @@ class _Objective:
 
     def __init__(self, prob: Problem, space: str, scale: float, weight: float, tv: float):
         if space not in ("encoder", "code", "none"):
-            raise ValueError(f"diversity must be 'encoder', 'code' or 'none'; got {space!r}")
+            raise InvalidArgument(f"diversity must be 'encoder', 'code' or 'none'; got {space!r}")
         self.prob, self.space, self.scale, self.weight, self.tv = prob, space, scale, weight, tv
 
     def vectors(self, z, feats):
@@ -214,6 +222,7 @@ def _make_seeds(z, x, f, feats, lam, mu, steps, outer) -> Seeds:
                  feats.detach().cpu().numpy(), lam.detach(), float(mu), steps, outer)
 
 
+@needs_grad
 def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
           start="random", seed: int = 0, diversity: str = "encoder", diversity_weight=1.0,
           tv: float = 0.05, mu0: float = 10.0, mu_factor: float = 10.0, inner_steps: int = 100,
@@ -223,6 +232,9 @@ def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
     """Only the seed phase (eq. 8). With K = n and ``stop_when_feasible=False`` this is the
     full optimisation of eq. (15): all codes together, every outer iteration run to the end.
     Raises :class:`InfeasibleRange` when the budget ends with seeds outside their ranges."""
+    check_settings(K=K, seed=seed, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
+                   max_outer=max_outer, lr=lr, margin=margin, tv=tv,
+                   diversity_weight=diversity_weight, code_norm=code_norm)
     prob, _ = build_problem(engine, units, ranges, generator, encoder, margin, code_norm)
     with optimising(prob):
         z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv)
@@ -231,6 +243,7 @@ def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
                       control=control, total=K)
 
 
+@needs_grad
 def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10, n: int = 500,
                 control: Control = NO_CONTROL, *, start="random", seed: int = 0,
                 diversity: str = "encoder", diversity_weight: float = 1.0, tv: float = 0.05,
@@ -260,9 +273,16 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
     if sampling stalls, returns the samples found with ``complete=False`` and a report.
     """
     start_time = time.perf_counter()
+    K, n = check.integer("K", K), check.integer("n", n)
     if int(K) < 1 or int(n) < int(K):
-        raise ValueError(f"need 1 <= K <= n; got K={K}, n={n}")
+        raise InvalidArgument(f"need 1 <= K <= n; got K={K}, n={n}")
     K, n = int(K), int(n)
+    check_settings(K=K, seed=seed, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
+                   max_outer=max_outer, lr=lr, margin=margin, tv=tv,
+                   diversity_weight=diversity_weight, code_norm=code_norm)
+    if beta is not None:
+        check.number("beta", beta, above=0)
+    check.optional_count("max_sampling_steps", max_sampling_steps, 0)
     prob, ranges_np = build_problem(engine, units, ranges, generator, encoder, margin, code_norm)
     if beta is None:
         beta = 0.5 if generator is not None else 0.05

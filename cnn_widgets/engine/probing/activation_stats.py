@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from ..core import hooks
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
+from ..core.errors import InvalidArgument
 
 # Keep the captured activations of one chunk of images under this many floats.
 _CHUNK_FLOATS = 20_000_000
@@ -81,7 +83,7 @@ def default_layers(engine) -> tuple[str, ...]:
 def activation_stats(engine, x, layers: Sequence[str] | None = None,
                      control: Control = NO_CONTROL) -> ActivationStats:
     """Active-feature counts of every image in ``x`` at ``layers`` (default: :func:`default_layers`)."""
-    layers = tuple(engine.layer(n).name for n in (layers or default_layers(engine)))
+    layers = check.layer_list(engine, layers) or default_layers(engine)
     x = engine.prepare(x)
     per_image = sum(engine.layer(n).n_units for n in layers)
     chunk = max(1, min(engine.batch_size, _CHUNK_FLOATS // max(per_image, 1)))
@@ -108,12 +110,13 @@ def activation_stats(engine, x, layers: Sequence[str] | None = None,
 def activation_slices(engine, x, layer: str, k: int = 8) -> ActivationSlices:
     """The ``k`` channels of ``layer`` with the largest mean rectified activation at one image
     ``x`` (for a layer before its ReLU, what the ReLU lets through)."""
+    k = check.count("k", k)
     info = engine.layer(layer)
     if len(info.output_shape) != 3:
-        raise ValueError(f"layer {info.name!r} has output shape {info.output_shape}; activation "
+        raise InvalidArgument(f"layer {info.name!r} has output shape {info.output_shape}; activation "
                          "slices need a (channels, H, W) layer")
     a = engine.activations(x, [info.name])[info.name]
     if a.shape[0] != 1:
-        raise ValueError(f"activation slices take one image; got {a.shape[0]}")
+        raise InvalidArgument(f"activation slices take one image; got {a.shape[0]}")
     order = np.argsort(-np.maximum(a[0], 0).mean((1, 2)), kind="stable")[:k]
     return ActivationSlices(layer=info.name, channels=order, maps=a[0][order], activation=a[0])

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..core import hooks
+from ..core import validate as check
 from ..core.errors import NotAChain, UnitOutOfRange
 from ..core.shapes import pair
 
@@ -263,6 +264,7 @@ def receptive_field(engine, layer: str, y: int, x: int) -> ReceptiveField:
     """The input box the unit at position (y, x) of ``layer`` sees (any channel: all channels
     of one position share it). For a layer without a spatial grid pass y = x = 0. A unit whose
     window lies wholly in the zero padding sees nothing: an empty box (height or width 0)."""
+    y, x = check.integer("y", y), check.integer("x", x)
     fm = field_map(engine, layer)
     gh, gw = fm.grid
     if not (0 <= int(y) < gh and 0 <= int(x) < gw):

@@ -32,8 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core import validate as check
+from ..core.borrow import uninterrupted
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
+from ..core.errors import InputShapeError, InvalidArgument, NotPiecewiseLinear, UnitOutOfRange
+from ..core.grad import needs_grad
 from ..core.layers import functional_relus
 from ..core.shapes import pair
 from .receptive_field import ReceptiveField, chain_upto, receptive_field, zero_padding
@@ -69,7 +72,7 @@ class Reconstruction:
     def image(self) -> np.ndarray:
         """The reconstruction when one method was asked for."""
         if len(self.images) != 1:
-            raise ValueError(f"several methods were computed ({', '.join(self.images)}); "
+            raise InvalidArgument(f"several methods were computed ({', '.join(self.images)}); "
                              "use .images[method]")
         return next(iter(self.images.values()))
 
@@ -83,7 +86,7 @@ def _methods(method) -> tuple[str, ...]:
     names = METHODS if method == "all" else (method,) if isinstance(method, str) else tuple(method)
     bad = [m for m in names if m not in METHODS]
     if bad or not names:
-        raise ValueError(f"method must be one of {METHODS}, 'all' or a list of them; got {method!r}")
+        raise InvalidArgument(f"method must be one of {METHODS}, 'all' or a list of them; got {method!r}")
     return names
 
 
@@ -100,6 +103,7 @@ def _parse_unit(engine, unit):
     return layer, coords
 
 
+@needs_grad
 def reconstruct(engine, x, unit, method: str | Sequence[str] = "deconvnet",
                 control: Control = NO_CONTROL, seed: int = 0) -> Reconstruction:
     """Reconstructions of ``unit`` = (layer, channel, y, x) at one image ``x`` (C, H, W).
@@ -108,6 +112,7 @@ def reconstruct(engine, x, unit, method: str | Sequence[str] = "deconvnet",
     forward pass and go backward together. seed: the random weights of ``random_masks``.
     """
     methods = _methods(method)
+    seed = check.seed(seed)
     x = engine.prepare(x)
     if x.shape[0] != 1:
         raise InputShapeError(f"reconstruct takes one image {engine.input_shape}; got a batch "
@@ -171,7 +176,7 @@ def _forward(engine, links, x):
             else:                                       # pools, flatten, BN, ...: autograd's vjp
                 inp = h.clone() if getattr(m, "inplace", False) else h
                 with torch.enable_grad():
-                    out, vjp = torch.func.vjp(m, inp)
+                    out, vjp = uninterrupted(torch.func.vjp, m, inp)
                 records.append(vjp)
                 h = out.detach()
     return records, h.reshape(1, *links[-1].out_shape)
@@ -249,7 +254,7 @@ def _step_back(link, rec, g, box, rules, weights):
             return g, None
         new = _input_box(box, k, st, p, d, link.in_shape)
         return g[:, :, new[0]:new[1], new[2]:new[3]], new
-    return torch.cat([rec(g[i:i + 1])[0] for i in range(len(g))]), None
+    return torch.cat([uninterrupted(rec, g[i:i + 1])[0] for i in range(len(g))]), None
 
 
 def _input_box(box, k, s, p, d, in_shape):

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
+from ..core.errors import InvalidArgument
+from ..core.grad import needs_grad
 from .gradcam import gradcam
 from .maximize import iterate_maximize, start_images
 from .objectives import logit
@@ -42,6 +45,7 @@ class Fooling:
         return self.predictions_end == self.classes[1]
 
 
+@needs_grad
 def fool(engine, target: int, *, start="dataset", indices=None, n_starts: int = 4,
          source: int | None = None, steps: int = 100, lr: float = 1e-2,
          optimizer: str = "sgd", every: int = 1, cam_layer: str | None = None, seed: int = 0,
@@ -53,19 +57,18 @@ def fool(engine, target: int, *, start="dataset", indices=None, n_starts: int = 
     With ``start="dataset"`` and no ``indices``, the first ``n_starts`` dataset images labelled
     ``source`` (without a source: the first not labelled ``target``).
     """
-    target = int(target)
-    if not 0 <= target < engine.n_classes:
-        raise ValueError(f"target class {target} out of range: expected 0 <= target < "
-                         f"{engine.n_classes}")
+    target = check.class_index(engine, "target", target)
+    n_starts, steps, every = (check.count(n, v) for n, v in
+                              (("n_starts", n_starts), ("steps", steps), ("every", every)))
     if source is not None and not (0 <= int(source) < engine.n_classes and int(source) != target):
-        raise ValueError(f"source class {source} must differ from the target {target} and lie "
+        raise InvalidArgument(f"source class {source} must differ from the target {target} and lie "
                          f"in 0 <= source < {engine.n_classes}")
     if isinstance(start, str) and start == "dataset" and indices is None and engine.dataset is not None:
         labels = engine.dataset.labels.numpy()
         wanted = f"class {source}" if source is not None else f"a class other than {target}"
         rows = np.flatnonzero(labels == int(source) if source is not None else labels != target)
         if len(rows) == 0:
-            raise ValueError(f"no dataset image is labelled {wanted}")
+            raise InvalidArgument(f"no dataset image is labelled {wanted}")
         indices = rows[:int(n_starts)].tolist()
     x0 = start_images(engine, start, n_starts, seed, indices)
     recorded, probs, end = [], [], None

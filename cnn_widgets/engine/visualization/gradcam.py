@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from ..core import hooks
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import LayerNotFound
+from ..core.grad import needs_grad
 from ..core.selection import default_layer_for
 
 
@@ -33,11 +35,15 @@ class GradCam:
         return np.divide(self.maps, top, out=np.zeros_like(self.maps), where=top > 0)
 
 
+@needs_grad
 def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None = None,
             control: Control = NO_CONTROL) -> GradCam:
     """Grad-CAM maps of ``classes`` for images ``x`` (N, C, H, W) at ``layer`` (default: the
     last spatial layer). classes default: both classes of a two-class model, else each
     image's predicted class (reported as -1)."""
+    if classes is not None:
+        classes = [check.class_index(engine, "class", c)
+                   for c in check.name_list("classes", classes, "0")]
     x = engine.prepare(x).requires_grad_(True)      # parameters are frozen while borrowed
     layer = default_layer_for(engine, "gradcam", layer)
     if len(engine.layer(layer).output_shape) != 3:
@@ -57,9 +63,6 @@ def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None =
         A = captured["A"]
         if classes is None:
             classes = range(engine.n_classes) if engine.n_classes == 2 else [None]
-        for c in classes:
-            if c is not None and not 0 <= int(c) < out.shape[1]:
-                raise ValueError(f"class {c} out of range: expected 0 <= class < {out.shape[1]}")
         maps = []
         for i, c in enumerate(classes):
             target = out.argmax(1) if c is None else torch.full((x.shape[0],), int(c),

@@ -15,7 +15,10 @@ import numpy as np
 import torch
 
 from ..core import hooks
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
+from ..core.errors import InvalidArgument, InvalidType
+from ..core.grad import needs_grad
 from ..core.noise import gaussian_noise
 from .objectives import Objective, as_objective
 from .regularizers import split
@@ -81,26 +84,41 @@ def start_images(engine, start="noise", n_starts: int = 1, seed: int = 0,
     engine's mean/std), "dataset" (``indices``, default the first ``n_starts`` images), or
     images (C, H, W) / (N, C, H, W).
     """
+    n_starts, seed = check.count("n_starts", n_starts), check.seed(seed)
     if isinstance(start, str):
         if start == "noise":
             return engine.prepare(gaussian_noise(engine, n_starts, seed))
         if start == "dataset":
             if engine.dataset is None:
-                raise ValueError("start='dataset' needs an engine with a dataset")
+                raise InvalidArgument("start='dataset' needs an engine with a dataset")
             idx = list(range(int(n_starts))) if indices is None else [int(i) for i in indices]
             n = len(engine.dataset)
             bad = [i for i in idx if not 0 <= i < n]
             if bad:
                 raise IndexError(f"dataset indices {bad} out of range: expected 0 <= i < {n}")
             return engine.prepare(engine.dataset.images[idx])
-        raise ValueError(f"start must be 'noise', 'dataset' or images; got {start!r}")
+        raise InvalidArgument(f"start must be 'noise', 'dataset' or images; got {start!r}")
     return engine.prepare(start)
+
+
+def _clamp(clamp) -> tuple[float, float] | None:
+    """None, or (lo, hi) with finite lo < hi."""
+    if clamp is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in clamp)
+    except (TypeError, ValueError):
+        raise InvalidType(f"clamp must be None or (lo, hi); got {clamp!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise InvalidArgument(f"clamp must be (lo, hi) with finite lo < hi; got {clamp!r}")
+    return lo, hi
 
 
 class _Stop(Exception):
     """Raised in a hook once the deepest layer the objective reads has run."""
 
 
+@needs_grad
 def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
                      lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
                      indices: Sequence[int] | None = None,
@@ -119,15 +137,14 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
     The model is borrowed for the run of steps between two yields, not across a yield.
     """
     obj: Objective = as_objective(objective).bind(engine)
-    steps = int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}")
+    steps, lr = check.count("steps", steps), check.number("lr", lr, above=0)
+    clamp = _clamp(clamp)
     if every is None:
         wanted = lambda t: False                      # noqa: E731
     elif callable(every):
         wanted = every
     else:
-        k = int(every)
+        k = check.count("every", every)
         wanted = lambda t: t % k == 0                 # noqa: E731
     x = start_images(engine, start, n_starts, seed, indices).requires_grad_(True)
     penalties, tricks, transforms = split(regularizers)
@@ -136,7 +153,7 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
     elif optimizer == "sgd":
         opt = torch.optim.SGD([x], lr=lr)
     else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+        raise InvalidArgument(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
     gen = torch.Generator().manual_seed(int(seed) + 1)
     names = engine.layer_names
     last = max(obj.layers, key=names.index)
@@ -234,6 +251,7 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
             return
 
 
+@needs_grad
 def maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
              lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
              indices: Sequence[int] | None = None, predict: bool = True,

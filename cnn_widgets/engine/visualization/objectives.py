@@ -20,7 +20,7 @@ from numbers import Real
 import numpy as np
 import torch
 
-from ..core.errors import UnitOutOfRange
+from ..core.errors import InvalidType, UnitOutOfRange
 
 Index = int | tuple[int, ...]
 
@@ -180,5 +180,5 @@ def as_objective(target) -> Objective:
         return target
     if isinstance(target, (tuple, list)) and len(target) == 2 and isinstance(target[0], str):
         return unit(target[0], target[1])
-    raise TypeError(f"expected an objective (cnn_widgets.objectives) or a (layer, unit) pair; "
+    raise InvalidType(f"expected an objective (cnn_widgets.objectives) or a (layer, unit) pair; "
                     f"got {target!r}")

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
+from ..core.errors import InvalidArgument
 from ..core.noise import gaussian_noise
 
 
@@ -35,9 +37,10 @@ def out_of_sample(engine, images, labels, names: Sequence[str] | None = None,
     """Percent of ``images`` (N, C, H, W) of each label, and of ``n_noise`` Gaussian noise
     images with the dataset's channel mean and std, predicted as each of the model's classes.
     names: label -> row name (default: the label as text)."""
+    n_noise, seed = check.count("n_noise", n_noise, 0), check.seed(seed)
     labels = np.asarray(labels).reshape(-1)
     if len(labels) != len(images):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        raise InvalidArgument(f"{len(images)} images but {len(labels)} labels")
     kinds = sorted(set(labels.tolist()))
     pred = engine.predict(images, control=control).argmax(1)
     rows, counts = [], []

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import InvalidType
+
 
 @dataclass(frozen=True)
 class AlphaNorm:
@@ -132,7 +134,7 @@ def split(regularizers):
     regs = [r for r in (regularizers or ()) if getattr(r, "enabled", True)]
     for r in regs:
         if not any(hasattr(r, a) for a in ("penalty", "apply", "transform")):
-            raise TypeError(f"unknown regulariser {r!r}: expected AlphaNorm, TotalVariation, "
+            raise InvalidType(f"unknown regulariser {r!r}: expected AlphaNorm, TotalVariation, "
                             f"GradientTrick or Jitter from cnn_widgets.engine.regularizers")
     return ([r for r in regs if hasattr(r, "penalty")], [r for r in regs if hasattr(r, "apply")],
             [r for r in regs if hasattr(r, "transform")])

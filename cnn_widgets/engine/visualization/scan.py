@@ -8,8 +8,10 @@ import numpy as np
 import torch
 
 from ..core import hooks
+from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.data import ImageSet, as_image_set
+from ..core.data import ImageSet, as_image_set, as_images
+from ..core.errors import InvalidArgument
 from .objectives import as_objective
 
 
@@ -36,11 +38,11 @@ class Histogram:
 def _data(engine, data) -> ImageSet:
     if data is None:
         if engine.dataset is None:
-            raise ValueError("this engine has no dataset: pass data=(images, labels)")
+            raise InvalidArgument("this engine has no dataset: pass data=(images, labels)")
         return engine.dataset
     if torch.is_tensor(data) or isinstance(data, np.ndarray):     # images without labels
-        images = torch.as_tensor(np.asarray(data) if isinstance(data, np.ndarray) else data)
-        return as_image_set((images, -torch.ones(images.shape[0], dtype=torch.int64)),
+        images = as_images(data, engine.input_shape, stack=True).cpu()
+        return as_image_set((images, -torch.ones(len(images), dtype=torch.int64)),
                             engine.input_shape)
     return as_image_set(data, engine.input_shape)
 
@@ -58,7 +60,7 @@ def _scan(engine, target, data=None, control: Control = NO_CONTROL, batch_size: 
     ds = _data(engine, data)
     names = engine.layer_names
     last = max(obj.layers, key=names.index)
-    bs = int(batch_size or engine.batch_size)
+    bs = check.optional_count("batch_size", batch_size) or engine.batch_size
     out = []
     with torch.no_grad():
         for s, images, _ in ds.batches(bs):
@@ -72,16 +74,16 @@ def _scan(engine, target, data=None, control: Control = NO_CONTROL, batch_size: 
 
 
 def top_from_values(values: np.ndarray, ds: ImageSet, k: int, description: str) -> TopImages:
-    k = int(k)
+    k = check.count("k", k)
     if not 1 <= k <= len(values):
-        raise ValueError(f"k must be in 1..{len(values)} (the dataset size); got {k}")
+        raise InvalidArgument(f"k must be in 1..{len(values)} (the dataset size); got {k}")
     order = np.argsort(-values, kind="stable")[:k]        # ties: the lower index first
     return TopImages(indices=order, values=values[order], images=ds.images[order].numpy(),
                      labels=ds.labels[order].numpy(), objective=description)
 
 
 def histogram_from_values(values: np.ndarray, bins: int, description: str) -> Histogram:
-    counts, edges = np.histogram(values, bins=int(bins))
+    counts, edges = np.histogram(values, bins=check.count("bins", bins))
     return Histogram(counts=counts, edges=edges, values=values, objective=description)
 
 
