@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,13 +97,49 @@ def _install_guard() -> bool:
     return True
 
 
+_WAITING: dict[int, int] = {}   # id(lock) -> threads waiting in _wait for it
+
+
 def _wait(lock: threading.RLock) -> None:
     """Acquire ``lock``; an interrupt may land here (the caller releases what it got)."""
-    while not lock.acquire(timeout=0.05):
-        pass
+    if lock.acquire(blocking=False):
+        return
+    key = id(lock)
+    with _LOCKS_GUARD:
+        _WAITING[key] = _WAITING.get(key, 0) + 1
+    try:
+        while not lock.acquire(timeout=0.05):
+            pass
+    finally:
+        with _LOCKS_GUARD:
+            _WAITING[key] -= 1
+            if not _WAITING[key]:
+                del _WAITING[key]
 
 
 _WAITS.add(_wait.__code__)
+
+
+def hand_over(module: nn.Module, patience_s: float = 0.05) -> None:
+    """Between two steps of a long computation: if another thread waits to borrow ``module``
+    and this thread holds its lock once (the outermost borrow), let that thread have it and
+    take it back when it is done, so a short interactive request (a pad stroke, a click) does
+    not queue behind a long job. The model stays borrowed in between (eval mode, gradients
+    off), which the other borrow saves and restores. Call it only where no hook of this
+    computation is registered. Waits at most ``patience_s`` for the other thread to start."""
+    lock = model_lock(module)
+    key = id(lock)
+    if not _WAITING.get(key) or lock._recursion_count() != 1:
+        return
+    lock.release()
+    deadline = time.monotonic() + patience_s
+    while _WAITING.get(key) and time.monotonic() < deadline:
+        time.sleep(0.0005)          # until a waiter has taken the lock (it leaves _WAITING)
+    lock.acquire()
+    deliver_held_interrupt()
+
+
+hold_interrupts(hand_over)
 
 
 class _Saved:

@@ -1,6 +1,7 @@
 """Forward hooks that live for one call: capture, replace, stop early. Always removed on exit."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -13,9 +14,23 @@ class _StopForward(Exception):
     """Raised inside a hook to skip the rest of the forward pass once the needed layer ran."""
 
 
+def _this_thread_only(fn: Callable) -> Callable:
+    """``fn`` as a hook that acts only on forward passes of the thread that registered it, so
+    a model lent to another thread between two steps (:func:`~.borrow.hand_over`) runs there
+    as if no hook were on it."""
+    owner = threading.get_ident()
+
+    def hook(module, inputs, output):
+        if threading.get_ident() == owner:
+            return fn(module, inputs, output)
+        return None
+    return hook
+
+
 class hooked:
     """``with hooked(model, {name: hook(module, inputs, output)}):`` forward hooks on the named
-    modules for the with-block. Adding and removing them is never torn by an interrupt."""
+    modules for the with-block, acting on this thread's forward passes only. Adding and
+    removing them is never torn by an interrupt."""
 
     def __init__(self, model: nn.Module, hooks: Mapping[str, Callable]):
         self.model, self.hooks = model, dict(hooks)
@@ -25,7 +40,7 @@ class hooked:
         modules = dict(self.model.named_modules())
         try:
             for name, fn in self.hooks.items():
-                self._handles.append(modules[name].register_forward_hook(fn))
+                self._handles.append(modules[name].register_forward_hook(_this_thread_only(fn)))
             deliver_held_interrupt()
         except BaseException:
             self._remove()

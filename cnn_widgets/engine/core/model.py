@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import hooks
-from .borrow import borrowed, model_lock
+from .borrow import borrowed, hand_over, model_lock
 from .control import NO_CONTROL, Control
 from .data import ImageSet, as_image_set, as_images, to_tensor
 from .errors import (
@@ -95,6 +95,11 @@ class ModelHost:
         ``eval_mode=False``, then buffers are restored too), parameter gradients off; restored
         on exit, after an error or an interrupt too."""
         return borrowed(self.model, self.eval_mode, keep_buffers=not self.eval_mode)
+
+    def hand_over(self) -> None:
+        """Between steps of a long job: let a waiting borrow of the model (another thread's
+        short request) go first; see :func:`~.borrow.hand_over`."""
+        hand_over(self.model)
 
     # -- inputs ----------------------------------------------------------------------------
     def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:

@@ -85,6 +85,7 @@ def _fast(engine, x, layer, units, control):
                 onehots[torch.arange(k), :, p0 + torch.arange(k)] = 1.0
                 W[i0:i1, p0:p0 + k] = uninterrupted(backward, onehots).transpose(0, 1)
                 control.step(i0 * p + (p0 + k) * len(xs), n * p, "etalons")
+                engine.hand_over()
     return W, out
 
 
@@ -223,4 +224,5 @@ def _paper(engine, x, layer, units, control, chunk):
                 e = e.view(-1, *engine.input_shape) / engine.std  # normalisation minus its shift
                 W[i, :, j0:j1] = _unit_values(work, e, layer, idx, replay).T
                 control.step(i * m + j1, n * m, "paper algorithm")
+                engine.hand_over()
     return W.view(n, p, *engine.input_shape), b, out

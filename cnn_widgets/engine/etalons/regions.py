@@ -96,6 +96,7 @@ def count_regions(engine, data=None, layers=None, control: Control = NO_CONTROL)
                 seen[label].add(hashlib.blake2b(row.tobytes(), digest_size=16).digest())
                 counts[label] += 1
             control.step(start + len(labels), total, "counting regions")
+            engine.hand_over()
     everything = set().union(*seen.values()) if seen else set()
     return RegionCount(per_class={c: (counts[c], len(seen[c])) for c in sorted(seen)},
                        total=len(everything), images=total, layers=tuple(names))

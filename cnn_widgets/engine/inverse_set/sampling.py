@@ -191,6 +191,7 @@ def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_fa
             steps += 1
             most_inside = max(most_inside, int(inside.sum()) if stop_when_feasible else 0)
             control.step(most_inside, total, "seeds")
+            prob.engine.hand_over()
         with torch.no_grad():
             x, f, feats = prob.forward(z)
             lam = update_multipliers(prob.constraints(f), lam, mu)
@@ -298,6 +299,7 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
             on_samples(sd.images, sd.activations)
         count = K
         control.step(count, n, "sampling")
+        prob.engine.hand_over()
         z = sd.codes.clone().requires_grad_(True)
         x, f, fe = prob.forward(z)
         previous = obj.vectors(z, fe).detach()
@@ -323,6 +325,7 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
                 if on_samples is not None:
                     on_samples(images[-1], acts[-1])
             control.step(count, n, "sampling")
+            prob.engine.hand_over()
 
     images_np = np.concatenate(images)
     recheck = _recheck(prob, images_np)

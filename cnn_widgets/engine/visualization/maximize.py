@@ -220,6 +220,7 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
                             x.clamp_(*clamp)
                     t += 1
                     control.step(t, steps, "maximize")
+                    engine.hand_over()          # a short request of another thread goes first
                     if show:
                         break
             final = shown_t == steps
