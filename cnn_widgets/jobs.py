@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .engine.core.control import Control
-from .engine.core.errors import Cancelled, CnnWidgetsError
+from .engine.core.errors import Cancelled, CnnWidgetsError, InvalidArgument
 
 PROGRESS_INTERVAL_S = 0.05     # at most ~20 progress callbacks a second, plus the final one
 LANES = ("long", "interactive")
@@ -144,7 +144,7 @@ class JobRunner:
         ``control.partial(value)`` of ``fn``, on_result(result), on_stopped(),
         on_error(exc, traceback_text)."""
         if lane not in LANES:
-            raise ValueError(f"lane must be one of {LANES}; got {lane!r}")
+            raise InvalidArgument(f"lane must be one of {LANES}; got {lane!r}")
         job = Job(self, key, fn, lane=lane, **callbacks)
         with self._wake:
             if self.closed:

@@ -13,6 +13,7 @@ import ipywidgets as W
 import numpy as np
 from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
+from ..engine.core.errors import InvalidArgument
 from ..jobs import Job, JobRunner, runner_for
 
 # ipycanvas routes every canvas through one shared manager that remembers the current canvas,
@@ -47,7 +48,7 @@ def resize_canvas(canvas: Canvas, width: int, height: int) -> None:
 def put_rgba(canvas: Canvas, img: np.ndarray, x: int = 0, y: int = 0) -> None:
     """Exact pixels: RGBA uint8 goes out losslessly (3-channel arrays would be JPEG)."""
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 4:
-        raise ValueError(f"expected an (H, W, 4) uint8 image; got {img.shape} {img.dtype}")
+        raise InvalidArgument(f"expected an (H, W, 4) uint8 image; got {img.shape} {img.dtype}")
     canvas.put_image_data(img, x, y)
 
 

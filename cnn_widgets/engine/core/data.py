@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import InputShapeError, InvalidArgument
+from .grad import outside_inference_mode
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def as_images(x, input_shape: Sequence[int], *, stack: bool = False) -> torch.Te
                               f"{_hint(t, want, stack)}")
     if t.dtype == torch.uint8:
         t = t.to(torch.float32) / 255.0
-    with torch.inference_mode(False):
+    with outside_inference_mode():
         return t.to(torch.float32, copy=True).contiguous()
 
 

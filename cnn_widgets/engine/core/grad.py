@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+from contextlib import nullcontext
 
 import torch
+
+
+def outside_inference_mode():
+    """``torch.inference_mode(False)`` where inference mode is on, else nothing. (Its guard
+    saves the whole autograd state; if an interrupt skipped its exit, the guard would put back
+    a stale grad mode whenever it is collected, long after the borrow restored it.)"""
+    return torch.inference_mode(False) if torch.is_inference_mode_enabled() else nullcontext()
 
 
 def needs_grad(fn):
@@ -15,10 +23,10 @@ def needs_grad(fn):
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def steps(*args, **kwargs):
-            with torch.inference_mode(False):
+            with outside_inference_mode():
                 gen = fn(*args, **kwargs)
             while True:
-                with torch.inference_mode(False):
+                with outside_inference_mode():
                     try:
                         item = next(gen)
                     except StopIteration as stop:
@@ -28,6 +36,6 @@ def needs_grad(fn):
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with torch.inference_mode(False):
+        with outside_inference_mode():
             return fn(*args, **kwargs)
     return run

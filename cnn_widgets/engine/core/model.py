@@ -23,6 +23,7 @@ from .errors import (
     ModelOutputError,
     UnitOutOfRange,
 )
+from .grad import outside_inference_mode
 from .layers import nonlinear_parts, registry
 from .results import LayerInfo
 from .validate import count, layer_list
@@ -103,7 +104,7 @@ class ModelHost:
 
     # -- inputs ----------------------------------------------------------------------------
     def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
-        with torch.inference_mode(False):        # usable in autograd even if made under it
+        with outside_inference_mode():        # usable in autograd even if made under it
             t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
             t = t.reshape(-1).clone()
             if t.numel() == 1:
@@ -130,7 +131,7 @@ class ModelHost:
         t = as_images(x, self.input_shape)
         if t.shape[0] == 0:
             raise InputShapeError("got an empty batch (N = 0)")
-        with torch.inference_mode(False):
+        with outside_inference_mode():
             t = t.to(self.device)                # a copy already: results never alias x
         bad = ~torch.isfinite(t)
         if bool(bad.any()):

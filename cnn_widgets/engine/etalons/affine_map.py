@@ -68,7 +68,7 @@ def _fast(engine, x, layer, units, control):
     per_pass = max(1, chunk // min(n, chunk))       # units per backward, bounded like a batch
     W = torch.empty(n, p, *engine.input_shape, device=engine.device)
     out = torch.empty(n, p, device=engine.device)
-    with engine.borrow() as model, torch.enable_grad(), flipped_conv_grads():
+    with engine.borrow() as model, torch.enable_grad():
         vjp = _vjp_func
         if _batch_coupled(model):
             # batch statistics: one image per pass, or the images' gradients would mix; and
@@ -78,15 +78,25 @@ def _fast(engine, x, layer, units, control):
             xs = x[i0:i0 + chunk]
             i1 = i0 + len(xs)
             out[i0:i1], backward = uninterrupted(
-                vjp, lambda v: engine.layer_output(v, layer)[:, idx], xs)
+                _flipped(vjp), lambda v: engine.layer_output(v, layer)[:, idx], xs)
             for p0 in range(0, p, per_pass):
                 k = min(per_pass, p - p0)
                 onehots = torch.zeros(k, len(xs), p, device=engine.device)
                 onehots[torch.arange(k), :, p0 + torch.arange(k)] = 1.0
-                W[i0:i1, p0:p0 + k] = uninterrupted(backward, onehots).transpose(0, 1)
+                W[i0:i1, p0:p0 + k] = uninterrupted(_flipped(backward), onehots).transpose(0, 1)
                 control.step(i0 * p + (p0 + k) * len(xs), n * p, "etalons")
                 engine.hand_over()
     return W, out
+
+
+def _flipped(fn):
+    """``fn`` run under :class:`flipped_conv_grads`. The mode is entered inside
+    ``uninterrupted`` only: torch's Python-level dispatch under a mode (``len(t)``, ...) pops
+    and pushes it in a context manager that an interrupt can tear."""
+    def run(*args):
+        with flipped_conv_grads():
+            return fn(*args)
+    return run
 
 
 def _vjp_func(f, xs):

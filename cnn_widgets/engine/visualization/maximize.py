@@ -17,7 +17,7 @@ import torch
 from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InvalidArgument, InvalidType
+from ..core.errors import InvalidArgument, InvalidType, UnitOutOfRange
 from ..core.grad import needs_grad
 from ..core.noise import gaussian_noise
 from .objectives import Objective, as_objective
@@ -95,7 +95,7 @@ def start_images(engine, start="noise", n_starts: int = 1, seed: int = 0,
             n = len(engine.dataset)
             bad = [i for i in idx if not 0 <= i < n]
             if bad:
-                raise IndexError(f"dataset indices {bad} out of range: expected 0 <= i < {n}")
+                raise UnitOutOfRange(f"dataset indices {bad} out of range: expected 0 <= i < {n}")
             return engine.prepare(engine.dataset.images[idx])
         raise InvalidArgument(f"start must be 'noise', 'dataset' or images; got {start!r}")
     return engine.prepare(start)

@@ -62,14 +62,13 @@ def _scan(engine, target, data=None, control: Control = NO_CONTROL, batch_size: 
     last = max(obj.layers, key=names.index)
     bs = check.optional_count("batch_size", batch_size) or engine.batch_size
     out = []
-    with torch.no_grad():
-        for s, images, _ in ds.batches(bs):
-            with engine.borrow():
-                x = engine.prepare(images)
-                outs = hooks.run_capturing(engine.model, engine.normalize(x), obj.layers,
-                                           stop_after=last)
-                out.append(obj.evaluate(outs).cpu())
-            control.step(min(s + bs, len(ds)), len(ds), "scan")
+    for s, images, _ in ds.batches(bs):
+        with engine.borrow(), torch.no_grad():    # the borrow restores grad mode, interrupted too
+            x = engine.prepare(images)
+            outs = hooks.run_capturing(engine.model, engine.normalize(x), obj.layers,
+                                       stop_after=last)
+            out.append(obj.evaluate(outs).cpu())
+        control.step(min(s + bs, len(ds)), len(ds), "scan")
     return torch.cat(out).numpy(), ds, obj
 
 
