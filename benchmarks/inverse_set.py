@@ -4,8 +4,8 @@ conv layers), K = 10 seeds, n = 500 samples, side by side in one run:
 - gradient steps for the seeds (paper: ~400) and for the other n - K samples (paper: ~85);
 - wall time; share of samples inside the range, recomputed with ``engine.activations``;
 - diversity (mean pairwise distance in E's space) against, at equal count n: independent
-  activation-maximisation restarts through the same G, eq. (13) (distances on codes) and
-  eq. (14) (no diversity term; same single start for it and for ours, Sec. 4.2).
+  activation-maximisation restarts through the same G, eq. 13 (distances on codes) and
+  eq. 14 (no diversity term; same single start for it and for ours, Sec. 4.2).
 
 Bars use the worst case over the units measured; one torch thread.
 Usage: python benchmarks/inverse_set.py [--quick]
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from _timing import bar
 
-from cnn_widgets.engine.inverse_set.baselines import restarts
 from cnn_widgets.zoo import digits_generator, lenet_digits
 
 CASES = [(("fc3", 3), (8.0, 10.0)), (("fc3", 8), (5.0, 7.0)), (("fc1", 81), (10.0, 13.0))]
@@ -56,7 +55,7 @@ def main():
         eq13 = engine.inverse_set(unit, rng, generator=G, K=K, n=n, diversity="code")
         same = engine.inverse_set(unit, rng, generator=G, K=K, n=n, start="same")
         eq14 = engine.inverse_set(unit, rng, generator=G, K=K, n=n, start="same", diversity="none")
-        am = restarts(engine, unit, rng, G, n=n, steps=30 if args.quick else 100)
+        am = engine.inverse_set_restarts(unit, rng, G, n=n, steps=30 if args.quick else 100)
         walls.append(wall)
         shares.append(share)
         ratios.append(ours.diversity / am.diversity)

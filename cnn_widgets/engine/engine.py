@@ -19,15 +19,22 @@ from .core.results import Etalons, RegionCount
 from .core.selection import default_layer_for
 from .etalons.affine_map import etalons
 from .etalons.regions import activation_pattern, count_regions
-from .inverse_set.sampling import InverseSet, inverse_set
+from .inverse_set.baselines import Baseline, full_optimisation, restarts
+from .inverse_set.sampling import InverseSet, Seeds, inverse_set
 from .probing.activation_stats import ActivationSlices, ActivationStats, activation_slices, activation_stats
 from .probing.receptive_field import FieldMap, ReceptiveField, field_map, receptive_field
 from .probing.reconstruct import Reconstruction, reconstruct
 from .visualization.fooling import Fooling, fool
 from .visualization.gradcam import GradCam, gradcam
-from .visualization.maximize import MaximizeResult, iterate_maximize, maximize
+from .visualization.maximize import MaximizeResult, iterate_maximize, maximize, start_images
 from .visualization.out_of_sample import OutOfSample, out_of_sample
-from .visualization.scan import Histogram, TopImages, activation_histogram, top_images
+from .visualization.scan import (
+    Histogram,
+    TopImages,
+    activation_histogram,
+    top_images,
+    top_images_and_histogram,
+)
 
 Layers = Sequence[str] | None
 
@@ -111,6 +118,13 @@ class Engine(ModelHost):
                                 seed=seed, indices=indices, every=every, predict=predict,
                                 clamp=clamp, control=control)
 
+    def start_images(self, start="noise", n_starts: int = 1, seed: int = 0,
+                     indices: Sequence[int] | None = None) -> np.ndarray:
+        """(N, C, H, W) start images of :meth:`maximize`: "noise" (Gaussian with the data's
+        channel mean and std), "dataset" (``indices``, default the first ``n_starts``) or
+        images."""
+        return start_images(self, start, n_starts, seed, indices).cpu().numpy()
+
     def top_images(self, target, k: int = 9, data=None, control: Control = NO_CONTROL,
                    batch_size: int | None = None) -> TopImages:
         """The ``k`` images of ``data`` (default: the dataset) that drive ``target`` (an
@@ -122,6 +136,12 @@ class Engine(ModelHost):
                              batch_size: int | None = None) -> Histogram:
         """Histogram of ``target`` over every image of ``data`` (default: the dataset)."""
         return activation_histogram(self, target, bins, data, control, batch_size)
+
+    def top_images_and_histogram(self, target, k: int = 9, bins: int = 50, data=None,
+                                 control: Control = NO_CONTROL, batch_size: int | None = None,
+                                 ) -> tuple[TopImages, Histogram]:
+        """:meth:`top_images` and :meth:`activation_histogram` from one pass over the data."""
+        return top_images_and_histogram(self, target, k, bins, data, control, batch_size)
 
     def gradcam(self, x, classes: Sequence[int] | None = None, layer: str | None = None,
                 control: Control = NO_CONTROL) -> GradCam:
@@ -186,3 +206,25 @@ class Engine(ModelHost):
                            max_outer=max_outer, lr=lr, beta=beta, margin=margin,
                            code_norm=code_norm, full_seeds=full_seeds,
                            max_sampling_steps=max_sampling_steps, on_samples=on_samples)
+
+    def inverse_set_restarts(self, units, ranges, generator=None, encoder=None, n: int = 500, *,
+                             steps: int = 100, lr: float = 0.05, seed: int = 1, tv: float = 0.05,
+                             code_norm: float | None = None,
+                             control: Control = NO_CONTROL) -> Baseline:
+        """Baseline: ``n`` independent activation-maximisation restarts through the same G."""
+        return restarts(self, units, ranges, generator, encoder, n, steps=steps, lr=lr,
+                        seed=seed, tv=tv, code_norm=code_norm, control=control)
+
+    def inverse_set_full_optimisation(
+            self, units, ranges, generator=None, encoder=None, n: int = 100, *, start="random",
+            seed: int = 0, max_outer: int = 4, inner_steps: int = 100, diversity: str = "encoder",
+            diversity_weight: float = 1.0, tv: float = 0.05, mu0: float = 10.0,
+            mu_factor: float = 10.0, lr: float = 0.05, margin: float = 0.25,
+            code_norm: float | None = None,
+            control: Control = NO_CONTROL) -> tuple[Baseline, Seeds]:
+        """Baseline eq. 15: all ``n`` codes optimised at once with eq. 8."""
+        return full_optimisation(self, units, ranges, generator, encoder, n, start=start,
+                                 seed=seed, max_outer=max_outer, inner_steps=inner_steps,
+                                 diversity=diversity, diversity_weight=diversity_weight, tv=tv,
+                                 mu0=mu0, mu_factor=mu_factor, lr=lr, margin=margin,
+                                 code_norm=code_norm, control=control)

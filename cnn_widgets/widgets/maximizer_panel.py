@@ -20,7 +20,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine import Control, InvalidArgument
+from ..engine import InvalidArgument
 from ..engine.visualization import objectives as O
 from ..engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from ._base import JobWidget, placeholder, redraw_on_reconnect
@@ -42,11 +42,6 @@ LINKS = {"mode": "mode_buttons", "steps": "steps_box", "lr": "lr_box",
          "tv_beta": "tv_beta_slider",
          "gradient_trick": "trick_on", "jitter": "jitter_on", "cam_overlay": "cam_on",
          "fool_target": "fool_target_box", "fool_rows": "fool_rows_box"}
-
-
-def part(control: Control, i: int, n: int) -> Control:
-    """A Control that reports into the ``i``-th of ``n`` equal parts of ``control``'s bar."""
-    return Control(report=lambda done, total, msg: control.step(i * total + done, n * total, msg))
 
 
 class MaximizerPanel(JobWidget):
@@ -228,16 +223,10 @@ class MaximizerPanel(JobWidget):
         return Picture(images, softmax(logits), step, self.engine.gradcam(images) if cam else None)
 
     def _request_start(self):
-        objective, kw = self.objective, self._start_kw()
+        kw = self._start_kw()
 
         def work(control):
-            # the facade's way to the start images: the state before the first update
-            steps = self.engine.iterate_maximize(objective, steps=1, every=1, **kw)
-            try:
-                first = next(steps)
-            finally:
-                steps.close()
-            return self._picture(first.images, first.logits, self.cam_overlay)
+            return self._picture(self.engine.start_images(**kw), None, self.cam_overlay)
 
         self.run_job("start", work, self._show_start, label="start images", quiet=True)
 
@@ -326,9 +315,7 @@ class MaximizerPanel(JobWidget):
         k = min(self.top_k, len(self.engine.dataset)) if self.engine.dataset is not None else 1
 
         def work(control):
-            return Scan(self.engine.top_images(objective, k, control=part(control, 0, 2)),
-                        self.engine.activation_histogram(objective, 40,
-                                                         control=part(control, 1, 2)))
+            return Scan(*self.engine.top_images_and_histogram(objective, k, 40, control=control))
 
         return self.run_job("scan", work, self._show_scan, label="scan dataset")
 

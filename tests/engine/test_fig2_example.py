@@ -1,7 +1,7 @@
-"""The worked example of the etalon paper (Fig. 2, eqs. 4-5 and 9-11), computed by hand.
+"""The worked example of the etalon paper (Fig. 2, eq. 4-5 and eq. 9-11), computed by hand.
 
 X = (X1, X2) -> Y = ReLU(alpha^T X + b) (3 units) -> Z = ReLU(beta^T Y + b') (2 units), with
-weights chosen so that, as in the paper, Y2 and Z2 are off at X. Eq. 5 then gives
+weights chosen so that, as in the paper, Y2 and Z2 are off at X. eq. 5 then gives
     W_Z1 = (beta11 alpha11 + beta31 alpha13,  beta11 alpha21 + beta31 alpha23)
     b_Z1 = beta11 b1 + beta31 b3 + b4.
 """

@@ -1,6 +1,6 @@
 """Inverse-set sampling: every sample inside its range (checked with the engine's own forward
-pass), intersections, pixel mode, the diversity term against eq. (14), the augmented-
-Lagrangian algebra of eq. (8), infeasible ranges, stop, validation and model hygiene."""
+pass), intersections, pixel mode, the diversity term against eq. 14, the augmented-
+Lagrangian algebra of eq. 8, infeasible ranges, stop, validation and model hygiene."""
 import numpy as np
 import pytest
 import torch

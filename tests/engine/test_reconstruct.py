@@ -204,7 +204,7 @@ def test_circular_padding_is_refused():
 
 
 def masked_flow_reference(engine, x, layer, coords, weights):
-    """Eq. 6-7 written with autograd on tiny_lenet, independently of reconstruct's own loop:
+    """eq. 6-7 written with autograd on tiny_lenet, independently of reconstruct's own loop:
     every conv/linear goes forward with its learned weights but backward through ``weights``
     (name -> tensor), and a hook rectifies the flow arriving at every ReLU's output before
     autograd applies the forward mask: r ⊙ R(W^T ...), unpooling with autograd's switches."""

@@ -117,6 +117,7 @@ class ModelHost:
             return t.view(c, 1, 1).to(self.device)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std per channel: engine input space -> the model's input."""
         return (x - self.mean) / self.std
 
     def prepare(self, x) -> torch.Tensor:
@@ -155,6 +156,8 @@ class ModelHost:
         return infos[-1].name
 
     def layer(self, name: str | None = None) -> LayerInfo:
+        """The registry entry of ``name`` (default: the logits); :class:`LayerNotFound` lists
+        the valid names."""
         name = self.default_layer if name is None else name
         for info in self.layers:
             if info.name == name:
@@ -197,6 +200,7 @@ class ModelHost:
         return tuple(out)
 
     def flat_index(self, layer: str, units: Iterable[tuple[int, ...]]) -> torch.Tensor:
+        """(P,) row-major flat indices of unit coordinates into the layer's output."""
         shape = self.layer(layer).output_shape
         return torch.tensor([int(np.ravel_multi_index(u, shape)) for u in units],
                             dtype=torch.long, device=self.device)
@@ -252,6 +256,7 @@ class ModelHost:
                 if not any(r.startswith(f"{i.kind} '{i.name}' ") for i in later)]
 
     def exactness(self, layer: str | None = None) -> tuple[bool, str]:
+        """(exact, reason): whether affine maps up to ``layer`` are exact, and why (not)."""
         parts = self.nonlinear_parts_upto(layer)
         if not parts:
             return True, "ReLU/max-pool network: the affine map is exact near x"

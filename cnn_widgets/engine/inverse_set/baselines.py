@@ -3,9 +3,9 @@
 - ``restarts``: independent activation-maximisation restarts (eq. 2 through G): n random
   prior codes, each ascends the (range-scaled) sum of the units for a fixed number of Adam
   steps, no diversity term — the usual way to get "several" preferred inputs;
-- ``full_optimisation``: eq. (15), all n codes optimised together with eq. (8), every outer
+- ``full_optimisation``: eq. 15, all n codes optimised together with eq. 8, every outer
   iteration run to the end (the paper's Fig. 9, first block);
-- the ablations eq. (13) / (14) are ``inverse_set(..., diversity="code" / "none")``.
+- the ablations eq. 13 / eq. 14 are ``inverse_set(..., diversity="code" / "none")``.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def full_optimisation(engine, units, ranges, generator=None, encoder=None, n: in
                       mu0: float = 10.0, mu_factor: float = 10.0, lr: float = 0.05,
                       margin: float = 0.25, code_norm: float | None = None,
                       control: Control = NO_CONTROL) -> tuple[Baseline, object]:
-    """Eq. (15): all n codes at once with eq. (8), not stopping at feasibility (at least two
+    """eq. 15: all n codes at once with eq. 8, not stopping at feasibility (at least two
     outer iterations, then until all are inside). Returns (Baseline, the Seeds)."""
     t0 = time.perf_counter()
     sd = seeds(engine, units, ranges, generator, encoder, K=n, start=start, seed=seed,

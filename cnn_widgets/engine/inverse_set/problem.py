@@ -123,7 +123,7 @@ def in_ranges(a: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 
 def penalty(c: torch.Tensor, lam: torch.Tensor, mu: float) -> torch.Tensor:
-    """Sum of the augmented-Lagrangian terms of eq. (8) with the slacks minimised out:
+    """Sum of the augmented-Lagrangian terms of eq. 8 with the slacks minimised out:
     s = max(0, c - lam/mu), so c - s = min(c, lam/mu) and each term is
     -lam (c - s) + mu/2 (c - s)^2."""
     r = torch.minimum(c, lam / mu)

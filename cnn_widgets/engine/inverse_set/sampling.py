@@ -9,8 +9,8 @@ last accepted ones; every code that lands inside the ranges is a new sample, unt
 
 Without a generator the same runs in pixel space: x itself, kept in the box [0, 1] (projected
 steps) with a total-variation term (eq. 3). Several units (in one layer or several) give the
-intersection of their inverse sets (Sec. 3.5). The ablations: ``diversity="code"`` is eq. (13)
-(distances on codes), ``diversity="none"`` eq. (14) (no diversity term).
+intersection of their inverse sets (Sec. 3.5). The ablations: ``diversity="code"`` is eq. 13
+(distances on codes), ``diversity="none"`` eq. 14 (no diversity term).
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def initial_codes(prob: Problem, K: int, start, seed: int) -> torch.Tensor:
 
 
 class _Objective:
-    """The diversity part of eqs. (8)/(10) and the regulariser, one scale for the whole call."""
+    """The diversity part of eq. 8 / eq. 10 and the regulariser, one scale for the whole call."""
 
     def __init__(self, prob: Problem, space: str, scale: float, weight: float, tv: float):
         if space not in ("encoder", "code", "none"):
@@ -169,7 +169,7 @@ def _start(prob: Problem, K: int, start, seed: int, diversity: str, weight: floa
 def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_factor: float,
            inner_steps: int, max_outer: int, lr: float, stop_when_feasible: bool,
            control: Control, total: int) -> Seeds:
-    """Eq. (8) by coordinate descent in the slacks (closed form) and the codes (Adam)."""
+    """eq. 8 by coordinate descent in the slacks (closed form) and the codes (Adam)."""
     K, P = z.shape[0], len(prob.units)
     lam = torch.zeros(K, P, 2, device=z.device)
     mu, steps = float(mu0), 0
@@ -231,7 +231,7 @@ def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
           code_norm: float | None = None, stop_when_feasible: bool = True,
           control: Control = NO_CONTROL) -> Seeds:
     """Only the seed phase (eq. 8). With K = n and ``stop_when_feasible=False`` this is the
-    full optimisation of eq. (15): all codes together, every outer iteration run to the end.
+    full optimisation of eq. 15: all codes together, every outer iteration run to the end.
     Raises :class:`InfeasibleRange` when the budget ends with seeds outside their ranges."""
     check_settings(K=K, seed=seed, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
                    max_outer=max_outer, lr=lr, margin=margin, tv=tv,
@@ -266,7 +266,7 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
     default 0.5 for codes (N(0, 1) coordinates), 0.05 for pixels (in [0, 1]).
     code_norm: keep codes within code_norm * sqrt(code_dim) of the origin (projected steps;
     the N(0, I) prior puts its mass near sqrt(code_dim)); None (default) leaves them free as
-    eq. (8) does — bounding them can leave a seed stuck short of a high range.
+    eq. 8 does — bounding them can leave a seed stuck short of a high range.
     full_seeds: do not stop the seeds once feasible: run whole outer iterations (at least two)
     until all are inside (the paper's Fig. 9, second block). on_samples(images, activations): called from
     this thread with each batch of new samples (for live views).

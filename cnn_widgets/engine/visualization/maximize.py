@@ -1,4 +1,4 @@
-"""Gradient ascent on the input: x* = argmax Φ(x) − Σ λ R(x) (visualization paper, eqs. 1–2).
+"""Gradient ascent on the input: x* = argmax Φ(x) − Σ λ R(x) (visualization paper, eq. 1-2).
 
 :func:`iterate_maximize` is the streaming core: it yields :class:`MaximizeStep` (step, the
 objective's values, the images, the class scores) so a widget can draw it live and a script

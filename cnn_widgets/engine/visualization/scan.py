@@ -94,6 +94,15 @@ def top_images(engine, target, k: int = 9, data=None, control: Control = NO_CONT
     return top_from_values(values, ds, k, obj.description)
 
 
+def top_images_and_histogram(engine, target, k: int = 9, bins: int = 50, data=None,
+                             control: Control = NO_CONTROL,
+                             batch_size: int | None = None) -> tuple[TopImages, Histogram]:
+    """:func:`top_images` and :func:`activation_histogram` from one pass over ``data``."""
+    values, ds, obj = _scan(engine, target, data, control, batch_size)
+    return (top_from_values(values, ds, k, obj.description),
+            histogram_from_values(values, bins, obj.description))
+
+
 def activation_histogram(engine, target, bins: int = 50, data=None,
                          control: Control = NO_CONTROL,
                          batch_size: int | None = None) -> Histogram:
