@@ -226,7 +226,9 @@ class FOVExplorer(JobWidget):
     # -- showing (worker thread, under the runner's lock; no engine calls) --------------------
     def _show_view(self, view: View):
         self.view, self.recon = view, None
-        self.bars.x, self.bars.y = list(view.stats.layers), view.stats.fraction[0].tolist()
+        with self.bars.hold_sync():           # x and y in one message: bqplot needs both
+            self.bars.x, self.bars.y = list(view.stats.layers), view.stats.fraction[0].tolist()
+            self.bars.visible = True
         self._show_dataset_stats(self.dataset_stats)
         self._draw_image()
         self._draw_slices()
@@ -235,7 +237,9 @@ class FOVExplorer(JobWidget):
     def _show_dataset_stats(self, stats):
         self.dataset_stats = stats
         if stats is not None:
-            self.means.x, self.means.y = list(stats.layers), stats.mean.tolist()
+            with self.means.hold_sync():
+                self.means.x, self.means.y = list(stats.layers), stats.mean.tolist()
+                self.means.visible = True
 
     def _show_recon(self, recon):
         if recon.layer != self.shown_layer:      # a click on a layer no longer on screen

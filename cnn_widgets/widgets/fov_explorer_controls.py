@@ -68,11 +68,13 @@ def _chart(v) -> bq.Figure:
     """The active-features bar chart: this image's bars (``v.bars``), the dataset's means
     (``v.means``)."""
     xs, ys = bq.OrdinalScale(), bq.LinearScale(min=0.0, max=1.0)
-    v.bars = bq.Bars(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#4a7ab7"],
-                     labels=["this image"], display_legend=True)
-    v.means = bq.Scatter(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#d04020"],
+    # bqplot's axes fail on marks without data ("invalid format: .undefinedg"): a hidden
+    # placeholder point until the first statistics arrive
+    v.bars = bq.Bars(x=[""], y=[0.0], scales={"x": xs, "y": ys}, colors=["#4a7ab7"],
+                     labels=["this image"], display_legend=True, visible=False)
+    v.means = bq.Scatter(x=[""], y=[0.0], scales={"x": xs, "y": ys}, colors=["#d04020"],
                          marker="diamond", default_size=40, labels=["dataset mean"],
-                         display_legend=True)
+                         display_legend=True, visible=False)
     chart = bq.Figure(marks=[v.bars, v.means],
                       axes=[bq.Axis(scale=xs, tick_rotate=-45,
                                     tick_style={"font-size": "9px", "text-anchor": "end"}),

@@ -178,8 +178,9 @@ class InverseSetGallery(JobWidget):
     def _draw_range_lines(self):
         c = self.constraints[-1]
         if c.lo is not None:
-            self.range_lines.x, self.range_lines.y = range_lines(
-                c.lo, c.hi, float(max(self.data_bars.y.max(), 1)))
+            with self.range_lines.hold_sync():
+                self.range_lines.x, self.range_lines.y = range_lines(
+                    c.lo, c.hi, float(max(self.data_bars.y.max(), 1)))
 
     def _on_picker(self, change):
         if self._syncing:

@@ -7,6 +7,7 @@ import pytest
 import traitlets
 
 from cnn_widgets import EtalonGrid
+from cnn_widgets.testing.threads import held_elsewhere
 from cnn_widgets.widgets.etalon_grid import GAP, HEADER, Selection
 
 
@@ -198,31 +199,15 @@ def test_two_grids_on_one_engine_do_not_supersede_each_other(engine):
     assert a.runner is b.runner                                   # one worker per engine
 
 
-def hold_model(engine, seconds):
-    """Borrow the engine's model on another thread for ``seconds`` (a long job elsewhere)."""
-    import threading
-    held = threading.Event()
-
-    def work():
-        with engine.borrow():
-            held.set()
-            time.sleep(seconds)
-    t = threading.Thread(target=work, daemon=True)
-    t.start()
-    held.wait(5)
-    return t
-
-
 def test_construction_never_waits_on_the_model_lock(engine):
-    holder = hold_model(engine, 2.0)
-    start = time.perf_counter()
-    g = EtalonGrid(engine)
-    assert time.perf_counter() - start < 0.5 and g.grid_result is None     # a placeholder
-    start = time.perf_counter()
-    g.indices = [1, 2]                       # observers only queue work too
-    g.layer_box.value = "3"
-    assert time.perf_counter() - start < 0.5
-    holder.join()
+    with held_elsewhere(engine):
+        start = time.perf_counter()
+        g = EtalonGrid(engine)
+        assert time.perf_counter() - start < 0.5 and g.grid_result is None     # a placeholder
+        start = time.perf_counter()
+        g.indices = [1, 2]                       # observers only queue work too
+        g.layer_box.value = "3"
+        assert time.perf_counter() - start < 0.5
     assert g.wait(30) and g.grid_result.W.shape[:2] == (2, 8)
 
 

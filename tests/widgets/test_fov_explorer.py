@@ -5,6 +5,7 @@ import pytest
 import traitlets
 
 from cnn_widgets import FOVExplorer
+from cnn_widgets.testing.threads import held_elsewhere
 from cnn_widgets.widgets.fov_explorer import HEADER, PANEL, TITLES
 
 METHODS = tuple(TITLES)       # engine.reconstruct(method="all") gives these four
@@ -128,26 +129,17 @@ def test_best_input_search_runs_on_the_worker_and_stops(engine):
 
 
 def test_construction_hover_and_clicks_never_wait_on_the_model_lock(engine):
-    import threading
     import time
     w = explorer(engine)
-    held = threading.Event()
-
-    def long_job():
-        with engine.borrow():
-            held.set()
-            time.sleep(2.0)
-    holder = threading.Thread(target=long_job, daemon=True)
-    holder.start()
-    held.wait(5)
-    start = time.perf_counter()
-    other = FOVExplorer(engine, image=5)
-    event(w, "mouse_move", *centre_of(w, 2, 3))
-    event(w, "mouse_down", *centre_of(w, 4, 4))
-    w.layer_box.value = "1"
-    assert time.perf_counter() - start < 0.5
-    assert w.hover == (2, 3) and "field rows" in w.hover_text.value
-    holder.join()
+    w.wait(30)
+    with held_elsewhere(engine):
+        start = time.perf_counter()
+        other = FOVExplorer(engine, image=5)
+        event(w, "mouse_move", *centre_of(w, 2, 3))
+        event(w, "mouse_down", *centre_of(w, 4, 4))
+        w.layer_box.value = "1"
+        assert time.perf_counter() - start < 0.5
+        assert w.hover == (2, 3) and "field rows" in w.hover_text.value
     assert other.wait(30) and w.wait(30) and other.recon is not None and w.recon.layer == "1"
 
 

@@ -1,10 +1,8 @@
 """InverseSetGallery state: picker, range over the dataset histogram, Run, live fill, click ->
 enlarged sample with its etalon, intersections, Stop, an infeasible range reported."""
 import re
-import threading
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from torch import nn
 
 from cnn_widgets import InverseSetGallery
 from cnn_widgets.testing.generators import TinyGenerator
+from cnn_widgets.testing.threads import held_elsewhere
 from cnn_widgets.widgets.layout.inverse_set_gallery import COLS, GAP, MAX_SHOWN
 
 
@@ -137,28 +136,9 @@ def test_stop_and_an_infeasible_range(gallery):
     assert "InfeasibleRange" in gallery.status.value and "seeds reached" in gallery.status.value
 
 
-@contextmanager
-def held(engine):
-    """Another thread holds the engine's model (a long job) for the block."""
-    entered, release = threading.Event(), threading.Event()
-
-    def hold():
-        with engine.borrow():
-            entered.set()
-            release.wait(30)
-    t = threading.Thread(target=hold, daemon=True)
-    t.start()
-    assert entered.wait(10)
-    try:
-        yield
-    finally:
-        release.set()
-        t.join(10)
-
-
 def test_construction_and_the_picker_never_wait_for_the_engine(engine):
     """Issue 9 defect 7: the kernel thread never waits on the engine lock."""
-    with held(engine):
+    with held_elsewhere(engine):
         began = time.monotonic()
         g = InverseSetGallery(engine, TinyGenerator(), layer="9", unit=2, K=5, n=60)
         g.unit_box.value = "4"

@@ -1,7 +1,5 @@
 """MaximizerPanel state: the builder, the switches, Run/Stop, the scan, Grad-CAM, fooling."""
-import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -10,6 +8,7 @@ import traitlets as T
 from cnn_widgets import MaximizerPanel
 from cnn_widgets import objectives as O
 from cnn_widgets.engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
+from cnn_widgets.testing.threads import held_elsewhere
 from cnn_widgets.widgets import draw
 from cnn_widgets.widgets.draw import shown
 from cnn_widgets.widgets.layout.maximizer_panel import CAPTION, GAP, TOP_COLUMNS
@@ -160,28 +159,9 @@ def test_scan_shows_at_most_the_whole_dataset(engine):
     assert w.wait(60) and len(w.top.indices) == len(engine.dataset) == 40
 
 
-@contextmanager
-def held(engine):
-    """Another thread holds the engine's model (a long job) for the block."""
-    entered, release = threading.Event(), threading.Event()
-
-    def hold():
-        with engine.borrow():
-            entered.set()
-            release.wait(30)
-    t = threading.Thread(target=hold, daemon=True)
-    t.start()
-    assert entered.wait(10)
-    try:
-        yield
-    finally:
-        release.set()
-        t.join(10)
-
-
 def test_construction_and_observers_never_wait_for_the_engine(engine):
     """Issue 9 defect 7: the kernel thread never waits on the engine lock."""
-    with held(engine):
+    with held_elsewhere(engine):
         began = time.monotonic()
         w = MaximizerPanel(engine, start="dataset")
         w.start_image, w.n_starts = 3, 2                     # a new start: asked on the worker

@@ -1,14 +1,13 @@
 """PredictionTreeView state: simulated clicks and hovers, asserted on state and RGBA buffers."""
 import re
-import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import traitlets as T
 
 from cnn_widgets import PredictionTreeView, objectives
+from cnn_widgets.testing.threads import held_elsewhere
 
 
 def event(canvas, kind, x, y):
@@ -119,28 +118,9 @@ def test_a_drawn_image_gets_its_own_path(engine):
     assert v.pad.max() == 0
 
 
-@contextmanager
-def held(engine):
-    """Another thread holds the engine's model (a long job) for the block."""
-    entered, release = threading.Event(), threading.Event()
-
-    def hold():
-        with engine.borrow():
-            entered.set()
-            release.wait(30)
-    t = threading.Thread(target=hold, daemon=True)
-    t.start()
-    assert entered.wait(10)
-    try:
-        yield
-    finally:
-        release.set()
-        t.join(10)
-
-
 def test_construction_and_observers_never_wait_for_the_engine(engine):
     """Issue 9 defect 7: the kernel thread never waits on the engine lock."""
-    with held(engine):
+    with held_elsewhere(engine):
         began = time.monotonic()
         v = PredictionTreeView(engine)
         v.category, v.noise_box.value, v.image = 3, True, 7
