@@ -25,16 +25,68 @@ from types import CodeType
 import torch
 from torch import nn
 
-_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+
+class ModelLock:
+    """A re-entrant lock that tells how deep its owner holds it (``RLock._recursion_count``
+    exists from Python 3.11 on only). Acquiring and releasing hold back a KeyboardInterrupt
+    (see :func:`hold_interrupts`), so owner and depth always match the lock."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._count = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = threading.get_ident()
+        if self._owner == me:
+            self._count += 1
+        elif self._lock.acquire(blocking, timeout):
+            self._owner, self._count = me, 1
+        else:
+            return False
+        deliver_held_interrupt()
+        return True
+
+    def release(self) -> None:
+        if self._owner != threading.get_ident():
+            raise RuntimeError("cannot release a model lock this thread does not hold")
+        self._count -= 1
+        if not self._count:
+            self._owner = None
+            self._lock.release()
+        deliver_held_interrupt()
+
+    def __enter__(self) -> ModelLock:
+        depth = self._recursion_count()
+        try:
+            self.acquire()
+        except BaseException:           # an interrupt delivered once the lock was taken
+            if self._recursion_count() > depth:
+                self.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def _is_owned(self) -> bool:
+        return self._owner == threading.get_ident()
+
+    def _recursion_count(self) -> int:
+        """How many times this thread holds the lock (0 if it does not)."""
+        return self._count if self._is_owned() else 0
+
+
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, ModelLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 
-def model_lock(module: nn.Module) -> threading.RLock:
+def model_lock(module: nn.Module) -> ModelLock:
     """The one re-entrant lock of ``module``, shared by everything that borrows it."""
     with _LOCKS_GUARD:
         lock = _LOCKS.get(module)
         if lock is None:
-            lock = _LOCKS[module] = threading.RLock()
+            lock = _LOCKS[module] = ModelLock()
         return lock
 
 
@@ -100,7 +152,7 @@ def _install_guard() -> bool:
 _WAITING: dict[int, int] = {}   # id(lock) -> threads waiting in _wait for it
 
 
-def _wait(lock: threading.RLock) -> None:
+def _wait(lock: ModelLock) -> None:
     """Acquire ``lock``; an interrupt may land here (the caller releases what it got)."""
     if lock.acquire(blocking=False):
         return
@@ -118,6 +170,7 @@ def _wait(lock: threading.RLock) -> None:
 
 
 _WAITS.add(_wait.__code__)
+hold_interrupts(ModelLock.acquire, ModelLock.release)
 
 
 def hand_over(module: nn.Module, patience_s: float = 0.05) -> None:
