@@ -88,3 +88,14 @@ def _top_level_entries():
 def test_repository_root_holds_only_allowed_entries():
     extra = {e for e in _top_level_entries() if e not in ALLOWED_TOP and not e.startswith(".")}
     assert not extra, f"unexpected top-level entries: {sorted(extra)}"
+
+
+def test_importing_the_package_loads_no_optional_heavy_library():
+    """scipy, scikit-learn and friends load when a capability first needs them, not on import."""
+    heavy = ["scipy", "sklearn", "skimage", "umap", "matplotlib", "captum"]
+    code = ("import sys, cnn_widgets, cnn_widgets.engine\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

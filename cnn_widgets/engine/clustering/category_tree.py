@@ -11,9 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import linkage
-from scipy.sparse.csgraph import minimum_spanning_tree
-from scipy.spatial.distance import squareform
 
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
@@ -64,6 +61,8 @@ def cosine_distances(vectors: np.ndarray) -> np.ndarray:
 
 def wpgma(distances: np.ndarray) -> np.ndarray:
     """Weighted-average linkage of a (K, K) distance matrix (scipy's ``method="weighted"``)."""
+    from scipy.cluster.hierarchy import linkage  # scipy loads on first use, not import
+    from scipy.spatial.distance import squareform
     return linkage(squareform(distances, checks=False), method="weighted")
 
 
@@ -97,6 +96,7 @@ def mst_edges(distances: np.ndarray) -> np.ndarray:
     tiny = np.finfo(np.float64).tiny
     g = np.where(d > 0, d, tiny)
     np.fill_diagonal(g, 0.0)
+    from scipy.sparse.csgraph import minimum_spanning_tree
     tree = minimum_spanning_tree(g).tocoo()
     edges = sorted((min(i, j), max(i, j)) for i, j in zip(tree.row, tree.col))
     return np.array([[i, j, d[i, j]] for i, j in edges], dtype=np.float64).reshape(max(k - 1, 0), 3)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.spatial.distance import pdist
 
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
@@ -102,6 +101,7 @@ class InverseSet:
 def mean_distance(features: np.ndarray) -> float:
     """Mean pairwise Euclidean distance between the rows of (N, D) features (0 for N < 2)."""
     f = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    from scipy.spatial.distance import pdist  # scipy loads on first use, not import
     return float(pdist(f).mean()) if len(f) > 1 else 0.0
 
 
