@@ -16,6 +16,7 @@ import time
 import numpy as np
 import traitlets as T
 
+from ..engine import Engine
 from . import draw
 from ._base import JobWidget, drawing, paint_sheet, placeholder
 from .etalon_grid_controls import build
@@ -58,7 +59,7 @@ class EtalonGrid(JobWidget):
     indices = T.List()                  # dataset rows shown
     selected = T.Instance(Selection, allow_none=True)
 
-    def __init__(self, engine, *, indices=None, layer: str | None = None, units=None):
+    def __init__(self, engine: Engine, *, indices=None, layer: str | None = None, units=None):
         super().__init__(engine)
         self.add_class("cnnw-etalon-grid")
         self._ready = False

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import traitlets as T
 
-from ..engine import InvalidArgument
+from ..engine import Engine, InvalidArgument
 from . import draw
 from ._base import JobWidget, drawing, paint_sheet, placeholder, put_rgba
 from .fov_explorer_controls import build
@@ -52,7 +52,7 @@ class FOVExplorer(JobWidget):
     index = T.Int(0)                # dataset row shown (-1: an image given by the caller)
     unit = T.Tuple(allow_none=True, default_value=None)   # (channel, y, x) selected
 
-    def __init__(self, engine, image=None, layer: str | None = None, best_steps: int = 128):
+    def __init__(self, engine: Engine, image=None, layer: str | None = None, best_steps: int = 128):
         super().__init__(engine)
         self._ready = False
         self.best_steps = int(best_steps)

@@ -19,7 +19,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine import InvalidArgument
+from ..engine import Engine, InvalidArgument
 from . import draw
 from ._base import JobWidget, drawing, paint_sheet, placeholder, put_rgba, resize_canvas
 from .inverse_set_controls import build
@@ -63,7 +63,7 @@ class InverseSetGallery(JobWidget):
     selected = T.Int(allow_none=True, default_value=None)      # index into the samples
     K, n = T.Int(10), T.Int(100)
 
-    def __init__(self, engine, generator=None, *, encoder=None, layer: str | None = None,
+    def __init__(self, engine: Engine, generator=None, *, encoder=None, layer: str | None = None,
                  unit=0, range=None, K: int = 10, n: int = 100):
         super().__init__(engine)
         self.add_class("cnnw-inverse-set")

@@ -20,7 +20,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine import InvalidArgument
+from ..engine import Engine, InvalidArgument
 from ..engine.visualization import objectives as O
 from ..engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from ._base import JobWidget, placeholder, redraw_on_reconnect
@@ -62,7 +62,7 @@ class MaximizerPanel(JobWidget):
     gradient_trick, jitter, cam_overlay = T.Bool(False), T.Bool(False), T.Bool(False)
     fool_target, fool_rows = T.Int(0), T.Unicode("")
 
-    def __init__(self, engine, *, objective=None, steps: int = 200, lr: float = 0.05,
+    def __init__(self, engine: Engine, *, objective=None, steps: int = 200, lr: float = 0.05,
                  optimizer: str = "adam", start: str = "noise", n_starts: int = 1,
                  top_k: int = 9):
         super().__init__(engine)

@@ -16,7 +16,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..engine import InvalidArgument
+from ..engine import Engine, InvalidArgument
 from ..engine.visualization import objectives
 from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, redraw_on_reconnect
@@ -52,7 +52,7 @@ class PredictionTreeView(JobWidget):
     image = T.Int()
     selected = T.Int(-1)            # node of the prediction tree, -1 = none
 
-    def __init__(self, engine, *, category: int = 0, layer: str | None = None,
+    def __init__(self, engine: Engine, *, category: int = 0, layer: str | None = None,
                  image: int | None = None, include_noise: bool = False,
                  max_images: int | None = None):
         super().__init__(engine)
