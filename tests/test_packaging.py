@@ -61,13 +61,18 @@ def test_engine_source_never_imports_widget_libraries():
     assert not bad, sorted(bad)
 
 
-def test_importing_the_engine_loads_no_widget_library():
+def _loaded_by_import(packages) -> str:
+    """Which of ``packages`` a fresh ``import cnn_widgets, cnn_widgets.engine`` loads."""
     code = ("import sys, cnn_widgets, cnn_widgets.engine\n"
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(WIDGET_MODULES)!r}))")
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(packages)!r}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]", out.stdout
+    return out.stdout.strip()
+
+
+def test_importing_the_engine_loads_no_widget_library():
+    assert _loaded_by_import(WIDGET_MODULES) == "[]"
 
 
 def test_ci_never_downloads_a_browser():
@@ -92,10 +97,4 @@ def test_repository_root_holds_only_allowed_entries():
 
 def test_importing_the_package_loads_no_optional_heavy_library():
     """scipy, scikit-learn and friends load when a capability first needs them, not on import."""
-    heavy = ["scipy", "sklearn", "skimage", "umap", "matplotlib", "captum"]
-    code = ("import sys, cnn_widgets, cnn_widgets.engine\n"
-            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]", out.stdout
+    assert _loaded_by_import({"scipy", "sklearn", "skimage", "umap", "matplotlib", "captum"}) == "[]"
