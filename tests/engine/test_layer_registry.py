@@ -83,9 +83,22 @@ def test_piecewise_linear_models_have_no_nonlinear_parts():
     assert cpu_engine(tiny_lenet(0, leaky=True, batchnorm=True), TINY_SHAPE).nonlinear_parts == []
 
 
-def test_module_called_twice_is_listed_once_at_its_first_call():
+def test_module_called_twice_gets_one_layer_per_call():
+    """ReusedReLUNet calls ``relu`` twice: ``relu`` is the first call, ``relu:1`` the second,
+    each with its own shape and output (the old registry listed only the first call)."""
+    import torch
+
     from cnn_widgets.testing import ReusedReLUNet
-    engine = cpu_engine(ReusedReLUNet(0), TINY_SHAPE)
-    assert engine.layer_names == ["conv1", "relu", "pool", "conv2", "fc"]
+    model = ReusedReLUNet(0)
+    engine = cpu_engine(model, TINY_SHAPE)
+    assert engine.layer_names == ["conv1", "relu", "pool", "conv2", "relu:1", "fc"]
     assert engine.layer("relu").output_shape == (3, 8, 8)
-    assert engine.activations(random_images(2), ["relu"])["relu"].shape == (2, 3, 8, 8)
+    assert engine.layer("relu:1").output_shape == (3, 4, 4)
+    x = random_images(2)
+    acts = engine.activations(x, ["relu", "relu:1", "conv2"])
+    assert acts["relu"].shape == (2, 3, 8, 8)
+    np.testing.assert_array_equal(acts["relu:1"], np.maximum(acts["conv2"], 0))
+    with torch.no_grad():
+        second = torch.relu(model.conv2(model.pool(torch.relu(model.conv1(x)))))
+    np.testing.assert_allclose(acts["relu:1"], second.numpy(), rtol=1e-6, atol=1e-6)
+    assert engine.gate_layers == ["relu", "pool", "relu:1"]

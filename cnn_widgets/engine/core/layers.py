@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .borrow import borrowed, uninterrupted
-from .hooks import hooked
+from .hooks import every_call
 from .results import LayerInfo
 
 # Leaf modules whose output is a piecewise-linear function of their input (BatchNorm and Dropout
@@ -42,25 +42,27 @@ def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def registry(model: nn.Module, example: torch.Tensor) -> tuple[list[LayerInfo], torch.Tensor]:
-    """Run ``example`` once with a hook on every leaf module; return the layers that ran, in the
-    order of their first call, and the model's output."""
-    seen: dict = {}
+    """For a model torch.fx cannot trace: run ``example`` once with a hook on every leaf module;
+    return every call of one that returned a tensor, in forward order (the k-th call of a
+    module named ``name:k``), and the model's output."""
+    seen: list[LayerInfo] = []
 
-    def make_hook(name):
-        def hook(module, inputs, output):
-            if name not in seen and isinstance(output, torch.Tensor):
-                seen[name] = LayerInfo(name, type(module).__name__, tuple(output.shape[1:]))
-        return hook
-    with hooked(model, {name: make_hook(name) for name, _ in leaf_modules(model)}), \
-            torch.no_grad():
+    def hook(name, module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            seen.append(LayerInfo(name, type(module).__name__, tuple(output.shape[1:])))
+    with every_call(model, [name for name, _ in leaf_modules(model)], hook), torch.no_grad():
         out = model(example)
-    return list(seen.values()), out
+    return seen, out
 
 
 def _trace_graph(model: nn.Module):
-    """torch.fx graph of ``model``. Tracing patches ``nn.Module.__call__`` for every module in
-    the process, so it runs borrowing the model (no forward pass of it meanwhile; modes kept)
-    and is never cut short by an interrupt (which would leave the patch in place)."""
+    """torch.fx graph of ``model``: the one its engine traced (see :mod:`.graph`), else traced
+    here, borrowing the model (tracing patches ``nn.Module.__call__`` process-wide) and never
+    cut short by an interrupt (which would leave the patch in place)."""
+    from .graph import graph_of
+    graph = graph_of(model)
+    if graph is not None:
+        return graph.fx
     import torch.fx
     with borrowed(model, eval_mode=False):
         return uninterrupted(torch.fx.symbolic_trace, model).graph

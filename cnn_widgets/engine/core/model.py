@@ -21,9 +21,11 @@ from .errors import (
     InvalidType,
     LayerNotFound,
     ModelOutputError,
+    NotAChain,
     UnitOutOfRange,
 )
 from .grad import outside_inference_mode
+from .graph import ModelGraph, register, trace
 from .layers import nonlinear_parts, registry
 from .results import LayerInfo
 from .validate import count, layer_list
@@ -31,6 +33,8 @@ from .validate import count, layer_list
 Unit = int | tuple[int, ...]
 
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
+GATE_KINDS = ("ReLU", "LeakyReLU", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
+              "AdaptiveMaxPool2d")
 MAX_DEFAULT_UNITS = 1024
 
 
@@ -72,8 +76,8 @@ class ModelHost:
         self.dataset: ImageSet | None = as_image_set(dataset, self.input_shape)
 
         with self.borrow():
-            example = torch.zeros(1, *self.input_shape, device=self.device)
-            self.layers, out = registry(self.model, self.normalize(example))
+            example = self.normalize(torch.zeros(1, *self.input_shape, device=self.device))
+            self.layers, out = self._trace(example)
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ModelOutputError(f"the model's output must be 2-D (batch, classes); for an input "
@@ -88,6 +92,37 @@ class ModelHost:
         self._nonlinear: list[str] | None = None
         self.model_card: dict = {}
         self._closers: list[Callable[[], None]] = []
+
+    def _trace(self, example):
+        """(layers, output): from the model's torch.fx graph (every module call and functional
+        gate, add and concatenation), or, if it cannot be traced, from module hooks (module
+        calls only; :attr:`graph_error` says why)."""
+        self.graph: ModelGraph | None = None
+        self.graph_error: str | None = None
+        try:
+            self.graph, out = trace(self.model, example)
+        except Exception as e:  # noqa: BLE001 - any tracing failure: the module-hook path
+            self.graph_error = (f"the forward pass could not be traced with torch.fx "
+                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            return registry(self.model, example)
+        register(self.model, self.graph)
+        return self.graph.layers, out
+
+    def require_graph(self, what: str) -> ModelGraph:
+        """The model's graph, or :class:`NotAChain` saying that ``what`` needs it and what
+        still works without it."""
+        if self.graph is None:
+            raise NotAChain(f"{what} needs the model's graph, but {self.graph_error}. Without "
+                            "it, layers are module calls only (no functional ReLUs, adds or "
+                            "concatenations); predict, activations, etalons (method='fast'), "
+                            "maximize, Grad-CAM and scans still work")
+        return self.graph
+
+    @property
+    def gate_layers(self) -> list[str]:
+        """Names of the gate calls in forward order: every ReLU/LeakyReLU call and every
+        max-pool call (module or functional), the switches that fix a linear region."""
+        return [i.name for i in self.layers if i.kind in GATE_KINDS]
 
     # -- model hygiene ---------------------------------------------------------------------
     def borrow(self) -> borrowed:
