@@ -32,14 +32,23 @@ def odd_geometry_net():
 
 def gradient_box(engine, layer, c, y, x, n=24):
     """Bounding box of the input pixels where the gradient of unit (c, y, x) is non-zero for
-    at least one of n random inputs (max-pool switches differ between inputs)."""
+    at least one of n random inputs (max-pool switches differ between inputs). c=None: every
+    channel at (y, x), mixed with random positive weights (a concatenation's channels come
+    from branches with different fields; the field of a position is their union)."""
     xs = random_images(n, engine.input_shape, seed=3) * 4 - 2
+    shape = engine.layer(layer).output_shape
     with engine.borrow():
         xg = xs.clone().requires_grad_(True)
-        out = engine.layer_output(xg, layer)
-        idx = int(np.ravel_multi_index((c, y, x), engine.layer(layer).output_shape))
-        (g,) = torch.autograd.grad(out[:, idx].sum(), xg)
+        out = engine.layer_output(xg, layer).reshape(n, *shape)
+        if c is None:
+            mix = torch.rand(shape[0], generator=torch.Generator().manual_seed(1)) + 0.5
+            score = (out[:, :, y, x] * mix).sum()
+        else:
+            score = out[:, c, y, x].sum()
+        (g,) = torch.autograd.grad(score, xg)
     rows, cols = np.nonzero(g.abs().sum((0, 1)).numpy())
+    if len(rows) == 0:
+        return 0, 0, 0, 0
     return rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
 
 
@@ -95,11 +104,33 @@ class Residual(nn.Module):
         return self.fc(self.flatten(h + self.conv2(h)))
 
 
-def test_a_skip_connection_is_refused_by_name_and_layers_before_it_work():
+def test_a_skip_connection_unions_the_branches():
+    """The old chain walk refused 'flatten' here (a skip connection); the graph walk takes the
+    union of the two branches at the add."""
     engine = cpu_engine(Residual(), (1, 8, 8))
-    assert engine.receptive_field("conv2", 4, 4).height == 5          # conv2 still takes conv1
-    with pytest.raises(NotAChain, match="'flatten'.*skip connection"):
-        engine.receptive_field("fc", 0, 0)
+    assert "add" in engine.layer_names
+    assert engine.receptive_field("conv2", 4, 4).height == 5
+    f = engine.receptive_field("add", 4, 4)
+    assert (f.top, f.left, f.bottom, f.right) == (2, 2, 7, 7) == gradient_box(engine, "add", None, 4, 4)
+    f = engine.receptive_field("add", 0, 0)
+    assert (f.top, f.left, f.bottom, f.right) == (0, 0, 3, 3) == gradient_box(engine, "add", None, 0, 0)
+    assert engine.receptive_field("fc", 0, 0).height == 8
+
+
+def test_resampling_is_refused_by_name():
+    class Upsampling(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+            self.fc = nn.Linear(2 * 16 * 16, 3)
+
+        def forward(self, x):
+            h = torch.nn.functional.interpolate(self.conv(x), scale_factor=2.0)
+            return self.fc(torch.relu(h).flatten(1))
+    engine = cpu_engine(Upsampling(), (1, 8, 8))
+    assert engine.receptive_field("conv", 4, 4).height == 3
+    with pytest.raises(NotAChain, match="interpolate.*resamples"):
+        engine.receptive_field("relu", 0, 0)
 
 
 def test_positions_out_of_range_are_refused():

@@ -9,7 +9,6 @@ from torch import nn
 
 from cnn_widgets.engine import NotAChain
 from cnn_widgets.engine.core.errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
-from cnn_widgets.engine.probing.receptive_field import chain_upto
 from cnn_widgets.engine.probing.reconstruct import METHODS, _random_weights
 from cnn_widgets.testing import no_leftover_hooks, random_images, smooth_conv_net, tiny_lenet, untouched
 from cnn_widgets.testing.reference import cpu_engine
@@ -122,7 +121,7 @@ def test_random_weights_are_seeded_and_match_the_learned_statistics():
     big = cpu_engine(nn.Sequential(nn.Conv2d(3, 64, 5), nn.ReLU(), nn.Flatten(),
                                    nn.Linear(64 * 12 * 12, 2)), (3, 16, 16))
     with big.borrow():
-        w = _random_weights(big, chain_upto(big, "1"), 7)["0"]
+        w = _random_weights(big, 7)["0"]
     learned = big.model[0].weight.detach()
     assert w.shape == learned.shape and not torch.equal(w, learned)
     assert abs(float(w.mean() - learned.mean())) < 0.05 * float(learned.std())
@@ -237,7 +236,7 @@ def test_masked_methods_follow_eq_6_7_with_learned_and_with_random_weights(seed)
     checked = 0
     for layer, *coords in UNITS:
         with engine.borrow():
-            random = _random_weights(engine, chain_upto(engine, layer), seed)
+            random = _random_weights(engine, seed)
         for method, weights in [("deconvnet_masks", learned), ("random_masks", random)]:
             want = masked_flow_reference(engine, x, layer, tuple(coords), weights)
             got = engine.reconstruct(x, (layer, *coords), method=method, seed=seed).image

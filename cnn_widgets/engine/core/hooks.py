@@ -256,6 +256,22 @@ def run_capturing(model: nn.Module, x: torch.Tensor, names: Iterable[str], *,
     return captured
 
 
+def layer_value(model: nn.Module, x: torch.Tensor, layer: str,
+                subs: Mapping[str, Callable] | None = None, module: nn.Module | None = None):
+    """The output of ``layer`` for ``x``, the forward pass stopped there (see :func:`forward`
+    for ``subs`` and ``module``); not a copy."""
+    got = {}
+
+    def tap(mod, inputs, output):
+        got["out"] = output
+        raise _StopForward
+    try:
+        forward(model, x, {layer: tap}, subs, module)
+    except _StopForward:
+        pass
+    return got["out"]
+
+
 def hook_count(model: nn.Module) -> int:
     """Number of forward/backward hooks on all modules (a test asserts it is unchanged)."""
     total = 0

@@ -1,40 +1,46 @@
-"""Receptive fields from layer geometry (the probing paper's field of view, FOV).
+"""Receptive fields from layer geometry (the probing paper's field of view, FOV), through any
+graph of layers (the model's torch.fx graph, :mod:`~cnn_widgets.engine.core.graph`).
 
-A unit at (y, x) of a layer sees a box of input pixels. Walking the layers from the input,
-every conv/pool maps an output index to the range of its input indices its window touches
-(kernel, stride, padding, dilation; taps in the zero padding see nothing); composing these
-index ranges layer by layer gives the box exactly, clipped to the image. Elementwise layers
-(ReLU, BatchNorm, dropout) keep it; a layer that leaves the spatial grid (flatten, linear)
-sees the whole image. This works for networks whose layers form a chain (each leaf module
-takes the previous one's output, as in VGG and LeNet); :func:`chain` checks that once per
-engine with one forward pass and names the first module that breaks it.
+A unit at (y, x) of a layer sees a box of input pixels. Walking the graph from the input, every
+conv/pool maps an output index to the range of input indices its window touches (kernel,
+stride, padding, dilation, ceil mode; taps in the zero padding see nothing); composing these
+index ranges node by node gives the box exactly, clipped to the image. Elementwise nodes (ReLU,
+BatchNorm, dropout) keep it; a node with several inputs (a residual add, a concatenation, an
+inception block's branches) sees the union of what its inputs see; a tensor that leaves the
+spatial grid (flatten, linear, global pooling) sees the union of all its positions' fields.
+Rows and columns stay separate: each position's field is a box, the bounding box of the union.
 """
 from __future__ import annotations
 
+import operator
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..core import hooks
 from ..core import validate as check
 from ..core.errors import NotAChain, UnitOutOfRange
 from ..core.shapes import pair
 
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 _ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_PADS = (nn.ZeroPad2d, nn.ConstantPad2d)
+# positional parameters of functional windows (defaults as torch's)
+_WINDOW_ARGS = {
+    F.max_pool2d: ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    torch.max_pool2d: ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    F.avg_pool2d: ("input", "kernel_size", "stride", "padding", "ceil_mode"),
+    F.conv2d: ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+}
+_FUNCTIONAL_ADAPTIVE = (F.adaptive_avg_pool2d, F.adaptive_max_pool2d)
+_AXIS_MOVERS = {"transpose", "permute", "swapaxes", "movedim", "flip", "roll", "rot90"}
+_UNSUPPORTED = {F.interpolate, F.pad, F.grid_sample, F.unfold, F.fold, F.pixel_shuffle,
+                torch.roll, torch.flip, torch.rot90, torch.transpose, torch.permute}
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-@dataclass(frozen=True)
-class Link:
-    """One leaf module of a chain with its per-sample input and output shapes."""
-    name: str
-    module: nn.Module
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
+_BIG = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True)
@@ -87,70 +93,6 @@ class FieldMap:
         return out
 
 
-# -- the chain of leaf modules ----------------------------------------------------------------
-def chain(engine) -> tuple[tuple[Link, ...], str | None]:
-    """(links in forward order, reason the chain breaks after the last link or None).
-
-    One forward pass with a hook on every leaf module records which tensor each module gets
-    and returns; module k must take exactly what module k-1 returned (the same storage,
-    possibly reshaped, e.g. by ``torch.flatten`` in ``forward``). Cached per engine.
-    """
-    return _cached(engine, "chain", _trace_chain)
-
-
-def _cached(engine, key, compute):
-    """``compute(engine)``, computed once per engine and key."""
-    cached = _CACHE.setdefault(engine, {})
-    if key not in cached:
-        cached[key] = compute(engine)
-    return cached[key]
-
-
-def chain_upto(engine, layer: str) -> list[Link]:
-    """The links from the input up to and including ``layer``; :class:`NotAChain` if the chain
-    breaks before it."""
-    name = engine.layer(layer).name
-    links, broken = chain(engine)
-    for i, link in enumerate(links):
-        if link.name == name:
-            return list(links[:i + 1])
-    raise NotAChain(f"layer {name!r} cannot be reached along a chain of modules: {broken}. "
-                    "Receptive fields and backward reconstructions need each leaf module to "
-                    "take the previous module's output (as in VGG or LeNet); usable layers: "
-                    f"{', '.join(link.name for link in links) or 'none'}")
-
-
-def _trace_chain(engine):
-    calls = []       # (name, module, input tensor, output tensor), kept alive for the check
-    modules = {n: m for n, m in engine.model.named_modules() if n and not any(m.children())}
-
-    def make_hook(name):
-        def hook(module, inputs, output):
-            first = inputs[0] if inputs else None
-            calls.append((name, module, first, output))
-        return hook
-    with engine.borrow() as model, torch.no_grad():
-        z = engine.normalize(torch.zeros(1, *engine.input_shape, device=engine.device))
-        with hooks.hooked(model, {n: make_hook(n) for n in modules}):
-            model(z)
-    links: list[Link] = []
-    prev, seen = z, set()
-    for name, module, inp, out in calls:
-        if name in seen:
-            return tuple(links), f"module {name!r} runs twice in one forward pass"
-        seen.add(name)
-        if not (isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor)):
-            return tuple(links), f"module {name!r} does not map one tensor to one tensor"
-        if inp.data_ptr() != prev.data_ptr() or inp.numel() != prev.numel():
-            where = f"after {links[-1].name!r}" if links else "at the input"
-            return tuple(links), (f"module {name!r} does not take the output of the module "
-                                  f"before it ({where}): a skip connection or a functional "
-                                  "operation between modules")
-        links.append(Link(name, module, tuple(inp.shape[1:]), tuple(out.shape[1:])))
-        prev = out
-    return tuple(links), "the network ends there"
-
-
 # -- geometry ----------------------------------------------------------------------------------
 def zero_padding(m: nn.Module) -> tuple[int, int]:
     """(top, left) zero padding of a conv/pool, also for Conv2d(padding='same' / 'valid')."""
@@ -163,83 +105,199 @@ def zero_padding(m: nn.Module) -> tuple[int, int]:
     return pair(pad)
 
 
-def _window_taps(n_in: int, n_out: int, k: int, s: int, p: int, d: int):
-    """(n_out, k) input indices each output index of a windowed layer reads, and which of
-    them are inside the input (the others are padding)."""
-    taps = np.arange(n_out)[:, None] * s - p + d * np.arange(k)[None, :]
-    return taps, (taps >= 0) & (taps < n_in)
+class _Field:
+    """Per-axis inclusive input ranges (lo, hi) of every position of a node's grid (rows,
+    columns); ``grid`` False: the node is off the grid, one position seeing the union."""
+
+    def __init__(self, rows, cols, grid=True):
+        self.rows, self.cols, self.grid = rows, cols, grid
+
+    @property
+    def size(self):
+        return len(self.rows[0]), len(self.cols[0])
+
+    def union_all(self) -> _Field:
+        return _Field(*[(np.array([a[0].min()]), np.array([a[1].max()]))
+                        for a in (self.rows, self.cols)], grid=False)
 
 
-def _adaptive_taps(n_in: int, n_out: int):
-    i = np.arange(n_out)
-    lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out) - 1
-    taps = lo[:, None] + np.arange(int((hi - lo).max()) + 1)[None, :]
-    return taps, taps <= hi[:, None]
+def _cached(engine, key, compute):
+    """``compute(engine)``, computed once per engine and key."""
+    cached = _CACHE.setdefault(engine, {})
+    if key not in cached:
+        cached[key] = compute(engine)
+    return cached[key]
 
 
-def _local_taps(link: Link, axis: int):
-    """(taps, valid) input indices read by each output index of ``link`` along spatial axis 0
-    (rows) or 1 (columns); None when the output is not on the input's grid (the whole input)."""
-    m, cin, cout = link.module, link.in_shape, link.out_shape
-    if len(cin) != 3 or len(cout) != 3:
+def _shape(node):
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape) if hasattr(meta, "shape") else None
+
+
+def _grid(node):
+    shape = _shape(node)
+    return shape[-2:] if shape is not None and len(shape) >= 4 else None
+
+
+def _windowed(field, node, n_out, k, s, p, d):
+    axes = []
+    for a, (lo, hi) in enumerate((field.rows, field.cols)):
+        taps = np.arange(n_out[a])[:, None] * s[a] - p[a] + d[a] * np.arange(k[a])[None, :]
+        axes.append(_compose(lo, hi, taps, (taps >= 0) & (taps < len(lo))))
+    return _Field(*axes)
+
+
+def _adaptive(field, n_out):
+    axes = []
+    for a, (lo, hi) in enumerate((field.rows, field.cols)):
+        n_in, i = len(lo), np.arange(n_out[a])
+        first, last = (i * n_in) // n_out[a], -((-(i + 1) * n_in) // n_out[a]) - 1
+        taps = first[:, None] + np.arange(int((last - first).max()) + 1)[None, :]
+        axes.append(_compose(lo, hi, taps, taps <= last[:, None]))
+    return _Field(*axes)
+
+
+def _window_params(node, module):
+    """(kernel, stride, padding, dilation) of a windowed module or function; None if not one."""
+    if module is not None:
+        if not isinstance(module, _WINDOWED):
+            return None
+        if getattr(module, "padding_mode", "zeros") != "zeros":
+            raise NotAChain(f"{type(module).__name__} {node.target!r} pads with "
+                            f"{module.padding_mode!r}: its windows wrap or mirror, only zero "
+                            "padding is supported")
+        return (pair(module.kernel_size), pair(module.stride), zero_padding(module),
+                pair(getattr(module, "dilation", 1)))
+    names = _WINDOW_ARGS.get(node.target) if node.op == "call_function" else None
+    if names is None:
         return None
-    n_in, n_out = cin[1 + axis], cout[1 + axis]
-    if isinstance(m, _WINDOWED):
-        if getattr(m, "padding_mode", "zeros") != "zeros":
-            raise NotAChain(f"{type(m).__name__} {link.name!r} pads with {m.padding_mode!r}: "
-                            "its windows wrap or mirror, only zero padding is supported")
-        k, s, p = pair(m.kernel_size)[axis], pair(m.stride)[axis], zero_padding(m)[axis]
-        d = pair(getattr(m, "dilation", 1))[axis]
-        return _window_taps(n_in, n_out, k, s, p, d)
-    if isinstance(m, _ADAPTIVE):
-        return _adaptive_taps(n_in, n_out)
-    if cin[1:] == cout[1:]:          # elementwise or channel-mixing only (ReLU, BatchNorm, 1x1)
-        i = np.arange(n_out)[:, None]
-        return i, np.ones_like(i, dtype=bool)
-    raise NotAChain(f"cannot derive the receptive field through {type(m).__name__} "
-                    f"{link.name!r} (input {cin} -> output {cout}); supported: Conv2d, MaxPool2d, "
-                    "AvgPool2d, adaptive pools, elementwise layers, flatten/linear")
+    a = dict(zip(names, node.args)) | dict(node.kwargs)
+    if node.target is F.conv2d:
+        k = _shape(a["weight"])[2:]
+        d = pair(a.get("dilation", 1))
+        p = a.get("padding", 0)
+        if isinstance(p, str):
+            p = (0, 0) if p == "valid" else tuple(di * (ki - 1) // 2 for di, ki in zip(d, k))
+        return tuple(k), pair(a.get("stride", 1)), pair(p), d
+    k = pair(a["kernel_size"])
+    return k, pair(a.get("stride") or k), pair(a.get("padding", 0)), pair(a.get("dilation", 1))
+
+
+def _node_field(node, module, fields) -> _Field | None:
+    """The field of one node from its inputs' fields (None: the node does not depend on the
+    image or is not a tensor)."""
+    inputs = [fields[n.name] for n in node.all_input_nodes if fields.get(n.name) is not None]
+    if not inputs:
+        return None
+    shape, grid = _shape(node), _grid(node)
+    tupled = shape is None and isinstance(node.meta.get("tensor_meta"), (tuple, list))
+    if shape is None and not tupled and node.op != "output":
+        return None
+    what = f"{node.op} {getattr(node.target, '__name__', node.target)!r} ({node.name})"
+    if node.target in _UNSUPPORTED or (node.op == "call_method" and node.target in _AXIS_MOVERS
+                                       and not _keeps_last_axes(node)):
+        raise NotAChain(f"cannot derive receptive fields through {what}: it moves or resamples "
+                        "the spatial grid")
+    window = _window_params(node, module)
+    if window is not None and grid is not None:
+        return _windowed(inputs[0], node, grid, *window)
+    if grid is not None and (isinstance(module, _ADAPTIVE) or node.target in _FUNCTIONAL_ADAPTIVE):
+        return _adaptive(inputs[0], grid)
+    if grid is not None and isinstance(module, _PADS):
+        pad = module.padding if isinstance(module.padding, tuple) else (module.padding,) * 4
+        return _windowed(inputs[0], node, grid, (1, 1), (1, 1), (pad[2], pad[0]), (1, 1))
+    if node.target is operator.getitem and not _keeps_grid_index(node):
+        raise NotAChain(f"cannot derive receptive fields through {what}: it slices the grid")
+    if tupled:                                     # split / chunk: along channels only
+        grids = {tuple(m.shape[-2:]) for m in node.meta["tensor_meta"] if hasattr(m, "shape")}
+        if len(grids) == 1 and all(f.grid and f.size == next(iter(grids)) for f in inputs):
+            return _union(inputs, next(iter(grids)), what)
+        raise NotAChain(f"cannot derive receptive fields through {what}")
+    if grid is None:
+        return _union([f.union_all() for f in inputs], (1, 1), what, on_grid=False)
+    return _union(inputs, grid, what)
+
+
+def _union(inputs, grid, what, on_grid=True) -> _Field:
+    """Position-wise union of the inputs' fields on ``grid``: an input on the same grid counts
+    per position, a 1x1 or off-grid one (a broadcast scale) everywhere; onto a 1x1 grid from a
+    larger one (a reduction) every position counts."""
+    rows = [np.full(grid[0], _BIG), np.full(grid[0], -1)]
+    cols = [np.full(grid[1], _BIG), np.full(grid[1], -1)]
+    for f in inputs:
+        if f.grid and f.size == tuple(grid):
+            part = f
+        elif f.size == (1, 1) or tuple(grid) == (1, 1):
+            part = f.union_all()
+        else:
+            raise NotAChain(f"cannot derive receptive fields through {what}: an input on a "
+                            f"{f.size} grid becomes a {tuple(grid)} grid")
+        for acc, (lo, hi) in ((rows, part.rows), (cols, part.cols)):
+            acc[0] = np.minimum(acc[0], lo)
+            acc[1] = np.maximum(acc[1], hi)
+    return _Field(tuple(rows), tuple(cols), on_grid)
+
+
+def _keeps_last_axes(node) -> bool:
+    """A transpose/permute that leaves the last two (spatial) axes where they are."""
+    shape = _shape(node.all_input_nodes[0])
+    if shape is None or len(shape) < 4 or node.target not in ("transpose", "swapaxes", "permute"):
+        return False
+    nd, args = len(shape), list(node.args[1:])
+    dims = args[0] if node.target == "permute" and len(args) == 1 else args
+    dims = [int(d) % nd for d in dims]
+    if node.target == "permute":
+        return dims[-2:] == [nd - 2, nd - 1]
+    return not {nd - 2, nd - 1} & set(dims)
+
+
+def _keeps_grid_index(node) -> bool:
+    """``x[index]`` that leaves the spatial axes whole (or picks an element of a tuple)."""
+    src, index = node.args[0], node.args[1]
+    shape = _shape(src)
+    if shape is None or len(shape) < 4:           # an element of a split tuple, or off-grid
+        return True
+    index = index if isinstance(index, tuple) else (index,)
+    if Ellipsis in index:
+        return index[-1] is Ellipsis
+    return len(index) <= len(shape) - 2
+
+
+def _compute_fields(engine):
+    """(layer name -> FieldMap, layer name -> why it has none)."""
+    graph = engine.require_graph("receptive fields")
+    h, w = engine.input_shape[1:]
+    modules = dict(engine.model.named_modules())
+    fields: dict = {}
+    broken: dict[str, str] = {}
+    for node in graph.fx.nodes:
+        if node.op == "placeholder":
+            fields[node.name] = _Field((np.arange(h), np.arange(h)), (np.arange(w), np.arange(w)))
+            continue
+        why = next((broken[n.name] for n in node.all_input_nodes if n.name in broken), None)
+        if why is None:
+            module = modules.get(node.target) if node.op == "call_module" else None
+            try:
+                fields[node.name] = _node_field(node, module, fields)
+            except NotAChain as e:
+                why = str(e)
+        if why is not None:
+            broken[node.name] = why
+    maps, missing = {}, {}
+    for call in graph.calls:
+        f = fields.get(call.node)
+        if call.node in broken:
+            missing[call.name] = broken[call.node]
+        elif f is not None:
+            maps[call.name] = FieldMap(call.name, *_bounds(*f.rows), *_bounds(*f.cols))
+    return maps, missing
 
 
 def _compose(lo, hi, taps, valid):
     """Input pixel range of each output index: the union of the ranges of the taps it reads
     (not monotone with dilation and padding, hence min/max over the taps)."""
     t = np.clip(taps, 0, len(lo) - 1)
-    big = np.iinfo(np.int64).max
-    return (np.where(valid, lo[t], big).min(1), np.where(valid, hi[t], -1).max(1))
-
-
-def field_maps(engine) -> dict[str, FieldMap]:
-    """Receptive fields of every position of every layer of the chain, name -> FieldMap.
-
-    Layers after a layer whose geometry is unknown are left out. Cached per engine."""
-    return _cached(engine, "maps", _compute_maps)
-
-
-def _compute_maps(engine) -> dict[str, FieldMap]:
-    links, _ = chain(engine)
-    h, w = engine.input_shape[1:]
-    lo = [np.arange(h, dtype=np.int64), np.arange(w, dtype=np.int64)]
-    hi = [a.copy() for a in lo]
-    full = False                     # once off the grid, every later unit sees everything
-    maps: dict[str, FieldMap] = {}
-    for link in links:
-        spatial = len(link.out_shape) == 3
-        n = (link.out_shape[1], link.out_shape[2]) if spatial else (1, 1)
-        if not full:
-            try:
-                local = [_local_taps(link, a) for a in (0, 1)]
-            except NotAChain:
-                break
-            if local[0] is None or not spatial:
-                full = True
-            else:
-                lo, hi = map(list, zip(*(_compose(lo[a], hi[a], *local[a]) for a in (0, 1))))
-        if full:
-            lo = [np.zeros(n[0], np.int64), np.zeros(n[1], np.int64)]
-            hi = [np.full(n[0], h - 1, np.int64), np.full(n[1], w - 1, np.int64)]
-        maps[link.name] = FieldMap(link.name, *_bounds(lo[0], hi[0]), *_bounds(lo[1], hi[1]))
-    return maps
+    return (np.where(valid, lo[t], _BIG).min(1), np.where(valid, hi[t], -1).max(1))
 
 
 def _bounds(lo, hi):
@@ -249,15 +307,21 @@ def _bounds(lo, hi):
     return (np.where(empty, 0, lo).astype(np.int64), np.where(empty, 0, hi + 1).astype(np.int64))
 
 
+def field_maps(engine) -> dict[str, FieldMap]:
+    """Receptive fields of every position of every layer, name -> FieldMap. Layers the
+    geometry cannot reach (after an unsupported node) are left out. Cached per engine."""
+    return _cached(engine, "maps", _compute_fields)[0]
+
+
 def field_map(engine, layer: str) -> FieldMap:
     """The :class:`FieldMap` of one layer, with a clear error when it has none."""
-    links = chain_upto(engine, layer)
-    maps = field_maps(engine)
-    if links[-1].name not in maps:
-        # re-raise the geometry error that stopped the walk, naming the module
-        for link in links:
-            _local_taps(link, 0)
-    return maps[links[-1].name]
+    name = engine.layer(layer).name
+    maps, missing = _cached(engine, "maps", _compute_fields)
+    if name not in maps:
+        why = missing.get(name, "it does not depend on the input image")
+        raise NotAChain(f"layer {name!r} has no receptive field: {why}; layers with one: "
+                        f"{', '.join(maps) or 'none'}")
+    return maps[name]
 
 
 def receptive_field(engine, layer: str, y: int, x: int) -> ReceptiveField:
