@@ -110,15 +110,17 @@ def test_batchnorm_in_train_mode_differs_from_eval():
     assert max_abs(w_train - w_eval) > 1e-3 * max_abs(w_eval)
 
 
-def test_functional_relu_traceable_is_exact_but_paper_refuses():
+def test_functional_relu_is_exact_and_algorithm1_replays_it():
+    """F.relu calls are gate calls of the graph: Algorithm 1 and patterns see them (they
+    refused this model before the graph)."""
     model = FunctionalReLUNet(9)
     engine = cpu_engine(model, TINY_SHAPE)
     x = random_images(2, seed=25)
     et = _check_jacobian(engine, model, x)
     assert et.exact is True, et.reason
-    _assert_paper_refuses(engine, "functional ReLU")
-    with pytest.raises(NotPiecewiseLinear, match="functional"):
-        engine.activation_pattern(x)
+    assert_same_map(engine.etalons(x, method="paper").W, et.W, "paper vs fast")
+    assert engine.gate_layers == ["relu", "pool", "relu:1"]
+    assert engine.activation_pattern(x).shape == (2, 3 * 8 * 8 + 3 * 4 * 4 + 10)
 
 
 def test_untraceable_model_is_flagged():
@@ -132,8 +134,7 @@ def test_untraceable_model_is_flagged():
 
 
 @pytest.mark.parametrize("gate,part", [("relu6", "ReLU6 'gate'"), ("hardtanh", "Hardtanh 'gate'"),
-                                       ("prelu", "PReLU 'gate'"),
-                                       ("adaptive_max", "AdaptiveMaxPool2d 'pool'")])
+                                       ("prelu", "PReLU 'gate'")])
 def test_gates_algorithm1_cannot_replay(gate, part):
     """Piecewise linear, so the fast path is exact and equals the Jacobian; but Algorithm 1 only
     records ReLU/LeakyReLU masks and MaxPool1d/2d choices, so it must refuse rather than return
@@ -166,15 +167,14 @@ def test_units_before_a_smooth_layer_are_exact():
 
 
 def test_reused_relu_module():
-    """`self.relu` called twice: autograd does not care, Algorithm 1 (one recorded mask per
-    module) must refuse instead of replaying the wrong mask or crashing on shapes."""
+    """`self.relu` called twice: Algorithm 1 records one mask per call (``relu``, ``relu:1``);
+    it refused this model before the graph."""
     from cnn_widgets.testing import ReusedReLUNet
     model = ReusedReLUNet(13)
     engine = cpu_engine(model, TINY_SHAPE)
     x = random_images(2, seed=29)
-    assert _check_jacobian(engine, model, x).exact
-    with pytest.raises(NotPiecewiseLinear) as info:
-        engine.etalons(x, method="paper")
-    assert "'relu' (2 calls)" in str(info.value) and "method='fast'" in str(info.value)
+    et = _check_jacobian(engine, model, x)
+    assert et.exact
+    assert_same_map(engine.etalons(x, method="paper").W, et.W, "paper vs fast")
     # its patterns include both calls: 3*8*8 + 3*4*4 ReLU states + 3*4*4 pool choices
     assert engine.activation_pattern(x).shape == (2, 192 + 48 + 48)

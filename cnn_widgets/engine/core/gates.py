@@ -1,6 +1,9 @@
 """The input-dependent switches of a ReLU/max-pool network: which ReLUs are on and which input
-each max-pool output took. Together they fix the linear region, and so the etalons."""
+each max-pool output took, one state per gate *call* of the model's graph (a module called
+twice has two). Together they fix the linear region, and so the etalons."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -9,16 +12,73 @@ from torch import nn
 MASKED = (nn.ReLU, nn.LeakyReLU)
 POOLS = (nn.MaxPool1d, nn.MaxPool2d)
 GATES = MASKED + POOLS
-# Piecewise-linear modules whose switches are not recorded (nn.ReLU6 is a Hardtanh).
-UNRECORDED = (nn.Hardtanh, nn.PReLU, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+# layer kinds whose state is recorded and replayed (functional gates take their module's kind)
+GATE_KINDS = ("ReLU", "LeakyReLU", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
+              "AdaptiveMaxPool2d")
+# Piecewise-linear layers whose switches are not recorded (nn.ReLU6 is a Hardtanh).
+UNRECORDED_KINDS = ("Hardtanh", "ReLU6", "PReLU", "RReLU", "MaxPool3d", "AdaptiveMaxPool3d")
+
+_POOL_ARGS = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode")
 
 
-def gate_state(module: nn.Module, inputs, output) -> torch.Tensor:
-    """A forward hook's reading of one gate: for a ReLU the bool mask of its active inputs,
-    for a max-pool the flat per-channel index of the input each output took."""
-    if isinstance(module, MASKED):
-        # an in-place ReLU has already overwritten its input: read the sign of the output
-        return (output if module.inplace else inputs[0]) > 0
-    pool = F.max_pool2d if isinstance(module, nn.MaxPool2d) else F.max_pool1d
-    return pool(inputs[0], module.kernel_size, module.stride, module.padding, module.dilation,
-                module.ceil_mode, return_indices=True)[1]
+@dataclass(frozen=True)
+class Gate:
+    """How one gate call switches: ``kind`` in GATE_KINDS, the LeakyReLU slope, and for a
+    max-pool the parameters to find its choices again (``pool(input) -> (out, indices)``)."""
+    name: str
+    kind: str
+    slope: float = 0.0
+    pool: tuple = ()                 # (function, positional arguments after the input)
+
+    def state(self, inputs, output) -> torch.Tensor:
+        """A tap's reading: for a ReLU the bool mask of its active inputs (the output's sign:
+        an in-place call has overwritten its input), for a max-pool the flat per-channel index
+        of the input each output took."""
+        if "Pool" not in self.kind:
+            return output > 0
+        fn, args = self.pool
+        return fn(inputs[0], *args, return_indices=True)[1]
+
+    def replay(self, h: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The gate applied to ``h`` (any batch) with one sample's recorded ``state`` (1, ...)."""
+        if self.kind == "ReLU":
+            return h * state
+        if self.kind == "LeakyReLU":
+            return torch.where(state, h, h * self.slope)
+        flat = h.flatten(2).gather(2, state.flatten(2).expand(h.shape[0], -1, -1))
+        return flat.view(h.shape[0], *state.shape[1:])
+
+
+def gate_of(graph, call, module: nn.Module | None) -> Gate:
+    """The :class:`Gate` of one gate call of ``graph`` (a layer with a kind in GATE_KINDS)."""
+    node = graph.node(call)
+    if call.kind == "ReLU":
+        return Gate(call.name, "ReLU")
+    if call.kind == "LeakyReLU":
+        slope = module.negative_slope if module is not None else \
+            (list(node.args[1:]) + [node.kwargs.get("negative_slope", 0.01)])[0]
+        return Gate(call.name, "LeakyReLU", float(slope))
+    dims = 1 if call.kind.endswith("1d") else 2
+    if call.kind.startswith("Adaptive"):
+        fn = F.adaptive_max_pool1d if dims == 1 else F.adaptive_max_pool2d
+        size = module.output_size if module is not None else \
+            (list(node.args[1:]) + [node.kwargs.get("output_size")])[0]
+        return Gate(call.name, call.kind, pool=(fn, (size,)))
+    fn = F.max_pool1d if dims == 1 else F.max_pool2d
+    if module is not None:
+        args = (module.kernel_size, module.stride, module.padding, module.dilation,
+                module.ceil_mode)
+    else:
+        given = dict(zip(_POOL_ARGS, node.args)) | dict(node.kwargs)
+        k = given["kernel_size"]
+        args = (k, given.get("stride") or k, given.get("padding", 0), given.get("dilation", 1),
+                bool(given.get("ceil_mode", False)))
+    return Gate(call.name, call.kind, pool=(fn, args))
+
+
+def gates_of(host, names) -> list[Gate]:
+    """The :class:`Gate` of each named gate call of ``host``'s graph."""
+    graph = host.graph
+    modules = dict(host.model.named_modules())
+    return [gate_of(graph, graph.by_name[n], modules.get(graph.by_name[n].module))
+            for n in names]

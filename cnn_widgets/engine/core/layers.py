@@ -111,14 +111,3 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
             target = getattr(node.target, "__name__", str(node.target))
             reasons.append(f"'{target}' in forward() is not known to be piecewise linear")
     return reasons
-
-
-def functional_relus(model: nn.Module) -> list[str]:
-    """Functional ReLU calls (F.relu, torch.relu, .relu()) that module hooks cannot see."""
-    try:
-        graph = _trace_graph(model)
-    except Exception:  # noqa: BLE001
-        return ["<untraceable forward>"]
-    return [n.name for n in graph.nodes
-            if (n.op == "call_function" and n.target in (F.relu, torch.relu, F.leaky_relu))
-            or (n.op == "call_method" and n.target in ("relu", "relu_"))]

@@ -24,6 +24,7 @@ from .errors import (
     NotAChain,
     UnitOutOfRange,
 )
+from .gates import GATE_KINDS
 from .grad import outside_inference_mode
 from .graph import ModelGraph, register, trace
 from .layers import nonlinear_parts, registry
@@ -33,8 +34,6 @@ from .validate import count, layer_list
 Unit = int | tuple[int, ...]
 
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
-GATE_KINDS = ("ReLU", "LeakyReLU", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
-              "AdaptiveMaxPool2d")
 MAX_DEFAULT_UNITS = 1024
 
 

@@ -1,5 +1,5 @@
-"""Linear regions: the activation pattern of an input (every ReLU's on/off state and every
-max-pool's choice) and how many distinct patterns a dataset visits, per class.
+"""Linear regions: the activation pattern of an input (every ReLU call's on/off state and every
+max-pool call's choice) and how many distinct patterns a dataset visits, per class.
 
 Inputs with the same pattern share one affine map, i.e. one set of etalons; counting patterns
 measures the etalon paper's hypothesis that the number of etalons tracks the data's complexity.
@@ -16,58 +16,54 @@ from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument, LayerNotFound, NotPiecewiseLinear
-from ..core.gates import GATES, UNRECORDED, gate_state
-from ..core.layers import functional_relus
+from ..core.gates import UNRECORDED_KINDS, gates_of
 from ..core.results import RegionCount
 
 
 def gate_names(engine, layers=None):
-    """The ReLU and max-pool modules that define the pattern (all of them by default)."""
-    gates = [n for n, m in engine.model.named_modules() if isinstance(m, GATES)]
+    """The gate calls (every ReLU and max-pool call) that define the pattern (all by default)."""
+    gates = engine.gate_layers
     if not gates:
-        raise NotPiecewiseLinear("activation patterns need ReLU or max-pool modules; this model "
+        raise NotPiecewiseLinear("activation patterns need ReLU or max-pool layers; this model "
                                  "has none")
     if layers is None:
         return gates
     unknown = [n for n in layers if n not in gates]
     if unknown:
-        raise LayerNotFound(f"{unknown} are not ReLU or max-pool modules; gates in this model: "
-                            f"{', '.join(gates)}")
+        raise LayerNotFound(f"{unknown} are not ReLU or max-pool calls; gate calls in this "
+                            f"model: {', '.join(gates)}")
     return list(layers)
 
 
-def _pattern_batch(engine, model, x, names) -> np.ndarray:
+def _pattern_batch(engine, x, gates) -> np.ndarray:
     """(N, K) int64: 0/1 per ReLU input (on/off), the argmax index per max-pool output, in
-    forward order of the modules ``names``."""
-    parts = []
+    forward order of the gate calls ``gates``."""
+    parts = {}
 
-    def hook(module, inputs, output):
-        parts.append(gate_state(module, inputs, output).flatten(1).to(torch.int64))
-    with hooks.hooked(model, {n: hook for n in names}):
-        model(engine.normalize(x))
-    return torch.cat(parts, 1).cpu().numpy()
+    def make(gate):
+        def tap(module, inputs, output):
+            parts[gate.name] = gate.state(inputs, output).flatten(1).to(torch.int64)
+        return tap
+    hooks.forward(engine.model, engine.normalize(x), {g.name: make(g) for g in gates})
+    return torch.cat([parts[g.name] for g in gates], 1).cpu().numpy()
 
 
 def _check(engine):
-    relus = functional_relus(engine.model)
-    if relus:
-        raise NotPiecewiseLinear(f"activation patterns are read from ReLU modules, but the "
-                                 f"forward pass also calls {relus} functionally; make them modules")
-    other = [f"{type(m).__name__} '{n}'" for n, m in engine.model.named_modules()
-             if isinstance(m, UNRECORDED)]
+    engine.require_graph("activation patterns")
+    other = [f"{i.kind} '{i.name}'" for i in engine.layers if i.kind in UNRECORDED_KINDS]
     if other:
-        raise NotPiecewiseLinear(f"activation patterns record ReLU, LeakyReLU, MaxPool1d and "
-                                 f"MaxPool2d states only; {', '.join(other)} would be missed")
+        raise NotPiecewiseLinear(f"activation patterns record ReLU, LeakyReLU and max-pool "
+                                 f"states only; {', '.join(other)} would be missed")
 
 
 def activation_pattern(engine, x, layers=None) -> np.ndarray:
-    """Activation pattern of each input, (N, K) int64, over the gate modules ``layers``
-    (default: every ReLU and max-pool)."""
+    """Activation pattern of each input, (N, K) int64, over the gate calls ``layers``
+    (default: every ReLU and max-pool call, see ``engine.gate_layers``)."""
     _check(engine)
-    names = gate_names(engine, check.layer_list(engine, layers))
+    gates = gates_of(engine, gate_names(engine, check.layer_list(engine, layers)))
     x = engine.prepare(x)
-    with engine.borrow() as model, torch.no_grad():
-        return np.concatenate([_pattern_batch(engine, model, x[s:s + engine.batch_size], names)
+    with engine.borrow(), torch.no_grad():
+        return np.concatenate([_pattern_batch(engine, x[s:s + engine.batch_size], gates)
                                for s in range(0, x.shape[0], engine.batch_size)])
 
 
@@ -75,7 +71,7 @@ def count_regions(engine, data=None, layers=None, control: Control = NO_CONTROL)
     """Distinct activation patterns per class over ``data`` (an ImageSet-like; default the
     engine's dataset), streamed in batches with progress; stops cleanly via ``control``.
 
-    layers: count patterns of these gate modules only (default: all, i.e. linear regions of
+    layers: count patterns of these gate calls only (default: all, i.e. linear regions of
     the whole network). Restricting to late layers shows how many distinct maps the data
     needs there, where whole-network regions are often one per image.
     """
@@ -86,12 +82,13 @@ def count_regions(engine, data=None, layers=None, control: Control = NO_CONTROL)
                          "dataset")
     _check(engine)
     names = gate_names(engine, check.layer_list(engine, layers))
+    gates = gates_of(engine, names)
     seen = defaultdict(set)
     counts = defaultdict(int)
     total = len(data)
-    with engine.borrow() as model, torch.no_grad():
+    with engine.borrow(), torch.no_grad():
         for start, images, labels in data.batches(engine.batch_size):
-            codes = _pattern_batch(engine, model, engine.prepare(images), names)
+            codes = _pattern_batch(engine, engine.prepare(images), gates)
             for row, label in zip(codes, labels.tolist()):
                 seen[label].add(hashlib.blake2b(row.tobytes(), digest_size=16).digest())
                 counts[label] += 1

@@ -1,0 +1,106 @@
+"""Algorithm 1 of the etalon paper as written, on any ReLU/max-pool graph.
+
+Record every gate call's state for x (the mask of each ReLU call, the choice of each max-pool
+call: a module called twice has two), zero the biases of a copy, feed the one-hot coordinate
+images e_i through it with the recorded states re-applied at every gate call (W_i = f_p(e_i)),
+and feed the zero image through the biased model the same way (b = f_p(0)).
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core import hooks
+from ..core.errors import NotPiecewiseLinear
+from ..core.gates import GATE_KINDS, UNRECORDED_KINDS, gates_of
+
+
+def _check_paper_model(engine, layer):
+    """The gate calls up to ``layer``; :class:`NotPiecewiseLinear` where Algorithm 1 cannot run."""
+    blocking = [r for r in engine.nonlinear_parts_upto(layer) if "not piecewise linear" in r
+                or "train mode" in r or "traced" in r or "running statistics" in r]
+    if blocking or engine.graph is None:
+        raise NotPiecewiseLinear("method='paper' needs a ReLU/max-pool network whose graph "
+                                 "torch.fx can trace; " + "; ".join(blocking or [engine.graph_error])
+                                 + ". Use method='fast'.")
+    graph = engine.graph
+    unreplayed = [f"{c.kind} '{c.name}' is not replayed (only ReLU, LeakyReLU and max-pool "
+                  "calls are)" for c in graph.upstream(layer) if c.kind in UNRECORDED_KINDS]
+    if unreplayed:
+        raise NotPiecewiseLinear("method='paper' needs a ReLU/max-pool network; "
+                                 + "; ".join(unreplayed) + ". Use method='fast'.")
+    return [c.name for c in graph.upstream(layer) if c.kind in GATE_KINDS]
+
+
+def _record(engine, work, x, gates) -> dict[str, torch.Tensor]:
+    """Step 1: every gate call's state for each input (N, ...), read by taps on the graph."""
+    record: dict[str, torch.Tensor] = {}
+
+    def make(gate):
+        def tap(module, inputs, output):
+            record[gate.name] = gate.state(inputs, output)
+        return tap
+    hooks.forward(engine.model, engine.normalize(x), {g.name: make(g) for g in gates},
+                  module=work)
+    return record
+
+
+def _replay(record, gates, n):
+    """Substitutes that apply sample n's recorded states at every gate call, to any batch."""
+    def make(gate):
+        state = record[gate.name][n:n + 1]
+        return lambda fn, args, kwargs: gate.replay(args[0], state)
+    return {g.name: make(g) for g in gates}
+
+
+def _zero_biases(model: nn.Module) -> None:
+    """Step 2: zero every bias (and BatchNorm shift, and constant-padding value) of the
+    working copy."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.padding._ConstantPadNd):
+                m.value = 0.0
+            if isinstance(getattr(m, "bias", None), torch.Tensor):
+                m.bias.zero_()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.zero_()
+
+
+def _unit_values(engine, work, inputs, layer, idx, subs):
+    out = hooks.layer_value(engine.model, inputs, layer, subs, module=work)
+    return out.flatten(1)[:, idx]                                  # (batch, P)
+
+
+def paper(engine, x, layer, units, control, chunk):
+    """W (N, P, *input_shape), b (N, P) and out (N, P) by Algorithm 1."""
+    names = _check_paper_model(engine, layer)
+    n, p = x.shape[0], len(units)
+    m = int(np.prod(engine.input_shape))
+    idx = engine.flat_index(layer, units)
+    W = torch.empty(n, p, m, device=engine.device)
+    b = torch.empty(n, p, device=engine.device)
+    with engine.borrow(), torch.no_grad():
+        gates = gates_of(engine, names)
+        # the graph's runner with its own copy of every weight, so biases can be zeroed
+        work = copy.deepcopy(engine.graph.module)
+        out = _unit_values(engine, work, engine.normalize(x), layer, idx, None)
+        record = _record(engine, work, x, gates)
+        zero = torch.zeros(1, *engine.input_shape, device=engine.device)
+        for i in range(n):                                      # bias: the zero image, step 1.5
+            b[i] = _unit_values(engine, work, engine.normalize(zero), layer, idx,
+                                _replay(record, gates, i))[0]
+        _zero_biases(work)
+        for i in range(n):
+            replay = _replay(record, gates, i)
+            for j0 in range(0, m, chunk):                       # step 3: coordinate images
+                j1 = min(j0 + chunk, m)
+                e = torch.zeros(j1 - j0, m, device=engine.device)
+                e[torch.arange(j1 - j0), torch.arange(j0, j1)] = 1.0
+                e = e.view(-1, *engine.input_shape) / engine.std  # normalisation minus its shift
+                W[i, :, j0:j1] = _unit_values(engine, work, e, layer, idx, replay).T
+                control.step(i * m + j1, n * m, "paper algorithm")
+                engine.hand_over()
+    return W.view(n, p, *engine.input_shape), b, out
