@@ -175,7 +175,7 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
     def forward(inp):
         captured.clear()
         try:
-            engine.model(engine.normalize(inp))
+            hooks.forward(engine.model, engine.normalize(inp))
         except _Stop:
             pass
         return dict(captured)
