@@ -41,6 +41,9 @@ class Toy(nn.Module):
         self.a = nn.Conv2d(2, 2, 1)
         self.b = nn.Conv2d(2, 3, 3, padding=2, dilation=2)
         self.fc = nn.Linear(5 * 4 * 4, 3)
+        with torch.no_grad():                     # some of every relu call on, some off
+            self.stem.bias.fill_(0.1)
+            self.block.conv2.bias.copy_(torch.tensor([0.3, -0.1]))
 
     def forward(self, x):
         h = self.block(F.relu(self.stem(x)))
@@ -81,6 +84,8 @@ def test_every_call_is_a_layer_in_forward_order_with_its_output():
     for name, ref in reference_outputs(model, x).items():
         np.testing.assert_allclose(acts[name], ref.numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
     assert (acts["block.add"] < 0).any()           # captured before the in-place relu ran
+    for name in ["relu", "block.relu", "block.relu:1"]:
+        assert 0 < (acts[name] > 0).mean() < 1, name
 
 
 def test_hooked_sees_the_named_call_through_the_graph_and_through_direct_calls():
