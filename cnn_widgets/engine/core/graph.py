@@ -157,6 +157,7 @@ class ModelGraph:
         self.by_name = {c.name: c for c in calls}
         self.by_node = {c.node: c for c in calls}
         _TABLES[self.key] = table
+        weakref.finalize(self, _TABLES.pop, self.key, None)
         self.module = torch.fx.GraphModule(model, self._runner_graph())
 
     def _runner_graph(self) -> torch.fx.Graph:
@@ -236,10 +237,14 @@ _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _GRAPHS_LOCK = threading.Lock()
 
 
-def register(model: nn.Module, graph: ModelGraph) -> None:
+def register(model: nn.Module, graph: ModelGraph) -> ModelGraph:
+    """Make ``graph`` the one hooks use for ``model`` in its current mode; if another engine
+    registered one already, that one stays and is returned (engines on one model share it)."""
     with _GRAPHS_LOCK:
-        _GRAPHS.setdefault(model, {})[model.training] = graph
-    weakref.finalize(graph, _TABLES.pop, graph.key, None)
+        graphs = _GRAPHS.setdefault(model, {})
+        if model.training not in graphs:
+            graphs[model.training] = graph
+        return graphs[model.training]
 
 
 def graph_of(model: nn.Module) -> ModelGraph | None:

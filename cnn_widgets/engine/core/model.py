@@ -104,7 +104,7 @@ class ModelHost:
             self.graph_error = (f"the forward pass could not be traced with torch.fx "
                                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             return registry(self.model, example)
-        register(self.model, self.graph)
+        self.graph = register(self.model, self.graph)
         return self.graph.layers, out
 
     def require_graph(self, what: str) -> ModelGraph:
