@@ -196,3 +196,24 @@ def test_the_graph_shares_the_users_modules_and_changes_nothing():
         engine.activation_pattern(random_images(2))
     no_leftover_hooks(model)
     assert model.training
+
+
+def test_maximize_gradcam_and_scans_accept_functional_layers_and_second_calls():
+    """The views' own hooks (maximize's capture, Grad-CAM's keep) reach functional layers and
+    second calls: maximize runs the graph (hooks.forward), not model(x)."""
+    from cnn_widgets.engine.visualization.objectives import channel
+    model = Toy().eval()
+    x = random_images(12)
+    engine = cpu_engine(model, TINY_SHAPE, dataset=(x, np.arange(12) % 3))
+    with untouched(model):
+        for layer in ["cat", "block.relu:1"]:
+            r = engine.maximize(channel(layer, 1), steps=15, lr=0.1)
+            assert r.values[0] > r.trace[0, 0], layer
+            np.testing.assert_allclose(
+                r.values[0], engine.activations(r.images, [layer])[layer][0, 1].mean(), rtol=1e-5)
+        cam = engine.gradcam(x[:2], classes=[0, 1, 2], layer="block.add")
+        assert cam.maps.shape == (2, 3, 8, 8) and np.abs(cam.maps).max() > 0
+        top = engine.top_images(channel("max_pool2d", 1), k=3)
+        acts = engine.activations(x, ["max_pool2d"])["max_pool2d"][:, 1].mean((1, 2))
+        np.testing.assert_array_equal(top.indices, np.argsort(-acts, kind="stable")[:3])
+    no_leftover_hooks(model)
