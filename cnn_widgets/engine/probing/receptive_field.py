@@ -139,7 +139,7 @@ def _grid(node):
     return shape[-2:] if shape is not None and len(shape) >= 4 else None
 
 
-def _windowed(field, node, n_out, k, s, p, d):
+def _windowed(field, n_out, k, s, p, d):
     axes = []
     for a, (lo, hi) in enumerate((field.rows, field.cols)):
         taps = np.arange(n_out[a])[:, None] * s[a] - p[a] + d[a] * np.arange(k[a])[None, :]
@@ -200,12 +200,12 @@ def _node_field(node, module, fields) -> _Field | None:
                         "the spatial grid")
     window = _window_params(node, module)
     if window is not None and grid is not None:
-        return _windowed(inputs[0], node, grid, *window)
+        return _windowed(inputs[0], grid, *window)
     if grid is not None and (isinstance(module, _ADAPTIVE) or node.target in _FUNCTIONAL_ADAPTIVE):
         return _adaptive(inputs[0], grid)
     if grid is not None and isinstance(module, _PADS):
         pad = module.padding if isinstance(module.padding, tuple) else (module.padding,) * 4
-        return _windowed(inputs[0], node, grid, (1, 1), (1, 1), (pad[2], pad[0]), (1, 1))
+        return _windowed(inputs[0], grid, (1, 1), (1, 1), (pad[2], pad[0]), (1, 1))
     if node.target is operator.getitem and not _keeps_grid_index(node):
         raise NotAChain(f"cannot derive receptive fields through {what}: it slices the grid")
     if tupled:                                     # split / chunk: along channels only
