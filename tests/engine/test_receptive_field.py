@@ -137,3 +137,35 @@ def test_positions_out_of_range_are_refused():
     engine = cpu_engine(tiny_lenet(), (1, 8, 8))
     with pytest.raises(UnitOutOfRange, match=r"0 <= y < 4, 0 <= x < 4"):
         engine.receptive_field("conv2", 4, 0)
+
+
+class Shuffle(nn.Module):
+    """ShuffleNet's moves: chunk along channels, a strided branch, concatenation, and the
+    channel shuffle (view to 5-D, torch.transpose of the channel axes, view back)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.branch = nn.Conv2d(2, 2, 3, padding=1, dilation=1)
+        self.fc = nn.Linear(4 * 9 * 9, 3)
+
+    def forward(self, x):
+        a, b = self.conv(x).chunk(2, dim=1)
+        h = torch.cat([a, self.branch(torch.relu(b))], 1)
+        n, c, hh, ww = h.shape
+        h = torch.transpose(h.view(n, 2, c // 2, hh, ww), 1, 2).contiguous().view(n, c, hh, ww)
+        return self.fc(torch.max_pool2d(h, 3, 2, 1, 1, True).flatten(1))
+
+
+def test_split_shuffle_and_concat_keep_the_grid():
+    engine = cpu_engine(Shuffle(), (1, 17, 17))
+    checked = 0
+    for layer in ["cat", "max_pool2d"]:
+        _, gh, gw = engine.layer(layer).output_shape
+        for y, x in {(0, 0), (gh - 1, gw - 1), (gh // 2, gw // 2), (0, gw - 1)}:
+            f = engine.receptive_field(layer, y, x)
+            assert (f.top, f.left, f.bottom, f.right) == gradient_box(engine, layer, None, y, x), \
+                (layer, y, x)
+            checked += 1
+    assert checked == 8

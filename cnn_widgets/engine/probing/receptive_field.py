@@ -38,7 +38,9 @@ _WINDOW_ARGS = {
 _FUNCTIONAL_ADAPTIVE = (F.adaptive_avg_pool2d, F.adaptive_max_pool2d)
 _AXIS_MOVERS = {"transpose", "permute", "swapaxes", "movedim", "flip", "roll", "rot90"}
 _UNSUPPORTED = {F.interpolate, F.pad, F.grid_sample, F.unfold, F.fold, F.pixel_shuffle,
-                torch.roll, torch.flip, torch.rot90, torch.transpose, torch.permute}
+                torch.roll, torch.flip, torch.rot90}
+_AXIS_FUNCTIONS = {torch.transpose: "transpose", torch.swapaxes: "swapaxes",
+                   torch.permute: "permute", torch.movedim: "movedim"}
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _BIG = np.iinfo(np.int64).max
 
@@ -194,8 +196,8 @@ def _node_field(node, module, fields) -> _Field | None:
     if shape is None and not tupled and node.op != "output":
         return None
     what = f"{node.op} {getattr(node.target, '__name__', node.target)!r} ({node.name})"
-    if node.target in _UNSUPPORTED or (node.op == "call_method" and node.target in _AXIS_MOVERS
-                                       and not _keeps_last_axes(node)):
+    mover = node.target if node.op == "call_method" else _AXIS_FUNCTIONS.get(node.target)
+    if node.target in _UNSUPPORTED or (mover in _AXIS_MOVERS and not _keeps_last_axes(node, mover)):
         raise NotAChain(f"cannot derive receptive fields through {what}: it moves or resamples "
                         "the spatial grid")
     window = _window_params(node, module)
@@ -238,15 +240,17 @@ def _union(inputs, grid, what, on_grid=True) -> _Field:
     return _Field(tuple(rows), tuple(cols), on_grid)
 
 
-def _keeps_last_axes(node) -> bool:
-    """A transpose/permute that leaves the last two (spatial) axes where they are."""
+def _keeps_last_axes(node, mover: str) -> bool:
+    """A transpose/permute (method or function) that leaves the last two (spatial) axes where
+    they are (ShuffleNet's channel shuffle)."""
     shape = _shape(node.all_input_nodes[0])
-    if shape is None or len(shape) < 4 or node.target not in ("transpose", "swapaxes", "permute"):
+    if shape is None or len(shape) < 4 or mover not in ("transpose", "swapaxes", "permute"):
         return False
-    nd, args = len(shape), list(node.args[1:])
-    dims = args[0] if node.target == "permute" and len(args) == 1 else args
+    nd = len(shape)
+    args = list(node.args[1:]) + [node.kwargs[k] for k in ("dim0", "dim1", "dims") if k in node.kwargs]
+    dims = args[0] if mover == "permute" and len(args) == 1 else args
     dims = [int(d) % nd for d in dims]
-    if node.target == "permute":
+    if mover == "permute":
         return dims[-2:] == [nd - 2, nd - 1]
     return not {nd - 2, nd - 1} & set(dims)
 
