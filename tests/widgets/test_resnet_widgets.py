@@ -13,7 +13,7 @@ from cnn_widgets.zoo import resnet_digits
 
 @pytest.fixture(scope="session")
 def trained():
-    """Trained once (about 20 s) if the zoo's cache does not have it yet, then loaded."""
+    """Trained once (about 10 s) if the zoo's cache does not have it yet, then loaded."""
     return resnet_digits()
 
 
