@@ -75,6 +75,8 @@ def test_resnet18_cifar10_reads_torchvision_files_trains_and_caches(tmp_path, mo
     assert isinstance(e.model, CifarResNet) and [len(e.model.layer1), len(e.model.layer4)] == [2, 2]
     assert e.layer("layer4.1.conv2").output_shape == (512, 4, 4)
     assert e.layer(e.default_layer_for("gradcam")).output_shape[1:] == (4, 4)
+    assert not torch.are_deterministic_algorithms_enabled()        # restored after training
+    assert not torch.backends.cudnn.deterministic
     again = resnet18_cifar10(tmp_path / "cifar", epochs=1, limit=12)
     assert again.model_card["from_cache"] and states_equal(e.model, again.model)
 
