@@ -14,6 +14,8 @@ _LAZY = {  # name -> module that defines it, imported on first use
     "vgg_digits": "cnn_widgets.zoo.vgg",       # small VGG-style net trained on the digits
     "two_digits": "cnn_widgets.zoo.two_class", # two-class digits model (cat-vs-dog analogue)
     "digits_generator": "cnn_widgets.zoo.generator",  # generator G for the inverse set
+    "resnet_digits": "cnn_widgets.zoo.resnet", # CIFAR-style ResNet trained on the digits
+    "resnet18_cifar10": "cnn_widgets.zoo.resnet",  # CIFAR-style ResNet-18 on CIFAR-10
 }
 __all__ = ["digits", "DigitsData", "LeNet", "lenet_digits", "lenet_mnist", "train_classifier",
            "accuracy", "photos", "IMAGENET_MEAN", "IMAGENET_STD", *_LAZY]

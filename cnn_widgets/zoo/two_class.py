@@ -1,12 +1,10 @@
 """A two-class digits model, the offline analogue of the visualization paper's cat-vs-dog
-ResNet-18: a LeNet trained (deterministically, cached) on two of the digits."""
+ResNet-18: a LeNet trained (deterministically, cached) on two of the digits; and the paper's
+own two-class CIFAR-10 ResNet-18 (CIFAR-style, see ``resnet``) for users who have the data."""
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..engine import Engine
@@ -15,6 +13,7 @@ from . import cache
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .lenet import LeNet
 from .pretrained import INPUT_SHAPE, RECIPE
+from .resnet import CIFAR_CLASSES, CIFAR_RECIPE, cifar_recipe, cifar_resnet18, read_cifar10
 from .training import accuracy, train_classifier
 
 DEFAULT_CLASSES = (3, 8)     # two digits that share strokes, as cats and dogs share fur
@@ -78,38 +77,7 @@ def two_digits(classes: Sequence[int] = DEFAULT_CLASSES, *, retrain: bool = Fals
     return engine
 
 
-# -- CIFAR-10 and ResNet-18, as in the paper (for users who have the data) ------------------
-CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                 "truck")
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
-RESNET_RECIPE = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "seed": 0, "augment_shift": 4}
-
-
-def read_cifar10(root, download: bool = False):
-    """(x_train, y_train, x_test, y_test) from ``root/cifar-10-batches-py`` (the python
-    version torchvision downloads): float32 (N, 3, 32, 32) in [0, 1] and int64 labels."""
-    folder = Path(root).expanduser() / "cifar-10-batches-py"
-    if not folder.is_dir():
-        if not download:
-            raise FileNotFoundError(f"no CIFAR-10 at {folder}: pass download=True, or a root "
-                                    f"that holds cifar-10-batches-py")
-        from torchvision.datasets import CIFAR10
-        CIFAR10(str(Path(root).expanduser()), download=True)
-
-    def load(names):
-        xs, ys = [], []
-        for name in names:
-            with open(folder / name, "rb") as f:
-                d = pickle.load(f, encoding="bytes")
-            xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(d[b"labels"], dtype=np.int64))
-        return (torch.from_numpy(np.concatenate(xs)).float().div_(255.0),
-                torch.from_numpy(np.concatenate(ys)))
-
-    return (*load([f"data_batch_{i}" for i in range(1, 6)]), *load(["test_batch"]))
-
-
+# -- CIFAR-10 and the CIFAR-style ResNet-18, as in the paper (for users who have the data) ----
 def _cifar_pair(classes) -> tuple[int, int]:
     what = f"CIFAR-10 classes ({', '.join(CIFAR_CLASSES)} or 0..9)"
     if len(classes) != 2 or any(isinstance(c, str) and c not in CIFAR_CLASSES for c in classes):
@@ -118,39 +86,28 @@ def _cifar_pair(classes) -> tuple[int, int]:
 
 
 def cifar_two_class(root, classes=("cat", "dog"), download: bool = False, *,
-                    epochs: int = RESNET_RECIPE["epochs"], limit: int | None = None,
+                    epochs: int = CIFAR_RECIPE["epochs"], limit: int | None = None,
                     retrain: bool = False, verbose: bool = False, device=None) -> Engine:
-    """Engine for torchvision's ResNet-18 trained on two CIFAR-10 classes (the paper's cat vs
-    dog, or plane vs dog with ``("airplane", "dog")``), with their test images as its dataset
-    and CIFAR's channel mean/std. Trains on ``device`` (default CUDA if available) and caches
-    like the digits models; ``limit`` trains on the first ``limit`` images of the pair."""
-    import torchvision
-
-    from ..engine.core.model import default_device
-
+    """Engine for the CIFAR-style ResNet-18 (3x3 stem, no max-pool: ``layer4`` is 512 x 4 x 4,
+    so Grad-CAM has positions) trained on two classes of ``torchvision.datasets.CIFAR10(root)``
+    (the paper's cat vs dog, or plane vs dog with ``("airplane", "dog")``), with their test
+    images as its dataset and CIFAR's channel mean/std. Trains on ``device`` (default CUDA if
+    available) and caches like the digits models; ``limit`` trains on the first ``limit``
+    images of the pair."""
     pair = _cifar_pair(classes)
     x_train, y_train, x_test, y_test = read_cifar10(root, download)
     x_train, y_train = _subset(x_train, y_train, pair)
     x_test, y_test = _subset(x_test, y_test, pair)
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
-    recipe = {"model": "resnet18-2", "train": {**RESNET_RECIPE, "epochs": int(epochs)},
-              "classes": list(pair), "data": {"name": "CIFAR-10", "root": str(root),
-                                              "n_train": int(len(y_train))}}
-    mean, std = torch.tensor(CIFAR_MEAN).view(3, 1, 1), torch.tensor(CIFAR_STD).view(3, 1, 1)
-    # the engine normalises before the model, so the model learns on normalised images
-    model, meta, hit, path = cache.trained(
-        f"cifar-{CIFAR_CLASSES[pair[0]]}-{CIFAR_CLASSES[pair[1]]}", recipe,
-        lambda: _seeded(RESNET_RECIPE["seed"], torchvision.models.resnet18, num_classes=2),
-        lambda m: train_classifier(m, (x_train - mean) / std, y_train, **recipe["train"]),
-        measure=lambda m: {"test_accuracy": accuracy(m, (x_test - mean) / std, y_test)},
-        retrain=retrain, device=torch.device(device) if device is not None else default_device())
-    title = f"ResNet-18, CIFAR-10 {CIFAR_CLASSES[pair[0]]} vs {CIFAR_CLASSES[pair[1]]}"
-    if verbose:
-        print(f"{title}: test accuracy {meta['test_accuracy']:.2%} on {len(y_test)} images")
-    engine = Engine(model, (3, 32, 32), dataset=(x_test, y_test), mean=CIFAR_MEAN, std=CIFAR_STD,
-                    class_names=[CIFAR_CLASSES[pair[0]], CIFAR_CLASSES[pair[1]]], device=device)
-    engine.model_card = cache.model_card(title, meta, recipe, hit, path, classes=pair)
+    recipe = cifar_recipe("CifarResNet-18-2", root, epochs, len(y_train), len(y_test),
+                          classes=list(pair))
+    names = [CIFAR_CLASSES[pair[0]], CIFAR_CLASSES[pair[1]]]
+    engine = cifar_resnet18(f"cifar-{names[0]}-{names[1]}", f"ResNet-18 (CIFAR-style), "
+                            f"CIFAR-10 {names[0]} vs {names[1]}", recipe, (x_train, y_train),
+                            (x_test, y_test), names, device=device, retrain=retrain,
+                            verbose=verbose)
+    engine.model_card["classes"] = pair
     return engine
 
 

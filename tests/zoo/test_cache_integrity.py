@@ -22,6 +22,8 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setattr(vgg, "DIGITS_RECIPE", TINY)
     monkeypatch.setattr(generator, "RECIPE", {"code_dim": 4, "epochs": 1, "batch_size": 256,
                                               "lr": 2e-3, "seed": 0})
+    from test_two_class import unchecked_cifar  # torchvision reads the test files
+    unchecked_cifar(monkeypatch)
     return tmp_path / "cache"
 
 

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import LayerNotFound
 from ..core.grad import needs_grad
 from ..core.selection import default_layer_for
 
@@ -39,16 +38,15 @@ class GradCam:
 def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None = None,
             control: Control = NO_CONTROL) -> GradCam:
     """Grad-CAM maps of ``classes`` for images ``x`` (N, C, H, W) at ``layer`` (default: the
-    last spatial layer). classes default: both classes of a two-class model, else each
-    image's predicted class (reported as -1)."""
+    last spatial layer, (C, h, w) with h * w > 1; a layer that is not spatial raises
+    NoSuitableLayer naming those that are). classes default: both classes of a two-class
+    model, else each image's predicted class (reported as -1)."""
     if classes is not None:
         classes = [check.class_index(engine, "class", c)
                    for c in check.name_list("classes", classes, "0")]
     x = engine.prepare(x).requires_grad_(True)      # parameters are frozen while borrowed
+    # a 1x1 layer (a global pool) would give a constant map: refused, naming the spatial ones
     layer = default_layer_for(engine, "gradcam", layer)
-    if len(engine.layer(layer).output_shape) != 3:
-        raise LayerNotFound(f"Grad-CAM needs a layer with a (C, h, w) output; {layer!r} has "
-                            f"shape {engine.layer(layer).output_shape}")
     logits_layer = engine.default_layer
     captured = {}
 
