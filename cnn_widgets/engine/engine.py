@@ -85,10 +85,11 @@ class Engine(ModelHost):
         (eq. 8-9), "all" or a list (one shared forward pass); ``seed`` for random weights."""
         return reconstruct(self, x, unit, method, control, seed)
 
-    def activation_stats(self, x, layers: Layers = None,
-                         control: Control = NO_CONTROL) -> ActivationStats:
-        """Active features per ReLU/pool layer for every image of ``x`` (Fig. 6)."""
-        return activation_stats(self, x, layers, control)
+    def activation_stats(self, x, layers: Layers = None, control: Control = NO_CONTROL,
+                         reading: str = "position") -> ActivationStats:
+        """Active features per ReLU/pool layer for every image of ``x`` (Fig. 6); reading:
+        "position" (active at a position) or "anywhere" (active somewhere in the image)."""
+        return activation_stats(self, x, layers, control, reading)
 
     def activation_slices(self, x, layer: str, k: int = 8) -> ActivationSlices:
         """The ``k`` strongest channels of ``layer`` for one image (Fig. 2)."""
