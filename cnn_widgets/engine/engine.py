@@ -24,6 +24,7 @@ from .inverse_set.baselines import Baseline, full_optimisation, restarts
 from .inverse_set.mcmc import McmcSamples, mcmc
 from .inverse_set.sampling import InverseSet, Seeds, inverse_set
 from .probing.activation_stats import ActivationSlices, ActivationStats, activation_slices, activation_stats
+from .probing.field_patterns import FieldPatterns, field_patterns
 from .probing.receptive_field import FieldMap, ReceptiveField, field_map, receptive_field
 from .probing.reconstruct import Reconstruction, reconstruct
 from .visualization.fooling import Fooling, fool
@@ -259,3 +260,10 @@ class Engine(ModelHost):
         return mcmc(self, units, ranges, generator, encoder, n, chains=chains, steps=steps,
                     eps1=eps1, eps2=eps2, eps3=eps3, burn_in=burn_in, seed=seed,
                     stop_at_n=stop_at_n, control=control)
+
+    def field_patterns(self, layer: str, unit, data=None,
+                       control: Control = NO_CONTROL) -> FieldPatterns:
+        """Distinct ReLU/max-pool configurations inside the FOV tree of unit ``(channel, y,
+        x)`` of ``layer`` over ``data`` (default: the dataset), over all images and over
+        those that activate the unit (probing paper: a unit is the OR of configurations)."""
+        return field_patterns(self, layer, unit, data, control)
