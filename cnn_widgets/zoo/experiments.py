@@ -97,3 +97,72 @@ def lenet_digits_seed(seed: int, *, retrain: bool = False, verbose: bool = False
                         recipe, data.x_train, data.y_train, data.x_test, data.y_test,
                         train_device=torch.device("cpu"), device=device, retrain=retrain,
                         verbose=verbose)
+
+
+class CodeEncoder(torch.nn.Module):
+    """E_code: images (N, 1, 28, 28) -> codes (N, code_dim) of the digits generator G (the VAE
+    encoder's architecture, mean head only), for the inverse set's ``start=code_encoder``."""
+
+    def __init__(self, code_dim: int):
+        super().__init__()
+        from .generator import DigitsEncoder
+        self.net = DigitsEncoder(code_dim)
+
+    def forward(self, x):
+        return self.net(x)[0]
+
+
+# Keyword arguments of _fit_code_encoder; part of the cache key.
+CODE_ENCODER_RECIPE = {"epochs": 8, "batch_size": 64, "lr": 3e-3, "seed": 0, "prior": 1.0}
+
+
+def digits_code_encoder(*, retrain: bool = False, verbose: bool = False) -> CodeEncoder:
+    """An encoder into the codes of :func:`~.generator.digits_generator`, fitted with G frozen
+    so that G(E(x)) reconstructs the training digits (binary cross-entropy plus
+    ``prior`` * ||E(x)||^2 / 2, the N(0, I) prior), deterministic and cached. The inverse-set
+    paper's G takes CaffeNet fc6 codes, so its E(random images) are G's codes; this gives the
+    same for the digits G (the VAE's own encoder is not kept)."""
+    from . import cache
+    from .generator import RECIPE as G_RECIPE
+    from .generator import digits_generator
+    G = digits_generator()
+    recipe = {"model": "DigitsCodeEncoder", "train": CODE_ENCODER_RECIPE, "generator": G_RECIPE,
+              "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
+                       "test_fraction": TEST_FRACTION}}
+
+    def build():
+        with torch.random.fork_rng(devices=[]):
+            return CodeEncoder(G.code_dim)
+
+    enc, _, _, _ = cache.trained("digits-code-encoder", recipe, build,
+                                 lambda e: _fit_code_encoder(e, G, digits().x_train,
+                                                             **CODE_ENCODER_RECIPE),
+                                 retrain=retrain, verbose=verbose, what="the code encoder")
+    return enc
+
+
+def _fit_code_encoder(enc, G, x, *, epochs, batch_size, lr, seed, prior) -> dict:
+    import torch.nn.functional as F
+
+    from .training import deterministic
+    with deterministic(seed):
+        for p in G.parameters():
+            p.requires_grad_(False)
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(enc.parameters(), lr=lr)
+        enc.train()
+        for _ in range(epochs):
+            order, total = torch.randperm(len(x), generator=gen), 0.0
+            for s in range(0, len(x), batch_size):
+                xb = x[order[s:s + batch_size]]
+                c = enc(xb)
+                loss = (F.binary_cross_entropy(G(c), xb, reduction="sum")
+                        + 0.5 * prior * (c ** 2).sum()) / len(xb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(xb)
+        for p in G.parameters():
+            p.requires_grad_(True)
+    enc.eval()
+    return {"final_loss": total / len(x)}

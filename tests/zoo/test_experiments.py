@@ -35,3 +35,17 @@ def test_seed_zero_is_the_default_model_and_other_seeds_have_their_own_cache():
     assert r0 == r1
     other = {**r0, "train": {**r0["train"], "seed": 1}}
     assert cache.cache_path("lenet-digits", other) != cache.cache_path("lenet-digits", r0)
+
+
+def test_code_encoder_maps_digits_into_the_generators_codes():
+    from cnn_widgets.zoo import digits, digits_generator
+    from cnn_widgets.zoo.experiments import digits_code_encoder
+    E, G = digits_code_encoder(), digits_generator()
+    x = digits().x_test[:50]
+    with torch.no_grad():
+        c = E(x)
+        assert c.shape == (50, G.code_dim)
+        assert float(((G(c) - x) ** 2).mean()) < 0.02          # G(E(x)) reconstructs x
+    again = digits_code_encoder()
+    for p, q in zip(E.parameters(), again.parameters()):
+        assert torch.equal(p, q)
