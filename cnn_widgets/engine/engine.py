@@ -261,9 +261,10 @@ class Engine(ModelHost):
                     eps1=eps1, eps2=eps2, eps3=eps3, burn_in=burn_in, seed=seed,
                     stop_at_n=stop_at_n, control=control)
 
-    def field_patterns(self, layer: str, unit, data=None,
+    def field_patterns(self, layer: str, unit, data=None, gates: Layers = None,
                        control: Control = NO_CONTROL) -> FieldPatterns:
         """Distinct ReLU/max-pool configurations inside the FOV tree of unit ``(channel, y,
         x)`` of ``layer`` over ``data`` (default: the dataset), over all images and over
-        those that activate the unit (probing paper: a unit is the OR of configurations)."""
-        return field_patterns(self, layer, unit, data, control)
+        those that activate the unit (probing paper: a unit is the OR of configurations);
+        ``gates``: only these gate layers of the tree."""
+        return field_patterns(self, layer, unit, data, gates, control)

@@ -50,5 +50,10 @@ def test_field_patterns_match_a_hand_count_and_ignore_pixels_outside_the_field()
     assert engine.count_regions((x, torch.zeros(40))).total > corner.patterns
     conv = engine.field_patterns("conv2", (2, 0, 0), data=x)    # a conv unit: no gate of its own
     assert conv.active == corner.active and "conv2" not in conv.boxes
+    own = engine.field_patterns("relu2", (2, 0, 0), data=x, gates=["relu2"])
+    assert own.patterns == len({tuple(r) for r in (reference_unit_values(
+        model, x, "relu2").reshape(40, 6, 4, 4)[:, :, 0, 0] > 0).astype(int)})
+    with pytest.raises(ValueError, match="tree's gate layers"):
+        engine.field_patterns("relu2", (2, 0, 0), data=x, gates=["relu3"])
     with pytest.raises(ValueError, match="channels, H, W"):
         engine.field_patterns("fc1", (0,), data=x)

@@ -8,6 +8,7 @@ linear regions the unit sees (the whole-network count is ``count_regions``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,10 +54,12 @@ def tree_boxes(engine, layer: str, y: int, x: int) -> dict[str, tuple[int, int, 
     return dict(reversed(out.items()))
 
 
-def field_patterns(engine, layer: str, unit, data=None,
+def field_patterns(engine, layer: str, unit, data=None, gates: Sequence[str] | None = None,
                    control: Control = NO_CONTROL) -> FieldPatterns:
     """Distinct FOV-tree configurations of unit ``(channel, y, x)`` of ``layer`` over ``data``
-    (images (N, C, H, W) or an ImageSet; default the engine's dataset)."""
+    (images (N, C, H, W) or an ImageSet; default the engine's dataset); gates: count the
+    states of these gate layers of the tree only (default: all of them; a deep tree makes
+    nearly every image its own configuration, one layer shows the OR more plainly)."""
     name = engine.layer(layer).name
     shape = engine.layer(name).output_shape
     if len(shape) != 3:
@@ -68,6 +71,12 @@ def field_patterns(engine, layer: str, unit, data=None,
     images = engine.dataset.images if data is None else getattr(data, "images", None)
     images = as_images(data if images is None else images, engine.input_shape, stack=True)
     boxes = tree_boxes(engine, name, y, x)
+    if gates is not None:
+        unknown = [g for g in gates if g not in boxes]
+        if unknown or not gates:
+            raise InvalidArgument(f"gates must be a non-empty list of the tree's gate layers "
+                                  f"{list(boxes)}; got {list(gates)}")
+        boxes = {g: boxes[g] for g in boxes if g in gates}
     rf = receptive_field(engine, name, y, x)
     seen, seen_active, active = set(), set(), 0
     n = len(images)
