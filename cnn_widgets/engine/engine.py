@@ -18,10 +18,13 @@ from .core.model import ModelHost
 from .core.results import Etalons, RegionCount
 from .core.selection import default_layer_for
 from .etalons.affine_map import etalons
+from .etalons.noise_bias import NoiseExplanation, noise_explanation
 from .etalons.regions import activation_pattern, count_regions
 from .inverse_set.baselines import Baseline, full_optimisation, restarts
+from .inverse_set.mcmc import McmcSamples, mcmc
 from .inverse_set.sampling import InverseSet, Seeds, inverse_set
 from .probing.activation_stats import ActivationSlices, ActivationStats, activation_slices, activation_stats
+from .probing.field_patterns import FieldPatterns, field_patterns
 from .probing.receptive_field import FieldMap, ReceptiveField, field_map, receptive_field
 from .probing.reconstruct import Reconstruction, reconstruct
 from .visualization.fooling import Fooling, fool
@@ -84,10 +87,11 @@ class Engine(ModelHost):
         (eq. 8-9), "all" or a list (one shared forward pass); ``seed`` for random weights."""
         return reconstruct(self, x, unit, method, control, seed)
 
-    def activation_stats(self, x, layers: Layers = None,
-                         control: Control = NO_CONTROL) -> ActivationStats:
-        """Active features per ReLU/pool layer for every image of ``x`` (Fig. 6)."""
-        return activation_stats(self, x, layers, control)
+    def activation_stats(self, x, layers: Layers = None, control: Control = NO_CONTROL,
+                         reading: str = "position") -> ActivationStats:
+        """Active features per ReLU/pool layer for every image of ``x`` (Fig. 6); reading:
+        "position" (active at a position) or "anywhere" (active somewhere in the image)."""
+        return activation_stats(self, x, layers, control, reading)
 
     def activation_slices(self, x, layer: str, k: int = 8) -> ActivationSlices:
         """The ``k`` strongest channels of ``layer`` for one image (Fig. 2)."""
@@ -192,20 +196,24 @@ class Engine(ModelHost):
                     n: int = 500, control: Control = NO_CONTROL, *, start="random",
                     seed: int = 0, diversity: str = "encoder", diversity_weight: float = 1.0,
                     tv: float = 0.05, mu0: float = 10.0, mu_factor: float = 10.0,
-                    inner_steps: int = 100, max_outer: int = 6, lr: float = 0.05,
+                    inner_steps: int = 100, max_outer: int | None = 6, lr: float = 0.05,
                     beta: float | None = None, margin: float = 0.25,
                     code_norm: float | None = None, full_seeds: bool = False,
                     max_sampling_steps: int | None = None,
                     on_samples: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                    step: str = "rms", diversity_form: str = "scaled_mean", tol: float = 1e-3,
                     ) -> InverseSet:
         """``n`` diverse inputs G(c) whose ``units`` ((layer, unit) pairs) lie in ``ranges``
-        ((z1, z2) each): ``K`` seeds by the augmented Lagrangian, then sampling steps."""
+        ((z1, z2) each): ``K`` seeds by the augmented Lagrangian, then sampling steps. The
+        paper's variants: ``start=code_encoder`` (E of noise images), ``step="plain"``
+        (c - beta g), ``diversity_form="sum"``; see :func:`~.inverse_set.sampling.inverse_set`."""
         return inverse_set(self, units, ranges, generator, encoder, K, n, control, start=start,
                            seed=seed, diversity=diversity, diversity_weight=diversity_weight,
                            tv=tv, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
                            max_outer=max_outer, lr=lr, beta=beta, margin=margin,
                            code_norm=code_norm, full_seeds=full_seeds,
-                           max_sampling_steps=max_sampling_steps, on_samples=on_samples)
+                           max_sampling_steps=max_sampling_steps, on_samples=on_samples,
+                           step=step, diversity_form=diversity_form, tol=tol)
 
     def inverse_set_restarts(self, units, ranges, generator=None, encoder=None, n: int = 500, *,
                              steps: int = 100, lr: float = 0.05, seed: int = 1, tv: float = 0.05,
@@ -217,14 +225,46 @@ class Engine(ModelHost):
 
     def inverse_set_full_optimisation(
             self, units, ranges, generator=None, encoder=None, n: int = 100, *, start="random",
-            seed: int = 0, max_outer: int = 4, inner_steps: int = 100, diversity: str = "encoder",
-            diversity_weight: float = 1.0, tv: float = 0.05, mu0: float = 10.0,
-            mu_factor: float = 10.0, lr: float = 0.05, margin: float = 0.25,
-            code_norm: float | None = None,
+            seed: int = 0, max_outer: int | None = None, inner_steps: int = 100,
+            diversity: str = "encoder", diversity_weight: float = 1.0, tv: float = 0.05,
+            mu0: float = 10.0, mu_factor: float = 10.0, lr: float = 0.05, margin: float = 0.25,
+            code_norm: float | None = None, tol: float = 1e-3, max_steps: int = 15_000,
+            mu_max: float = 1e6, diversity_form: str = "scaled_mean",
             control: Control = NO_CONTROL) -> tuple[Baseline, Seeds]:
-        """Baseline eq. 15: all ``n`` codes optimised at once with eq. 8."""
+        """Baseline eq. 15: all ``n`` codes optimised at once with eq. 8 to convergence (all
+        inside and the objective within ``tol`` over an outer iteration, at most ``max_steps``
+        steps); the Baseline carries the objective and violation per outer iteration."""
         return full_optimisation(self, units, ranges, generator, encoder, n, start=start,
                                  seed=seed, max_outer=max_outer, inner_steps=inner_steps,
                                  diversity=diversity, diversity_weight=diversity_weight, tv=tv,
                                  mu0=mu0, mu_factor=mu_factor, lr=lr, margin=margin,
-                                 code_norm=code_norm, control=control)
+                                 code_norm=code_norm, tol=tol, max_steps=max_steps,
+                                 mu_max=mu_max, diversity_form=diversity_form, control=control)
+
+    # -- fidelity helpers (issue 12): the papers' own checks ----------------------------------
+    def noise_explanation(self, n: int = 200, seed: int = 0,
+                          control: Control = NO_CONTROL) -> NoiseExplanation:
+        """Etalons of the logits at ``n`` noise images (Table 1's noise, same ``seed`` -> same
+        images): per class the logit, effective bias b_p(x), <W, x>, the last layer's bias and
+        whether the largest bias wins (visualization paper, Sec. 2.5)."""
+        return noise_explanation(self, n, seed, control)
+
+    def inverse_set_mcmc(self, units, ranges, generator, encoder=None, n: int = 500, *,
+                         chains: int = 10, steps: int = 200, eps1: float = 1e-2,
+                         eps2: float = 1e-2, eps3: float | None = None, burn_in: int = 0,
+                         seed: int = 0, stop_at_n: bool = True,
+                         control: Control = NO_CONTROL) -> McmcSamples:
+        """PPGN-style Langevin chains in G's code space (prior -c, the units' gradient, noise),
+        states filtered to ``ranges`` (inverse-set paper, Fig. 2 comparison): accepted samples,
+        share in range, chain steps per sample, diversity."""
+        return mcmc(self, units, ranges, generator, encoder, n, chains=chains, steps=steps,
+                    eps1=eps1, eps2=eps2, eps3=eps3, burn_in=burn_in, seed=seed,
+                    stop_at_n=stop_at_n, control=control)
+
+    def field_patterns(self, layer: str, unit, data=None, gates: Layers = None,
+                       control: Control = NO_CONTROL) -> FieldPatterns:
+        """Distinct ReLU/max-pool configurations inside the FOV tree of unit ``(channel, y,
+        x)`` of ``layer`` over ``data`` (default: the dataset), over all images and over
+        those that activate the unit (probing paper: a unit is the OR of configurations);
+        ``gates``: only these gate layers of the tree."""
+        return field_patterns(self, layer, unit, data, gates, control)

@@ -192,7 +192,8 @@ def check_settings(*, K, seed, mu0, mu_factor, inner_steps, max_outer, lr, margi
     check.count("K", K)
     check.seed(seed)
     check.count("inner_steps", inner_steps)
-    check.count("max_outer", max_outer)
+    if max_outer is not None:
+        check.count("max_outer", max_outer)
     check.number("mu0", mu0, above=0)
     check.number("mu_factor", mu_factor, at_least=1)
     check.number("lr", lr, above=0)

@@ -23,22 +23,22 @@ import torch
 
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.data import as_images, to_tensor
 from ..core.errors import InfeasibleRange, InvalidArgument
 from ..core.grad import needs_grad
+from .objective import _Objective, _start, mean_distance
 from .problem import (
     Problem,
     build_problem,
     check_settings,
-    feature_scale,
     in_ranges,
     optimising,
     pair_sum,
     penalty,
     step_direction,
-    total_variation,
     update_multipliers,
 )
+
+FULL_MAX_STEPS = 15_000     # "all the way" cap: the paper's eq. 15 took about 13,000 steps
 
 __all__ = ["inverse_set", "seeds", "InverseSet", "Seeds", "InfeasibleRange", "mean_distance"]
 
@@ -48,7 +48,10 @@ class Seeds:
     """K feasible codes (eq. 8) and the multipliers they ended with.
 
     codes: (K, *code_shape) tensor on the engine's device; images (K, C, H, W), activations
-    (K, P), features (K, D) numpy; lam: (K, P, 2) tensor; mu: float; steps: gradient steps.
+    (K, P), features (K, D) numpy; lam: (K, P, 2) tensor; mu: float; steps: gradient steps;
+    objective_trace, violation_trace: (outer,) after each whole outer iteration, the eq. 15
+    objective sum_{i,j} ||E_i - E_j||^2 and the largest range violation (in range widths);
+    converged: run "all the way", True if ``tol`` was met (None: stopped at feasibility).
     """
     codes: torch.Tensor
     images: np.ndarray
@@ -58,6 +61,9 @@ class Seeds:
     mu: float
     steps: int
     outer: int
+    objective_trace: np.ndarray | None = None
+    violation_trace: np.ndarray | None = None
+    converged: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -98,86 +104,27 @@ class InverseSet:
         return int(self.images.shape[0])
 
 
-def mean_distance(features: np.ndarray) -> float:
-    """Mean pairwise Euclidean distance between the rows of (N, D) features (0 for N < 2)."""
-    f = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
-    from scipy.spatial.distance import pdist  # scipy loads on first use, not import
-    return float(pdist(f).mean()) if len(f) > 1 else 0.0
-
-
-def initial_codes(prob: Problem, K: int, start, seed: int) -> torch.Tensor:
-    """"random": prior codes N(0, I) (pixels: uniform [0, 1]); "same": one such code repeated,
-    plus 1e-3 noise so symmetric terms can separate them (Sec. 4.2); or a tensor (K, *shape)."""
-    dev = prob.engine.device
-    if torch.is_tensor(start) or isinstance(start, np.ndarray):
-        if prob.generator is None:          # pixel mode: images, by the engine's image rules
-            z = as_images(start, prob.code_shape).to(dev)
-            z = z.repeat(K, 1, 1, 1) if len(z) == 1 else z
-        else:
-            z = to_tensor(start).to(dev, torch.float32)
-        if z.shape == prob.code_shape:
-            z = z[None].repeat(K, *([1] * len(prob.code_shape)))
-        if tuple(z.shape) != (K, *prob.code_shape):
-            raise InvalidArgument(f"start must have shape ({K}, {', '.join(map(str, prob.code_shape))})"
-                             f" or {prob.code_shape}; got {tuple(z.shape)}")
-        return z.clone()
-    g = torch.Generator().manual_seed(int(seed))
-    draw = (lambda m: torch.randn(m, *prob.code_shape, generator=g)) if prob.generator is not None \
-        else (lambda m: torch.rand(m, *prob.code_shape, generator=g))
-    if start == "random":
-        z = draw(K)
-    elif start == "same":
-        z = draw(1).repeat(K, *([1] * len(prob.code_shape)))
-        z = z + 1e-3 * torch.randn(z.shape, generator=g)
-    else:
-        raise InvalidArgument(f"start must be 'random', 'same' or a tensor of codes; got {start!r}")
-    return prob.project(z).to(dev)
-
-
-class _Objective:
-    """The diversity part of eq. 8 / eq. 10 and the regulariser, one scale for the whole call."""
-
-    def __init__(self, prob: Problem, space: str, scale: float, weight: float, tv: float):
-        if space not in ("encoder", "code", "none"):
-            raise InvalidArgument(f"diversity must be 'encoder', 'code' or 'none'; got {space!r}")
-        self.prob, self.space, self.scale, self.weight, self.tv = prob, space, scale, weight, tv
-
-    def vectors(self, z, feats):
-        return feats if self.space == "encoder" else z.reshape(len(z), -1)
-
-    def loss(self, z, x, feats, previous=None):
-        """-(diversity within the batch [+ to the previous samples]) [+ tv * TV(x)]."""
-        out = z.new_zeros(())
-        if self.space != "none":
-            v = self.vectors(z, feats)
-            div = pair_sum(v)
-            if previous is not None:
-                div = div + pair_sum(v, previous)
-            out = out - self.weight * div / self.scale
-        if self.prob.generator is None and self.tv > 0:
-            out = out + self.tv * total_variation(x)
-        return out
-
-
-def _start(prob: Problem, K: int, start, seed: int, diversity: str, weight: float,
-           tv: float) -> tuple[torch.Tensor, _Objective]:
-    """The K initial codes and the objective scaled for them (for seeds() and inverse_set())."""
-    z0 = initial_codes(prob, K, start, seed)
-    return z0, _Objective(prob, diversity, feature_scale(prob, diversity, z0), weight, tv)
-
-
 def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_factor: float,
-           inner_steps: int, max_outer: int, lr: float, stop_when_feasible: bool,
-           control: Control, total: int) -> Seeds:
-    """eq. 8 by coordinate descent in the slacks (closed form) and the codes (Adam)."""
+           inner_steps: int, max_outer: int | None, lr: float, stop_when_feasible: bool,
+           control: Control, total: int, tol: float = 1e-3, max_steps: int | None = None,
+           mu_max: float | None = None) -> Seeds:
+    """eq. 8 by coordinate descent in the slacks (closed form) and the codes (Adam).
+
+    stop_when_feasible: the paper's seeds (stop at the first step where all are inside).
+    Otherwise "all the way" (eq. 15 / Fig. 9): whole outer iterations until all are inside and
+    the eq. 15 objective changed by at most ``tol`` (relative) over the last one, or
+    ``max_outer`` iterations / ``max_steps`` steps; mu capped at ``mu_max`` (the paper's
+    mu <- 10 mu every 100 steps would overflow within 13,000 steps)."""
     K, P = z.shape[0], len(prob.units)
+    if max_outer is None and max_steps is None:
+        max_steps = FULL_MAX_STEPS
     lam = torch.zeros(K, P, 2, device=z.device)
-    mu, steps = float(mu0), 0
+    mu, steps, outer = float(mu0), 0, 0
     z = z.clone().requires_grad_(True)
-    best, most_inside = None, 0        # progress only moves forward
-    for outer in range(max_outer):
+    best, most_inside, trace = None, 0, []      # progress only moves forward
+    while (max_outer is None or outer < max_outer) and (max_steps is None or steps < max_steps):
         opt = torch.optim.Adam([z], lr=lr)
-        for _ in range(inner_steps):
+        for _ in range(inner_steps if max_steps is None else min(inner_steps, max_steps - steps)):
             x, f, feats = prob.forward(z)
             inside = prob.inside(f)
             if stop_when_feasible and bool(inside.all()):
@@ -190,27 +137,33 @@ def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_fa
                 z.copy_(prob.project(z))
             steps += 1
             most_inside = max(most_inside, int(inside.sum()) if stop_when_feasible else 0)
-            control.step(most_inside, total, "seeds")
+            control.step(most_inside if stop_when_feasible else steps,
+                         total if stop_when_feasible else max_steps or steps, "seeds")
             prob.engine.hand_over()
         with torch.no_grad():
             x, f, feats = prob.forward(z)
             lam = update_multipliers(prob.constraints(f), lam, mu)
-        best = (x, f, feats)
-        if not stop_when_feasible and bool(prob.inside(f).all()) and outer >= 1:
-            return _make_seeds(z, x, f, feats, lam, mu, steps, outer + 1)
-        mu *= mu_factor
+        best, mu_used, outer = (x, f, feats), mu, outer + 1
+        trace.append((pair_total(feats), violation(prob, f)))
+        if not stop_when_feasible and trace[-1][1] == 0 and len(trace) >= 2 and \
+                abs(trace[-1][0] - trace[-2][0]) <= tol * abs(trace[-2][0]):
+            return _make_seeds(z, x, f, feats, lam, mu, steps, outer, trace, True)
+        mu = mu * mu_factor if mu_max is None else min(mu * mu_factor, mu_max)
+    if best is None:
+        raise InvalidArgument("max_steps and max_outer leave no step to take")
     x, f, feats = best
     inside = prob.inside(f)
     if bool(inside.all()):      # mu was already raised for an outer iteration that never ran
-        return _make_seeds(z, x, f, feats, lam, mu / mu_factor, steps, max_outer)
+        return _make_seeds(z, x, f, feats, lam, mu_used, steps, outer, trace,
+                           None if stop_when_feasible else False)
     worst = f.detach().cpu().numpy()
     lines = [f"{name} {':'.join(map(str, u))} in [{lo:.4g}, {hi:.4g}]: reached "
              f"{worst[:, p].min():.4g} .. {worst[:, p].max():.4g}"
              for p, ((name, u), lo, hi) in enumerate(zip(prob.units, prob.lo.tolist(),
                                                         prob.hi.tolist()))]
     raise InfeasibleRange(f"only {int(inside.sum())} of {K} seeds reached the range(s) after "
-                          f"{steps} gradient steps ({max_outer} outer iterations, mu up to "
-                          f"{mu / mu_factor:.3g}); the activations the seeds reached: "
+                          f"{steps} gradient steps ({outer} outer iterations, mu up to "
+                          f"{mu_used:.3g}); the activations the seeds reached: "
                           + "; ".join(lines) + ". " + (
                               "The range may be empty for this generator; widen it or move it "
                               "towards values the dataset reaches." if not bool(inside.any()) else
@@ -218,30 +171,48 @@ def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, *, mu0: float, mu_fa
                               "another seed, a smaller K, a wider range or a larger max_outer."))
 
 
-def _make_seeds(z, x, f, feats, lam, mu, steps, outer) -> Seeds:
+def pair_total(feats: torch.Tensor) -> float:
+    """The paper's diversity sum over all ordered pairs, sum_{i,j} ||E_i - E_j||^2 (eq. 5/15)."""
+    return float(pair_sum(feats.double())) * len(feats) ** 2
+
+
+def violation(prob: Problem, f: torch.Tensor) -> float:
+    """Largest distance outside the true ranges, in range widths (0: all inside)."""
+    out = torch.maximum(prob.lo - f, f - prob.hi) / prob.eps
+    return float(out.clamp(min=0).max())
+
+
+def _make_seeds(z, x, f, feats, lam, mu, steps, outer, trace=(), converged=None) -> Seeds:
+    t = np.asarray(trace, dtype=np.float64).reshape(-1, 2)
     return Seeds(z.detach().clone(), x.detach().cpu().numpy(), f.detach().cpu().numpy(),
-                 feats.detach().cpu().numpy(), lam.detach(), float(mu), steps, outer)
+                 feats.detach().cpu().numpy(), lam.detach(), float(mu), steps, outer,
+                 t[:, 0], t[:, 1], converged)
 
 
 @needs_grad
 def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *,
           start="random", seed: int = 0, diversity: str = "encoder", diversity_weight=1.0,
           tv: float = 0.05, mu0: float = 10.0, mu_factor: float = 10.0, inner_steps: int = 100,
-          max_outer: int = 6, lr: float = 0.05, margin: float = 0.25,
+          max_outer: int | None = 6, lr: float = 0.05, margin: float = 0.25,
           code_norm: float | None = None, stop_when_feasible: bool = True,
-          control: Control = NO_CONTROL) -> Seeds:
+          tol: float = 1e-3, max_steps: int | None = None, mu_max: float | None = None,
+          diversity_form: str = "scaled_mean", control: Control = NO_CONTROL) -> Seeds:
     """Only the seed phase (eq. 8). With K = n and ``stop_when_feasible=False`` this is the
-    full optimisation of eq. 15: all codes together, every outer iteration run to the end.
+    full optimisation of eq. 15: all codes together, run "all the way" (see :func:`_seeds`).
     Raises :class:`InfeasibleRange` when the budget ends with seeds outside their ranges."""
     check_settings(K=K, seed=seed, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
                    max_outer=max_outer, lr=lr, margin=margin, tv=tv,
                    diversity_weight=diversity_weight, code_norm=code_norm)
+    check.number("tol", tol, at_least=0)
+    check.optional_count("max_steps", max_steps)
+    if mu_max is not None:
+        check.number("mu_max", mu_max, at_least=mu0)
     prob, _ = build_problem(engine, units, ranges, generator, encoder, margin, code_norm)
     with optimising(prob):
-        z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv)
+        z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv, diversity_form)
         return _seeds(prob, obj, z0, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
                       max_outer=max_outer, lr=lr, stop_when_feasible=stop_when_feasible,
-                      control=control, total=K)
+                      control=control, total=K, tol=tol, max_steps=max_steps, mu_max=mu_max)
 
 
 @needs_grad
@@ -249,10 +220,11 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
                 control: Control = NO_CONTROL, *, start="random", seed: int = 0,
                 diversity: str = "encoder", diversity_weight: float = 1.0, tv: float = 0.05,
                 mu0: float = 10.0, mu_factor: float = 10.0, inner_steps: int = 100,
-                max_outer: int = 6, lr: float = 0.05, beta: float | None = None, margin: float = 0.25,
-                code_norm: float | None = None, full_seeds: bool = False,
+                max_outer: int | None = 6, lr: float = 0.05, beta: float | None = None,
+                margin: float = 0.25, code_norm: float | None = None, full_seeds: bool = False,
                 max_sampling_steps: int | None = None,
-                on_samples: Callable[[np.ndarray, np.ndarray], None] | None = None
+                on_samples: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                step: str = "rms", diversity_form: str = "scaled_mean", tol: float = 1e-3,
                 ) -> InverseSet:
     """Sample n inputs whose units all lie in their ranges.
 
@@ -267,9 +239,22 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
     code_norm: keep codes within code_norm * sqrt(code_dim) of the origin (projected steps;
     the N(0, I) prior puts its mass near sqrt(code_dim)); None (default) leaves them free as
     eq. 8 does — bounding them can leave a seed stuck short of a high range.
-    full_seeds: do not stop the seeds once feasible: run whole outer iterations (at least two)
-    until all are inside (the paper's Fig. 9, second block). on_samples(images, activations): called from
-    this thread with each batch of new samples (for live views).
+    full_seeds: do not stop the seeds once feasible: optimise eq. 5 "all the way" (the paper's
+    Fig. 9, second block): whole outer iterations until all are inside and the objective
+    changed by at most ``tol`` over the last one (``max_outer=None``: no cap but 15,000 steps).
+    on_samples(images, activations): called from this thread with each batch of new samples.
+
+    Where this differs from the paper (each with the paper's variant as an option):
+    - start: "random" draws N(0, I) codes; the paper passes K random images through E (its E
+      is also G's code space). Pass a code encoder (an ``nn.Module`` or callable images ->
+      codes, e.g. a VAE's encoder; a tuple output's first item is used) to start from
+      E(noise images), the noise of :func:`~..core.noise.gaussian_noise` (seed).
+    - diversity_form: "scaled_mean" divides the mean over pairs by a typical squared
+      distance of the dataset (:func:`~.problem.feature_scale`) so one weight suits every E;
+      "sum" is the paper's sum over pairs, unscaled.
+    - step: "rms" scales each code's gradient to unit RMS before the step beta (so beta means
+      the same whatever the loss's scale); "plain" is the paper's c <- c - beta * g.
+    - the constraint is two-sided with a margin (:mod:`.problem`); the paper bounds one side.
     Raises :class:`InfeasibleRange` if the seeds cannot reach the ranges within the budget;
     if sampling stalls, returns the samples found with ``complete=False`` and a report.
     """
@@ -283,16 +268,19 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
                    diversity_weight=diversity_weight, code_norm=code_norm)
     if beta is not None:
         check.number("beta", beta, above=0)
+    if step not in ("rms", "plain"):
+        raise InvalidArgument(f"step must be 'rms' or 'plain'; got {step!r}")
+    check.number("tol", tol, at_least=0)
     check.optional_count("max_sampling_steps", max_sampling_steps, 0)
     prob, ranges_np = build_problem(engine, units, ranges, generator, encoder, margin, code_norm)
     if beta is None:
         beta = 0.5 if generator is not None else 0.05
     budget = max_sampling_steps if max_sampling_steps is not None else 10 * -(-(n - K) // K) + 50
     with optimising(prob):
-        z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv)
+        z0, obj = _start(prob, K, start, seed, diversity, diversity_weight, tv, diversity_form)
         sd = _seeds(prob, obj, z0, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
                     max_outer=max_outer, lr=lr, stop_when_feasible=not full_seeds,
-                    control=control, total=n)
+                    control=control, total=n, tol=tol)
         codes, images, acts, feats = ([sd.codes.cpu().numpy()], [sd.images], [sd.activations],
                                       [sd.features])
         if on_samples is not None:
@@ -308,7 +296,7 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
             loss = obj.loss(z, x, fe, previous) + penalty(prob.constraints(f), sd.lam, sd.mu)
             (grad,) = torch.autograd.grad(loss, [z])
             with torch.no_grad():
-                z = prob.project(z - beta * step_direction(grad))
+                z = prob.project(z - beta * (step_direction(grad) if step == "rms" else grad))
             z.requires_grad_(True)
             steps += 1
             x, f, fe = prob.forward(z)

@@ -1,0 +1,115 @@
+"""The probing paper's "logic OR of many intermediate configurations" (Sec. 2, Fig. 3): a unit
+at the end of the chain is active for many different activation configurations inside its
+field-of-view tree. Here the configuration of an image is the state of every ReLU (on/off) and
+max-pool (which input won) inside the unit's FOV tree, i.e. at the positions of each earlier
+gate layer that can reach the unit; counting the distinct ones over a dataset counts the
+linear regions the unit sees (the whole-network count is ``count_regions``).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..core import hooks
+from ..core.control import NO_CONTROL, Control
+from ..core.data import as_images
+from ..core.errors import InvalidArgument
+from ..core.gates import GATES, gate_state
+from .receptive_field import _local_taps, chain_upto, receptive_field
+
+
+@dataclass(frozen=True)
+class FieldPatterns:
+    """images: how many were looked at; active: how many of them drive the unit > 0;
+    patterns: distinct FOV-tree configurations over all images; active_patterns: over the
+    images where the unit is active (the "OR" the paper speaks of); boxes: gate layer ->
+    (top, bottom, left, right) of its positions inside the tree (bottom/right exclusive);
+    field: the unit's input box (top, bottom, left, right)."""
+    layer: str
+    unit: tuple[int, int, int]
+    images: int
+    active: int
+    patterns: int
+    active_patterns: int
+    boxes: dict[str, tuple[int, int, int, int]]
+    field: tuple[int, int, int, int]
+
+
+def tree_boxes(engine, layer: str, y: int, x: int) -> dict[str, tuple[int, int, int, int]]:
+    """Gate layer (up to and including ``layer``) -> the box of its output positions that
+    reach position (y, x) of ``layer``, walking the chain backwards through every window."""
+    links = chain_upto(engine, layer)
+    box = [[y, y], [x, x]]                       # inclusive output ranges per axis
+    out: dict[str, tuple[int, int, int, int]] = {}
+    for link in reversed(links):
+        if isinstance(link.module, GATES):
+            out[link.name] = (box[0][0], box[0][1] + 1, box[1][0], box[1][1] + 1)
+        for a in (0, 1):
+            taps, valid = _local_taps(link, a)
+            t, v = taps[box[a][0]:box[a][1] + 1], valid[box[a][0]:box[a][1] + 1]
+            box[a] = [int(t[v].min()), int(t[v].max())] if v.any() else [0, -1]
+    return dict(reversed(out.items()))
+
+
+def field_patterns(engine, layer: str, unit, data=None, gates: Sequence[str] | None = None,
+                   control: Control = NO_CONTROL) -> FieldPatterns:
+    """Distinct FOV-tree configurations of unit ``(channel, y, x)`` of ``layer`` over ``data``
+    (images (N, C, H, W) or an ImageSet; default the engine's dataset); gates: count the
+    states of these gate layers of the tree only (default: all of them; a deep tree makes
+    nearly every image its own configuration, one layer shows the OR more plainly)."""
+    name = engine.layer(layer).name
+    shape = engine.layer(name).output_shape
+    if len(shape) != 3:
+        raise InvalidArgument(f"layer {name!r} has output shape {shape}; a field of view needs "
+                              "a (channels, H, W) layer")
+    ((c, y, x),) = engine.resolve_units(name, [tuple(unit)])
+    if data is None and engine.dataset is None:
+        raise InvalidArgument("field_patterns needs data: pass images or give the engine a dataset")
+    images = engine.dataset.images if data is None else getattr(data, "images", None)
+    images = as_images(data if images is None else images, engine.input_shape, stack=True)
+    boxes = tree_boxes(engine, name, y, x)
+    if gates is not None:
+        unknown = [g for g in gates if g not in boxes]
+        if unknown or not gates:
+            raise InvalidArgument(f"gates must be a non-empty list of the tree's gate layers "
+                                  f"{list(boxes)}; got {list(gates)}")
+        boxes = {g: boxes[g] for g in boxes if g in gates}
+    rf = receptive_field(engine, name, y, x)
+    seen, seen_active, active = set(), set(), 0
+    n = len(images)
+    with engine.borrow() as model, torch.no_grad():
+        for s in range(0, n, engine.batch_size):
+            parts, value = [], {}
+
+            def gate_hook(mod_name, parts=parts, value=value):
+                def hook(module, inputs, output):
+                    t, b, l_, r = boxes[mod_name]
+                    parts.append(gate_state(module, inputs, output)[:, :, t:b, l_:r]
+                                 .flatten(1).to(torch.int64))
+                    if mod_name == name:
+                        value["u"] = output[:, c, y, x].clone()
+                return hook
+
+            def unit_hook(module, inputs, output, value=value):
+                value["u"] = output[:, c, y, x].clone()
+            hk = {g: gate_hook(g) for g in boxes}
+            if name not in boxes:
+                hk[name] = unit_hook
+            x_batch = engine.prepare(images[s:s + engine.batch_size])
+            with hooks.hooked(model, hk):
+                model(engine.normalize(x_batch))
+            rows = torch.cat(parts, 1).cpu().numpy()
+            on = (value["u"] > 0).cpu().numpy()
+            for row, is_on in zip(rows, on):
+                key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+                seen.add(key)
+                if is_on:
+                    seen_active.add(key)
+            active += int(on.sum())
+            control.step(min(s + engine.batch_size, n), n, "field patterns")
+    return FieldPatterns(layer=name, unit=(c, y, x), images=n, active=active,
+                         patterns=len(seen), active_patterns=len(seen_active), boxes=boxes,
+                         field=(rf.top, rf.bottom, rf.left, rf.right))
