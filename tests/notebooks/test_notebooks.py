@@ -1,5 +1,8 @@
-"""Every notebook executes top to bottom on the embedded default (smaller timings via
-CNN_WIDGETS_SMOKE=1), and the etalon notebook's printed exactness checks hold."""
+"""Every notebook executes top to bottom on the embedded default (smaller sizes via
+CNN_WIDGETS_SMOKE=1); the claims each notebook states are asserted here on the numbers it
+computed (printed as one ``numbers: {json}`` line at its end), and its paper | here tables are
+computed outputs, never typed-in markdown."""
+import json
 import re
 from pathlib import Path
 
@@ -37,6 +40,18 @@ def text_of(nb):
                      for out in cell.outputs if out.output_type == "stream")
 
 
+def numbers_of(nb):
+    """The notebook's computed numbers (its last ``numbers: {...}`` line)."""
+    lines = [line for line in text_of(nb).splitlines() if line.startswith("numbers: ")]
+    assert lines, "the notebook prints its numbers at the end"
+    return json.loads(lines[-1][len("numbers: "):])
+
+
+def markdown_outputs(nb):
+    return [out["data"]["text/markdown"] for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.outputs if "text/markdown" in out.get("data", {})]
+
+
 def widget_views(nb):
     return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
             if "application/vnd.jupyter.widget-view+json" in out.get("data", {})]
@@ -62,3 +77,37 @@ def test_etalon_notebook_checks_hold(executed):
     assert re.search(r"test accuracy (9[5-9]|100)\.\d\d%", text)
     ratios = [int(v) for v in re.findall(r"\((\d+)x\)", text)]
     assert len(ratios) == 2 and all(r > 1 for r in ratios)
+
+
+def png_outputs(nb):
+    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+            if "image/png" in out.get("data", {})]
+
+
+@pytest.mark.parametrize("name", ["01_etalons.ipynb", "02_visualization_and_clustering.ipynb",
+                                  "03_probing.ipynb", "04_inverse_set.ipynb"])
+def test_reproductions_open_with_citation_and_claims_and_compute_their_tables(name, executed):
+    nb = executed(name)
+    head = nb.cells[0].source
+    assert re.search(r"\*\*Paper\.\*\*.*(doi|arXiv)", head, re.S), "the full citation comes first"
+    assert re.search(r"^1\. ", head, re.M), "the paper's claims, numbered"
+    typed = [c.source for c in nb.cells if c.cell_type == "markdown" and "| here |" in c.source]
+    assert not typed, "paper | here tables are computed in the run, not typed in"
+    tables = [t for t in markdown_outputs(nb) if "| paper | here |" in t or "| paper |" in t]
+    assert len(tables) >= 4, f"paper | here tables beside the figures, got {len(tables)}"
+    assert any("claim" in t for t in tables), "a closing table lists each claim"
+    assert png_outputs(nb), "static figures for readers without a kernel"
+
+
+def test_etalon_notebook_claims(executed):
+    n = numbers_of(executed("01_etalons.ipynb"))
+    assert n["fig11_rows_right"] >= 9
+    assert n["attention_on_ink"] > 2 * n["ink_share"]          # claim 3: positive votes on ink
+    assert -n["against_neg"] > n["against_pos"]                # claim 4: mostly negative votes
+    assert n["fig8_biggest_linear"] == 0                       # claim 5 (Fig. 8)
+    assert n["regions_whole"] == n["regions_images"]           # one linear region per image
+    assert n["regions_relu4"] <= n["regions_images"]
+    assert n["complexity_one_per_image"]
+    # claim 6 on a second dataset: ten classes need more patterns at relu4 than two digits
+    assert n["complexity_ten_more"]
+    assert all(n["complexity_ten_relu4"] > p for p in n["complexity_pairs_relu4"])
