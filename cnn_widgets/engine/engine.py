@@ -18,6 +18,7 @@ from .core.model import ModelHost
 from .core.results import Etalons, RegionCount
 from .core.selection import default_layer_for
 from .etalons.affine_map import etalons
+from .etalons.noise_bias import NoiseExplanation, noise_explanation
 from .etalons.regions import activation_pattern, count_regions
 from .inverse_set.baselines import Baseline, full_optimisation, restarts
 from .inverse_set.sampling import InverseSet, Seeds, inverse_set
@@ -84,10 +85,11 @@ class Engine(ModelHost):
         (eq. 8-9), "all" or a list (one shared forward pass); ``seed`` for random weights."""
         return reconstruct(self, x, unit, method, control, seed)
 
-    def activation_stats(self, x, layers: Layers = None,
-                         control: Control = NO_CONTROL) -> ActivationStats:
-        """Active features per ReLU/pool layer for every image of ``x`` (Fig. 6)."""
-        return activation_stats(self, x, layers, control)
+    def activation_stats(self, x, layers: Layers = None, control: Control = NO_CONTROL,
+                         reading: str = "position") -> ActivationStats:
+        """Active features per ReLU/pool layer for every image of ``x`` (Fig. 6); reading:
+        "position" (active at a position) or "anywhere" (active somewhere in the image)."""
+        return activation_stats(self, x, layers, control, reading)
 
     def activation_slices(self, x, layer: str, k: int = 8) -> ActivationSlices:
         """The ``k`` strongest channels of ``layer`` for one image (Fig. 2)."""
@@ -228,3 +230,11 @@ class Engine(ModelHost):
                                  diversity=diversity, diversity_weight=diversity_weight, tv=tv,
                                  mu0=mu0, mu_factor=mu_factor, lr=lr, margin=margin,
                                  code_norm=code_norm, control=control)
+
+    # -- fidelity helpers (issue 12): the papers' own checks ----------------------------------
+    def noise_explanation(self, n: int = 200, seed: int = 0,
+                          control: Control = NO_CONTROL) -> NoiseExplanation:
+        """Etalons of the logits at ``n`` noise images (Table 1's noise, same ``seed`` -> same
+        images): per class the logit, effective bias b_p(x), <W, x>, the last layer's bias and
+        whether the largest bias wins (visualization paper, Sec. 2.5)."""
+        return noise_explanation(self, n, seed, control)

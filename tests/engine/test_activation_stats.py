@@ -32,6 +32,30 @@ def test_counts_fractions_and_histograms_match_a_direct_count():
     assert 0 < stats.mean.min() and stats.mean.max() < 1          # neither all off nor all on
 
 
+def test_anywhere_reading_counts_channels_active_somewhere_by_a_loop():
+    """Fig. 6's second reading: a channel counts once per image if it is > 0 anywhere; then a
+    2x2 max-pool over an even map keeps the count, the position reading does not."""
+    model = tiny_lenet(1)
+    engine = cpu_engine(model, (1, 8, 8), batch_size=3)
+    x = random_images(7, seed=2)
+    stats = engine.activation_stats(x, reading="anywhere")
+    assert stats.reading == "anywhere"
+    for name in stats.layers:
+        shape = engine.layer(name).output_shape
+        a = reference_unit_values(model, x, name).reshape(7, shape[0], -1)
+        for i in range(7):
+            want = sum(1 for c in range(shape[0]) if any(v > 0 for v in a[i, c]))
+            assert stats.counts[name][i, 0, 0] == want, (name, i)
+        assert stats.histogram(name, 0).sum() == 1
+    np.testing.assert_array_equal(stats.counts["pool1"], stats.counts["relu1"])
+    np.testing.assert_array_equal(stats.counts["pool2"], stats.counts["relu2"])
+    at = engine.activation_stats(x)
+    assert (at.fraction[:, 1] >= at.fraction[:, 0]).all()       # pooling raises "position"
+    assert (stats.fraction >= at.fraction - 1e-12).all()
+    with pytest.raises(ValueError, match="reading must be one of"):
+        engine.activation_stats(x, reading="somewhere")
+
+
 def test_chosen_layers_and_slices():
     engine = cpu_engine(tiny_lenet(0), (1, 8, 8))
     x = random_images(1, seed=5)[0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cnn_widgets.engine.clustering import category_tree as ct
-from cnn_widgets.engine.core.noise import uniform_noise
+from cnn_widgets.engine.core.noise import gaussian_noise
 from cnn_widgets.testing.data import labelled_engine
 from cnn_widgets.testing.hygiene import untouched
 from cnn_widgets.testing.models import TINY_SHAPE, random_images, tiny_lenet
@@ -89,7 +89,7 @@ def test_category_tree_on_a_model_uses_class_mean_features():
     np.testing.assert_allclose(tree.distances, ct.cosine_distances(want), atol=1e-6)
     assert tree.linkage.shape == (2, 4) and tree.mst.shape == (2, 3)
     assert noisy.names[-1] == "noise" and noisy.counts[-1] == 7 and noisy.classes[-1] == -1
-    noise = uniform_noise(engine.input_shape, 7, seed=1)
+    noise = gaussian_noise(engine, 7, seed=1)
     np.testing.assert_allclose(noisy.vectors[-1], reference_unit_values(model, noise, "pool2").mean(0),
                                rtol=1e-5, atol=1e-6)
     assert noisy.mst.shape == (3, 3)

@@ -16,7 +16,7 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import InvalidArgument
-from ..core.noise import uniform_noise
+from ..core.noise import gaussian_noise
 from ..core.selection import default_layer_for
 from .features import features
 
@@ -121,7 +121,7 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
     vectors = sums / counts[:, None]
     names = [engine.class_names[c] for c in classes]
     if include_noise:
-        f = features(engine, uniform_noise(engine.input_shape, n_noise, seed), layer, control,
+        f = features(engine, gaussian_noise(engine, n_noise, seed), layer, control,
                      len(labels), total)
         vectors = np.vstack([vectors, f.reshape(n_noise, -1).mean(0, dtype=np.float64)])
         classes, names, counts = classes + [-1], names + [NOISE_NAME], np.append(counts, n_noise)
@@ -133,9 +133,11 @@ def category_tree(engine, layer: str | None = None, include_noise: bool = False,
                   control: Control = NO_CONTROL) -> CategoryTree:
     """Algorithm 1 on the engine's dataset (or ``data``): hierarchy (WPGMA) and MST.
 
-    layer: default the last (C, H, W) layer; include_noise: add uniform random images as one
-    more category (the paper's Fig. 8, lower), ``n_noise`` of them (default: the mean class
-    size), drawn with ``seed``.
+    layer: default the last (C, H, W) layer; include_noise: add random images as one more
+    category (the paper's Fig. 8, lower), ``n_noise`` of them (default: the mean class size),
+    drawn with ``seed`` by :func:`~..core.noise.gaussian_noise` (the dataset's channel mean
+    and std), the same noise as Table 1's (:func:`out_of_sample`), so "noise -> bird" there
+    and "noise nearest to bird" here can be compared.
     """
     layer = default_layer_for(engine, "features", layer)
     classes, names, counts, vectors = class_vectors(engine, layer, data, include_noise, n_noise,

@@ -1,14 +1,15 @@
-"""The noise images the papers feed a network: uniform in [0, 1], or Gaussian with the data's
-per-channel statistics. Both seeded and on the CPU."""
+"""The one noise image the papers feed a network, seeded and on the CPU.
+
+The visualization-and-clustering paper defines one noise: "random Gaussian noise with the same
+channel-wise mean and standard deviation" as the dataset (its Fig. 3). Its Table 1 ("random
+noise" -> bird) and Fig. 8 (noise as a category, nearest to bird) do not say which noise they
+use, and the paper links the two, so both use this same one here (unclipped: the paper does
+not clip). Same ``seed`` -> the same images in every path (maximize's noise start, Table 1,
+Algorithm 1's noise category, the bias explanation).
+"""
 from __future__ import annotations
 
 import torch
-
-
-def uniform_noise(input_shape, n: int, seed: int = 0) -> torch.Tensor:
-    """(n, *input_shape) uniform in [0, 1] (the clustering paper's noise category)."""
-    g = torch.Generator().manual_seed(int(seed))
-    return torch.rand(int(n), *input_shape, generator=g)
 
 
 def channel_stats(host) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,9 +1,13 @@
 """How many features are active, layer by layer (the probing paper, Fig. 6 and Fig. 2).
 
-A feature (channel) is active at a position when its value there is > 0. For every image and
-layer we count the active features at every position; the paper's histograms are those counts
-over the positions of one image, and its summary (about half of the 64 features in the first
-layer, sparser towards layer 13) is their mean as a fraction of the layer's channels.
+The paper's "number of features activated" has two readings, both offered (``reading``):
+- "position": a feature (channel) is active at a position when its value there is > 0; we
+  count the active features at every position, the histograms are those counts over the
+  positions of one image, the summary their mean as a fraction of the layer's channels.
+  Max-pooling raises this fraction (a pooled position is active if any of its 4 is).
+- "anywhere": a feature is active in an image when its value is > 0 at some position; one
+  count per image and layer. Max-pooling that covers the whole map leaves it unchanged, which
+  is the paper's "remains approximately the same in percentage after pooling".
 """
 from __future__ import annotations
 
@@ -27,11 +31,13 @@ class ActivationStats:
     """Active-feature counts of N images at L layers.
 
     counts: layer -> (N, H, W) int32, the number of active channels at every position (a layer
-    without a spatial grid has one position, (N, 1, 1)); channels: layer -> its channel count.
+    without a spatial grid has one position, (N, 1, 1)); with reading "anywhere", (N, 1, 1):
+    the channels active somewhere; channels: layer -> its channel count.
     """
     layers: tuple[str, ...]
     channels: dict[str, int]
     counts: dict[str, np.ndarray]
+    reading: str = "position"
 
     @property
     def fraction(self) -> np.ndarray:
@@ -80,9 +86,15 @@ def default_layers(engine) -> tuple[str, ...]:
     return names or tuple(engine.layer_names)
 
 
+READINGS = ("position", "anywhere")
+
+
 def activation_stats(engine, x, layers: Sequence[str] | None = None,
-                     control: Control = NO_CONTROL) -> ActivationStats:
-    """Active-feature counts of every image in ``x`` at ``layers`` (default: :func:`default_layers`)."""
+                     control: Control = NO_CONTROL, reading: str = "position") -> ActivationStats:
+    """Active-feature counts of every image in ``x`` at ``layers`` (default:
+    :func:`default_layers`); reading: "position" or "anywhere" (module docstring)."""
+    if reading not in READINGS:
+        raise InvalidArgument(f"reading must be one of {READINGS}; got {reading!r}")
     layers = check.layer_list(engine, layers) or default_layers(engine)
     x = engine.prepare(x)
     per_image = sum(engine.layer(n).n_units for n in layers)
@@ -96,15 +108,18 @@ def activation_stats(engine, x, layers: Sequence[str] | None = None,
             for n in layers:
                 a = got[n]
                 a = a.reshape(a.shape[0], a.shape[1], -1) if a.dim() > 2 else a[:, :, None]
-                parts[n].append((a > 0).sum(1, dtype=torch.int32).cpu())
+                on = a > 0
+                if reading == "anywhere":
+                    on = on.any(2, keepdim=True)
+                parts[n].append(on.sum(1, dtype=torch.int32).cpu())
             control.step(min(s + chunk, x.shape[0]), x.shape[0], "activation statistics")
     counts, channels = {}, {}
     for n in layers:
         shape = engine.layer(n).output_shape
-        grid = shape[1:] if len(shape) == 3 else (1, 1)
+        grid = shape[1:] if len(shape) == 3 and reading == "position" else (1, 1)
         counts[n] = torch.cat(parts[n]).numpy().reshape(-1, *grid)
         channels[n] = int(shape[0])
-    return ActivationStats(layers=layers, channels=channels, counts=counts)
+    return ActivationStats(layers=layers, channels=channels, counts=counts, reading=reading)
 
 
 def activation_slices(engine, x, layer: str, k: int = 8) -> ActivationSlices:

@@ -147,7 +147,7 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
         k = check.count("every", every)
         wanted = lambda t: t % k == 0                 # noqa: E731
     x = start_images(engine, start, n_starts, seed, indices).requires_grad_(True)
-    penalties, tricks, transforms = split(regularizers)
+    penalties, tricks, transforms = split(regularizers, engine)
     if optimizer == "adam":
         opt = torch.optim.Adam([x], lr=lr)
     elif optimizer == "sgd":

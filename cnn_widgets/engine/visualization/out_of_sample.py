@@ -34,8 +34,9 @@ class OutOfSample:
 def out_of_sample(engine, images, labels, names: Sequence[str] | None = None,
                   n_noise: int = 1000, seed: int = 0,
                   control: Control = NO_CONTROL) -> OutOfSample:
-    """Percent of ``images`` (N, C, H, W) of each label, and of ``n_noise`` Gaussian noise
-    images with the dataset's channel mean and std, predicted as each of the model's classes.
+    """Percent of ``images`` (N, C, H, W) of each label, and of ``n_noise`` noise images
+    (:func:`~..core.noise.gaussian_noise`: the dataset's channel mean and std, the same noise
+    as Algorithm 1's noise category for the same ``seed``), predicted as each class.
     names: label -> row name (default: the label as text)."""
     n_noise, seed = check.count("n_noise", n_noise, 0), check.seed(seed)
     labels = np.asarray(labels).reshape(-1)

@@ -2,7 +2,9 @@
 and weighted.
 
 Penalties R(x) are subtracted from the objective, x* = argmax Φ(x) − Σ λ R(x) (eq. 2):
-  :class:`AlphaNorm`       R_α(x) = ‖x − mean‖_α^α, α = 6 by default
+  :class:`AlphaNorm`       R_α(x) = ‖x − mean‖_α^α, α = 6 by default; the mean is the
+                           dataset's per-channel mean (Mahendran & Vedaldi, the paper's
+                           source), or per image and channel (``center="image"``)
   :class:`TotalVariation`  R_V^β(x) = Σ ((x_{i,j+1} − x_ij)² + (x_{i+1,j} − x_ij)²)^{β/2}
 Both are averaged over the image's values (not summed) so one weight suits every image size.
 
@@ -13,29 +15,56 @@ step before the update; :class:`Jitter` shifts the image randomly before the for
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
-from ..core.errors import InvalidType
+from ..core.errors import InvalidArgument, InvalidType
+from ..core.noise import channel_stats
 
 
 @dataclass(frozen=True)
 class AlphaNorm:
-    """λ · mean |x − mean_c(x)|^α per image; the mean is per image and channel."""
+    """λ · mean |x − m|^α per image.
+
+    center="dataset" (default): m is the dataset's per-channel mean (``mean``, (C,) in the
+    engine's input space; :meth:`bind` fills it from the engine's dataset, else its
+    normalisation mean), as Mahendran & Vedaldi subtract the data mean: the image's brightness
+    stays near the data's ("constrained within an interval"). center="image": m is each
+    image's own per-channel mean, which leaves the mean brightness free (the earlier reading).
+    """
     weight: float = 1e-3
     alpha: float = 6.0
     enabled: bool = True
+    center: str = "dataset"
+    mean: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.center not in ("dataset", "image"):
+            raise InvalidArgument(f"AlphaNorm center must be 'dataset' or 'image'; got "
+                                  f"{self.center!r}")
+
+    def bind(self, engine) -> AlphaNorm:
+        """This regulariser with ``mean`` taken from ``engine`` (dataset centring, mean unset)."""
+        if self.center != "dataset" or self.mean is not None:
+            return self
+        return replace(self, mean=tuple(float(v) for v in channel_stats(engine)[0]))
 
     def penalty(self, x: torch.Tensor) -> torch.Tensor:
         """(N,) R_α, unweighted."""
-        centred = x - x.mean(dim=(2, 3), keepdim=True)
-        return centred.abs().pow(self.alpha).flatten(1).mean(1)
+        if self.center == "image":
+            m = x.mean(dim=(2, 3), keepdim=True)
+        elif self.mean is None:
+            raise InvalidArgument("AlphaNorm(center='dataset') needs the dataset's channel mean: "
+                                  "pass mean=(...) or bind(engine) (maximize does)")
+        else:
+            m = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+        return (x - m).abs().pow(self.alpha).flatten(1).mean(1)
 
     @property
     def description(self) -> str:
-        return f"{self.weight:g}·α-norm(α={self.alpha:g})"
+        return f"{self.weight:g}·α-norm(α={self.alpha:g}, {self.center} mean)"
 
 
 @dataclass(frozen=True)
@@ -129,12 +158,15 @@ def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def split(regularizers):
-    """(penalties, gradient tricks, input transforms) among the enabled ``regularizers``."""
+def split(regularizers, engine=None):
+    """(penalties, gradient tricks, input transforms) among the enabled ``regularizers``;
+    penalties with a ``bind`` are bound to ``engine`` (its data statistics) when given."""
     regs = [r for r in (regularizers or ()) if getattr(r, "enabled", True)]
     for r in regs:
         if not any(hasattr(r, a) for a in ("penalty", "apply", "transform")):
             raise InvalidType(f"unknown regulariser {r!r}: expected AlphaNorm, TotalVariation, "
                             f"GradientTrick or Jitter from cnn_widgets.engine.regularizers")
-    return ([r for r in regs if hasattr(r, "penalty")], [r for r in regs if hasattr(r, "apply")],
+    penalties = [r.bind(engine) if engine is not None and hasattr(r, "bind") else r
+                 for r in regs if hasattr(r, "penalty")]
+    return (penalties, [r for r in regs if hasattr(r, "apply")],
             [r for r in regs if hasattr(r, "transform")])
