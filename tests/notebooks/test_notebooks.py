@@ -111,3 +111,23 @@ def test_etalon_notebook_claims(executed):
     # claim 6 on a second dataset: ten classes need more patterns at relu4 than two digits
     assert n["complexity_ten_more"]
     assert all(n["complexity_ten_relu4"] > p for p in n["complexity_pairs_relu4"])
+
+
+def test_probing_notebook_claims(executed):
+    nb = executed("03_probing.ipynb")
+    n, readings = numbers_of(nb), "\n".join(markdown_outputs(nb))
+    assert n["err_filter"] < 1e-4 and n["leak_outside"] == 0.0          # claim 2: inside the FOV
+    t, rand = n["fig4_trained"], n["fig4_random_net"]
+    assert t["deconvnet_masks"] > t["deconvnet"]                          # claim 3: masks help
+    assert t["deconvnet_masks"] > rand["deconvnet_masks"]                 # a trained forward pass
+    still = t["random_masks"] > 2 * max(t["chance"], 0.02)                # claim 4, as read
+    assert ("the image still shows" in readings) == still
+    sgd, adam = n["fig5"]["sgd"], n["fig5"]["adam"]                       # claim 6 and defect 5
+    assert all(e > s for o in (sgd, adam) for s, e in zip(o["start"], o["end"]))
+    assert sgd["filter"] > sgd["sign"] and adam["sign"] > adam["filter"]
+    assert sgd["filter"] > adam["filter"]
+    assert 1 < n["or_distinct"] <= n["or_active"]                          # claim 7: logic OR
+    assert n["or_distinct"] >= 0.9 * n["or_active"]
+    assert all(abs(r - 1) < 0.1 for r in n["fig6_pool_ratio_anywhere"])   # claim 8, "anywhere"
+    assert all(r >= 1 for r in n["fig6_pool_ratio_position"])             # "at a position" grows
+    assert not n["imagenet"] or "VGG-16" in nb.cells[0].source
