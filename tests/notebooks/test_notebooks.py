@@ -131,3 +131,39 @@ def test_probing_notebook_claims(executed):
     assert all(abs(r - 1) < 0.1 for r in n["fig6_pool_ratio_anywhere"])   # claim 8, "anywhere"
     assert all(r >= 1 for r in n["fig6_pool_ratio_position"])             # "at a position" grows
     assert not n["imagenet"] or "VGG-16" in nb.cells[0].source
+
+
+def test_visualization_notebook_claims(executed):
+    nb = executed("02_visualization_and_clustering.ipynb")
+    n, readings = numbers_of(nb), "\n".join(markdown_outputs(nb))
+    assert n["fig2_flipped"] >= 1                                          # claim 1
+    assert all(a < b for vals in n["fig3"].values() for a, b in zip(vals, vals[1:]))   # claim 2
+    f45 = n["fig45"]                                                       # claim 3: the long tail
+    tail = f45["conv2"]["above"] < f45["conv1"]["above"]
+    assert tail and ("the high layer has the longer tail" in readings) == tail
+    assert n["fig6_min_p"] > 0.9                                           # claim 4
+    assert n["acc_super"] < n["acc_full"] - 0.3                            # claim 5: "not good"
+    assert n["fig7_tv"] < n["fig6_tv"]                                     # claim 6: smoother
+    assert min(v for k, v in n.items() if k.startswith("table1_noise_top_")) >= 80   # claim 7
+    fails = n["bias_wins"] < 0.5 or n["linear_over_bias"] > 1              # claim 8, as read
+    assert ("The bias explanation fails" in readings) == fails
+    same = n["noise_winner_seed1"] == n["noise_winner"]                    # claim 9, as read
+    assert ("dataset-specific here too" in readings) == same
+    linked = n["noise_nearest"] == n["noise_winner"]                       # claim 10, as read
+    assert ("The link the paper draws holds" in readings) == linked
+    assert n["silhouette_features"] > n["silhouette_pixels"]               # claim 11
+    assert n["tree_leaves"] > 1 and n["tree_merges"] >= 1                  # claim 12
+
+
+def test_inverse_set_notebook_claims(executed):
+    nb = executed("04_inverse_set.ipynb")
+    n, readings = numbers_of(nb), "\n".join(markdown_outputs(nb))
+    assert n["fig1_inside"] and n["fig3_inside"] and n["fig45_inside"] and n["pixel_inside"]
+    assert min(n["fig3_n"] + n["fig45_n"] + n["fig6_n"]) > 0              # claims 3-5 sampled
+    # claim 2 against the PPGN analogue: more diverse, all inside, fewer steps per sample
+    assert n["fig2_ours_spread"] > n["fig2_mc_spread"] and n["fig2_mc_share"] < 1
+    assert n["fig2_ours_per"] < n["fig2_mc_per"]
+    assert n["div_eq14"] < n["div_same"]                                   # claim 7 (Fig. 8)
+    assert ("less diverse in E's space, as the paper finds" in readings) == (n["div_eq13"] < n["div_ours"])
+    full, seeds_full, proposed = n["fig9_steps"]                           # claim 8 (Fig. 9)
+    assert proposed < seeds_full and proposed < full and n["fig9_full_inside"] == 1.0
