@@ -17,8 +17,8 @@ from ..core import hooks
 from ..core.control import NO_CONTROL, Control
 from ..core.data import as_images
 from ..core.errors import InvalidArgument
-from ..core.gates import GATES, gate_state
-from .receptive_field import _local_taps, chain_upto, receptive_field
+from ..core.gates import gates_of
+from .receptive_field import _compute_fields, receptive_field
 
 
 @dataclass(frozen=True)
@@ -39,19 +39,16 @@ class FieldPatterns:
 
 
 def tree_boxes(engine, layer: str, y: int, x: int) -> dict[str, tuple[int, int, int, int]]:
-    """Gate layer (up to and including ``layer``) -> the box of its output positions that
-    reach position (y, x) of ``layer``, walking the chain backwards through every window."""
-    links = chain_upto(engine, layer)
-    box = [[y, y], [x, x]]                       # inclusive output ranges per axis
+    """Gate call (up to and including ``layer``) -> the box of its output positions that
+    reach position (y, x) of ``layer`` (fields computed from that gate's grid on)."""
     out: dict[str, tuple[int, int, int, int]] = {}
-    for link in reversed(links):
-        if isinstance(link.module, GATES):
-            out[link.name] = (box[0][0], box[0][1] + 1, box[1][0], box[1][1] + 1)
-        for a in (0, 1):
-            taps, valid = _local_taps(link, a)
-            t, v = taps[box[a][0]:box[a][1] + 1], valid[box[a][0]:box[a][1] + 1]
-            box[a] = [int(t[v].min()), int(t[v].max())] if v.any() else [0, -1]
-    return dict(reversed(out.items()))
+    for gate in engine.gate_layers:
+        if len(engine.layer(gate).output_shape) != 3:     # off the grid: reaches no position
+            continue
+        fm = _compute_fields(engine, start=gate)[0].get(layer)
+        if fm is not None and fm.bottom[y] > fm.top[y] and fm.right[x] > fm.left[x]:
+            out[gate] = (int(fm.top[y]), int(fm.bottom[y]), int(fm.left[x]), int(fm.right[x]))
+    return out
 
 
 def field_patterns(engine, layer: str, unit, data=None, gates: Sequence[str] | None = None,
@@ -80,28 +77,28 @@ def field_patterns(engine, layer: str, unit, data=None, gates: Sequence[str] | N
     rf = receptive_field(engine, name, y, x)
     seen, seen_active, active = set(), set(), 0
     n = len(images)
-    with engine.borrow() as model, torch.no_grad():
+    gate_list = gates_of(engine, list(boxes))
+    parts, value = {}, {}                        # filled by the taps, batch by batch
+
+    def gate_tap(gate):
+        def tap(module, inputs, output):
+            t, b, l_, r = boxes[gate.name]
+            parts[gate.name] = gate.state(inputs, output)[:, :, t:b, l_:r].flatten(1).long()
+        return tap
+
+    taps = {g.name: gate_tap(g) for g in gate_list}
+    own = taps.get(name)
+
+    def unit_tap(module, inputs, output):      # returns None: the output stays as it is
+        if own is not None:
+            own(module, inputs, output)
+        value["u"] = output[:, c, y, x].clone()
+    taps[name] = unit_tap
+    with engine.borrow(), torch.no_grad():
         for s in range(0, n, engine.batch_size):
-            parts, value = [], {}
-
-            def gate_hook(mod_name, parts=parts, value=value):
-                def hook(module, inputs, output):
-                    t, b, l_, r = boxes[mod_name]
-                    parts.append(gate_state(module, inputs, output)[:, :, t:b, l_:r]
-                                 .flatten(1).to(torch.int64))
-                    if mod_name == name:
-                        value["u"] = output[:, c, y, x].clone()
-                return hook
-
-            def unit_hook(module, inputs, output, value=value):
-                value["u"] = output[:, c, y, x].clone()
-            hk = {g: gate_hook(g) for g in boxes}
-            if name not in boxes:
-                hk[name] = unit_hook
-            x_batch = engine.prepare(images[s:s + engine.batch_size])
-            with hooks.hooked(model, hk):
-                model(engine.normalize(x_batch))
-            rows = torch.cat(parts, 1).cpu().numpy()
+            hooks.forward(engine.model, engine.normalize(
+                engine.prepare(images[s:s + engine.batch_size])), taps)
+            rows = torch.cat([parts[g.name] for g in gate_list], 1).cpu().numpy()
             on = (value["u"] > 0).cpu().numpy()
             for row, is_on in zip(rows, on):
                 key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()

@@ -267,15 +267,17 @@ def _keeps_grid_index(node) -> bool:
     return len(index) <= len(shape) - 2
 
 
-def _compute_fields(engine):
-    """(layer name -> FieldMap, layer name -> why it has none)."""
+def _compute_fields(engine, start: str | None = None):
+    """(layer name -> FieldMap, layer name -> why it has none). start: a layer whose output
+    grid plays the input's part (fields in its positions, for the layers that depend on it)."""
     graph = engine.require_graph("receptive fields")
-    h, w = engine.input_shape[1:]
+    seed = graph.by_name[start].node if start is not None else None
     modules = dict(engine.model.named_modules())
     fields: dict = {}
     broken: dict[str, str] = {}
     for node in graph.fx.nodes:
-        if node.op == "placeholder":
+        if node.name == seed or (seed is None and node.op == "placeholder"):
+            h, w = _grid(node) if seed is not None else engine.input_shape[1:]
             fields[node.name] = _Field((np.arange(h), np.arange(h)), (np.arange(w), np.arange(w)))
             continue
         why = next((broken[n.name] for n in node.all_input_nodes if n.name in broken), None)
