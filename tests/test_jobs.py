@@ -158,8 +158,8 @@ def wait_until(condition, timeout=5.0):
 
 
 def test_dropped_engines_are_collected_and_their_threads_end():
-    before = len(worker_threads())
-    refs = []
+    # this test's own threads: other tests' engines may be collected meanwhile, so no counting
+    refs, threads = [], []
     for _ in range(10):
         engine = tiny_engine()
         runner = runner_for(engine)
@@ -167,10 +167,12 @@ def test_dropped_engines_are_collected_and_their_threads_end():
         assert runner.submit(lambda control, e=engine: e.predict(x, control=control)).wait(10)
         assert runner.submit(lambda control, e=engine: e.predict(x), lane="interactive").wait(10)
         refs.append(weakref.ref(engine))
+        threads.extend(runner.threads)
         del engine, runner
+    assert len(threads) == 20
     gc.collect()
     assert [r() for r in refs] == [None] * 10                    # every engine collected
-    assert wait_until(lambda: len(worker_threads()) == before), worker_threads()
+    assert wait_until(lambda: not any(t.is_alive() for t in threads)), threads
 
 
 def test_leaving_with_engine_ends_its_threads():
