@@ -32,6 +32,7 @@ class ActivationStats:
     layers: tuple[str, ...]
     channels: dict[str, int]
     counts: dict[str, np.ndarray]
+    source: str = "scan"        # "scan", or the path of the activation index that answered
 
     @property
     def fraction(self) -> np.ndarray:
