@@ -50,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--chunk-size", type=int, default=None, help="images per resumable chunk")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--no-patterns", action="store_true", help="skip activation-pattern digests")
+    p.add_argument("--patterns", action="store_true", help="add activation-pattern digests "
+                   "(count_regions)")
     p.add_argument("--no-class-sums", action="store_true", help="skip per-class sums")
     p.add_argument("--backend", default=None, help="gloo or nccl (default: nccl with CUDA)")
     return p
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
         index = engine.index(args.data, args.layers.split(",") if args.layers else None,
                              path=args.out, k=args.k, batch_size=args.batch_size,
                              chunk_size=args.chunk_size, num_workers=args.workers,
-                             patterns=not args.no_patterns, class_sums=not args.no_class_sums,
+                             patterns=args.patterns, class_sums=not args.no_class_sums,
                              progress=rank == 0 and sys.stderr.isatty())
         if rank == 0:
             print(f"index of {index.n} images, layers {', '.join(index.layers)}, "

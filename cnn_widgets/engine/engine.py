@@ -240,16 +240,17 @@ class Engine(ModelHost):
     # -- activation index: engine/index/ ----------------------------------------------------
     def index(self, data=None, layers: Layers = None, *, path=None, k: int = 64,
               batch_size: int | None = None, chunk_size: int | None = None,
-              num_workers: int = 0, patterns: bool = True, class_sums: bool = True,
+              num_workers: int = 0, patterns: bool = False, class_sums: bool = True,
               control: Control = NO_CONTROL, progress: bool | None = None) -> ActivationIndex:
         """Scan ``data`` (default: the dataset; or (images, labels), a folder of class folders,
         any map-style dataset) once and keep per channel of ``layers``: top-``k`` images by
-        spatial mean and max, per-image values, mean/variance, active fraction, class sums,
-        activation-pattern digests. Saved under ``path`` (default ``~/.cache/cnn_widgets/
-        index``) in chunks of ``chunk_size`` images: an interrupted build resumes; a finished
-        one is opened. Attached: top_images, activation_histogram, activation_stats,
-        category_tree and count_regions read it. ``progress``: tqdm (default: in a terminal);
-        under torch.distributed each rank scans its share (None on ranks > 0)."""
+        spatial mean and max, per-image values, mean/variance, active fraction, class sums;
+        ``patterns``: also activation-pattern digests (count_regions). Saved under ``path``
+        (default ``~/.cache/cnn_widgets/index``) in chunks of ``chunk_size`` images: an
+        interrupted build resumes; a finished one is opened. Attached: top_images,
+        activation_histogram, activation_stats, category_tree and count_regions read it.
+        ``progress``: tqdm (default: in a terminal); under torch.distributed each rank scans
+        its share (None on ranks > 0)."""
         index = build(self, data, layers, path=path, k=k, batch_size=batch_size,
                       chunk_size=chunk_size, num_workers=num_workers, patterns=patterns,
                       class_sums=class_sums, control=control, progress=progress)

@@ -28,7 +28,7 @@ def engine():
 
 
 def build(engine, root, **kw):
-    kw = {"layers": LAYERS, "chunk_size": 32, "k": 6, "progress": False, **kw}
+    kw = {"layers": LAYERS, "chunk_size": 32, "k": 6, "progress": False, "patterns": True, **kw}
     return engine.index(path=root, **kw)
 
 
@@ -78,7 +78,8 @@ def test_spatial_max_top_list_moments_and_activity_equal_numpy(engine, tmp_path)
     np.testing.assert_array_equal(layer.active_fraction, (per_channel > 0).mean(1))
 
 
-def test_activation_stats_category_tree_and_regions_equal_the_scan(engine, tmp_path):
+def test_activation_stats_category_tree_and_regions_equal_the_scan(engine, tmp_path,
+                                                                   monkeypatch):
     first = engine.dataset.images[:30]
     stats, tree, regions = engine.activation_stats(first), engine.category_tree(), \
         engine.count_regions()
@@ -88,11 +89,19 @@ def test_activation_stats_category_tree_and_regions_equal_the_scan(engine, tmp_p
     for n in stats.layers:
         np.testing.assert_array_equal(got.counts[n], stats.counts[n])
     assert engine.activation_stats(engine.dataset.images[5:9]).source == "scan"  # not a prefix
+    import cnn_widgets.engine.clustering.category_tree as ct
+    import cnn_widgets.engine.engine as facade
+
+    def no_scan(*a, **k):
+        raise AssertionError("scanned although an index matches")
+    monkeypatch.setattr(ct, "features", no_scan)
+    monkeypatch.setattr(facade, "count_regions", no_scan)
     t = engine.category_tree()
     np.testing.assert_allclose(t.vectors, tree.vectors, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(t.counts, tree.counts)
     np.testing.assert_allclose(t.linkage, tree.linkage, rtol=1e-6, atol=1e-9)
     assert engine.count_regions() == regions
+    monkeypatch.undo()
     assert engine.count_regions(layers=["relu3"]) == engine.count_regions(
         data=(engine.dataset.images, engine.dataset.labels), layers=["relu3"])
 
@@ -214,4 +223,4 @@ def test_a_layer_called_twice_is_refused(tmp_path):
                device="cpu")
     name = [n for n in e.layer_names if n.startswith("2")][0]
     with pytest.raises(InvalidArgument, match="runs more than once"):
-        e.index(layers=[name], path=tmp_path, progress=False)    # patterns: the whole pass
+        e.index(layers=[name], path=tmp_path, progress=False, patterns=True)   # whole pass

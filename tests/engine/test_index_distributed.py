@@ -13,7 +13,7 @@ from cnn_widgets import objectives as O
 from cnn_widgets.zoo import LeNet, digits
 
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["--chunk-size", "64", "--batch-size", "32", "--k", "8"]
+ARGS = ["--chunk-size", "64", "--batch-size", "32", "--k", "8", "--patterns"]
 
 
 def digits_engine(device=None):
@@ -30,7 +30,8 @@ def test_two_gloo_ranks_build_the_one_process_index(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 process(es)" in out.stdout
     engine = digits_engine()
-    one = engine.index(path=tmp_path / "one", chunk_size=64, batch_size=32, k=8, progress=False)
+    one = engine.index(path=tmp_path / "one", chunk_size=64, batch_size=32, k=8, progress=False,
+                       patterns=True)
     (two,) = [p for p in (tmp_path / "two").iterdir()]
     assert two.name == one.path.name                      # the same fingerprint
     files = sorted(p.name for p in one.path.glob("*.npy"))

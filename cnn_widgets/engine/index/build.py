@@ -43,7 +43,8 @@ def _gate_bytes(module, inputs, output) -> np.ndarray:
     s = gate_state(module, inputs, output).flatten(1)
     if s.dtype == torch.bool:
         return np.packbits(s.cpu().numpy(), axis=1)
-    return s.to(torch.int32).cpu().numpy().view(np.uint8)
+    plane = inputs[0][0, 0].numel()           # choices index one channel's input plane
+    return s.to(torch.int16 if plane < 2 ** 15 else torch.int32).cpu().numpy().view(np.uint8)
 
 
 class Chunk:
@@ -121,7 +122,7 @@ def plan_for(engine, ds, description: str, layers, k: int, chunk: int, patterns:
 
 def build(engine, data=None, layers=None, *, path=None, k: int = 64,
           batch_size: int | None = None, chunk_size: int | None = None, num_workers: int = 0,
-          patterns: bool = True, class_sums: bool = True, control: Control = NO_CONTROL,
+          patterns: bool = False, class_sums: bool = True, control: Control = NO_CONTROL,
           progress: bool | None = None) -> ActivationIndex | None:
     """Build (or resume, or just open) the index of ``layers`` over ``data`` under ``path``
     (default :func:`~.store.default_root`). Returns the opened index (None on ranks > 0)."""

@@ -31,8 +31,9 @@ class Rows(torch.utils.data.Dataset):
 
 def engine_transform(engine, resize: int | None = None):
     """torchvision preprocessing into an engine's input space (``engine``: an engine or its
-    (C, H, W); normalisation stays the engine's): resize the shorter side to ``resize`` (default H * 256 / 224, as torchvision's
-    weights' transforms), centre-crop to (H, W), grey for one-channel models, to [0, 1]."""
+    (C, H, W); normalisation stays the engine's): resize the shorter side to ``resize``
+    (default H * 256 / 224, as torchvision's weights' transforms), centre-crop to (H, W),
+    grey for one-channel models, to [0, 1]."""
     from torchvision import transforms as T
     c, h, w = getattr(engine, "input_shape", engine)
     steps = [T.Resize(resize or round(min(h, w) * 256 / 224)), T.CenterCrop((h, w))]
@@ -83,7 +84,7 @@ def weights_hash(model: torch.nn.Module) -> str:
     for name, t in model.state_dict().items():
         t = t.detach().cpu().contiguous()
         h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

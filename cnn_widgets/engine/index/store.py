@@ -85,10 +85,12 @@ class Writer:
         for m in self.maps.values():
             m.flush()
         self.maps.clear()
-        files = sorted(p.name for p in self.tmp.glob("*.npy"))
-        meta = dict(meta, version=VERSION, files={
-            f: {"bytes": (self.tmp / f).stat().st_size, "blake2b": file_hash(self.tmp / f, True),
-                "sampled": file_hash(self.tmp / f)} for f in files})
+        files = {}
+        for p in sorted(self.tmp.glob("*.npy")):
+            size, full = p.stat().st_size, file_hash(p, True)
+            files[p.name] = {"bytes": size, "blake2b": full,
+                             "sampled": full if size <= FULL_HASH_BYTES else file_hash(p)}
+        meta = dict(meta, version=VERSION, files=files)
         atomic_json(self.tmp / "meta.json", meta)
         if self.final.exists():                      # a concurrent build finished first
             shutil.rmtree(self.tmp, ignore_errors=True)
