@@ -106,15 +106,18 @@ def test_activation_stats_category_tree_and_regions_equal_the_scan(engine, tmp_p
         data=(engine.dataset.images, engine.dataset.labels), layers=["relu3"])
 
 
-def test_stop_loses_at_most_one_chunk_and_resume_gives_the_same_bits(tmp_path):
+@pytest.mark.parametrize("how", ["stop", "ctrl-c"])
+def test_stop_loses_at_most_one_chunk_and_resume_gives_the_same_bits(tmp_path, how):
     whole = build(make_engine(), tmp_path / "whole")
     engine, seen = make_engine(), []
 
     def report(done, total, msg):
         seen.append(done)
+        if how == "ctrl-c" and len(seen) >= 3:
+            raise KeyboardInterrupt
     control = Control(should_stop=lambda: len(seen) >= 3, report=report)   # 48 of 70 images
     before = hook_count(engine.model)
-    with untouched(engine.model), pytest.raises(Cancelled):
+    with untouched(engine.model), pytest.raises(Cancelled if how == "stop" else KeyboardInterrupt):
         build(engine, tmp_path / "part", control=control)
     assert hook_count(engine.model) == before
     partial = next((tmp_path / "part").glob("*.partial"))
@@ -224,3 +227,9 @@ def test_a_layer_called_twice_is_refused(tmp_path):
     name = [n for n in e.layer_names if n.startswith("2")][0]
     with pytest.raises(InvalidArgument, match="runs more than once"):
         e.index(layers=[name], path=tmp_path, progress=False, patterns=True)   # whole pass
+
+
+def test_a_terminal_gets_a_tqdm_bar(engine, tmp_path, capsys):
+    build(engine, tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "index" in err and "70/70" in err
