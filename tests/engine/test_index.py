@@ -227,6 +227,8 @@ def test_a_layer_called_twice_is_refused(tmp_path):
     name = [n for n in e.layer_names if n.startswith("2")][0]
     with pytest.raises(InvalidArgument, match="runs more than once"):
         e.index(layers=[name], path=tmp_path, progress=False, patterns=True)   # whole pass
+    from cnn_widgets.engine.index import default_layers
+    assert name not in default_layers(e) and e.default_layer in default_layers(e)
 
 
 def test_a_terminal_gets_a_tqdm_bar(engine, tmp_path, capsys):

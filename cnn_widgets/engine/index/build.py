@@ -220,8 +220,20 @@ def _merge(plan, work, final, rank, world) -> None:
 
 def default_layers(engine) -> list[str]:
     """Every ReLU and max-pool layer (the probing paper's statistics), the trees' feature
-    layer and the logits."""
+    layer and the logits; those that run more than once per pass (a shared ReLU module) are
+    left out (one probe pass on a zero image counts the calls)."""
     from ..core.selection import default_layer_for
     names = [i.name for i in engine.layers if i.kind in ("ReLU", "MaxPool2d")]
-    names += [default_layer_for(engine, "features"), engine.default_layer]
-    return list(dict.fromkeys(names))
+    names = list(dict.fromkeys(names + [default_layer_for(engine, "features"),
+                                        engine.default_layer]))
+    calls = Counter()
+
+    def counter(name):
+        def hook(module, inputs, output):
+            calls[name] += 1
+            return output
+        return hook
+    with engine.borrow(), torch.no_grad():
+        x = engine.normalize(torch.zeros(1, *engine.input_shape, device=engine.device))
+        hooks.run_capturing(engine.model, x, [], replace={n: counter(n) for n in names})
+    return [n for n in names if calls[n] == 1]
