@@ -19,7 +19,7 @@ import torch
 from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InvalidArgument
+from ..core.errors import InvalidArgument, NoSuitableLayer
 from ..core.gates import GATES, UNRECORDED, gate_state
 from ..core.layers import functional_relus
 from . import distributed as D
@@ -224,8 +224,11 @@ def default_layers(engine) -> list[str]:
     left out (one probe pass on a zero image counts the calls)."""
     from ..core.selection import default_layer_for
     names = [i.name for i in engine.layers if i.kind in ("ReLU", "MaxPool2d")]
-    names = list(dict.fromkeys(names + [default_layer_for(engine, "features"),
-                                        engine.default_layer]))
+    try:
+        names.append(default_layer_for(engine, "features"))
+    except NoSuitableLayer:                   # no (C, H, W) layer: no trees to feed
+        pass
+    names = list(dict.fromkeys(names + [engine.default_layer]))
     calls = Counter()
 
     def counter(name):
