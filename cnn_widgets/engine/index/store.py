@@ -19,8 +19,8 @@ import numpy as np
 from ..core.errors import CacheCorrupt, InvalidArgument, LayerNotFound
 
 VERSION = 1
-FULL_HASH_BYTES = 8 << 20
-_BLOCK, _BLOCKS = 1 << 16, 64
+FULL_HASH_BYTES = 512 << 10
+_BLOCK, _BLOCKS = 4096, 64
 
 
 def default_root() -> Path:
