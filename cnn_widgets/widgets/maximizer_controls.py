@@ -99,7 +99,10 @@ def build_views(p) -> None:
     p.prob_fig = _figure([p.bars], "class probabilities",
                          [bq.Axis(scale=bx), bq.Axis(scale=by, side="left")], 320, 40)
     hx, hy = bq.LinearScale(), bq.LinearScale(min=0.0)
-    p.hist_bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": hx, "y": hy})
+    # a hidden placeholder with a non-empty range until the first scan: a one-point domain
+    # breaks bqplot's axis format ("invalid format: .undefinedg") and the figure with it
+    p.hist_bars = bq.Bars(x=np.arange(2.0), y=np.ones(2), scales={"x": hx, "y": hy},
+                          visible=False)
     p.hist_fig = _figure([p.hist_bars], "objective over the dataset",
                          [bq.Axis(scale=hx, label="value", num_ticks=5),
                           bq.Axis(scale=hy, side="left")], 360, 50)

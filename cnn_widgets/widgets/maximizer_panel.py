@@ -338,6 +338,7 @@ class MaximizerPanel(JobWidget):
         with self.hist_bars.hold_sync():
             self.hist_bars.x = (h.histogram.edges[:-1] + h.histogram.edges[1:]) / 2
             self.hist_bars.y = h.histogram.counts
+            self.hist_bars.visible = True
         self._draw_top()
 
     def _draw_top(self):

@@ -1,6 +1,6 @@
 """MaximizerPanel and the activation index in JupyterLab in Debian's Chromium: "Build index"
 moves the progress bar while the dataset is scanned; "Top-k + histogram" then reads the index
-and the panel says so, with the top images drawn."""
+and the panel says so, with the top images and the histogram drawn."""
 from lab_helpers import (
     STDERR,
     open_cells,
@@ -43,5 +43,7 @@ def test_top_k_is_served_from_an_index_built_with_a_moving_progress_bar(lab_serv
     root.locator(".cnnw-scan").click()
     text_matches(root.locator(".cnnw-index-status"), r"top-k: from the index", timeout=60_000)
     wait_canvas(page, ".cnnw-max-top", "s.lit > 500")
+    page.wait_for_function(                        # the histogram over all 4320 images is drawn
+        "() => document.querySelectorAll('.cnnw-hist rect.bar').length >= 20")
     assert not page.js_errors, page.js_errors
     root.screenshot(path=str(artifacts / "index-top-k.png"))

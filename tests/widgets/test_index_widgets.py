@@ -19,8 +19,11 @@ def _index_root(tmp_path, monkeypatch):
 
 def test_the_panel_builds_the_index_and_its_top_k_reads_it(engine):
     w = MaximizerPanel(engine, objective=O.channel("4", 5), top_k=5)
+    # regression: a one-point placeholder broke bqplot's axis and no histogram was ever drawn
+    assert np.ptp(w.hist_bars.x) > 0 and w.hist_bars.y.max() > 0 and not w.hist_bars.visible
     w.scan()
     assert w.wait(60) and w.top.source == "scan" and w.index_label.value == "top-k: full scan"
+    assert w.hist_bars.visible
     scanned = w.top
     w.build_index()
     assert w.wait(60) and w.job("index").state == "done"
