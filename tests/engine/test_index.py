@@ -235,3 +235,14 @@ def test_a_terminal_gets_a_tqdm_bar(engine, tmp_path, capsys):
     build(engine, tmp_path, progress=True)
     err = capsys.readouterr().err
     assert "index" in err and "70/70" in err
+
+
+def test_the_partitioned_top_list_is_numpys_stable_sort():
+    from cnn_widgets.engine.index.stats import top_order
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        c, m, k = rng.integers(1, 6), rng.integers(1, 40), rng.integers(1, 45)
+        v = rng.integers(-2, 3, (c, m)).astype(np.float32)       # many ties, zeros included
+        if trial % 2:
+            v = np.maximum(rng.standard_normal((c, m)).astype(np.float32), 0)
+        np.testing.assert_array_equal(top_order(v, k), np.argsort(-v, axis=1, kind="stable")[:, :k])

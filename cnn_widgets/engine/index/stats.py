@@ -10,7 +10,8 @@ its units are its channels). Per chunk of images we keep, as numpy arrays:
 - ``moments``: (3, C) float64 count, mean and M2 of every value of the channel (Chan et al.);
 - ``active``: (C,) int64 positive values per channel (the probing paper's active fraction);
 - ``active_map``: (n, P) uint16 active channels at each position of each image (Fig. 6);
-- ``class_sums``: (K, C * P) float64 per-class sums of the flattened output (class means).
+- ``class_sums``: (K, C * P) float64 per-class sums of the flattened output (class means;
+  float32 within a batch, float64 across batches).
 
 Every merge is exact in the sense that the fold order is fixed: chunks fold in dataset order,
 so one process and many give the same bits (:func:`fold`).
@@ -29,6 +30,22 @@ def merge_top(v1: np.ndarray, i1: np.ndarray, v2: np.ndarray, i2: np.ndarray,
     v, i = np.concatenate([v1, v2], 1), np.concatenate([i1, i2], 1)
     order = np.lexsort((i, -v), axis=1)[:, :k]
     return np.take_along_axis(v, order, 1), np.take_along_axis(i, order, 1)
+
+
+def top_order(v: np.ndarray, k: int) -> np.ndarray:
+    """(C, min(k, m)) columns of the k largest values of each row of ``v`` (C, m), highest
+    first, ties to the lower column: numpy's stable ``argsort(-v)[:, :k]``, by a partition
+    (rows with a tie at the k-th value are sorted in full)."""
+    if k >= v.shape[1]:
+        return np.argsort(-v, axis=1, kind="stable")
+    part = np.argpartition(-v, k - 1, axis=1)[:, :k]
+    chosen = np.take_along_axis(v, part, 1)
+    kth = chosen.min(1, keepdims=True)
+    tied = (v == kth).sum(1) > (chosen == kth).sum(1)     # a row at the k-th value left out
+    order = np.take_along_axis(part, np.lexsort((part, -chosen), axis=1), 1)
+    if tied.any():
+        order[tied] = np.argsort(-v[tied], axis=1, kind="stable")[:, :k]
+    return order
 
 
 def chan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -80,20 +97,18 @@ class LayerStats:
         if self.class_sums is not None:
             ok = (labels >= 0) & (labels < self.n_classes)
             if bool(ok.any()):
-                src = a.reshape(n, -1) if bool(ok.all()) else a[ok.to(a.device)].reshape(
-                    int(ok.sum()), -1)
-                sums = torch.zeros(self.n_classes, src.shape[1], dtype=torch.float64,
-                                   device=a.device)
-                sums.index_add_(0, labels[ok].to(a.device), src.double())
-                self.class_sums += sums.cpu().numpy()
+                # one matrix product: float32 sums within the batch, float64 across batches
+                onehot = torch.zeros(self.n_classes, n, dtype=a.dtype, device=a.device)
+                onehot[labels[ok].to(a.device), ok.nonzero()[:, 0].to(a.device)] = 1.0
+                self.class_sums += (onehot @ a.reshape(n, -1)).double().cpu().numpy()
 
     def result(self, prefix: str) -> dict[str, np.ndarray]:
         """The chunk's arrays, keyed ``prefix + name``."""
         out = {f"{prefix}{k}": np.concatenate(v, 1 if k != "active_map" else 0)
                for k, v in self.per_image.items()}
-        for t in TOP:       # a stable sort: ties go to the lower row, as the scan's argsort
+        for t in TOP:
             v = out[f"{prefix}{t}"]
-            order = np.argsort(-v, axis=1, kind="stable")[:, :self.k]
+            order = top_order(v, self.k)
             out[f"{prefix}top_{t}_values"] = np.take_along_axis(v, order, 1)
             out[f"{prefix}top_{t}_indices"] = order + self.start
         out[f"{prefix}moments"], out[f"{prefix}active"] = self.moments, self.active

@@ -82,9 +82,7 @@ class Writer:
         np.save(self._file(key), np.ascontiguousarray(array))
 
     def commit(self, meta: dict) -> Path:
-        for m in self.maps.values():
-            m.flush()
-        self.maps.clear()
+        self.maps.clear()        # unmapped: the page cache has the bytes (no msync: slow)
         files = {}
         for p in sorted(self.tmp.glob("*.npy")):
             size, full = p.stat().st_size, file_hash(p, True)
