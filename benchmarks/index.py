@@ -251,8 +251,8 @@ def main():
     mem = memory(n, batch, a.device)
     print(bar("index build / plain forward throughput", ratio, ">=", 0.9, "x"))
     print(bar(f"top-k click from a {'1440' if a.quick else '10080'}-image index", ms, "<=", 50, " ms"))
-    print(bar("2 gloo ranks == 1 process (exact)", exact, ">=", 1))
-    print(bar("stopped and resumed == uninterrupted", same, ">=", 1))
+    print(bar("2 gloo ranks equal 1 process (exact)", exact, ">=", 1))
+    print(bar("stopped and resumed equals uninterrupted", same, ">=", 1))
     print(bar("peak extra memory / (2 batch activations + stats)", mem, "<=", 1, "x"))
 
 
