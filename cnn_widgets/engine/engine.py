@@ -20,6 +20,8 @@ from .core.selection import default_layer_for
 from .etalons.affine_map import etalons
 from .etalons.noise_bias import NoiseExplanation, noise_explanation
 from .etalons.regions import activation_pattern, count_regions
+from .index import ActivationIndex, build
+from .index import route as indexed
 from .inverse_set.baselines import Baseline, full_optimisation, restarts
 from .inverse_set.mcmc import McmcSamples, mcmc
 from .inverse_set.sampling import InverseSet, Seeds, inverse_set
@@ -69,7 +71,7 @@ class Engine(ModelHost):
                       control: Control = NO_CONTROL) -> RegionCount:
         """Distinct linear regions (activation patterns) per class over ``data`` (default:
         the engine's dataset)."""
-        return count_regions(self, data, layers, control)
+        return indexed.region_count(self, data, layers) or count_regions(self, data, layers, control)
 
     # -- probing paper: engine/probing/ ------------------------------------------------------
     def receptive_field(self, layer: str, y: int, x: int) -> ReceptiveField:
@@ -90,8 +92,10 @@ class Engine(ModelHost):
     def activation_stats(self, x, layers: Layers = None, control: Control = NO_CONTROL,
                          reading: str = "position") -> ActivationStats:
         """Active features per ReLU/pool layer for every image of ``x`` (Fig. 6); reading:
-        "position" (active at a position) or "anywhere" (active somewhere in the image)."""
-        return activation_stats(self, x, layers, control, reading)
+        "position" (active at a position) or "anywhere" (active somewhere in the image).
+        An attached activation index answers the "position" reading."""
+        return ((reading == "position" and indexed.activation_stats(self, x, layers))
+                or activation_stats(self, x, layers, control, reading))
 
     def activation_slices(self, x, layer: str, k: int = 8) -> ActivationSlices:
         """The ``k`` strongest channels of ``layer`` for one image (Fig. 2)."""
@@ -133,18 +137,23 @@ class Engine(ModelHost):
                    batch_size: int | None = None) -> TopImages:
         """The ``k`` images of ``data`` (default: the dataset) that drive ``target`` (an
         objective or a (layer, unit) pair) most."""
-        return top_images(self, target, k, data, control, batch_size)
+        return (indexed.top_images(self, target, k, data)
+                or top_images(self, target, k, data, control, batch_size))
 
     def activation_histogram(self, target, bins: int = 50, data=None,
                              control: Control = NO_CONTROL,
                              batch_size: int | None = None) -> Histogram:
         """Histogram of ``target`` over every image of ``data`` (default: the dataset)."""
-        return activation_histogram(self, target, bins, data, control, batch_size)
+        return (indexed.histogram(self, target, bins, data)
+                or activation_histogram(self, target, bins, data, control, batch_size))
 
     def top_images_and_histogram(self, target, k: int = 9, bins: int = 50, data=None,
                                  control: Control = NO_CONTROL, batch_size: int | None = None,
                                  ) -> tuple[TopImages, Histogram]:
         """:meth:`top_images` and :meth:`activation_histogram` from one pass over the data."""
+        top = indexed.top_images(self, target, k, data)
+        if top is not None:
+            return top, indexed.histogram(self, target, bins, data)
         return top_images_and_histogram(self, target, k, bins, data, control, batch_size)
 
     def gradcam(self, x, classes: Sequence[int] | None = None, layer: str | None = None,
@@ -176,7 +185,8 @@ class Engine(ModelHost):
                       control: Control = NO_CONTROL) -> CategoryTree:
         """Class hierarchy (Algorithm 1, WPGMA) and minimum spanning tree of class-mean
         features; ``include_noise`` adds uniform noise as a category."""
-        return category_tree(self, layer, include_noise, data, n_noise, seed, control)
+        return category_tree(self, layer, include_noise, data, n_noise, seed, control,
+                             indexed.class_sums(self, layer, data))
 
     def prediction_tree(self, category, layer: str | None = None, data=None,
                         max_images: int | None = None, method: str = "fast",
@@ -268,3 +278,28 @@ class Engine(ModelHost):
         those that activate the unit (probing paper: a unit is the OR of configurations);
         ``gates``: only these gate layers of the tree."""
         return field_patterns(self, layer, unit, data, gates, control)
+
+    # -- activation index: engine/index/ ----------------------------------------------------
+    def index(self, data=None, layers: Layers = None, *, path=None, k: int = 64,
+              batch_size: int | None = None, chunk_size: int | None = None,
+              num_workers: int = 0, patterns: bool = False, class_sums: bool = True,
+              control: Control = NO_CONTROL, progress: bool | None = None) -> ActivationIndex:
+        """Scan ``data`` (default: the dataset; or (images, labels), a folder of class folders,
+        any map-style dataset) once and keep per channel of ``layers``: top-``k`` images by
+        spatial mean and max, per-image values, mean/variance, active fraction, class sums;
+        ``patterns``: also activation-pattern digests (count_regions). Saved under ``path``
+        (default ``~/.cache/cnn_widgets/index``) in chunks of ``chunk_size`` images: an
+        interrupted build resumes; a finished one is opened. Attached: top_images,
+        activation_histogram, activation_stats, category_tree and count_regions read it.
+        ``progress``: tqdm (default: in a terminal); under torch.distributed each rank scans
+        its share (None on ranks > 0)."""
+        index = build(self, data, layers, path=path, k=k, batch_size=batch_size,
+                      chunk_size=chunk_size, num_workers=num_workers, patterns=patterns,
+                      class_sums=class_sums, control=control, progress=progress)
+        return indexed.attach(self, index) if index is not None else index
+
+    def open_index(self, path, data=None) -> ActivationIndex:
+        """Open (content hash checked) and attach an index built by :meth:`index` or
+        ``python -m cnn_widgets.index`` (a cluster job too); ``data``: the dataset it was
+        built from, when it is not the engine's (for the top images' pictures)."""
+        return indexed.open_attached(self, path, data)

@@ -239,6 +239,7 @@ class FOVExplorer(JobWidget):
         if stats is not None:
             with self.means.hold_sync():
                 self.means.x, self.means.y = list(stats.layers), stats.mean.tolist()
+                self.means.labels = ["dataset mean" + (" (index)" if stats.source != "scan" else "")]
                 self.means.visible = True
 
     def _show_recon(self, recon):

@@ -56,18 +56,24 @@ def build_controls(p) -> None:
     p.run_button = W.Button(description="Run", icon="play", button_style="primary", layout=w(90))
     p.scan_button = W.Button(description="Top-k + histogram", icon="search", layout=w(170),
                              disabled=e.dataset is None)     # scans need images
+    p.index_button = W.Button(description="Build index", icon="database", layout=w(130),
+                              disabled=e.dataset is None,
+                              tooltip="scan the dataset once; top-k and histograms then read it")
+    p.index_label = W.HTML("top-k: full scan")
     for c, cls in ((p.mode_buttons, "cnnw-mode"), (p.kind_box, "cnnw-term-kind"),
                    (p.layer_box, "cnnw-term-layer"), (p.index_box, "cnnw-term-index"),
                    (p.class_box, "cnnw-term-class"), (p.weight_box, "cnnw-term-weight"),
                    (p.set_button, "cnnw-set"), (p.add_button, "cnnw-add"),
                    (p.objective_label, "cnnw-objective"), (p.run_button, "cnnw-run"),
                    (p.scan_button, "cnnw-scan"), (p.cam_on, "cnnw-cam"),
-                   (p.start_box, "cnnw-start")):
+                   (p.start_box, "cnnw-start"), (p.index_button, "cnnw-index-build"),
+                   (p.index_label, "cnnw-index-status")):
         c.add_class(cls)
     p.set_button.on_click(lambda _b: p._term_clicked(add=False))
     p.add_button.on_click(lambda _b: p._term_clicked(add=True))
     p.run_button.on_click(lambda _b: p.run())
     p.scan_button.on_click(lambda _b: p.scan())
+    p.index_button.on_click(lambda _b: p.build_index())
     p.kind_box.observe(p._kind_changed, names="value")
 
 
@@ -93,7 +99,10 @@ def build_views(p) -> None:
     p.prob_fig = _figure([p.bars], "class probabilities",
                          [bq.Axis(scale=bx), bq.Axis(scale=by, side="left")], 320, 40)
     hx, hy = bq.LinearScale(), bq.LinearScale(min=0.0)
-    p.hist_bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": hx, "y": hy})
+    # a hidden placeholder with a non-empty range until the first scan: a one-point domain
+    # breaks bqplot's axis format ("invalid format: .undefinedg") and the figure with it
+    p.hist_bars = bq.Bars(x=np.arange(2.0), y=np.ones(2), scales={"x": hx, "y": hy},
+                          visible=False)
     p.hist_fig = _figure([p.hist_bars], "objective over the dataset",
                          [bq.Axis(scale=hx, label="value", num_ticks=5),
                           bq.Axis(scale=hy, side="left")], 360, 50)
@@ -111,7 +120,7 @@ def build_views(p) -> None:
         W.HBox([p.start_box, p.index_start, p.n_starts_box, p.steps_box, p.lr_box,
                 p.optimizer_box]),
         p.fool_row,
-        W.HBox([p.run_button, p.scan_button]),
+        W.HBox([p.run_button, p.scan_button, p.index_button, p.index_label]),
         p.status_bar, p.error,
         W.HBox([p.image_canvas, p.curve_fig, p.prob_fig]),
         p.fool_canvas,

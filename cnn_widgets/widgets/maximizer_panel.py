@@ -319,11 +319,26 @@ class MaximizerPanel(JobWidget):
 
         return self.run_job("scan", work, self._show_scan, label="scan dataset")
 
+    def build_index(self, batch_size: int | None = None):
+        """Long job: the engine's activation index of the dataset (progress, Stop; a stopped
+        build resumes from its last chunk); later scans read it."""
+        def work(control):
+            return self.engine.index(batch_size=batch_size, control=control, progress=False)
+        return self.run_job("index", work, self._show_index, label="index dataset")
+
+    def _show_index(self, index):
+        self.index_label.value = html.escape(f"index: {index.n} images, {len(index.layers)} "
+                                             f"layers")
+
     def _show_scan(self, result: Scan):
         self.scan_result = h = result
+        source = result.top.source
+        self.index_label.value = "top-k: full scan" if source == "scan" else \
+            html.escape(f"top-k: from the index {source}")
         with self.hist_bars.hold_sync():
             self.hist_bars.x = (h.histogram.edges[:-1] + h.histogram.edges[1:]) / 2
             self.hist_bars.y = h.histogram.counts
+            self.hist_bars.visible = True
         self._draw_top()
 
     def _draw_top(self):

@@ -103,9 +103,11 @@ def mst_edges(distances: np.ndarray) -> np.ndarray:
 
 
 def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
-                  n_noise: int | None = None, seed: int = 0, control: Control = NO_CONTROL):
+                  n_noise: int | None = None, seed: int = 0, control: Control = NO_CONTROL,
+                  class_sums: np.ndarray | None = None):
     """Mean flattened feature per class present in ``data`` (default: the engine's dataset),
-    plus the noise category. Returns (classes, names, counts, vectors (K, D))."""
+    plus the noise category; ``class_sums`` (classes, D): the per-class sums already known
+    (an activation index). Returns (classes, names, counts, vectors (K, D))."""
     data = labelled_data(engine, data)
     labels = data.labels.numpy()
     present, row, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -115,9 +117,11 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
     seed = check.seed(seed)
     total = len(labels) + (n_noise if include_noise else 0)
     sums = np.zeros((len(classes), engine.layer(layer).n_units), np.float64)
-    for s in range(0, len(labels), engine.batch_size):
+    for s in range(0, len(labels) if class_sums is None else 0, engine.batch_size):
         f = features(engine, data.images[s:s + engine.batch_size], layer, control, s, total)
         np.add.at(sums, row[s:s + len(f)], f.reshape(len(f), -1))
+    if class_sums is not None:
+        sums = np.asarray(class_sums, np.float64)[present]
     vectors = sums / counts[:, None]
     names = [engine.class_names[c] for c in classes]
     if include_noise:
@@ -129,8 +133,8 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
 
 
 def category_tree(engine, layer: str | None = None, include_noise: bool = False, data=None,
-                  n_noise: int | None = None, seed: int = 0,
-                  control: Control = NO_CONTROL) -> CategoryTree:
+                  n_noise: int | None = None, seed: int = 0, control: Control = NO_CONTROL,
+                  class_sums: np.ndarray | None = None) -> CategoryTree:
     """Algorithm 1 on the engine's dataset (or ``data``): hierarchy (WPGMA) and MST.
 
     layer: default the last (C, H, W) layer; include_noise: add random images as one more
@@ -141,7 +145,7 @@ def category_tree(engine, layer: str | None = None, include_noise: bool = False,
     """
     layer = default_layer_for(engine, "features", layer)
     classes, names, counts, vectors = class_vectors(engine, layer, data, include_noise, n_noise,
-                                                    seed, control)
+                                                    seed, control, class_sums)
     if len(classes) < 2:
         raise InvalidArgument(f"a hierarchy needs at least 2 categories; the data has {len(classes)}")
     d = cosine_distances(vectors)

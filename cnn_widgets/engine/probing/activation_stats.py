@@ -38,6 +38,7 @@ class ActivationStats:
     channels: dict[str, int]
     counts: dict[str, np.ndarray]
     reading: str = "position"
+    source: str = "scan"        # "scan", or the path of the activation index that answered
 
     @property
     def fraction(self) -> np.ndarray:

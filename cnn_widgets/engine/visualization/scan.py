@@ -24,6 +24,7 @@ class TopImages:
     images: np.ndarray
     labels: np.ndarray
     objective: str
+    source: str = "scan"        # "scan", or the path of the activation index that answered
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Histogram:
     edges: np.ndarray
     values: np.ndarray
     objective: str
+    source: str = "scan"        # "scan", or the path of the activation index that answered
 
 
 def _data(engine, data) -> ImageSet:

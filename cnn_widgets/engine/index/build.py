@@ -1,0 +1,242 @@
+"""One streamed pass over a dataset that writes an activation index (see :mod:`.stats` for
+what is kept). A torch DataLoader feeds batches; one forward pass per batch with one set of
+hooks feeds every statistic of every layer and the activation-pattern digests. Work is cut
+into chunks of images; each finished chunk is saved atomically, so Stop or Ctrl-C loses at
+most the chunk in progress and the next call resumes. Under torch.distributed each rank scans
+its share of the chunks and rank 0 folds them (:mod:`.distributed`)."""
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core import hooks
+from ..core import validate as check
+from ..core.control import NO_CONTROL, Control
+from ..core.errors import InvalidArgument, NoSuitableLayer
+from ..core.gates import GATES, UNRECORDED, gate_state
+from ..core.layers import functional_relus
+from . import distributed as D
+from .source import as_source, data_hash, key_of, preprocessing, weights_hash
+from .stats import LayerStats, fold
+from .store import ActivationIndex, Writer, atomic_json, default_root, load_chunk, save_chunk
+
+CHUNK_BATCHES = 8          # default chunk: this many batches
+
+
+def recordable(engine) -> bool:
+    """Whether activation patterns can be read from module hooks (as ``count_regions`` does):
+    ReLU/max-pool modules, no functional ReLU, no unrecorded piecewise-linear module."""
+    mods = [m for _, m in engine.model.named_modules()]
+    return (any(isinstance(m, GATES) for m in mods) and not functional_relus(engine.model)
+            and not any(isinstance(m, UNRECORDED) for m in mods))
+
+
+def _gate_bytes(module, inputs, output) -> np.ndarray:
+    """(n, bytes) of one gate's state: packed on/off bits of a ReLU, int32 max-pool choices."""
+    s = gate_state(module, inputs, output).flatten(1)
+    if s.dtype == torch.bool:
+        return np.packbits(s.cpu().numpy(), axis=1)
+    plane = inputs[0][0, 0].numel()           # choices index one channel's input plane
+    return s.to(torch.int16 if plane < 2 ** 15 else torch.int32).cpu().numpy().view(np.uint8)
+
+
+class Chunk:
+    """The statistics of one chunk of consecutive dataset rows, fed batch by batch."""
+
+    def __init__(self, engine, plan: dict):
+        self.engine, self.plan = engine, plan
+        classes = engine.n_classes if plan["class_sums"] else 0
+        self.layers = {n: LayerStats(s[0], int(np.prod(s[1:], dtype=np.int64)), plan["k"], classes)
+                       for n, s in plan["layers"].items()}
+        self.labels: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+        self.gates = [n for n, m in engine.model.named_modules() if isinstance(m, GATES)] \
+            if plan["patterns"] else []
+        order = engine.layer_names
+        self.last = None if self.gates else max(plan["layers"], key=order.index)
+
+    def add(self, x, labels: torch.Tensor, start: int) -> None:
+        """One batch: images ``x`` (n, C, H, W) at dataset rows ``start ...``."""
+        engine, calls, parts = self.engine, Counter(), []
+        labels = torch.as_tensor(labels).reshape(-1).to(torch.int64)
+
+        def stats_of(name):
+            def hook(module, inputs, output):
+                calls[name] += 1
+                if calls[name] > 1:
+                    raise InvalidArgument(f"layer {name!r} runs more than once per forward "
+                                          f"pass; index layers that run once (e.g. a block's "
+                                          f"output)")
+                self.layers[name].add(output, labels, start)
+                return output
+            return hook
+
+        def gate(module, inputs, output):
+            parts.append(_gate_bytes(module, inputs, output))
+            return output
+
+        def both(a, b):
+            return lambda m, i, o: b(m, i, a(m, i, o))
+
+        hook_set = {n: stats_of(n) for n in self.layers}
+        for g in self.gates:
+            hook_set[g] = both(hook_set[g], gate) if g in hook_set else gate
+        with engine.borrow(), torch.no_grad():
+            x = engine.normalize(engine.prepare(x))
+            hooks.run_capturing(engine.model, x, [], stop_after=self.last, replace=hook_set)
+        missing = [n for n in self.layers if not calls[n]]
+        if missing:
+            raise InvalidArgument(f"layers {missing} did not run in the forward pass")
+        self.labels.append(labels.numpy())
+        if parts:
+            rows = np.concatenate(parts, 1)
+            self.codes.append(np.frombuffer(b"".join(
+                hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows),
+                np.uint8).reshape(-1, 16))
+
+    def result(self) -> dict[str, np.ndarray]:
+        out = {"labels": np.concatenate(self.labels)}
+        if self.codes:
+            out["codes"] = np.concatenate(self.codes)
+        for i, stats in enumerate(self.layers.values()):
+            out.update(stats.result(f"L{i}/"))
+        return out
+
+
+def plan_for(engine, ds, description: str, layers, k: int, chunk: int, patterns: bool,
+             class_sums: bool) -> dict:
+    names = [engine.layer(n).name for n in layers]
+    return {"n": len(ds), "k": k, "chunk": chunk, "patterns": bool(patterns and recordable(engine)),
+            "class_sums": bool(class_sums),
+            "layers": {n: list(engine.layer(n).output_shape) for n in names},
+            "fingerprint": {"weights": weights_hash(engine.model), "data": data_hash(ds),
+                            "n": len(ds), "preprocessing": preprocessing(engine, description)}}
+
+
+def build(engine, data=None, layers=None, *, path=None, k: int = 64,
+          batch_size: int | None = None, chunk_size: int | None = None, num_workers: int = 0,
+          patterns: bool = False, class_sums: bool = True, control: Control = NO_CONTROL,
+          progress: bool | None = None) -> ActivationIndex | None:
+    """Build (or resume, or just open) the index of ``layers`` over ``data`` under ``path``
+    (default :func:`~.store.default_root`). Returns the opened index (None on ranks > 0)."""
+    ds, description = as_source(engine, data)
+    names = list(check.layer_list(engine, layers) or ()) or default_layers(engine)
+    bs = check.optional_count("batch_size", batch_size) or engine.batch_size
+    chunk = max(1, (check.optional_count("chunk_size", chunk_size) or CHUNK_BATCHES * bs) // bs) * bs
+    plan = plan_for(engine, ds, description, names, check.count("k", k), chunk, patterns,
+                    class_sums)
+    key = key_of(plan)
+    root = Path(path) if path is not None else default_root()
+    final, work = root / key, root / f"{key}.partial"
+    rank, world = D.rank_and_world()
+    if not final.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        atomic_json(work / f"plan-{rank}.json", plan)
+        _scan(engine, ds, plan, work, rank, world, bs, num_workers, control,
+              sys.stderr.isatty() if progress is None else progress)
+        D.barrier(world)
+        _merge(plan, work, final, rank, world)
+        D.barrier(world)
+        shutil.rmtree(work, ignore_errors=True)
+    return ActivationIndex(final, source=ds) if rank == 0 or final.exists() else None
+
+
+def _chunk_file(work: Path, j: int) -> Path:
+    return work / f"chunk-{j:06d}.npz"
+
+
+def _scan(engine, ds, plan, work, rank, world, bs, num_workers, control, progress) -> None:
+    n, chunk = plan["n"], plan["chunk"]
+    mine = range(rank, math.ceil(n / chunk), world)
+    total = sum(min(chunk, n - j * chunk) for j in mine)
+    pending = [j for j in mine if not _chunk_file(work, j).exists()]
+    done = total - sum(min(chunk, n - j * chunk) for j in pending)
+    batches = [list(range(s, min(s + bs, (j + 1) * chunk, n)))
+               for j in pending for s in range(j * chunk, min((j + 1) * chunk, n), bs)]
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=num_workers,
+                                         pin_memory=engine.device.type == "cuda")
+    bar = _tqdm(total, done, progress)
+    current, j = None, -1
+    try:
+        for rows, (x, y) in zip(batches, loader):
+            if rows[0] // chunk != j:
+                current, j = Chunk(engine, plan), rows[0] // chunk
+            current.add(x, y, rows[0])
+            done += len(rows)
+            if rows[-1] + 1 == min((j + 1) * chunk, n):
+                save_chunk(_chunk_file(work, j), current.result())
+            if bar is not None:
+                bar.update(len(rows))
+            control.step(done, total, f"index: {done}/{total} images")
+            engine.hand_over()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _tqdm(total, done, on):
+    if not on:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=done, unit="img", desc="index", file=sys.stderr)
+
+
+def _merge(plan, work, final, rank, world) -> None:
+    """Fold the chunks in dataset order into the final arrays (rank 0 writes them)."""
+    n, chunk, m = plan["n"], plan["chunk"], math.ceil(plan["n"] / plan["chunk"])
+    writer = Writer(final) if rank == 0 else None
+    acc = None
+    for t in range(0, m, world):
+        j = t + rank
+        got = D.gather(load_chunk(_chunk_file(work, j)) if j < m else None, world)
+        if writer is None:
+            continue
+        for jj, part in enumerate(got, start=t):
+            if part is None:
+                continue
+            s = jj * chunk
+            for key, v in part.items():
+                tail = key.rpartition("/")[2]
+                if tail in ("mean", "max"):
+                    writer.per_image(key, (v.shape[0], n), v.dtype)[:, s:s + v.shape[1]] = v
+                elif tail in ("active_map", "labels", "codes"):
+                    writer.per_image(key, (n, *v.shape[1:]), v.dtype)[s:s + len(v)] = v
+            acc = fold(acc, part, plan["k"])
+    if writer is None:
+        return
+    for key, v in acc.items():
+        writer.save(key, v)
+    layers = {name: {"key": f"L{i}", "shape": s} for i, (name, s) in enumerate(plan["layers"].items())}
+    writer.commit({"n": n, "fingerprint": plan["fingerprint"], "layers": layers,
+                   "settings": {k: plan[k] for k in ("k", "chunk", "patterns", "class_sums")}})
+
+
+def default_layers(engine) -> list[str]:
+    """Every ReLU and max-pool layer (the probing paper's statistics), the trees' feature
+    layer and the logits; those that run more than once per pass (a shared ReLU module) are
+    left out (one probe pass on a zero image counts the calls)."""
+    from ..core.selection import default_layer_for
+    names = [i.name for i in engine.layers if i.kind in ("ReLU", "MaxPool2d")]
+    try:
+        names.append(default_layer_for(engine, "features"))
+    except NoSuitableLayer:                   # no (C, H, W) layer: no trees to feed
+        pass
+    names = list(dict.fromkeys(names + [engine.default_layer]))
+    calls = Counter()
+
+    def counter(name):
+        def hook(module, inputs, output):
+            calls[name] += 1
+            return output
+        return hook
+    with engine.borrow(), torch.no_grad():
+        x = engine.normalize(torch.zeros(1, *engine.input_shape, device=engine.device))
+        hooks.run_capturing(engine.model, x, [], replace={n: counter(n) for n in names})
+    return [n for n in names if calls[n] == 1]

@@ -1,0 +1,120 @@
+"""What an index is built from and keyed by: the data as a map-style dataset, the engine's
+preprocessing for image folders, and the fingerprint of weights, data, preprocessing, layers."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.data import ImageSet, as_image_set, as_images
+from ..core.errors import InvalidArgument, InvalidType
+
+SAMPLE = 16        # images hashed for the data fingerprint, evenly spaced
+
+
+class Rows(torch.utils.data.Dataset):
+    """An :class:`ImageSet` as a map-style dataset of (image (C, H, W), label)."""
+
+    def __init__(self, images: ImageSet):
+        self.set = images
+
+    def __len__(self) -> int:
+        return len(self.set)
+
+    def __getitem__(self, i):
+        return self.set.images[i], self.set.labels[i]
+
+
+def engine_transform(engine, resize: int | None = None):
+    """torchvision preprocessing into an engine's input space (``engine``: an engine or its
+    (C, H, W); normalisation stays the engine's): resize the shorter side to ``resize``
+    (default H * 256 / 224, as torchvision's weights' transforms), centre-crop to (H, W),
+    grey for one-channel models, to [0, 1]."""
+    from torchvision import transforms as T
+    c, h, w = getattr(engine, "input_shape", engine)
+    steps = [T.Resize(resize or round(min(h, w) * 256 / 224)), T.CenterCrop((h, w))]
+    steps += [T.Grayscale(1)] if c == 1 else []     # ImageFolder's loader gives RGB already
+    return T.Compose(steps + [T.ToTensor()])
+
+
+def as_source(engine, data):
+    """(map-style dataset, preprocessing description) for ``data``: None (the engine's
+    dataset), ``(images, labels)``, images, a folder path (an ``ImageFolder`` with
+    :func:`engine_transform`) or any map-style dataset of (image, label)."""
+    if data is None:
+        if engine.dataset is None:
+            raise InvalidArgument("this engine has no dataset: pass data=(images, labels), a "
+                                  "folder of images or a map-style dataset")
+        return Rows(engine.dataset), "engine dataset"
+    if isinstance(data, (str, Path)):
+        from torchvision.datasets import ImageFolder
+        if not Path(data).is_dir():
+            raise InvalidArgument(f"data={str(data)!r} is not a directory of class folders")
+        ds = ImageFolder(str(data), transform=engine_transform(engine))
+        return ds, f"ImageFolder {ds.transform!r}"
+    if torch.is_tensor(data) or isinstance(data, np.ndarray):
+        images = as_images(data, engine.input_shape, stack=True).cpu()
+        return Rows(ImageSet(images, -torch.ones(len(images), dtype=torch.int64))), "images"
+    if isinstance(data, ImageSet) or (isinstance(data, (tuple, list)) and len(data) == 2
+                                      and hasattr(data[0], "shape")):
+        return Rows(as_image_set(data, engine.input_shape)), "images and labels"
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        if len(data) == 0:
+            raise InvalidArgument("the data set is empty; it needs at least one image")
+        transform = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(getattr(data, "transform", None)))
+        return data, f"{type(data).__name__} {transform}"
+    raise InvalidType(f"data must be None, (images, labels), images, a folder path or a "
+                      f"map-style dataset of (image, label); got {type(data).__name__}")
+
+
+def _h(*parts) -> hashlib.blake2b:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+    return h
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """blake2b of every parameter and buffer (names, dtypes, shapes, bytes)."""
+    h = _h()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def weights_version(model: torch.nn.Module) -> tuple:
+    """Cheap stand-in that changes whenever a weight is replaced or changed in place."""
+    return tuple((id(t), t._version) for t in model.state_dict(keep_vars=True).values())
+
+
+def data_hash(ds) -> str:
+    """blake2b of the length, every label when the dataset lists them, and ``SAMPLE`` evenly
+    spaced (image, label) items."""
+    n = len(ds)
+    h = _h(n)
+    labels = ds.set.labels if isinstance(ds, Rows) else getattr(ds, "targets", None)
+    if labels is not None:                   # every label when they are at hand
+        h.update(np.asarray(labels, dtype=np.int64).tobytes())
+    for i in np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).astype(np.int64)):
+        img, label = ds[int(i)]
+        img = torch.as_tensor(np.asarray(img)) if not torch.is_tensor(img) else img
+        h.update(img.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+        h.update(str(int(label)).encode())
+    return h.hexdigest()
+
+
+def preprocessing(engine, description: str) -> str:
+    return json.dumps({"input_shape": list(engine.input_shape),
+                       "mean": engine.mean.flatten().tolist(), "std": engine.std.flatten().tolist(),
+                       "eval_mode": engine.eval_mode, "transform": description})
+
+
+def key_of(fingerprint: dict) -> str:
+    """The directory name of an index: a hash of its fingerprint."""
+    return _h(json.dumps(fingerprint, sort_keys=True)).hexdigest()[:20]
