@@ -31,11 +31,12 @@ NO_OUTPUT_TAG = "no-output"
 class Run:
     """One execution: the executed notebook, seconds from kernel start to the end of the last
     cell, the kernel's peak resident memory (MB, VmHWM), seconds from kernel start to the
-    first widget view (None if none)."""
+    first widget view (None if none); the peak after each code cell (index, MB)."""
     nb: object
     seconds: float
     peak_mb: float
     first_widget_s: float | None
+    cell_peaks: list[tuple[int, float]]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -87,7 +88,7 @@ def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
     client = _client_class()(nb, kernel_name="python3", timeout=timeout,
                              store_widget_state=store_widget_state, record_timing=False,
                              resources={"metadata": {"path": str(Path(path).parent)}})
-    client.first_widget, peak, done = None, [0.0], threading.Event()
+    client.first_widget, peak, done, cells = None, [0.0], threading.Event(), []
 
     def poll(pid):
         while not done.wait(0.1):
@@ -101,6 +102,7 @@ def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
         threading.Thread(target=poll, args=(pid,), daemon=True).start()
 
     def finished(cell, cell_index, execute_reply):
+        cells.append((cell_index, peak_rss_mb(client.km.provisioner.process.pid)))
         if cell_index == len(nb.cells) - 1 or all(
                 c.cell_type != "code" for c in nb.cells[cell_index + 1:]):
             peak[0] = max(peak[0], peak_rss_mb(client.km.provisioner.process.pid))
@@ -116,7 +118,7 @@ def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
     seconds = time.perf_counter() - start
     done.set()
     first = None if client.first_widget is None else client.first_widget - start
-    return Run(nb, seconds, peak[0], first)
+    return Run(nb, seconds, peak[0], first, cells)
 
 
 def needs_output(cell) -> bool:
