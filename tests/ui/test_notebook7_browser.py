@@ -5,13 +5,15 @@ import pytest
 from lab_helpers import STDERR, open_and_run_all, text_matches, wait_canvas
 
 pytest.importorskip("notebook", minversion="7")
+# Notebook 7.6.5's own settings code throws this on loading any notebook, an empty one too,
+# with or without user settings (checked by hand): not from this package.
+NOTEBOOK7_OWN = "Cannot read properties of undefined (reading 'schema')"
 
 
 def test_tour_in_notebook7(lab_server, page, artifacts):
     url = f"{lab_server.url}/notebooks/notebooks/00_tour.ipynb?token={lab_server.token}"
     open_and_run_all(page, url)
-    assert page.locator("#jp-top-panel, .jp-NotebookKernelStatus, #main-panel").count() > 0
-    assert "/lab" not in page.url                       # Notebook 7, not JupyterLab
+    assert "/notebooks/" in page.url and "/lab" not in page.url   # Notebook 7, not JupyterLab
     root = page.locator(".cnnw-etalon-grid")
     root.scroll_into_view_if_needed()
     wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000")
@@ -25,4 +27,5 @@ def test_tour_in_notebook7(lab_server, page, artifacts):
     wait_canvas(page, root.locator(".cnnw-detail"), "s.lit > 1000")
     page.screenshot(path=str(artifacts / "notebook7-tour.png"), full_page=True)
     assert detail.inner_text() != before                   # the click changed the view
-    assert not page.js_errors, page.js_errors
+    errors = [e for e in page.js_errors if e != NOTEBOOK7_OWN]
+    assert not errors, errors
