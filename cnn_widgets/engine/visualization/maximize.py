@@ -268,13 +268,18 @@ def _chunked_grad(forward, obj, inp, x, chunk):
     """(values (N,), captured outputs (N, ...) detached, d(-sum values)/dx) from forward and
     backward passes over ``chunk`` images of ``inp`` at a time: one chunk's autograd graph is
     alive at once (the graph of ``inp`` from ``x``, pixel transforms only, is kept)."""
+    def one(part):      # returns detached results: the chunk's graph is freed on return
+        outs = forward(part)
+        v = obj.evaluate(outs)
+        (gc,) = torch.autograd.grad(-v.sum(), [x], retain_graph=True)
+        return v.detach(), {k: o.detach() for k, o in outs.items()}, gc
+
     values, parts, g = [], [], torch.zeros_like(x)
     for s in range(0, len(inp), chunk):
-        outs = forward(inp[s:s + chunk])
-        v = obj.evaluate(outs)
-        g += torch.autograd.grad(-v.sum(), [x], retain_graph=True)[0]
-        values.append(v.detach())
-        parts.append({k: o.detach() for k, o in outs.items()})
+        v, outs, gc = one(inp[s:s + chunk])
+        values.append(v)
+        parts.append(outs)
+        g += gc
     return torch.cat(values), {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, g
 
 
