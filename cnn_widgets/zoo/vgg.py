@@ -39,7 +39,8 @@ def vgg16(pretrained: bool | None = None, *, size: int = 224, device=None) -> En
     cache (:func:`vgg16_checkpoint`) and a seeded random init otherwise (the paper's own
     random-parameter experiment); True loads them, downloading if needed; False is always
     the random init. ``engine.model_card`` says which weights are in use. The photos have no
-    ImageNet labels: the dataset's labels are -1.
+    ImageNet labels: the dataset's labels are -1. Batches of 2 images: on a CPU as fast as 8,
+    and a pass over the photos at 224 px keeps ~60 MB of activations instead of ~300 MB.
     """
     import torchvision
     from torchvision.models import VGG16_Weights
@@ -67,7 +68,7 @@ def vgg16(pretrained: bool | None = None, *, size: int = 224, device=None) -> En
     labels = torch.full((len(names),), -1, dtype=torch.int64)
     engine = Engine(model, (3, size, size), dataset=(images, labels),
                     class_names=list(VGG16_Weights.IMAGENET1K_V1.meta["categories"]),
-                    mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device, batch_size=8)
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device, batch_size=2)
     engine.model_card = {**card, "images": list(names), "paper_layer_13": PAPER_LAYER_13}
     return engine
 
