@@ -47,18 +47,20 @@ def vgg16(pretrained: bool | None = None, *, size: int = 224, device=None) -> En
 
     path = vgg16_checkpoint()
     use = path.is_file() if pretrained is None else bool(pretrained)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(VGG16_INIT_SEED)
-        model = torchvision.models.vgg16(weights=None)
-    if use:
+    if use:    # one copy of the 138M weights: no init to overwrite, the file mapped, not read
+        with torch.device("meta"):
+            model = torchvision.models.vgg16(weights=None)
         if path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         else:
             state = VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)
         card = {"name": "VGG-16, ImageNet weights (torchvision IMAGENET1K_V1)",
                 "weights": "pretrained", "checkpoint": str(path)}
     else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(VGG16_INIT_SEED)
+            model = torchvision.models.vgg16(weights=None)
         card = {"name": f"VGG-16, random init (torchvision's init, seed {VGG16_INIT_SEED})",
                 "weights": "random",
                 "note": "no ImageNet weights in the torch cache; vgg16(pretrained=True) downloads "
