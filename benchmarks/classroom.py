@@ -40,6 +40,12 @@ def main() -> None:
         print(f"{name}: {run.seconds:.0f} s, kernel peak {run.peak_mb:.0f} MB (reached by cell "
               f"{top[0]})" + (f", first widget after {first:.1f} s" if name == TOUR else ""),
               flush=True)
+        steps, last = [], 0.0
+        for index, mb in run.cell_peaks:        # the cells that raised the peak by >= 50 MB
+            if mb - last >= 50:
+                steps.append(f"{index}: {mb:.0f}")
+            last = max(last, mb)
+        print(f"  peak after cell (MB): {', '.join(steps)}")
         bars.append(bar(f"peak memory {name[:2]} (MB)", run.peak_mb, PEAK_MB))
     if first is not None:
         bars.append(bar("tour first widget (s)", first, FIRST_WIDGET_S, 1))
