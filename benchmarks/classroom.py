@@ -23,12 +23,27 @@ def bar(name: str, value: float, target: float, digits: int = 0) -> str:
             f"{'ok' if value <= target else 'short'}")
 
 
+def torch_baseline_mb() -> float:
+    """Peak memory of a kernel that only imports torch: this torch build's fixed share of every
+    notebook's figure (a CUDA build maps far more than the CPU build Binder installs)."""
+    import nbformat
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "baseline.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch")]),
+                       path)
+        return run_notebook(path).peak_mb
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="+", metavar="NAME")
     args = parser.parse_args()
     names = [TOUR] if args.quick else args.only or sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+    import torch
+
+    print(f"torch {torch.__version__}: a kernel that imports it peaks at {torch_baseline_mb():.0f} MB")
     bars, first = [], None
     for name in names:
         with tempfile.TemporaryDirectory() as empty:      # the tour: from an empty cache

@@ -25,6 +25,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MAX_BYTES = 3 * 1024 * 1024
 #: a code cell with this tag is not expected to print or show anything
 NO_OUTPUT_TAG = "no-output"
+# Run after the last cell (and not saved): waits for every widget's background jobs, so that
+# the saved widget state and the measured memory are those of the finished views.
+SETTLE = ("from cnn_widgets import jobs as _jobs\n"
+          "[_job.wait(1200) for _r in list(_jobs._ALIVE) for _job in list(_r._latest.values())];")
 
 
 @dataclass
@@ -75,8 +79,9 @@ def _client_class():
 
 
 def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
-                 timeout: int = 1200, store_widget_state: bool = True) -> Run:
-    """Execute ``path`` top to bottom in a fresh python3 kernel started in its folder.
+                 timeout: int = 1200, store_widget_state: bool = True, settle: bool = True) -> Run:
+    """Execute ``path`` top to bottom in a fresh python3 kernel started in its folder, then
+    (``settle``) wait for the widgets' background jobs.
 
     smoke: CNN_WIDGETS_SMOKE=1 (the notebooks' small sizes); cache: a CNN_WIDGETS_CACHE
     folder for the kernel (e.g. an empty one). Raises nbclient's CellExecutionError on the
@@ -85,6 +90,8 @@ def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    if settle:
+        nb.cells.append(nbformat.v4.new_code_cell(SETTLE))
     client = _client_class()(nb, kernel_name="python3", timeout=timeout,
                              store_widget_state=store_widget_state, record_timing=False,
                              resources={"metadata": {"path": str(Path(path).parent)}})
@@ -117,6 +124,8 @@ def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
         client.execute()
     seconds = time.perf_counter() - start
     done.set()
+    if settle:
+        nb.cells.pop()
     first = None if client.first_widget is None else client.first_widget - start
     return Run(nb, seconds, peak[0], first, cells)
 
