@@ -10,6 +10,8 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 BAR = re.compile(r"^bar: [\w /+()-]+ = [0-9.e+-]+[a-z% ]* \(target (>=|<=) [0-9.e+-]+[a-z% ]*\) (ok|short)$")
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
+# bars a script must print in --quick mode (classroom.py: the tour alone, from an empty cache)
+EXPECTED = {"classroom.py": ["peak memory 00 (MB)", "tour first widget (s)"]}
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -21,3 +23,5 @@ def test_benchmark_runs_and_prints_bars(script):
     assert bars, out.stdout
     assert all(BAR.match(line) for line in bars), bars
     assert out.stdout.rstrip().splitlines()[-len(bars):] == bars     # the bars end the output
+    names = [line[len("bar: "):line.index(" = ")] for line in bars]
+    assert set(EXPECTED.get(script, [])) <= set(names), names

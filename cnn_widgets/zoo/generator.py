@@ -87,8 +87,9 @@ def train_vae(x_train: torch.Tensor, *, code_dim: int, epochs: int, batch_size: 
 
 def digits_generator(*, retrain: bool = False, verbose: bool = False) -> DigitsDecoder:
     """G for the digits default: the decoder of a VAE trained on the 1437 training digits
-    (``digits()``), on the CPU (about 20 s on one core), cached in
-    ``cache.cache_dir()``; later calls load it. ``G.model_card`` says how it was made."""
+    (``digits()``), shipped in the package; else (``retrain=True``, a damaged install) trained
+    on the CPU (about 20 s on one core) and cached in ``cache.cache_dir()``.
+    ``G.model_card`` says how it was made."""
     recipe = {"model": "DigitsVAE", "train": RECIPE,
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
@@ -106,9 +107,10 @@ def digits_generator(*, retrain: bool = False, verbose: bool = False) -> DigitsD
         verbose=verbose, announce="digits VAE: training on the 1437 training digits ...",
         what="the generator")
     if verbose:
+        source = "shipped" if cache.is_shipped(path) else "cache" if hit else "fresh"
         print(f"digits VAE decoder: loss {meta['final_loss']:.1f} per image, trained in "
-              f"{meta['trained_seconds']:.1f} s ({'cache' if hit else 'fresh'})")
+              f"{meta['trained_seconds']:.1f} s ({source})")
     dec.model_card = {"name": "VAE decoder on scikit-learn digits", "code_dim": dec.code_dim,
                       "recipe": recipe, "from_cache": hit, "cache_file": str(path),
-                      **meta}
+                      "shipped": cache.is_shipped(path), **meta}
     return dec

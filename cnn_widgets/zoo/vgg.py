@@ -39,25 +39,28 @@ def vgg16(pretrained: bool | None = None, *, size: int = 224, device=None) -> En
     cache (:func:`vgg16_checkpoint`) and a seeded random init otherwise (the paper's own
     random-parameter experiment); True loads them, downloading if needed; False is always
     the random init. ``engine.model_card`` says which weights are in use. The photos have no
-    ImageNet labels: the dataset's labels are -1.
+    ImageNet labels: the dataset's labels are -1. Batches of 2 images: on a CPU as fast as 8,
+    and a pass over the photos at 224 px keeps ~60 MB of activations instead of ~300 MB.
     """
     import torchvision
     from torchvision.models import VGG16_Weights
 
     path = vgg16_checkpoint()
     use = path.is_file() if pretrained is None else bool(pretrained)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(VGG16_INIT_SEED)
-        model = torchvision.models.vgg16(weights=None)
-    if use:
+    if use:    # one copy of the 138M weights: no init to overwrite, the file mapped, not read
+        with torch.device("meta"):
+            model = torchvision.models.vgg16(weights=None)
         if path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         else:
             state = VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)
         card = {"name": "VGG-16, ImageNet weights (torchvision IMAGENET1K_V1)",
                 "weights": "pretrained", "checkpoint": str(path)}
     else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(VGG16_INIT_SEED)
+            model = torchvision.models.vgg16(weights=None)
         card = {"name": f"VGG-16, random init (torchvision's init, seed {VGG16_INIT_SEED})",
                 "weights": "random",
                 "note": "no ImageNet weights in the torch cache; vgg16(pretrained=True) downloads "
@@ -67,7 +70,7 @@ def vgg16(pretrained: bool | None = None, *, size: int = 224, device=None) -> En
     labels = torch.full((len(names),), -1, dtype=torch.int64)
     engine = Engine(model, (3, size, size), dataset=(images, labels),
                     class_names=list(VGG16_Weights.IMAGENET1K_V1.meta["categories"]),
-                    mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device, batch_size=8)
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device, batch_size=2)
     engine.model_card = {**card, "images": list(names), "paper_layer_13": PAPER_LAYER_13}
     return engine
 

@@ -7,6 +7,7 @@ from cnn_widgets.zoo.two_class import other_digits
 
 def test_two_digits_trains_caches_and_reloads(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.SHIPPED_ENV, "0")   # this test trains: not the shipped weights
     trained = two_digits((3, 8))
     card = trained.model_card
     assert not card["from_cache"] and card["test_accuracy"] >= 0.9

@@ -10,6 +10,7 @@ from cnn_widgets.zoo.vgg import PAPER_LAYER_13, vgg16, vgg16_checkpoint, vgg_dig
 @pytest.fixture
 def cache_root(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.SHIPPED_ENV, "0")   # these tests train: not the shipped weights
     return tmp_path / "cache"
 
 

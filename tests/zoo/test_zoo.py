@@ -24,6 +24,7 @@ LENET_LAYERS = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten",
 def cache_root(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv(cache.ENV_VAR, str(root))
+    monkeypatch.setenv(cache.SHIPPED_ENV, "0")   # these tests train: not the shipped weights
     return root
 
 

@@ -23,6 +23,10 @@ from ..core.noise import gaussian_noise
 from .objectives import Objective, as_objective
 from .regularizers import split
 
+# Layer outputs (floats, summed up to the objective's layer, times the starts) above which the
+# starts are differentiated in chunks: 20M floats ~ 80 MB of activations kept for backward.
+_GRAD_FLOATS = 20_000_000
+
 
 @dataclass(frozen=True)
 class MaximizeStep:
@@ -171,6 +175,9 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
 
     capture_hooks = {n: capture(n) for n in set(obj.layers) | ({logits_layer} if reaches_logits
                                                                 else set())}
+    # images per forward/backward pass: the starts go through in chunks when one image's
+    # activations up to ``last`` are large (VGG-16 at 224 px: one at a time), to bound memory
+    chunk = max(1, _GRAD_FLOATS // max(1, sum(i.n_units for i in engine.layers[:names.index(last) + 1])))
 
     def forward(inp):
         captured.clear()
@@ -197,12 +204,17 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
                         inp = x
                         for tr in transforms:
                             inp = tr.transform(inp, gen)
-                        outs = forward(inp)
-                        values = obj.evaluate(outs)
-                        penalty = torch.zeros_like(values)
+                        penalty = torch.zeros(len(x), device=x.device)
                         for p in penalties:
                             penalty = penalty + p.weight * p.penalty(x)
-                        (g,) = torch.autograd.grad(-(values - penalty).sum(), [x])
+                        if chunk >= len(x):
+                            outs = forward(inp)
+                            values = obj.evaluate(outs)
+                            (g,) = torch.autograd.grad(-(values - penalty).sum(), [x])
+                        else:
+                            values, outs, g = _chunked_grad(forward, obj, inp, x, chunk)
+                            if penalties:
+                                g = g + torch.autograd.grad(penalty.sum(), [x])[0]
                     values = values.detach()
                     trace.append(values)
                     pen_trace.append(penalty.detach())
@@ -250,6 +262,25 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
         yield item
         if item.final:
             return
+
+
+def _chunked_grad(forward, obj, inp, x, chunk):
+    """(values (N,), captured outputs (N, ...) detached, d(-sum values)/dx) from forward and
+    backward passes over ``chunk`` images of ``inp`` at a time: one chunk's autograd graph is
+    alive at once (the graph of ``inp`` from ``x``, pixel transforms only, is kept)."""
+    def one(part):      # returns detached results: the chunk's graph is freed on return
+        outs = forward(part)
+        v = obj.evaluate(outs)
+        (gc,) = torch.autograd.grad(-v.sum(), [x], retain_graph=True)
+        return v.detach(), {k: o.detach() for k, o in outs.items()}, gc
+
+    values, parts, g = [], [], torch.zeros_like(x)
+    for s in range(0, len(inp), chunk):
+        v, outs, gc = one(inp[s:s + chunk])
+        values.append(v)
+        parts.append(outs)
+        g += gc
+    return torch.cat(values), {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, g
 
 
 @needs_grad

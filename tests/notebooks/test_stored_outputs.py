@@ -1,0 +1,63 @@
+"""The notebooks are committed executed (``python -m cnn_widgets.testing.notebooks``), so a
+reader on GitHub, nbviewer or a slow Binder sees results without running anything: no error
+output, every code cell executed and, unless it only imports, defines or assigns (or is tagged
+``no-output``), showing something; every widget view with its saved state; at most 3 MB each."""
+import nbformat
+import pytest
+
+from cnn_widgets.testing.notebooks import MAX_BYTES, NOTEBOOKS, needs_output, stored_problems
+
+NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stored_notebook_is_executed_complete_and_small(name):
+    problems = stored_problems(NOTEBOOKS / name)
+    assert not problems, f"{name} (re-run python -m cnn_widgets.testing.notebooks):\n" + \
+        "\n".join(problems)
+
+
+def _cell(source, outputs=(), tags=(), count=1):
+    cell = nbformat.v4.new_code_cell(source, execution_count=count, metadata={"tags": list(tags)})
+    cell.outputs = [nbformat.from_dict(o) for o in outputs]
+    return cell
+
+
+def _write(tmp_path, cells, widgets=None, pad=0):
+    nb = nbformat.v4.new_notebook(cells=cells)
+    if widgets is not None:
+        nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json":
+                                  {"version_major": 2, "version_minor": 0, "state": widgets}}
+    if pad:
+        nb.metadata["padding"] = "x" * pad
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+TEXT = {"output_type": "stream", "name": "stdout", "text": "hi\n"}
+VIEW = {"output_type": "display_data", "metadata": {}, "data": {
+    "text/plain": "Grid(...)", "application/vnd.jupyter.widget-view+json":
+        {"model_id": "abc", "version_major": 2, "version_minor": 0}}}
+
+
+def test_the_check_finds_each_fault(tmp_path):
+    assert stored_problems(_write(tmp_path, [_cell("x = 1"), _cell("print(x)", [TEXT])])) == []
+    error = {"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": []}
+    assert "ValueError: bad" in stored_problems(_write(tmp_path, [_cell("f()", [error])]))[0]
+    assert "has no output" in stored_problems(_write(tmp_path, [_cell("print(1)")]))[0]
+    assert stored_problems(_write(tmp_path, [_cell("print(1)", tags=["no-output"])])) == []
+    assert "not executed" in stored_problems(_write(tmp_path, [_cell("x = 1", count=None)]))[0]
+    assert "no saved state" in stored_problems(_write(tmp_path, [_cell("grid", [VIEW])]))[0]
+    assert stored_problems(_write(tmp_path, [_cell("grid", [VIEW])], widgets={"abc": {}})) == []
+    big = _write(tmp_path, [_cell("x = 1")], pad=MAX_BYTES)
+    assert "MB >" in stored_problems(big)[0]
+
+
+def test_which_cells_must_show_something():
+    assert not needs_output(_cell("import os\nfrom a import b\nx = 1\ny: int = 2\nx += 1"))
+    assert not needs_output(_cell("def f():\n    print(1)\nclass A:\n    pass"))
+    assert needs_output(_cell("x = 1\nx"))
+    assert needs_output(_cell("for i in range(2):\n    print(i)"))
+    assert needs_output(_cell("show(panels)"))
+

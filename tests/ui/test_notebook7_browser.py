@@ -1,0 +1,31 @@
+"""The tour in Notebook 7 (the ``notebook`` package's interface, served by the same Jupyter
+server as JupyterLab) in Debian's Chromium: Run All, then the first widget (the EtalonGrid)
+draws and explains a clicked cell."""
+import pytest
+from lab_helpers import STDERR, open_and_run_all, text_matches, wait_canvas
+
+pytest.importorskip("notebook", minversion="7")
+# Notebook 7.6.5's own settings code throws this on loading any notebook, an empty one too,
+# with or without user settings (checked by hand): not from this package.
+NOTEBOOK7_OWN = "Cannot read properties of undefined (reading 'schema')"
+
+
+def test_tour_in_notebook7(lab_server, page, artifacts):
+    url = f"{lab_server.url}/notebooks/notebooks/00_tour.ipynb?token={lab_server.token}"
+    open_and_run_all(page, url)
+    assert "/notebooks/" in page.url and "/lab" not in page.url   # Notebook 7, not JupyterLab
+    root = page.locator(".cnnw-etalon-grid")
+    root.scroll_into_view_if_needed()
+    wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000")
+    assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
+    detail = root.locator(".cnnw-detail-text")
+    before = detail.inner_text() if detail.count() else ""
+    gbox = root.locator(".cnnw-grid").bounding_box()
+    page.mouse.click(gbox["x"] + 62 * 3 + 28, gbox["y"] + 18 + 72 * 3 + 28)   # row 3, neuron 2
+    detail.wait_for()
+    text_matches(detail, r"f = <W, x> \+ b = -?[0-9.]+")
+    wait_canvas(page, root.locator(".cnnw-detail"), "s.lit > 1000")
+    page.screenshot(path=str(artifacts / "notebook7-tour.png"), full_page=True)
+    assert detail.inner_text() != before                   # the click changed the view
+    errors = [e for e in page.js_errors if e != NOTEBOOK7_OWN]
+    assert not errors, errors
