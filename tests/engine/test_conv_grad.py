@@ -41,9 +41,10 @@ def test_only_eligible_calls_are_rerouted(monkeypatch):
     original = _Conv2dFlippedGrad.apply
     monkeypatch.setattr(_Conv2dFlippedGrad, "apply",
                         staticmethod(lambda *a: calls.append(a[3]) or original(*a)))
-    x, w = torch.randn(1, 2, 8, 8), torch.randn(3, 2, 3, 3)
+    x, w = torch.randn(1, 1, 8, 8), torch.randn(3, 1, 3, 3)
     with flipped_conv_grads():
         F.conv2d(x, w, padding=1)
+        F.conv2d(torch.randn(1, 2, 8, 8), torch.randn(3, 2, 3, 3), padding=1)  # 2 channels
         F.conv2d(x, w, stride=2)
         F.conv2d(x, w.clone().requires_grad_(True))      # a trainable weight: autograd's own way
         F.conv2d(x, w, padding="same")
