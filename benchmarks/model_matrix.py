@@ -35,7 +35,7 @@ from torch.overrides import TorchFunctionMode
 
 from cnn_widgets import Engine
 from cnn_widgets import objectives as O
-from cnn_widgets.engine import CnnWidgetsError
+from cnn_widgets.engine import Cancelled, CnnWidgetsError, Control
 
 SIZES = (32, 64, 96, 128, 160, 224)
 CAPABILITIES = ("etalons", "paper", "field", "reconstruct", "regions", "gradcam", "maximize",
@@ -139,18 +139,26 @@ def check_etalons(engine, x, state):
     _close(et.W[0, 0], _unit_gradient(engine, x[None], engine.default_layer, 0)[0],
            "W vs autograd gradient")
     smooth = sorted({type(m).__name__ for m in engine.model.modules() if isinstance(m, SMOOTH)})
-    assert et.exact == (not smooth), f"exact={et.exact} but smooth parts {smooth}: {et.reason}"
+    assert not (et.exact and smooth), f"exact=True but smooth parts {smooth}"
     state["fast"] = et
+    if not et.exact and not smooth:          # conservative: a piecewise-linear model flagged
+        state["why"] = f"piecewise linear, flagged exact=False: {et.reason}"
+        return "Jacobian*"
     return "exact" if et.exact else "Jacobian"
 
 
 def check_paper(engine, x, state):
-    budget = state.get("paper_budget")
-    if budget is not None:                  # Algorithm 1 pushes 3*H*W coordinate images
-        est = _paper_seconds(engine)
-        if est > budget:
-            return f"skipped (~{est:.0f} s)"
-    pe = engine.etalons(x, units=[0], method="paper")
+    budget, start, est = state.get("paper_budget"), time.perf_counter(), {}
+
+    def report(done, total, _):             # the first batch of coordinate images: the cost
+        if done and "s" not in est:
+            est["s"] = (time.perf_counter() - start) / done * total
+    control = Control(should_stop=lambda: budget is not None and est.get("s", 0) > budget,
+                      report=report)
+    try:
+        pe = engine.etalons(x, units=[0], method="paper", control=control)
+    except Cancelled:                       # the model passed Algorithm 1's checks: only cost
+        return f"skipped (~{est['s']:.0f} s)"
     fast = state.get("fast") or engine.etalons(x, units=[0])
     _close(pe.W, fast.W, "paper W vs fast W")
     logit = abs(float(pe.out[0, 0])) + np.abs(pe.W * pe.x[:, None]).sum()    # |terms| of <W,x>+b
@@ -158,14 +166,6 @@ def check_paper(engine, x, state):
     _close((pe.W[0, 0] * pe.x[0]).sum() + pe.b[0, 0], pe.out[0, 0], "<W, x> + b vs logit",
            scale=logit)
     return "exact"
-
-
-def _paper_seconds(engine, batch=32):
-    """Algorithm 1's time extrapolated from one batch of coordinate-sized forward passes."""
-    xs = torch.zeros(batch, *engine.input_shape)
-    start = time.perf_counter()
-    engine.predict(xs)
-    return (time.perf_counter() - start) / batch * int(np.prod(engine.input_shape))
 
 
 def check_field(engine, x, state):
@@ -242,8 +242,9 @@ CHECKS = {"etalons": check_etalons, "paper": check_paper, "field": check_field,
 
 def run_model(name: str, capabilities=CAPABILITIES, strict: bool = False,
               paper_budget: float | None = None):
-    """(size, {capability: Cell}, seconds). strict: re-raise a failure; paper_budget: skip
-    Algorithm 1 when its extrapolated time exceeds this many seconds (None: always run)."""
+    """(size, {capability: Cell}, seconds). strict: re-raise a failure; paper_budget: stop
+    Algorithm 1 after its first batch when the whole would take longer than this many
+    seconds (None: always run it)."""
     start = time.perf_counter()
     model = build(name)
     size = smallest_size(model)
@@ -252,7 +253,7 @@ def run_model(name: str, capabilities=CAPABILITIES, strict: bool = False,
     for cap in capabilities:
         t0 = time.perf_counter()
         try:
-            cells[cap] = Cell(CHECKS[cap](engine, x, state))
+            cells[cap] = Cell(CHECKS[cap](engine, x, state), state.pop("why", ""))
         except CnnWidgetsError as err:
             cells[cap] = Cell("refused", f"{type(err).__name__}: {err}")
         except Exception as err:   # noqa: BLE001 - any other exception is a failure
@@ -281,7 +282,7 @@ def markdown(rows) -> str:
             cell = cells.get(cap)
             if cell is None:
                 out.append("–")
-            elif cell.status in ("refused", "FAIL"):
+            elif cell.why:
                 k = notes.setdefault(_why_key(cell.why), len(notes) + 1)
                 out.append(f"{cell.status} [{k}]")
             else:
