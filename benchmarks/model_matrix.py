@@ -45,6 +45,8 @@ SMOOTH = (nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, n
           nn.LayerNorm, nn.GroupNorm, nn.MultiheadAttention, nn.ELU, nn.SELU, nn.Mish,
           nn.Softplus)
 QUICK = ("mobilenet_v3_small",)
+SKIPPED = ("not run: Algorithm 1 (3·H·W forward passes) would take longer than --paper-budget "
+           "(measured on its first batch)")
 
 
 @dataclass
@@ -140,7 +142,11 @@ def check_etalons(engine, x, state):
     grad = _unit_gradient(engine, x[None], engine.default_layer, 0)[0]
     if not grad.any():                      # e.g. ViT: torchvision zero-initialises the head
         assert not et.W.any(), "W non-zero where the gradient is zero"
-        state["why"] = "zero gradient at this random init (zero-initialised head)"
+        layer = engine.layer_names[-2]      # so check the layer before it too
+        state["why"] = f"logits constant at this random init (zero head); checked on {layer}"
+        inner = engine.etalons(x, layer=layer, units=[0])
+        _close(inner.W[0, 0], _unit_gradient(engine, x[None], layer, 0)[0],
+               f"W vs autograd gradient on {layer}")
     else:
         _close(et.W[0, 0], grad, "W vs autograd gradient")
     smooth = sorted({type(m).__name__ for m in engine.model.modules() if isinstance(m, SMOOTH)})
@@ -289,21 +295,28 @@ def _why_key(why: str) -> str:
 
 
 def markdown(rows) -> str:
+    """The table: one row per group of models with the same input size and cells."""
     notes: dict[str, int] = {}
-    lines = ["| model | input | " + " | ".join(CAPABILITIES) + " |",
-             "|---|---|" + "---|" * len(CAPABILITIES)]
+    groups: dict[tuple, list[str]] = {}
     for name, size, cells in rows:
         out = []
         for cap in CAPABILITIES:
             cell = cells.get(cap)
             if cell is None:
                 out.append("–")
+            elif cell.status.startswith("skipped"):
+                k = notes.setdefault(SKIPPED, len(notes) + 1)
+                out.append(f"skipped [{k}]")
             elif cell.why:
                 k = notes.setdefault(_why_key(cell.why), len(notes) + 1)
                 out.append(f"{cell.status} [{k}]")
             else:
                 out.append(cell.status)
-        lines.append(f"| {name} | {size} | " + " | ".join(out) + " |")
+        groups.setdefault((size, *out), []).append(name)
+    lines = ["| models | input | " + " | ".join(CAPABILITIES) + " |",
+             "|---|---|" + "---|" * len(CAPABILITIES)]
+    lines += [f"| {', '.join(names)} | {key[0]} | " + " | ".join(key[1:]) + " |"
+              for key, names in groups.items()]
     lines.append("")
     lines += [f"[{k}] {why}" + "  " for why, k in notes.items()]
     return "\n".join(lines)
