@@ -22,3 +22,10 @@ def bar(name: str, value: float, op: str, target: float, unit: str = "") -> str:
     ok = value >= target if op == ">=" else value <= target
     return (f"bar: {name} = {value:.3g}{unit} (target {op} {target:.3g}{unit}) "
             f"{'ok' if ok else 'short'}")
+
+
+def missing(name: str, package: str, op: str, target: float, unit: str = "") -> str:
+    """The bar of a comparison whose peer is not installed: ``short``, naming the package
+    (0 stands for "not measured"; a missing peer never reads as a pass)."""
+    return (f"bar: {name} ({package} not installed) = 0{unit} "
+            f"(target {op} {target:.3g}{unit}) short")

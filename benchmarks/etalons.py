@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 import torch
-from _timing import bar, median_seconds
+from _timing import bar, median_seconds, missing
 
 from cnn_widgets import Engine, EtalonGrid
 from cnn_widgets.engine.etalons import affine_map as etalon_module
@@ -49,8 +49,9 @@ def lenet_part(repeat):
     try:
         from captum.attr import Saliency
     except ImportError:
-        print("captum is not installed (pip install captum): Saliency comparison skipped")
-        return engine, lines
+        print("captum is not installed (pip install captum): Saliency comparison not measured")
+        return engine, lines + [missing("lenet fast time / captum Saliency time", "captum",
+                                        "<=", 0.5)]
     with engine.borrow() as model:
         saliency = Saliency(model)
         xs = x.clone().requires_grad_(True)

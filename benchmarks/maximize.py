@@ -23,7 +23,8 @@ dependencies and put it on the path:
     pip install --target /tmp/lucent_pkgs --no-deps torch-lucent "kornia<=0.4.1" decorator
     PYTHONPATH=/tmp/lucent_pkgs python benchmarks/maximize.py
 
-Without Lucent the script says so and measures the bar it can (the live view).
+Without Lucent the script says so, prints both Lucent bars as ``short`` naming the missing
+package, and measures the bar it can (the live view).
 Usage: python benchmarks/maximize.py [--quick]   (--quick: small sizes, for the smoke test)
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ import time
 import warnings
 
 import torch
-from _timing import bar
+from _timing import bar, missing
 
 from cnn_widgets import Engine, MaximizerPanel
 from cnn_widgets import objectives as O
@@ -51,7 +52,7 @@ def lucent():
             from lucent.optvis import param, render, transform
         return param, render, transform
     except ImportError as err:
-        print(f"lucent not installed ({err}): the Lucent comparisons are skipped; see the "
+        print(f"lucent not installed ({err}): the Lucent bars are not measured (short); see the "
               f"docstring for how to install it beside torch {torch.__version__}")
         return None
 
@@ -146,8 +147,13 @@ def main(argv=None):
     print(f"torch {torch.__version__}, 1 thread, CPU")
     lines = []
     lu = lucent()
-    if lu is not None:
-        size = 64 if opts.quick else 128
+    size = 64 if opts.quick else 128
+    if lu is None:
+        lines += [missing(f"vgg16 {size}px channel steps per s vs lucent", "torch-lucent", ">=",
+                          1.2, "x"),
+                  missing("lenet 28px channel steps per s vs lucent", "torch-lucent", ">=", 1.2,
+                          "x")]
+    else:
         model, engine = vgg(size)
         r = versus_lucent(lu, "VGG-16", model, engine, "features.21", 5, size, 8,
                           3 if opts.quick else 10, 1 if opts.quick else 3, True)
