@@ -40,9 +40,8 @@ from cnn_widgets import objectives as O  # noqa: E402
 from cnn_widgets.engine.core.control import Control  # noqa: E402
 from cnn_widgets.engine.core.errors import Cancelled  # noqa: E402
 
-# the four stages' last leaf layer that runs once per pass (a stage's output is its ReLU's
-# second call) and the logits
-LAYERS = ["layer1.1.bn2", "layer2.1.bn2", "layer3.1.bn2", "layer4.1.bn2", "fc"]
+# the four stages' outputs (a BasicBlock's output is its ReLU's second call) and the logits
+LAYERS = ["layer1.1.relu:1", "layer2.1.relu:1", "layer3.1.relu:1", "layer4.1.relu:1", "fc"]
 
 
 def resnet_engine(n: int, batch: int, device: str) -> Engine:

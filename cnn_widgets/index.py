@@ -2,7 +2,7 @@
 
     python -m cnn_widgets.index --engine cnn_widgets.zoo:lenet_digits --out /data/index
     torchrun --nproc-per-node 4 -m cnn_widgets.index --engine mypkg.models:engine \\
-        --data /data/imagenet/val --layers layer3,layer4,fc --out /shared/index
+        --data /data/imagenet/val --layers layer3.5.relu:2,layer4.2.relu:2,fc --out /shared/index
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d \\
         --rdzv-endpoint node0.example:29500 --rdzv-id job42 -m cnn_widgets.index ...
 

@@ -218,17 +218,69 @@ def test_bad_requests_say_what_was_expected(engine, tmp_path):
         engine.top_images(O.channel("conv2", 1), k=71)
 
 
-def test_a_layer_called_twice_is_refused(tmp_path):
-    relu = torch.nn.ReLU()
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), relu,
-                                torch.nn.Linear(8, 5), relu)
-    e = Engine(model, TINY_SHAPE, dataset=(random_images(8, TINY_SHAPE), torch.zeros(8)),
-               device="cpu")
-    name = [n for n in e.layer_names if n.startswith("2")][0]
-    with pytest.raises(InvalidArgument, match="runs more than once"):
-        e.index(layers=[name], path=tmp_path, progress=False, patterns=True)   # whole pass
+class ResidualToy(torch.nn.Module):
+    """One ReLU module called twice (the second call after a residual add), a functional relu
+    and a max-pool: every gate call is a layer of its own."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.act = torch.nn.ReLU()
+        self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.conv3 = torch.nn.Conv2d(4, 3, 3, padding=1)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc = torch.nn.Linear(48, 5)
+
+    def forward(self, x):
+        h = self.act(self.conv1(x))
+        h = self.act(self.conv2(h) + h)
+        return self.fc(self.pool(torch.nn.functional.relu(self.conv3(h))).flatten(1))
+
+
+def residual_engine():
+    """10 images, 7 slightly noisy copies each: leaving out any one gate call changes the
+    region count (43 distinct patterns; 29..37 without one of the four)."""
+    g = torch.Generator().manual_seed(0)
+    x = random_images(10, TINY_SHAPE, seed=3).repeat(7, 1, 1, 1)
+    x = (x + 3e-3 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    return Engine(ResidualToy(), TINY_SHAPE, dataset=(x, torch.arange(70) % 5), device="cpu",
+                  batch_size=16)
+
+
+def test_every_gate_call_is_indexed_and_answers_as_the_scan(tmp_path, monkeypatch):
+    e = residual_engine()
     from cnn_widgets.engine.index import default_layers
-    assert name not in default_layers(e) and e.default_layer in default_layers(e)
+    assert {"act", "act:1", "relu", "pool"} <= set(default_layers(e))      # act:1: stage output
+    scans = {t: e.top_images_and_histogram(t, k=9, bins=11)
+             for t in (O.channel("act:1", 2), O.channel("relu", 1), O.channel("act", 0))}
+    stats, regions = e.activation_stats(e.dataset.images[:40]), e.count_regions()
+    assert regions.layers == tuple(e.gate_layers) and regions.total == 43
+    with untouched(e.model):
+        index = e.index(path=tmp_path, chunk_size=32, k=6, progress=False, patterns=True)
+    assert index.meta["settings"]["gates"] == ["act", "act:1", "relu", "pool"]
+    for t, (scan_top, scan_hist) in scans.items():
+        top, hist = e.top_images_and_histogram(t, k=9, bins=11)
+        assert top.source == str(index.path)
+        np.testing.assert_array_equal(top.indices, scan_top.indices)
+        np.testing.assert_allclose(top.values, scan_top.values, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(hist.counts, scan_hist.counts)
+        np.testing.assert_allclose(hist.edges, scan_hist.edges, rtol=0, atol=1e-6)
+    got = e.activation_stats(e.dataset.images[:40])
+    assert got.source != "scan" and got.layers == stats.layers
+    for n in stats.layers:
+        np.testing.assert_array_equal(got.counts[n], stats.counts[n])
+    import cnn_widgets.engine.engine as facade
+    monkeypatch.setattr(facade, "count_regions", lambda *a, **k: 1 / 0)   # must not scan
+    assert e.count_regions() == regions
+
+
+def test_an_index_of_one_later_call_stops_there(tmp_path):
+    e = residual_engine()
+    index = e.index(layers=["act:1"], path=tmp_path, k=4, progress=False)
+    a = e.activations(e.dataset.images, ["act:1"])["act:1"]
+    np.testing.assert_array_equal(index.layer("act:1").values(3, "max"),
+                                  a[:, 3].reshape(len(a), -1).max(1))
 
 
 def test_a_terminal_gets_a_tqdm_bar(engine, tmp_path, capsys):

@@ -10,7 +10,6 @@ import hashlib
 import math
 import shutil
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,9 @@ import torch
 from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InvalidArgument, NoSuitableLayer
-from ..core.gates import GATES, UNRECORDED, gate_state
-from ..core.layers import functional_relus
+from ..core.errors import InvalidArgument, NoSuitableLayer, NotAChain, NotPiecewiseLinear
+from ..core.gates import Gate, gates_of
+from ..etalons import regions
 from . import distributed as D
 from .source import as_source, data_hash, key_of, preprocessing, weights_hash
 from .stats import LayerStats, fold
@@ -31,20 +30,33 @@ CHUNK_BATCHES = 8          # default chunk: this many batches
 
 
 def recordable(engine) -> bool:
-    """Whether activation patterns can be read from module hooks (as ``count_regions`` does):
-    ReLU/max-pool modules, no functional ReLU, no unrecorded piecewise-linear module."""
-    mods = [m for _, m in engine.model.named_modules()]
-    return (any(isinstance(m, GATES) for m in mods) and not functional_relus(engine.model)
-            and not any(isinstance(m, UNRECORDED) for m in mods))
+    """Whether ``count_regions`` can record this model's activation patterns (its graph, gate
+    calls, no unrecorded piecewise-linear layer): then the index stores their digests."""
+    try:
+        regions._check(engine)
+        regions.gate_names(engine)
+    except (NotAChain, NotPiecewiseLinear):
+        return False
+    return True
 
 
-def _gate_bytes(module, inputs, output) -> np.ndarray:
-    """(n, bytes) of one gate's state: packed on/off bits of a ReLU, int32 max-pool choices."""
-    s = gate_state(module, inputs, output).flatten(1)
+def _gate_bytes(gate: Gate, inputs, output) -> np.ndarray:
+    """(n, bytes) of one gate call's state as ``count_regions`` reads it: packed on/off bits
+    of a ReLU, int16/int32 max-pool choices (the same pattern, a shorter code)."""
+    s = gate.state(inputs, output).flatten(1)
     if s.dtype == torch.bool:
         return np.packbits(s.cpu().numpy(), axis=1)
     plane = inputs[0][0, 0].numel()           # choices index one channel's input plane
     return s.to(torch.int16 if plane < 2 ** 15 else torch.int32).cpu().numpy().view(np.uint8)
+
+
+def _all(fns):
+    """One hook calling ``fns`` in turn on the layer's output, which it keeps."""
+    def hook(module, inputs, output):
+        for fn in fns:
+            fn(module, inputs, output)
+        return output
+    return hook
 
 
 class Chunk:
@@ -57,46 +69,39 @@ class Chunk:
                        for n, s in plan["layers"].items()}
         self.labels: list[np.ndarray] = []
         self.codes: list[np.ndarray] = []
-        self.gates = [n for n, m in engine.model.named_modules() if isinstance(m, GATES)] \
-            if plan["patterns"] else []
+        self.gates = gates_of(engine, plan.get("gates", ()))
         order = engine.layer_names
-        self.last = None if self.gates else max(plan["layers"], key=order.index)
+        self.last = max([*plan["layers"], *(g.name for g in self.gates)], key=order.index)
 
     def add(self, x, labels: torch.Tensor, start: int) -> None:
         """One batch: images ``x`` (n, C, H, W) at dataset rows ``start ...``."""
-        engine, calls, parts = self.engine, Counter(), []
+        engine, seen, parts = self.engine, set(), {}
         labels = torch.as_tensor(labels).reshape(-1).to(torch.int64)
 
         def stats_of(name):
             def hook(module, inputs, output):
-                calls[name] += 1
-                if calls[name] > 1:
-                    raise InvalidArgument(f"layer {name!r} runs more than once per forward "
-                                          f"pass; index layers that run once (e.g. a block's "
-                                          f"output)")
+                seen.add(name)
                 self.layers[name].add(output, labels, start)
-                return output
             return hook
 
-        def gate(module, inputs, output):
-            parts.append(_gate_bytes(module, inputs, output))
-            return output
+        def gate_of(gate):
+            def hook(module, inputs, output):
+                parts[gate.name] = _gate_bytes(gate, inputs, output)
+            return hook
 
-        def both(a, b):
-            return lambda m, i, o: b(m, i, a(m, i, o))
-
-        hook_set = {n: stats_of(n) for n in self.layers}
+        taps = {n: [stats_of(n)] for n in self.layers}
         for g in self.gates:
-            hook_set[g] = both(hook_set[g], gate) if g in hook_set else gate
+            taps.setdefault(g.name, []).append(gate_of(g))
         with engine.borrow(), torch.no_grad():
             x = engine.normalize(engine.prepare(x))
-            hooks.run_capturing(engine.model, x, [], stop_after=self.last, replace=hook_set)
-        missing = [n for n in self.layers if not calls[n]]
+            hooks.run_capturing(engine.model, x, [], stop_after=self.last,
+                                replace={n: _all(fs) for n, fs in taps.items()})
+        missing = [n for n in self.layers if n not in seen]
         if missing:
             raise InvalidArgument(f"layers {missing} did not run in the forward pass")
         self.labels.append(labels.numpy())
-        if parts:
-            rows = np.concatenate(parts, 1)
+        if self.gates:
+            rows = np.concatenate([parts[g.name] for g in self.gates], 1)
             self.codes.append(np.frombuffer(b"".join(
                 hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows),
                 np.uint8).reshape(-1, 16))
@@ -113,7 +118,8 @@ class Chunk:
 def plan_for(engine, ds, description: str, layers, k: int, chunk: int, patterns: bool,
              class_sums: bool) -> dict:
     names = [engine.layer(n).name for n in layers]
-    return {"n": len(ds), "k": k, "chunk": chunk, "patterns": bool(patterns and recordable(engine)),
+    gates = regions.gate_names(engine) if patterns and recordable(engine) else []
+    return {"n": len(ds), "k": k, "chunk": chunk, "patterns": bool(gates), "gates": gates,
             "class_sums": bool(class_sums),
             "layers": {n: list(engine.layer(n).output_shape) for n in names},
             "fingerprint": {"weights": weights_hash(engine.model), "data": data_hash(ds),
@@ -215,28 +221,17 @@ def _merge(plan, work, final, rank, world) -> None:
         writer.save(key, v)
     layers = {name: {"key": f"L{i}", "shape": s} for i, (name, s) in enumerate(plan["layers"].items())}
     writer.commit({"n": n, "fingerprint": plan["fingerprint"], "layers": layers,
-                   "settings": {k: plan[k] for k in ("k", "chunk", "patterns", "class_sums")}})
+                   "settings": {k: plan[k] for k in ("k", "chunk", "patterns", "gates",
+                                                      "class_sums")}})
 
 
 def default_layers(engine) -> list[str]:
-    """Every ReLU and max-pool layer (the probing paper's statistics), the trees' feature
-    layer and the logits; those that run more than once per pass (a shared ReLU module) are
-    left out (one probe pass on a zero image counts the calls)."""
+    """Every ReLU and max-pool call (the probing paper's statistics; a ResNet block's output
+    is its ReLU's second call, ``layer1.0.relu:1``), the trees' feature layer and the logits."""
     from ..core.selection import default_layer_for
     names = [i.name for i in engine.layers if i.kind in ("ReLU", "MaxPool2d")]
     try:
         names.append(default_layer_for(engine, "features"))
     except NoSuitableLayer:                   # no (C, H, W) layer: no trees to feed
         pass
-    names = list(dict.fromkeys(names + [engine.default_layer]))
-    calls = Counter()
-
-    def counter(name):
-        def hook(module, inputs, output):
-            calls[name] += 1
-            return output
-        return hook
-    with engine.borrow(), torch.no_grad():
-        x = engine.normalize(torch.zeros(1, *engine.input_shape, device=engine.device))
-        hooks.run_capturing(engine.model, x, [], replace={n: counter(n) for n in names})
-    return [n for n in names if calls[n] == 1]
+    return list(dict.fromkeys(names + [engine.default_layer]))

@@ -159,11 +159,14 @@ def class_sums(engine, layer, data) -> np.ndarray | None:
 
 
 def region_count(engine, data, layers) -> RegionCount | None:
-    """Distinct activation patterns per class from the stored digests (all gates only)."""
+    """Distinct activation patterns per class from the stored digests (all gate calls only,
+    the very ones ``count_regions`` records)."""
     index = find(engine, data)
     if layers is not None or index is None or index.codes is None:
         return None
     names = gate_names(engine)
+    if index.meta["settings"].get("gates") != names:
+        return None
     codes, labels = np.asarray(index.codes), np.asarray(index.labels)
     per_class = {}
     for c in np.unique(labels):
