@@ -34,7 +34,14 @@ SHIPPED: dict[str, Callable[[], object]] = {
     "lenet-digits": lambda: _zoo().lenet_digits(device="cpu"),
     "vgg-digits": lambda: _zoo().vgg_digits(),
     "digits-vae": lambda: _zoo().digits_generator(),
+    "resnet-digits": lambda: _zoo().resnet_digits(device="cpu"),
+    "lenet-digits-seed1": lambda: _experiments().lenet_digits_seed(1, device="cpu"),
 }
+
+
+def _experiments():
+    from . import experiments
+    return experiments
 
 
 def _zoo():
