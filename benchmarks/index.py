@@ -140,10 +140,11 @@ def click(n_copies, repeat):
 
 def two_ranks():
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+        here = Path(__file__).resolve().parent          # the children import this file
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), str(here)]))
         args = ["--chunk-size", "64", "--batch-size", "32", "--k", "8"]
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-               "2", "-m", "cnn_widgets.index", "--engine", f"{__file__}:digits_engine",
+               "2", "-m", "cnn_widgets.index", "--engine", f"{here / 'index.py'}:digits_engine",
                "--backend", "gloo", "--out", f"{tmp}/two", *args]
         start = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

@@ -163,6 +163,11 @@ def test_other_weights_or_data_never_use_the_index(engine, tmp_path):
     with torch.no_grad():
         engine.model.conv1.weight[0, 0, 0, 0] += 0.5          # changed in place
     assert engine.top_images(target, k=3).source == "scan"
+    with torch.no_grad():
+        engine.model.conv1.weight[0, 0, 0, 0] -= 0.5
+    assert engine.top_images(target, k=3).source == str(index.path)
+    engine.model.conv2.weight.data = engine.model.conv2.weight.data.clone() + 0.1   # replaced
+    assert engine.top_images(target, k=3).source == "scan"
     other = make_engine(seed=2)
     with pytest.raises(InvalidArgument, match="other weights"):
         other.open_index(index.path)

@@ -22,7 +22,7 @@ from ..core.errors import InvalidArgument, NoSuitableLayer, NotAChain, NotPiecew
 from ..core.gates import Gate, gates_of
 from ..etalons import regions
 from . import distributed as D
-from .source import as_source, data_hash, key_of, preprocessing, weights_hash
+from .source import as_source, data_hash, engine_weights_hash, key_of, preprocessing
 from .stats import LayerStats, fold
 from .store import ActivationIndex, Writer, atomic_json, default_root, load_chunk, save_chunk
 
@@ -122,7 +122,7 @@ def plan_for(engine, ds, description: str, layers, k: int, chunk: int, patterns:
     return {"n": len(ds), "k": k, "chunk": chunk, "patterns": bool(gates), "gates": gates,
             "class_sums": bool(class_sums),
             "layers": {n: list(engine.layer(n).output_shape) for n in names},
-            "fingerprint": {"weights": weights_hash(engine.model), "data": data_hash(ds),
+            "fingerprint": {"weights": engine_weights_hash(engine), "data": data_hash(ds),
                             "n": len(ds), "preprocessing": preprocessing(engine, description)}}
 
 

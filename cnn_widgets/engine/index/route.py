@@ -19,7 +19,7 @@ from ..probing.activation_stats import ActivationStats
 from ..probing.activation_stats import default_layers as rectified_layers
 from ..visualization.objectives import as_objective
 from ..visualization.scan import Histogram, TopImages, histogram_from_values
-from .source import Rows, data_hash, weights_hash, weights_version
+from .source import Rows, data_hash, engine_weights_hash
 from .store import ActivationIndex
 
 
@@ -33,10 +33,7 @@ def attach(engine, index: ActivationIndex) -> ActivationIndex:
 def mismatch(engine, index: ActivationIndex) -> str | None:
     """Why ``index`` cannot answer for ``engine`` and its dataset (None when it can)."""
     fp = index.fingerprint
-    cached = engine.__dict__.get("_index_weights")
-    if cached is None or cached[0] != weights_version(engine.model):
-        cached = engine._index_weights = (weights_version(engine.model), weights_hash(engine.model))
-    if fp["weights"] != cached[1]:
+    if fp["weights"] != engine_weights_hash(engine):
         return "it was built with other weights"
     ours, theirs = json.loads(_prep(engine)), json.loads(fp["preprocessing"])
     theirs.pop("transform", None)

@@ -84,13 +84,22 @@ def weights_hash(model: torch.nn.Module) -> str:
     for name, t in model.state_dict().items():
         t = t.detach().cpu().contiguous()
         h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")
     return h.hexdigest()
+
+
+def engine_weights_hash(engine) -> str:
+    """:func:`weights_hash` of the engine's model, hashed again only when a weight changed."""
+    version = weights_version(engine.model)
+    cached = engine.__dict__.get("_index_weights")
+    if cached is None or cached[0] != version:
+        cached = engine._index_weights = (version, weights_hash(engine.model))
+    return cached[1]
 
 
 def weights_version(model: torch.nn.Module) -> tuple:
     """Cheap stand-in that changes whenever a weight is replaced or changed in place."""
-    return tuple((id(t), t._version) for t in model.state_dict(keep_vars=True).values())
+    return tuple((id(t), t._version, t.data_ptr()) for t in model.state_dict(keep_vars=True).values())
 
 
 def data_hash(ds) -> str:
