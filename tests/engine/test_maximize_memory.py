@@ -15,7 +15,8 @@ from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet, untouched
 def engine_and_batches():
     model = tiny_lenet(0)
     sizes = []
-    model.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0]))
+    # on the first layer: the engine runs the model's traced graph, not model.__call__
+    model.conv1.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0]))
     x = random_images(20, TINY_SHAPE, seed=1)
     return Engine(model, TINY_SHAPE, dataset=(x, torch.arange(20) % 5), device="cpu"), sizes
 
