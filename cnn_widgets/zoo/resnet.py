@@ -42,7 +42,7 @@ class CifarResNet(nn.Module):
     def __init__(self, blocks: Sequence[int] = RESNET18["blocks"],
                  widths: Sequence[int] = RESNET18["widths"], in_channels: int = 3,
                  n_classes: int = 10):
-        from torchvision.models.resnet import BasicBlock   # imported here: ~180 MB resident
+        from torchvision.models.resnet import BasicBlock  # imported here: ~180 MB resident
 
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
