@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -35,20 +35,23 @@ SETTLE = ("from cnn_widgets import jobs as _jobs\n"
 class Run:
     """One execution: the executed notebook, seconds from kernel start to the end of the last
     cell, the kernel's peak resident memory (MB, VmHWM), seconds from kernel start to the
-    first widget view (None if none); the peak after each code cell (index, MB)."""
+    first widget view (None if none); the peak and the resident memory after each code cell
+    (index, MB): a cell whose peak is far above the memory it leaves holds a transient."""
     nb: object
     seconds: float
     peak_mb: float
     first_widget_s: float | None
     cell_peaks: list[tuple[int, float]]
+    cell_rss: list[tuple[int, float]] = field(default_factory=list)
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set size (``VmHWM`` in /proc/<pid>/status), MB (2**20)."""
+def peak_rss_mb(pid: int, key: str = "VmHWM") -> float:
+    """The process's peak resident set size (``VmHWM`` in /proc/<pid>/status; ``key="VmRSS"``:
+    the current one), MB (2**20)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
+    raise RuntimeError(f"no {key} for process {pid}")
 
 
 @contextmanager
@@ -95,7 +98,7 @@ def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
     client = _client_class()(nb, kernel_name="python3", timeout=timeout,
                              store_widget_state=store_widget_state, record_timing=False,
                              resources={"metadata": {"path": str(Path(path).parent)}})
-    client.first_widget, peak, done, cells = None, [0.0], threading.Event(), []
+    client.first_widget, peak, done, cells, rss = None, [0.0], threading.Event(), [], []
 
     def poll(pid):
         while not done.wait(0.1):
@@ -109,7 +112,9 @@ def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
         threading.Thread(target=poll, args=(pid,), daemon=True).start()
 
     def finished(cell, cell_index, execute_reply):
-        cells.append((cell_index, peak_rss_mb(client.km.provisioner.process.pid)))
+        pid = client.km.provisioner.process.pid
+        cells.append((cell_index, peak_rss_mb(pid)))
+        rss.append((cell_index, peak_rss_mb(pid, "VmRSS")))
         if cell_index == len(nb.cells) - 1 or all(
                 c.cell_type != "code" for c in nb.cells[cell_index + 1:]):
             peak[0] = max(peak[0], peak_rss_mb(client.km.provisioner.process.pid))
@@ -127,7 +132,7 @@ def run_notebook(path: Path, *, smoke: bool = False, cache: str | None = None,
     if settle:
         nb.cells.pop()
     first = None if client.first_widget is None else client.first_widget - start
-    return Run(nb, seconds, peak[0], first, cells)
+    return Run(nb, seconds, peak[0], first, cells, rss)
 
 
 def needs_output(cell) -> bool:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 from ..engine import Engine
 from ..engine.core.model import default_device
@@ -43,6 +42,8 @@ class CifarResNet(nn.Module):
     def __init__(self, blocks: Sequence[int] = RESNET18["blocks"],
                  widths: Sequence[int] = RESNET18["widths"], in_channels: int = 3,
                  n_classes: int = 10):
+        from torchvision.models.resnet import BasicBlock  # imported here: ~180 MB resident
+
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
