@@ -82,6 +82,8 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
     """
     reasons = []
     for name, m in leaf_modules(model):
+        if isinstance(m, nn.Sequential) and len(m) == 0:
+            continue                 # an empty Sequential is the identity (ShuffleNet's branch1)
         if not isinstance(m, PIECEWISE_LINEAR_MODULES):
             reasons.append(f"{type(m).__name__} '{name}' is not piecewise linear")
         elif isinstance(m, _MODE_DEPENDENT) and m.training and not eval_mode:
