@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cnn_widgets import objectives as O
-from cnn_widgets.testing import TINY_SHAPE, random_images
+from cnn_widgets.testing import TINY_SHAPE, gated_conv_net, random_images
 from cnn_widgets.testing.reference import assert_same_map, cpu_engine, reference_jacobian
 
 
@@ -86,3 +86,31 @@ def test_resnet50_activation_stats_reads_every_relu_call(size=32):
     for n in names:
         a = acts[n].reshape(1, acts[n].shape[1], -1)
         assert ((a > 0).sum(1) == s.counts[n].reshape(1, -1)).all(), n
+
+
+@pytest.mark.parametrize("gate", ["relu6", "hardtanh"])
+def test_clamp_gates_are_replayed_by_algorithm1_and_patterns(gate):
+    """MobileNet-v2's ReLU6 (a Hardtanh): three pieces per input, one recorded state per call;
+    Algorithm 1 equals the fast path (W and b: a saturated input's bound belongs to b) and
+    activation patterns tell the pieces apart. Both refused ReLU6/Hardtanh before."""
+    model = gated_conv_net(gate, 11)
+    engine = cpu_engine(model, TINY_SHAPE, mean=0.2, std=0.7)
+    scale = 20.0 if gate == "relu6" else 3.0                 # inputs on all three pieces
+    x = (random_images(3, seed=27) - 0.4) * scale
+    pre = engine.activations(x, ["conv1"])["conv1"]
+    lo, hi = (0.0, 6.0) if gate == "relu6" else (-1.0, 1.0)
+    assert (pre < lo).any() and (pre > hi).any() and ((pre > lo) & (pre < hi)).any()
+    fast = engine.etalons(x)
+    paper = engine.etalons(x, method="paper")
+    assert fast.exact, fast.reason
+    assert_same_map(fast.W, paper.W, "paper W vs fast W")
+    np.testing.assert_allclose(paper.b, fast.b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose((paper.W * paper.x[:, None]).sum((2, 3, 4)) + paper.b, paper.out,
+                               rtol=1e-5, atol=1e-5)
+    pat = engine.activation_pattern(x)
+    states = pat[:, :3 * 8 * 8]                              # the clamp's 3 x 8 x 8 inputs
+    assert set(np.unique(states)) == {0, 1, 2}
+    np.testing.assert_array_equal(states.reshape(3, 3, 8, 8),
+                                  (pre > lo).astype(int) + (pre >= hi).astype(int))
+    rc = engine.count_regions(data=(x.numpy(), np.zeros(3, np.int64)))
+    assert rc.total == len(np.unique(pat, axis=0))
