@@ -114,3 +114,31 @@ def test_clamp_gates_are_replayed_by_algorithm1_and_patterns(gate):
                                   (pre > lo).astype(int) + (pre >= hi).astype(int))
     rc = engine.count_regions(data=(x.numpy(), np.zeros(3, np.int64)))
     assert rc.total == len(np.unique(pat, axis=0))
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet-v2's unit: ``x.chunk``, ``torch.transpose`` and ``channels // groups`` on
+    sizes, all piecewise linear; a floor division of tensor values is not."""
+
+    def __init__(self, divide_values=False):
+        super().__init__()
+        torch.manual_seed(2)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+        self.divide_values = divide_values
+
+    def forward(self, x):
+        h = self.conv(x).relu()
+        a, b = h.chunk(2, dim=1)
+        h = torch.cat([a, b], 1)
+        n, c, height, width = h.size()
+        h = torch.transpose(h.view(n, 2, c // 2, height, width), 1, 2).reshape(n, c, height, width)
+        if self.divide_values:
+            h = h // 2
+        return self.fc(torch.flatten(h, 1))
+
+
+def test_channel_shuffle_is_piecewise_linear():
+    engine = cpu_engine(ChannelShuffle(), TINY_SHAPE)
+    assert engine.nonlinear_parts == []             # 'floordiv', 'transpose', 'chunk' before
+    assert any("floordiv" in r for r in cpu_engine(ChannelShuffle(True), TINY_SHAPE).nonlinear_parts)
