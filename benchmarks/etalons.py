@@ -13,6 +13,7 @@ Usage: python benchmarks/etalons.py [--quick]   (--quick: tiny repeats, for the 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -22,7 +23,8 @@ import torch
 from _timing import bar, median_seconds, missing
 
 from cnn_widgets import Engine, EtalonGrid
-from cnn_widgets.engine.etalons import affine_map as etalon_module
+from cnn_widgets.engine.core.gates import gates_of
+from cnn_widgets.engine.etalons import paper as paper_module
 from cnn_widgets.zoo import lenet_digits
 
 
@@ -90,17 +92,19 @@ def vgg_part(repeat):
     # The paper: one coordinate image per input pixel, through the bias-free net with the
     # recorded masks replayed. Time a batch of them and extrapolate to all 3*224*224.
     batch = 16
-    with engine.borrow() as m, torch.no_grad():
-        work = etalon_module._working_copy(m)
-        record = etalon_module._record(work, x, engine.normalize)
-        etalon_module._zero_biases(work)
-        replay = etalon_module._replay(work, record, 0)
-        idx = engine.flat_index(engine.default_layer, [(7,)])
+    layer = engine.default_layer
+    with engine.borrow(), torch.no_grad():
+        gates = gates_of(engine, paper_module._check_paper_model(engine, layer))
+        work = copy.deepcopy(engine.graph.module)
+        record = paper_module._record(engine, work, x, gates)
+        paper_module._zero_biases(work)
+        replay = paper_module._replay(record, gates, 0, constants=False)
+        idx = engine.flat_index(layer, [(7,)])
         e = torch.zeros(batch, 3 * 224 * 224)
         e[torch.arange(batch), torch.arange(batch)] = 1.0
         e = e.view(batch, 3, 224, 224)
         start = time.perf_counter()
-        etalon_module._unit_values(work, e, engine.default_layer, idx, replay)
+        paper_module._unit_values(engine, work, e, layer, idx, replay)
         per_image = (time.perf_counter() - start) / batch
     paper_total = per_image * 3 * 224 * 224
     print(f"VGG-16 224x224 one logit: plain forward+backward {t_plain:.2f} s, fast etalon "
