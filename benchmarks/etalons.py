@@ -24,7 +24,7 @@ from _timing import bar, median_seconds, missing
 
 from cnn_widgets import Engine, EtalonGrid
 from cnn_widgets.engine.core.gates import gates_of
-from cnn_widgets.engine.etalons import paper as etalon_module
+from cnn_widgets.engine.etalons import paper as paper_module
 from cnn_widgets.zoo import lenet_digits
 
 
@@ -94,17 +94,17 @@ def vgg_part(repeat):
     batch = 16
     layer = engine.default_layer
     with engine.borrow(), torch.no_grad():
-        gates = gates_of(engine, etalon_module._check_paper_model(engine, layer))
+        gates = gates_of(engine, paper_module._check_paper_model(engine, layer))
         work = copy.deepcopy(engine.graph.module)
-        record = etalon_module._record(engine, work, x, gates)
-        etalon_module._zero_biases(work)
-        replay = etalon_module._replay(record, gates, 0)
+        record = paper_module._record(engine, work, x, gates)
+        paper_module._zero_biases(work)
+        replay = paper_module._replay(record, gates, 0, constants=False)
         idx = engine.flat_index(layer, [(7,)])
         e = torch.zeros(batch, 3 * 224 * 224)
         e[torch.arange(batch), torch.arange(batch)] = 1.0
         e = e.view(batch, 3, 224, 224)
         start = time.perf_counter()
-        etalon_module._unit_values(engine, work, e, layer, idx, replay)
+        paper_module._unit_values(engine, work, e, layer, idx, replay)
         per_image = (time.perf_counter() - start) / batch
     paper_total = per_image * 3 * 224 * 224
     print(f"VGG-16 224x224 one logit: plain forward+backward {t_plain:.2f} s, fast etalon "

@@ -15,10 +15,6 @@ import cnn_widgets.engine as engine_api  # noqa: E402
 # a graph (residual adds), a non-piecewise-linear model (Hardswish, squeeze-excitation), and
 # concatenating Fire modules; small enough for every CI run (32x32 inputs)
 MODELS = ("resnet18", "mobilenet_v3_small", "squeezenet1_1")
-# engine defects the matrix found, owned elsewhere; strict: the test fails once they are fixed,
-# so that the mark is removed
-KNOWN = {("squeezenet1_1", "gradcam"): "the logits come from torch.flatten after the last "
-         "module; the default layer classifier.3 is (1000, 1, 1) and gradcam indexes it as 2-D"}
 
 
 @functools.cache
@@ -31,9 +27,6 @@ def matrix_row(name):
 def test_capability_works_or_is_refused_clearly(name, cap):
     size, cells, _ = matrix_row(name)
     cell = cells[cap]
-    if (name, cap) in KNOWN:
-        assert cell.status == "FAIL", f"fixed? {cell}: remove it from KNOWN"
-        pytest.xfail(KNOWN[name, cap])
     assert cell.status != "FAIL", cell.why
     if cell.status == "refused":
         cls = cell.why.split(":")[0]

@@ -119,6 +119,11 @@ def _layer_of(node) -> tuple[str, str] | None:
         base, kind = _FUNCTIONS[node.target]
     elif node.op == "call_method" and node.target in _METHODS:
         base, kind = _METHODS[node.target]
+    elif node.op in ("call_function", "call_method") and any(u.op == "output" for u in node.users):
+        # the model's output made by a function (SqueezeNet's torch.flatten after its last
+        # module): a layer, so that the logits are the output's shape
+        base = getattr(node.target, "__name__", str(node.target))
+        kind = base
     else:
         return None
     if kind == "add" and sum(_is_tensor(a) for a in node.args) < 2:

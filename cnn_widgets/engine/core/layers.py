@@ -31,10 +31,14 @@ _PL_FUNCTIONS = {
     getattr, torch.flatten, torch.cat, torch.relu, F.relu, F.leaky_relu, F.max_pool2d,
     F.max_pool1d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.dropout,
     F.linear, F.conv2d, F.pad, torch.add, torch.sub, torch.reshape, torch.squeeze, torch.unsqueeze,
+    torch.transpose, torch.permute, torch.chunk, torch.split,
 }
+# Integer arithmetic, piecewise linear when it works on sizes (ShuffleNet's channel shuffle:
+# ``channels // groups``), not on tensor values.
+_SIZE_ARITHMETIC = {operator.floordiv, operator.mod, operator.mul, operator.add, operator.sub}
 _PL_METHODS = {"view", "reshape", "flatten", "size", "squeeze", "unsqueeze", "permute", "contiguous",
                "relu", "relu_", "add", "add_", "sub", "mean", "sum", "transpose", "clone", "__getitem__",
-               "mul", "div", "expand", "expand_as", "view_as", "dim"}
+               "mul", "div", "expand", "expand_as", "view_as", "dim", "chunk", "split"}
 
 
 def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -68,6 +72,21 @@ def _trace_graph(model: nn.Module):
         return uninterrupted(torch.fx.symbolic_trace, model).graph
 
 
+def _is_size(arg) -> bool:
+    """``arg`` is a constant or computed from tensor sizes only (``x.size()``, ``x.shape``)."""
+    from torch.fx import Node
+    if not isinstance(arg, Node):
+        return True
+    if arg.op == "call_method" and arg.target in ("size", "dim"):
+        return True
+    if arg.op == "call_function" and arg.target is getattr:
+        return arg.args[1] == "shape"
+    if arg.op == "call_function" and (arg.target is operator.getitem
+                                      or arg.target in _SIZE_ARITHMETIC):
+        return all(_is_size(a) for a in arg.args)
+    return False
+
+
 def _constant_operand(node) -> bool:
     """A mul/div node where at most one operand is a traced value."""
     from torch.fx import Node
@@ -82,6 +101,8 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
     """
     reasons = []
     for name, m in leaf_modules(model):
+        if isinstance(m, nn.Sequential) and len(m) == 0:
+            continue                 # an empty Sequential is the identity (ShuffleNet's branch1)
         if not isinstance(m, PIECEWISE_LINEAR_MODULES):
             reasons.append(f"{type(m).__name__} '{name}' is not piecewise linear")
         elif isinstance(m, _MODE_DEPENDENT) and m.training and not eval_mode:
@@ -101,6 +122,8 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
             ok = node.target in _PL_FUNCTIONS
             if node.target in (operator.mul, operator.truediv):
                 ok = _constant_operand(node)
+            if not ok and node.target in _SIZE_ARITHMETIC:
+                ok = _is_size(node)
         elif node.op == "call_method":
             ok = node.target in _PL_METHODS
             if node.target in ("mul", "div"):

@@ -119,8 +119,9 @@ class ModelHost:
 
     @property
     def gate_layers(self) -> list[str]:
-        """Names of the gate calls in forward order: every ReLU/LeakyReLU call and every
-        max-pool call (module or functional), the switches that fix a linear region."""
+        """Names of the gate calls in forward order: every ReLU/LeakyReLU call, every
+        ReLU6/Hardtanh module call and every max-pool call (module or functional), the
+        switches that fix a linear region."""
         return [i.name for i in self.layers if i.kind in GATE_KINDS]
 
     # -- model hygiene ---------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Algorithm 1 of the etalon paper as written, on any ReLU/max-pool graph.
 
-Record every gate call's state for x (the mask of each ReLU call, the choice of each max-pool
-call: a module called twice has two), zero the biases of a copy, feed the one-hot coordinate
-images e_i through it with the recorded states re-applied at every gate call (W_i = f_p(e_i)),
-and feed the zero image through the biased model the same way (b = f_p(0)).
-"""
+Record every gate call's state for x (the mask of each ReLU call, the piece of each ReLU6 /
+Hardtanh call, the choice of each max-pool call: a module called twice has two), zero the biases
+of a copy, feed the one-hot coordinate images e_i through it with the recorded states re-applied
+at every gate call (W_i = f_p(e_i)), and feed the zero image through the biased model the same
+way (b = f_p(0)); a saturated clamp gives its bound in the biased pass and 0 in the bias-free
+one (the bound is part of b)."""
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,8 @@ def _check_paper_model(engine, layer):
                                  "torch.fx can trace; " + "; ".join(blocking or [engine.graph_error])
                                  + ". Use method='fast'.")
     graph = engine.graph
-    unreplayed = [f"{c.kind} '{c.name}' is not replayed (only ReLU, LeakyReLU and max-pool "
-                  "calls are)" for c in graph.upstream(layer) if c.kind in UNRECORDED_KINDS]
+    unreplayed = [f"{c.kind} '{c.name}' is not replayed (only ReLU, LeakyReLU, ReLU6, Hardtanh "
+                  "and max-pool calls are)" for c in graph.upstream(layer) if c.kind in UNRECORDED_KINDS]
     if unreplayed:
         raise NotPiecewiseLinear("method='paper' needs a ReLU/max-pool network; "
                                  + "; ".join(unreplayed) + ". Use method='fast'.")
@@ -48,11 +49,12 @@ def _record(engine, work, x, gates) -> dict[str, torch.Tensor]:
     return record
 
 
-def _replay(record, gates, n):
-    """Substitutes that apply sample n's recorded states at every gate call, to any batch."""
+def _replay(record, gates, n, constants=True):
+    """Substitutes that apply sample n's recorded states at every gate call, to any batch
+    (``constants=False``: saturated clamps give 0, for the bias-free copy)."""
     def make(gate):
         state = record[gate.name][n:n + 1]
-        return lambda fn, args, kwargs: gate.replay(args[0], state)
+        return lambda fn, args, kwargs: gate.replay(args[0], state, constants)
     return {g.name: make(g) for g in gates}
 
 
@@ -94,7 +96,7 @@ def paper(engine, x, layer, units, control, chunk):
                                 _replay(record, gates, i))[0]
         _zero_biases(work)
         for i in range(n):
-            replay = _replay(record, gates, i)
+            replay = _replay(record, gates, i, constants=False)
             for j0 in range(0, m, chunk):                       # step 3: coordinate images
                 j1 = min(j0 + chunk, m)
                 e = torch.zeros(j1 - j0, m, device=engine.device)

@@ -1,9 +1,9 @@
-"""Linear regions: the activation pattern of an input (every ReLU call's on/off state and every
-max-pool call's choice) and how many distinct patterns a dataset visits, per class.
+"""Linear regions: the activation pattern of an input (every ReLU call's on/off state, every
+ReLU6/Hardtanh call's piece and every max-pool call's choice) and how many distinct patterns a
+dataset visits, per class.
 
 Inputs with the same pattern share one affine map, i.e. one set of etalons; counting patterns
-measures the etalon paper's hypothesis that the number of etalons tracks the data's complexity.
-"""
+measures the etalon paper's hypothesis that the number of etalons tracks the data's complexity."""
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +52,8 @@ def _check(engine):
     engine.require_graph("activation patterns")
     other = [f"{i.kind} '{i.name}'" for i in engine.layers if i.kind in UNRECORDED_KINDS]
     if other:
-        raise NotPiecewiseLinear(f"activation patterns record ReLU, LeakyReLU and max-pool "
-                                 f"states only; {', '.join(other)} would be missed")
+        raise NotPiecewiseLinear(f"activation patterns record ReLU, LeakyReLU, ReLU6, "
+                                 f"Hardtanh and max-pool states only; {', '.join(other)} would be missed")
 
 
 def activation_pattern(engine, x, layers=None) -> np.ndarray:
