@@ -21,7 +21,7 @@ import sys
 import time
 
 import torch
-from _timing import bar
+from _timing import bar, interleaved
 
 from cnn_widgets import Engine
 from cnn_widgets.engine import CnnWidgetsError
@@ -33,20 +33,6 @@ def resnet50(size):
         torch.manual_seed(0)
         model = torchvision.models.resnet50(weights=None).eval()
     return model, Engine(model, (3, size, size), device="cpu")
-
-
-def interleaved(fns: dict, repeat: int) -> dict:
-    """Median seconds of each function, run in turns (after one warm-up each) so that load on
-    the machine hits all alike."""
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def refused(name, err, op, target, unit=""):

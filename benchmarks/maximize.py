@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
-import time
 import warnings
 
 import torch
-from _timing import bar, missing
+from _timing import bar, interleaved, missing
 
 from cnn_widgets import Engine, MaximizerPanel
 from cnn_widgets import objectives as O
@@ -55,19 +53,6 @@ def lucent():
         print(f"lucent not installed ({err}): the Lucent bars are not measured (short); see the "
               f"docstring for how to install it beside torch {torch.__version__}")
         return None
-
-
-def alternate(fns: dict, repeat: int) -> dict:
-    """Median seconds of each function, run in turns so that load on the machine hits all."""
-    for fn in fns.values():
-        fn()                                            # warm-up
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def versus_lucent(lu, name, model, engine, layer, channel, size, jitter, steps, repeat,
@@ -96,7 +81,7 @@ def versus_lucent(lu, name, model, engine, layer, channel, size, jitter, steps, 
                 m._forward_hooks.clear()
         return run
 
-    t = alternate({"ours": ours(jitter), "lucent": theirs(jitter),
+    t = interleaved({"ours": ours(jitter), "lucent": theirs(jitter),
                    "ours plain": ours(0), "lucent plain": theirs(0)}, repeat)
     rate = {k: steps / v for k, v in t.items()}
     print(f"{name} {size}x{size}, channel {channel} of {layer}, {steps} steps: "
@@ -131,7 +116,7 @@ def live_view(steps, repeat):
     def headless():
         engine.maximize(O.logit(3), steps=steps, lr=0.05)
 
-    t = alternate({"headless": headless, "live": widget}, repeat)
+    t = interleaved({"headless": headless, "live": widget}, repeat)
     slowdown = 100.0 * (t["live"] / t["headless"] - 1.0)
     print(f"MaximizerPanel, LeNet, {steps} steps: headless {t['headless'] * 1e3:.0f} ms, with "
           f"the live view {t['live'] * 1e3:.0f} ms ({steps / t['headless']:.0f} vs "

@@ -88,19 +88,32 @@ def lenet_engine(name, title, recipe, x_train, y_train, x_test, y_test, *, train
                  retrain, verbose, class_names=CLASS_NAMES) -> Engine:
     """Engine of a LeNet trained with ``recipe`` (cached under ``name``) on the training pair,
     with the test pair as its dataset and ``class_names``; ``engine.model_card`` says how."""
+    return classifier_engine(name, title, recipe, lambda: fresh_lenet(recipe["train"]["seed"]),
+                             (x_train, y_train), (x_test, y_test), train_device=train_device,
+                             device=device, retrain=retrain, verbose=verbose,
+                             class_names=class_names)
+
+
+def classifier_engine(name, title, recipe, fresh, train, test, *, device, retrain, verbose,
+                      train_device=None, class_names=CLASS_NAMES, **card) -> Engine:
+    """Engine of the classifier ``fresh()`` trained by ``train_classifier`` with
+    ``recipe["train"]`` on ``train`` = (x, y) (cached under ``name`` with ``recipe`` as key),
+    with ``test`` as its dataset and accuracy set; ``train_device``: recorded in the card's
+    metadata when given; ``card``: extra model-card entries."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    extra = {} if train_device is None else {"train_device": str(train_device)}
+    where = "" if train_device is None else f" ({train_device})"
     model, meta, hit, path = cache.trained(
-        name, recipe, lambda: fresh_lenet(recipe["train"]["seed"]),
-        lambda m: train_classifier(m, x_train, y_train, **recipe["train"]),
-        measure=lambda m: {"test_accuracy": accuracy(m, x_test, y_test),
-                           "train_device": str(train_device)},
+        name, recipe, fresh, lambda m: train_classifier(m, x_train, y_train, **recipe["train"]),
+        measure=lambda m: {"test_accuracy": accuracy(m, x_test, y_test), **extra},
         retrain=retrain, verbose=verbose, device=train_device,
-        announce=f"{title}: training on {len(y_train)} images ({train_device}) ...")
+        announce=f"{title}: training on {len(y_train)} images{where} ...")
     if verbose:
         if hit:
             print(f"{title}: loaded from {path}")
         print(f"{title}: test accuracy {meta['test_accuracy']:.2%} on {len(y_test)} images, "
               f"trained in {meta['trained_seconds']:.1f} s")
-    engine = Engine(model, INPUT_SHAPE, dataset=(x_test, y_test), class_names=list(class_names),
-                    device=device)
-    engine.model_card = cache.model_card(title, meta, recipe, hit, path)
+    engine = Engine(model, tuple(x_test.shape[1:]), dataset=(x_test, y_test),
+                    class_names=list(class_names), device=device)
+    engine.model_card = cache.model_card(title, meta, recipe, hit, path, **card)
     return engine

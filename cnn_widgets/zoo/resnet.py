@@ -15,6 +15,7 @@ from ..engine import Engine
 from ..engine.core.model import default_device
 from . import cache
 from .digits import CLASS_NAMES, SPLIT_SEED, TEST_FRACTION, digits
+from .pretrained import classifier_engine
 from .training import accuracy, train_classifier
 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -89,21 +90,11 @@ def resnet_digits(*, retrain: bool = False, verbose: bool = False, device=None) 
               "train": DIGITS_RECIPE,
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
-    title = "ResNet (CIFAR-style, 4 basic blocks) on scikit-learn digits"
-    model, meta, hit, path = cache.trained(
-        "resnet-digits", recipe,
+    return classifier_engine(
+        "resnet-digits", "ResNet (CIFAR-style, 4 basic blocks) on scikit-learn digits", recipe,
         lambda: fresh_resnet(DIGITS_RECIPE["seed"], DIGITS_RESNET, 1, len(CLASS_NAMES)),
-        lambda m: train_classifier(m, data.x_train, data.y_train, **DIGITS_RECIPE),
-        measure=lambda m: {"test_accuracy": accuracy(m, data.x_test, data.y_test)},
-        retrain=retrain, verbose=verbose, device=torch.device("cpu"),
-        announce=f"{title}: training on {len(data.y_train)} images ...")
-    if verbose:
-        print(f"{title}: test accuracy {meta['test_accuracy']:.2%}, trained in "
-              f"{meta['trained_seconds']:.1f} s")
-    engine = Engine(model, (1, 28, 28), dataset=data.test_pair(), class_names=list(CLASS_NAMES),
-                    device=device)
-    engine.model_card = cache.model_card(title, meta, recipe, hit, path, weights="trained")
-    return engine
+        data.train_pair(), data.test_pair(), train_device=torch.device("cpu"), device=device,
+        retrain=retrain, verbose=verbose, weights="trained")
 
 
 # -- CIFAR-10 (torchvision's dataset class) ------------------------------------------------

@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from ..engine import Engine
-from . import cache
 from .digits import CLASS_NAMES, SPLIT_SEED, TEST_FRACTION, digits
 from .photos import IMAGENET_MEAN, IMAGENET_STD, photos
-from .training import accuracy, train_classifier
+from .pretrained import classifier_engine
 
 VGG16_INIT_SEED = 0
 #: VGG-16's ``features.28`` is the paper's layer 13 (the last convolution); ``features.29`` its ReLU.
@@ -114,17 +113,7 @@ def vgg_digits(*, retrain: bool = False, verbose: bool = False, device=None) -> 
     recipe = {"model": "DigitsVGG", "train": DIGITS_RECIPE,
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
-    name, title = "vgg-digits", "VGG-style net (5 convs) on scikit-learn digits"
-    model, meta, hit, path = cache.trained(
-        name, recipe, lambda: fresh_digits_vgg(recipe["train"]["seed"]),
-        lambda m: train_classifier(m, data.x_train, data.y_train, **recipe["train"]),
-        measure=lambda m: {"test_accuracy": accuracy(m, data.x_test, data.y_test)},
-        retrain=retrain, verbose=verbose,
-        announce=f"{title}: training on {len(data.y_train)} images ...")
-    if verbose:
-        print(f"{title}: test accuracy {meta['test_accuracy']:.2%}, trained in "
-              f"{meta['trained_seconds']:.1f} s")
-    engine = Engine(model, (1, 28, 28), dataset=data.test_pair(), class_names=list(CLASS_NAMES),
-                    device=device)
-    engine.model_card = cache.model_card(title, meta, recipe, hit, path, weights="trained")
-    return engine
+    return classifier_engine("vgg-digits", "VGG-style net (5 convs) on scikit-learn digits",
+                             recipe, lambda: fresh_digits_vgg(recipe["train"]["seed"]),
+                             data.train_pair(), data.test_pair(), device=device,
+                             retrain=retrain, verbose=verbose, weights="trained")

@@ -2,6 +2,10 @@
 compare against live in cnn_widgets.testing.reference."""
 import pytest
 import torch
+from torch import nn
+
+from cnn_widgets import Engine
+from cnn_widgets.testing.generators import TinyGenerator
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +20,23 @@ def _one_thread_and_grad_mode_check():
     finally:
         torch.set_num_threads(threads)
     assert torch.is_grad_enabled(), "grad mode was left disabled"
+
+
+def small_lenet(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 8, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(200, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+@pytest.fixture(scope="module")
+def inverse_set_setup():
+    """(engine of small_lenet on 40 random images, a TinyGenerator, activations of layers
+    '9' and '3' at 200 generated images): the inverse-set tests' problem."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(40, 1, 28, 28, generator=g)
+    engine = Engine(small_lenet(), (1, 28, 28), dataset=(x, torch.arange(40) % 10), device="cpu")
+    G = TinyGenerator()
+    with torch.no_grad():
+        acts = engine.activations(G(torch.randn(200, 8, generator=g)), ["9", "3"])
+    return engine, G, acts

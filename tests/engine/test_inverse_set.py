@@ -14,25 +14,11 @@ from cnn_widgets.engine.inverse_set.baselines import full_optimisation, restarts
 from cnn_widgets.engine.inverse_set.problem import penalty, update_multipliers
 from cnn_widgets.engine.inverse_set.sampling import inverse_set, mean_distance
 from cnn_widgets.testing import untouched
-from cnn_widgets.testing.generators import TinyGenerator
-
-
-def small_lenet(seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 8, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(200, 32), nn.ReLU(), nn.Linear(32, 10))
 
 
 @pytest.fixture(scope="module")
-def setup():
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(40, 1, 28, 28, generator=g)
-    engine = Engine(small_lenet(), (1, 28, 28), dataset=(x, torch.arange(40) % 10), device="cpu")
-    G = TinyGenerator()
-    with torch.no_grad():
-        acts = engine.activations(G(torch.randn(200, 8, generator=g)), ["9", "3"])
-    return engine, G, acts
+def setup(inverse_set_setup):
+    return inverse_set_setup
 
 
 def middle_range(values, lo=40, hi=70):

@@ -6,29 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from cnn_widgets import Engine
 from cnn_widgets.engine.core.noise import gaussian_noise
 from cnn_widgets.engine.inverse_set.baselines import pair_objective
 from cnn_widgets.testing import untouched
-from cnn_widgets.testing.generators import TinyGenerator
-
-
-def small_lenet(seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 8, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(200, 32), nn.ReLU(), nn.Linear(32, 10))
 
 
 @pytest.fixture(scope="module")
-def setup():
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(40, 1, 28, 28, generator=g)
-    engine = Engine(small_lenet(), (1, 28, 28), dataset=(x, torch.arange(40) % 10), device="cpu")
-    G = TinyGenerator()
-    with torch.no_grad():
-        acts = engine.activations(G(torch.randn(200, 8, generator=g)), ["9"])["9"][:, 2]
-    return engine, G, tuple(float(v) for v in np.percentile(acts, [40, 70]))
+def setup(inverse_set_setup):
+    engine, G, acts = inverse_set_setup
+    return engine, G, tuple(float(v) for v in np.percentile(acts["9"][:, 2], [40, 70]))
 
 
 def recomputed(engine, images, unit=2):
