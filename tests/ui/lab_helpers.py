@@ -124,6 +124,15 @@ def wait_canvas(page, selector, predicate_js: str = "s.lit > 0", arg=None) -> di
     return canvas_stats(page, selector)
 
 
+def wait_count(root, selector: str, n: int, timeout=60_000) -> int:
+    """Wait (no sleeps) until `root` (a Locator) holds at least `n` elements matching `selector`:
+    charts filled by a job on the kernel arrive after the widget is shown. Return the count."""
+    root.page.wait_for_function(
+        "([el, sel, n]) => el.querySelectorAll(sel).length >= n",
+        arg=[root.element_handle(), selector, n], timeout=timeout)
+    return root.locator(selector).count()
+
+
 # -- progress bars -------------------------------------------------------------------------
 _WATCH_JS = """el => {
   el.__cnnwSeen = [];

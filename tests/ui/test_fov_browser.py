@@ -10,6 +10,7 @@ from lab_helpers import (
     progress_fraction,
     text_matches,
     wait_canvas,
+    wait_count,
     wait_progress_moving,
     watch_progress,
     widget_screenshot,
@@ -29,7 +30,7 @@ def test_fov_explorer_hover_and_click(lab_server, page, artifacts):
     wait_canvas(page, ".cnnw-fov-image", "s.lit > 20000")
     before = wait_canvas(page, ".cnnw-recon", "s.lit > 5000")
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
-    assert page.locator(".cnnw-active-chart rect.bar").count() >= 5   # active features per layer
+    wait_count(root, ".cnnw-active-chart rect.bar", 5)   # active features per layer, from a job
 
     # hover: the field of the position under the mouse, nothing computed
     box = page.locator(".cnnw-fov-image").bounding_box()

@@ -9,6 +9,7 @@ from lab_helpers import (
     progress_fraction,
     text_matches,
     wait_canvas,
+    wait_count,
     wait_progress_moving,
     watch_progress,
 )
@@ -29,7 +30,7 @@ def test_inverse_set_gallery(lab_server, page, artifacts):
     root = page.locator(".cnnw-inverse-set")
     root.scroll_into_view_if_needed()
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
-    assert root.locator(".cnnw-data-hist rect.bar").count() >= 10     # the dataset histogram
+    wait_count(root, ".cnnw-data-hist rect.bar", 10)     # the dataset histogram, from a job
 
     # 1. Run: the gallery fills as samples arrive, the progress bar moves
     empty = wait_canvas(page, ".cnnw-gallery", "s.w > 0")
