@@ -217,3 +217,44 @@ def test_maximize_gradcam_and_scans_accept_functional_layers_and_second_calls():
         acts = engine.activations(x, ["max_pool2d"])["max_pool2d"][:, 1].mean((1, 2))
         np.testing.assert_array_equal(top.indices, np.argsort(-acts, kind="stable")[:3])
     no_leftover_hooks(model)
+
+
+def test_the_models_own_hooks_run_around_the_graph():
+    """Hooks on the model itself run in the engine's forward passes as in model(x): a
+    pre-hook changes every layer (before, the graph runner skipped it), and a model hooked
+    before its engine is made is traced (before: "the traced graph does not reproduce the
+    model's output", and the untraced fallback lost the functional layers)."""
+    model = Toy().eval()
+    x = random_images(2)
+    seen = []
+    halve = model.register_forward_pre_hook(lambda m, args: seen.append(m) or (args[0] * 0.5,))
+    shift = model.register_forward_hook(lambda m, args, out: out * 2 + 1)
+    engine = cpu_engine(model, TINY_SHAPE)
+    assert engine.graph_error is None and "cat" in engine.layer_names
+    ref = reference_outputs(model, x * 0.5)                # the modules called directly
+    acts = engine.activations(x, ["cat", "fc"])
+    np.testing.assert_allclose(acts["cat"], ref["cat"].numpy(), rtol=1e-5, atol=1e-6)
+    e = engine.etalons(x, layer="fc")
+    np.testing.assert_allclose(e.out, ref["fc"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose((e.W * e.x[:, None]).reshape(2, 3, -1).sum(-1) + e.b, e.out,
+                               rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        np.testing.assert_allclose(engine.predict(x), model(x).numpy(), rtol=1e-6)
+    assert seen and all(m is model for m in seen)            # the hooks get the user's model
+    halve.remove(), shift.remove()
+    np.testing.assert_allclose(engine.etalons(x, layer="fc").out,
+                               reference_outputs(model, x)["fc"].numpy(), rtol=1e-5, atol=1e-6)
+    no_leftover_hooks(model)
+
+
+def test_hooks_on_an_inlined_container_are_named_in_a_warning_once():
+    model = Toy().eval()
+    engine = cpu_engine(model, TINY_SHAPE)
+    handle = model.block.register_forward_hook(lambda m, args, out: None)
+    with pytest.warns(UserWarning, match="'block'"):
+        engine.activations(random_images(1), ["cat"])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        engine.activations(random_images(1), ["cat"])
+    handle.remove()

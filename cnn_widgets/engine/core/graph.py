@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .borrow import uninterrupted
+from .model_hooks import InlinedHooks, call_with_hooks, has_forward_hooks
 from .results import LayerInfo
 
 # functional nodes that are layers: target -> (name, kind); kind as the equivalent module's
@@ -164,6 +165,8 @@ class ModelGraph:
         _TABLES[self.key] = table
         weakref.finalize(self, _TABLES.pop, self.key, None)
         self.module = torch.fx.GraphModule(model, self._runner_graph())
+        self._model = weakref.ref(model)
+        self._inlined = InlinedHooks(model, {c.module for c in calls if c.module})
 
     def _runner_graph(self) -> torch.fx.Graph:
         new, env = torch.fx.Graph(), {}
@@ -194,12 +197,16 @@ class ModelGraph:
 
     def run(self, x: torch.Tensor, session: Session | None = None, module: nn.Module | None = None):
         """The runner (or ``module``, a copy of it) on ``x`` with ``session`` active on this
-        thread."""
+        thread, between the model's own forward hooks."""
         sessions = _LOCAL.__dict__.setdefault("sessions", {})
         previous = sessions.get(self.key)
         sessions[self.key] = session or Session()
+        model, runner = self._model(), module or self.module
+        self._inlined.check()
         try:
-            return (module or self.module)(x)
+            if model is not None and has_forward_hooks(model):
+                return call_with_hooks(model, runner, x)
+            return runner(x)
         finally:
             if previous is None:
                 sessions.pop(self.key, None)
@@ -229,6 +236,8 @@ def trace(model: nn.Module, example: torch.Tensor) -> tuple[ModelGraph, torch.Te
         out = ShapeProp(plain).propagate(example)
         if not any(m.training for m in model.modules()):     # train mode may be random
             direct = model(example)
+            if has_forward_hooks(model):
+                out = call_with_hooks(model, plain, example)
             if not (isinstance(out, torch.Tensor) and isinstance(direct, torch.Tensor)
                     and out.shape == direct.shape
                     and torch.allclose(out, direct, rtol=1e-4, atol=1e-5)):
