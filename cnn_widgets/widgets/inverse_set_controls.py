@@ -80,16 +80,18 @@ def _histogram(marks: list, x: bq.Scale, y: bq.Scale, title: str, width: int,
 def _histograms(g) -> None:
     """The unit's values on the dataset with the range's lines, and the samples' values."""
     hx, hy = bq.LinearScale(), bq.LinearScale(min=0.0)
-    g.data_bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": hx, "y": hy},
-                          colors=["#9ab"], padding=0.05)
+    # hidden with a non-empty range until the dataset values arrive: drawn from a one-point
+    # domain, bqplot's axis fails ("invalid format: .undefinedg") and the bars never show
+    g.data_bars = bq.Bars(x=np.arange(2.0), y=np.ones(2), scales={"x": hx, "y": hy},
+                          colors=["#9ab"], padding=0.05, visible=False)
     g.range_lines = bq.Lines(x=np.zeros((2, 2)), y=np.zeros((2, 2)), scales={"x": hx, "y": hy},
                              colors=["#d00"], stroke_width=2)
     g.data_fig = _histogram([g.data_bars, g.range_lines], hx, hy,
                             "the unit on the dataset (red: range)", 460, 6)
     sx, sy = bq.LinearScale(), bq.LinearScale(min=0.0, max=1.0)
     g.sample_y = sy       # its max is set with the counts: from all zeros bqplot never rescales
-    g.sample_bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": sx, "y": sy},
-                            colors=["#c63"], padding=0.05)
+    g.sample_bars = bq.Bars(x=np.arange(2.0), y=np.zeros(2), scales={"x": sx, "y": sy},
+                            colors=["#c63"], padding=0.05, visible=False)   # as data_bars
     g.sample_fig = _histogram([g.sample_bars], sx, sy, "samples inside the range", 360, 5)
     for fig, cls in ((g.data_fig, "cnnw-data-hist"), (g.sample_fig, "cnnw-sample-hist")):
         fig.add_class(cls)

@@ -162,6 +162,7 @@ class InverseSetGallery(JobWidget):
                                                                     self.range_slider.max))
             with self.data_bars.hold_sync():
                 self.data_bars.x, self.data_bars.y = (edges[:-1] + edges[1:]) / 2, counts
+                self.data_bars.visible = True
         self._draw_range_lines()
 
     def _request_values(self, c: Constraint):
@@ -315,6 +316,7 @@ class InverseSetGallery(JobWidget):
         counts, edges = np.histogram(values, bins=20, range=(c.lo, c.hi))
         with self.sample_bars.hold_sync():
             self.sample_bars.x, self.sample_bars.y = (edges[:-1] + edges[1:]) / 2, counts
+            self.sample_bars.visible = True
         self.sample_y.max = float(max(counts.max(), 1))
 
     def _click(self, x, y):

@@ -41,6 +41,7 @@ def test_picker_shows_the_units_histogram_and_a_range_inside_it(gallery, engine)
     layer, unit, lo, hi = c.layer, c.unit, c.lo, c.hi
     assert (layer, unit) == ("9", (2,)) and gallery.unit_box.value == "2"
     assert gallery.data_bars.y.sum() == len(values)          # every dataset image counted
+    assert gallery.data_bars.visible                         # the placeholder is hidden
     assert (lo, hi) == pytest.approx(tuple(np.percentile(values, [70, 90])))
     assert gallery.range_slider.value == pytest.approx((lo, hi))
     np.testing.assert_allclose(gallery.range_lines.x, [[lo, lo], [hi, hi]])
