@@ -225,3 +225,7 @@ def page(browser, artifacts, request):
         print(f"artifacts in {artifacts}; js errors: {pg.js_errors}; "
               f"console errors: {pg.console_errors}")
     ctx.close()
+    # a widget model that could not take its new state shows a stale view, silently
+    broken = [e for e in pg.console_errors if "Error setting state" in e]
+    if rep is not None and rep.passed and broken:
+        pytest.fail(f"the browser could not apply widget state: {broken}")
