@@ -20,11 +20,13 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from _timing import bar, median_seconds, missing
 
 from cnn_widgets import Engine, EtalonGrid
 from cnn_widgets.engine.core.gates import gates_of
 from cnn_widgets.engine.etalons import paper as paper_module
+from cnn_widgets.engine.etalons.conv_grad import _one_channel_grad
 from cnn_widgets.zoo import lenet_digits
 
 
@@ -76,9 +78,6 @@ def lenet_kernels(engine, x):
     """The operations LeNet's 10 x 10 etalons cannot do without, on random gradients: the
     forward pass of 10 images, then the input gradients of 100 cotangents through both
     pools, ReLUs and convs (conv1's by the depthwise route the fast path takes)."""
-    import torch.nn.functional as F
-
-    from cnn_widgets.engine.etalons.conv_grad import _one_channel_grad
     m, k = engine.model, 10
     x = engine.prepare(x)
 

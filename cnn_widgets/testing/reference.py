@@ -50,6 +50,17 @@ def reference_jacobian(model, x, mean=None, std=None, train=False):
     return J.double().numpy()
 
 
+def autograd_gradient(engine, x, layer, coords):
+    """d(unit ``coords`` of ``layer``)/d(input) for one image ``x`` (C, H, W), by plain
+    autograd through the engine's forward pass; numpy (C, H, W)."""
+    with engine.borrow():
+        xg = torch.as_tensor(x)[None].clone().requires_grad_(True)
+        out = engine.layer_output(xg, layer)
+        idx = int(np.ravel_multi_index(coords, engine.layer(layer).output_shape))
+        (g,) = torch.autograd.grad(out[0, idx], xg)
+    return g[0].numpy()
+
+
 def max_abs(a):
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64))))
 

@@ -14,7 +14,7 @@ from test_receptive_field import gradient_box
 from torch.overrides import TorchFunctionMode
 
 from cnn_widgets.testing import random_images, untouched
-from cnn_widgets.testing.reference import assert_same_map, cpu_engine
+from cnn_widgets.testing.reference import assert_same_map, autograd_gradient, cpu_engine
 
 MODELS = {
     "resnet18": (lambda: torchvision.models.resnet18(weights=None, num_classes=10), 64),
@@ -76,15 +76,6 @@ def test_fields_are_the_gradient_support(name):
                                                                       n=6), (layer, y, x)
             checked += 1
     assert checked >= 15
-
-
-def autograd_gradient(engine, x, layer, coords):
-    with engine.borrow():
-        xg = torch.as_tensor(x)[None].clone().requires_grad_(True)
-        out = engine.layer_output(xg, layer)
-        idx = int(np.ravel_multi_index(coords, engine.layer(layer).output_shape))
-        (g,) = torch.autograd.grad(out[0, idx], xg)
-    return g[0].numpy()
 
 
 class _Guided(torch.autograd.Function):

@@ -11,7 +11,7 @@ from cnn_widgets.engine import NotAChain
 from cnn_widgets.engine.core.errors import InputShapeError, NotPiecewiseLinear, UnitOutOfRange
 from cnn_widgets.engine.probing.reconstruct import METHODS, _random_weights
 from cnn_widgets.testing import no_leftover_hooks, random_images, smooth_conv_net, tiny_lenet, untouched
-from cnn_widgets.testing.reference import cpu_engine
+from cnn_widgets.testing.reference import autograd_gradient, cpu_engine
 
 MEAN, STD = 0.3, 0.7
 UNITS = [("conv1", 1, 2, 5), ("relu1", 3, 7, 0), ("pool1", 2, 1, 1), ("conv2", 4, 3, 2),
@@ -21,15 +21,6 @@ UNITS = [("conv1", 1, 2, 5), ("relu1", 3, 7, 0), ("pool1", 2, 1, 1), ("conv2", 4
 def engine_and_image(seed=0, **kw):
     engine = cpu_engine(tiny_lenet(seed, **kw), (1, 8, 8), mean=MEAN, std=STD)
     return engine, random_images(1, seed=seed + 1)[0]
-
-
-def autograd_gradient(engine, x, layer, coords):
-    with engine.borrow():
-        xg = torch.as_tensor(x)[None].clone().requires_grad_(True)
-        out = engine.layer_output(xg, layer)
-        idx = int(np.ravel_multi_index(coords, engine.layer(layer).output_shape))
-        (g,) = torch.autograd.grad(out[0, idx], xg)
-    return g[0].numpy()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lab_helpers import stop_server
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -159,23 +159,8 @@ def lab_server(tmp_path_factory, artifacts):
             time.sleep(0.2)
         yield LabServer(proc, url, token, root, log)
     finally:
-        _stop(proc)
+        stop_server(proc)
         shutil.copy(log, artifacts / "jupyter-lab.log")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server (it shuts its kernels down), then SIGKILL what is left of its group."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 # ---------------------------------------------------------------- browser and page

@@ -6,14 +6,24 @@ can be another folder's conftest module once several are loaded).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import nbformat
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+# Pixels where red and blue differ clearly: etalons drawn on the diverging map.
+COLOURED_JS = """el => {
+  const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.abs(d[i] - d[i + 2]) > 40) n++;
+  return n;
+}"""
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 NOTEBOOK = ".jp-NotebookPanel .jp-Notebook"
 CODE_PROMPTS = ".jp-CodeCell .jp-InputPrompt"  # "[ ]:" not run, "[*]:" queued/running, "[3]:"
@@ -131,6 +141,54 @@ def wait_count(root, selector: str, n: int, timeout=60_000) -> int:
         "([el, sel, n]) => el.querySelectorAll(sel).length >= n",
         arg=[root.element_handle(), selector, n], timeout=timeout)
     return root.locator(selector).count()
+
+
+def printed_targets(page) -> dict:
+    """The JSON a cell printed after ``TARGETS `` (where to hover or click, computed by the
+    kernel from the widget's own layout)."""
+    out = page.locator(".jp-OutputArea-output:has-text('TARGETS')").inner_text()
+    return json.loads(out.split("TARGETS", 1)[1].strip())
+
+
+def click_etalon(page, root, x: float = 62 * 3 + 28, y: float = 18 + 72 * 3 + 28):
+    """Click the EtalonGrid ``root`` at (x, y) in its grid (default: row 3, neuron 2 of the
+    digits grid) and wait for the exact decomposition and its drawing."""
+    gbox = root.locator(".cnnw-grid").bounding_box()
+    page.mouse.click(gbox["x"] + x, gbox["y"] + y)
+    detail = root.locator(".cnnw-detail-text")
+    detail.wait_for()
+    text_matches(detail, r"f = <W, x> \+ b = -?[0-9.]+")
+    wait_canvas(page, root.locator(".cnnw-detail"), "s.lit > 1000")
+    return detail
+
+
+def click_tree_node(page, root, targets: dict) -> None:
+    """Hover, then click the PredictionTreeView node ``targets['node']`` at ``targets['xy']``:
+    its size, then its critical filter and that filter's top images."""
+    tree = page.locator(".cnnw-tree")
+    tree.scroll_into_view_if_needed()
+    box = tree.bounding_box()
+    x, y = box["x"] + targets["xy"][0], box["y"] + targets["xy"][1]
+    page.mouse.move(x, y)
+    text_matches(root.locator(".cnnw-hover"), rf"^node {targets['node']}: \d+ images")
+    page.mouse.click(x, y)
+    text_matches(root.locator(".cnnw-detail-text"), r"critical filter \d+[\s\S]*reachable filters")
+    wait_canvas(page, ".cnnw-filter-images", "s.w > 100 && s.lit > 1000")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM the server (it shuts its kernels down), then SIGKILL what is left of its group."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 # -- progress bars -------------------------------------------------------------------------

@@ -4,8 +4,10 @@ import re
 import time
 
 from lab_helpers import (
+    COLOURED_JS,
     STDERR,
     canvas_stats,
+    click_etalon,
     draw_stroke,
     open_and_run_all,
     progress_fraction,
@@ -15,14 +17,6 @@ from lab_helpers import (
     watch_progress,
     widget_screenshot,
 )
-
-# Pixels where red and blue differ clearly: etalons drawn on the diverging map.
-COLOURED_JS = """el => {
-  const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
-  let n = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.abs(d[i] - d[i + 2]) > 40) n++;
-  return n;
-}"""
 
 
 def test_tour_etalon_grid(lab_server, page, artifacts):
@@ -46,12 +40,7 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
                            arg=[root.locator(".cnnw-pad-readout").element_handle(), readout_before])
 
     # 3. clicking an etalon shows its exact decomposition
-    gbox = root.locator(".cnnw-grid").bounding_box()
-    page.mouse.click(gbox["x"] + 62 * 3 + 28, gbox["y"] + 18 + 72 * 3 + 28)  # row 3, neuron 2
-    detail = root.locator(".cnnw-detail-text")
-    detail.wait_for()
-    text_matches(detail, r"f = <W, x> \+ b = -?[0-9.]+")
-    wait_canvas(page, root.locator(".cnnw-detail"), "s.lit > 1000")
+    click_etalon(page, root)                       # row 3, neuron 2
 
     # 4. a long job: the progress bar moves while it runs, Stop stops it
     bar = watch_progress(root)

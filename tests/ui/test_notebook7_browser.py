@@ -2,7 +2,7 @@
 server as JupyterLab) in Debian's Chromium: Run All, then the first widget (the EtalonGrid)
 draws and explains a clicked cell."""
 import pytest
-from lab_helpers import STDERR, open_and_run_all, text_matches, wait_canvas
+from lab_helpers import STDERR, click_etalon, open_and_run_all, wait_canvas
 
 pytest.importorskip("notebook", minversion="7")
 # Notebook 7.6.5's own frontend throws these, not this package: its settings code on loading
@@ -22,11 +22,7 @@ def test_tour_in_notebook7(lab_server, page, artifacts):
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
     detail = root.locator(".cnnw-detail-text")
     before = detail.inner_text() if detail.count() else ""
-    gbox = root.locator(".cnnw-grid").bounding_box()
-    page.mouse.click(gbox["x"] + 62 * 3 + 28, gbox["y"] + 18 + 72 * 3 + 28)   # row 3, neuron 2
-    detail.wait_for()
-    text_matches(detail, r"f = <W, x> \+ b = -?[0-9.]+")
-    wait_canvas(page, root.locator(".cnnw-detail"), "s.lit > 1000")
+    click_etalon(page, root)                                # row 3, neuron 2
     page.screenshot(path=str(artifacts / "notebook7-tour.png"), full_page=True)
     assert detail.inner_text() != before                   # the click changed the view
     errors = [e for e in page.js_errors if e not in NOTEBOOK7_OWN]

@@ -1,13 +1,14 @@
 """PredictionTreeView in JupyterLab in Debian's Chromium: the hierarchy, MST and tree draw;
 hovering a node names it; clicking a node shows its critical filter and that filter's top
 images; a stroke on the pad gets its path; clicking a category in the MST builds its tree."""
-import json
 
 from lab_helpers import (
     STDERR,
     canvas_stats,
+    click_tree_node,
     draw_stroke,
     open_cells,
+    printed_targets,
     text_matches,
     wait_canvas,
     widget_screenshot,
@@ -33,20 +34,12 @@ def test_prediction_tree_view_in_jupyterlab(lab_server, page, artifacts):
     wait_canvas(page, ".cnnw-categories", "s.lit > 2000")
     tree_before = wait_canvas(page, ".cnnw-tree", "s.lit > 2000")
     text_matches(root.locator(".cnnw-path"), r"path of image \d+")
-    out = page.locator(".jp-OutputArea-output:has-text('TARGETS')").inner_text()
-    targets = json.loads(out.split("TARGETS", 1)[1].strip())
 
     # 2. hover a node: its size and distances; click it: critical filter and top images
-    tree = page.locator(".cnnw-tree")
-    tree.scroll_into_view_if_needed()
-    box = tree.bounding_box()
-    x, y = box["x"] + targets["xy"][0], box["y"] + targets["xy"][1]
-    page.mouse.move(x, y)
-    text_matches(root.locator(".cnnw-hover"), rf"^node {targets['node']}: \d+ images")
-    page.mouse.click(x, y)
-    text_matches(root.locator(".cnnw-detail-text"), r"critical filter \d+[\s\S]*reachable filters \(\d+\)")
+    targets = printed_targets(page)
+    click_tree_node(page, root, targets)
+    text_matches(root.locator(".cnnw-detail-text"), r"reachable filters \(\d+\)")
     text_matches(root.locator(".cnnw-detail-text"), r"dataset images that drive filter \d+ most")
-    wait_canvas(page, ".cnnw-filter-images", "s.w > 100 && s.lit > 1000")
     widget_screenshot(page, root, artifacts, "prediction-tree", 1200)
 
     # 3. a stroke drawn on the pad gets its own path

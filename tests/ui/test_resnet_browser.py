@@ -1,32 +1,29 @@
 """The widgets on a ResNet (the zoo's digits ResNet) in JupyterLab in Debian's Chromium: each one
 draws without an error, and a hover or click brings what it should."""
-import json
 
 import pytest
-from lab_helpers import STDERR, canvas_stats, open_cells, text_matches, wait_canvas
+from lab_helpers import (
+    COLOURED_JS,
+    STDERR,
+    canvas_stats,
+    click_etalon,
+    click_tree_node,
+    open_cells,
+    printed_targets,
+    text_matches,
+    wait_canvas,
+)
 
 from cnn_widgets.zoo import resnet_digits
 
 SETUP = ("import json, torch\ntorch.set_num_threads(1)\nimport cnn_widgets\n"
          "from cnn_widgets import zoo\nengine = zoo.resnet_digits()")
-# Pixels where red and blue differ clearly: etalons drawn on the diverging map.
-COLOURED_JS = """el => {
-  const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
-  let n = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.abs(d[i] - d[i + 2]) > 40) n++;
-  return n;
-}"""
 
 
 @pytest.fixture(scope="module", autouse=True)
 def trained():
     """Trained and cached here (once): the kernels only load it."""
     resnet_digits()
-
-
-def targets(page):
-    out = page.locator(".jp-OutputArea-output:has-text('TARGETS')").inner_text()
-    return json.loads(out.split("TARGETS", 1)[1].strip())
 
 
 def no_errors(page, root):
@@ -71,12 +68,9 @@ def test_etalon_grids_of_the_logits_and_of_a_conv_unit_on_a_resnet(lab_server, p
         text_matches(root.locator(".cnnw-status"), r"etalons: done")
         no_errors(page, root)
     # click row 4, logit 2: the exact decomposition of that logit
-    xy = targets(page)
+    xy = printed_targets(page)
     logits.scroll_into_view_if_needed()
-    gbox = logits.locator(".cnnw-grid").bounding_box()
-    page.mouse.click(gbox["x"] + xy["x"], gbox["y"] + xy["y"])
-    text_matches(logits.locator(".cnnw-detail-text"), r"f = <W, x> \+ b = -?[0-9.]+")
-    wait_canvas(page, logits.locator(".cnnw-detail"), "s.lit > 1000")
+    click_etalon(page, logits, xy["x"], xy["y"])
     assert not page.js_errors, page.js_errors
 
 
@@ -92,16 +86,8 @@ def test_prediction_tree_view_on_a_resnet(lab_server, page, artifacts):
     wait_canvas(page, ".cnnw-tree", "s.lit > 2000")
     text_matches(root.locator(".cnnw-path"), r"path of image \d+")
     no_errors(page, root)
-    t = targets(page)
+    t = printed_targets(page)
     assert t["layer"] != "avgpool" and root.locator(".cnnw-layer select").input_value() == t["layer"]
-    tree = page.locator(".cnnw-tree")
-    tree.scroll_into_view_if_needed()
-    box = tree.bounding_box()
-    x, y = box["x"] + t["xy"][0], box["y"] + t["xy"][1]
-    page.mouse.move(x, y)
-    text_matches(root.locator(".cnnw-hover"), rf"^node {t['node']}: \d+ images")
-    page.mouse.click(x, y)
-    text_matches(root.locator(".cnnw-detail-text"), r"critical filter \d+[\s\S]*reachable filters")
-    wait_canvas(page, ".cnnw-filter-images", "s.w > 100 && s.lit > 1000")
+    click_tree_node(page, root, t)
     no_errors(page, root)
     assert not page.js_errors, page.js_errors

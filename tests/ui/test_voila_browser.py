@@ -2,14 +2,13 @@
 (the EtalonGrid) draws and answers a click. Served two ways: ``voila notebooks/00_tour.ipynb``
 (a classroom machine) and the server extension's ``/voila/render/...`` (the Binder link)."""
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from lab_helpers import STDERR, text_matches, wait_canvas
+from lab_helpers import STDERR, click_etalon, stop_server, wait_canvas
 
 pytest.importorskip("voila")
 
@@ -49,16 +48,7 @@ def voila_url(lab_server, tmp_path_factory, artifacts):
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_server(proc)
         (artifacts / "voila.log").write_bytes(log.read_bytes())
 
 
@@ -72,12 +62,7 @@ def check_tour_app(page, artifacts, name):
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
     for widget in (".cnnw-fov", ".cnnw-maximizer", ".cnnw-prediction-tree", ".cnnw-inverse-set"):
         assert page.locator(widget).count() == 1, widget      # the tour's other four widgets
-    gbox = root.locator(".cnnw-grid").bounding_box()
-    page.mouse.click(gbox["x"] + 62 * 3 + 28, gbox["y"] + 18 + 72 * 3 + 28)   # row 3, neuron 2
-    detail = root.locator(".cnnw-detail-text")
-    detail.wait_for()
-    text_matches(detail, r"f = <W, x> \+ b = -?[0-9.]+")
-    wait_canvas(page, root.locator(".cnnw-detail"), "s.lit > 1000")
+    click_etalon(page, root)                                # row 3, neuron 2
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
     # uncaught errors only, as the JupyterLab tests; the console also has the CDN fonts (no
     # internet here) and Notebook 7's lab extension, which Voilà 0.5.13 fails to load
