@@ -165,13 +165,14 @@ class Engine(ModelHost):
     def fool(self, target: int, *, start="dataset", indices: Sequence[int] | None = None,
              n_starts: int = 4, source: int | None = None, steps: int = 100,
              lr: float = 0.01, optimizer: str = "sgd", every: int = 1,
-             cam_layer: str | None = None, seed: int = 0,
+             cam_layer: str | None = None, seed: int = 0, until_flip: bool = False,
              control: Control = NO_CONTROL) -> Fooling:
         """Push images of ``source`` towards class ``target`` by pixel gradient steps, with
-        the Grad-CAMs of both classes before and after."""
+        the Grad-CAMs of both classes before and after; ``until_flip``: each image ends at
+        the first step it is predicted as the target."""
         return fool(self, target, start=start, indices=indices, n_starts=n_starts,
                     source=source, steps=steps, lr=lr, optimizer=optimizer, every=every,
-                    cam_layer=cam_layer, seed=seed, control=control)
+                    cam_layer=cam_layer, seed=seed, until_flip=until_flip, control=control)
 
     def out_of_sample(self, images, labels, names: Sequence[str] | None = None,
                       n_noise: int = 1000, seed: int = 0,

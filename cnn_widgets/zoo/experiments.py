@@ -6,9 +6,13 @@
 - Sec. 2.5: "we retrain the network with different random initial weight" to ask whether
   noise -> one class is a property of the network or of the dataset: the digits LeNet with its
   recipe and another seed (cached like the default).
+
+And the plainest control of any claim: :func:`randomly_initialised`, the same network with
+fresh random weights.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 
 from ..engine import Engine
+from ..engine.core.borrow import model_lock
 from ..engine.visualization.objectives import logit
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .pretrained import RECIPE, fresh_lenet, lenet_digits, lenet_engine
@@ -97,6 +102,28 @@ def lenet_digits_seed(seed: int, *, retrain: bool = False, verbose: bool = False
                         recipe, data.x_train, data.y_train, data.x_test, data.y_test,
                         train_device=torch.device("cpu"), device=device, retrain=retrain,
                         verbose=verbose)
+
+
+def randomly_initialised(engine: Engine, seed: int = 0) -> Engine:
+    """A control: an Engine on a copy of ``engine``'s model with every module's parameters
+    (and batch-norm statistics) reset by its own ``reset_parameters`` from ``seed``; same
+    input shape, normalisation, dataset and class names. The engine's model is not touched."""
+    with model_lock(engine.model):       # no borrow in progress: no foreign hooks or modes
+        model = copy.deepcopy(engine.model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            if hasattr(module, "reset_running_stats"):
+                module.reset_running_stats()
+    data = None if engine.dataset is None else (engine.dataset.images, engine.dataset.labels)
+    out = Engine(model.eval(), engine.input_shape, dataset=data, class_names=engine.class_names,
+                 mean=engine.mean.reshape(-1).cpu(), std=engine.std.reshape(-1).cpu(),
+                 device=engine.device)
+    out.model_card = {"name": f"randomly initialised (seed {seed}) copy of "
+                              f"{engine.model_card.get('name', 'the model')}"}
+    return out
 
 
 class CodeEncoder(torch.nn.Module):
