@@ -265,3 +265,22 @@ def test_a_model_without_parameterised_layers_is_refused():
     engine = cpu_engine(model, (1, 2, 3))
     with pytest.raises(NoSuitableLayer, match="reset_parameters"):
         engine.sanity_check(torch.rand(1, 1, 2, 3), methods="gradient")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_the_same_random_weights_and_maps_on_cuda(monkeypatch):
+    """The random weights are drawn on a CPU copy of each layer: a CUDA engine randomises to the
+    same weights, so its maps match the CPU engine's (TF32 off: fp32 rounding only)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    model = tiny_lenet(0).eval()
+    x = random_images(3)
+    cpu = cpu_engine(model, TINY_SHAPE).sanity_check(x, methods=["gradient", GUIDED_BACKPROP],
+                                                     classes=[0, 1, 2])
+    gpu_model = copy.deepcopy(model).cuda()
+    with untouched(gpu_model):
+        gpu = cpu_engine(gpu_model, TINY_SHAPE, device="cuda").sanity_check(
+            x, methods=["gradient", GUIDED_BACKPROP], classes=[0, 1, 2])
+    for m in ("gradient", GUIDED_BACKPROP):
+        scale = np.abs(cpu.maps[m]).max()
+        np.testing.assert_allclose(gpu.maps[m], cpu.maps[m], atol=1e-4 * scale, err_msg=m)
