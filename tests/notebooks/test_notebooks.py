@@ -123,7 +123,8 @@ def png_outputs(nb):
 
 
 @pytest.mark.parametrize("name", ["01_etalons.ipynb", "02_visualization_and_clustering.ipynb",
-                                  "03_probing.ipynb", "04_inverse_set.ipynb"])
+                                  "03_probing.ipynb", "04_inverse_set.ipynb",
+                                  "05_sanity_checks.ipynb"])
 def test_reproductions_open_with_citation_and_claims_and_compute_their_tables(name, notebook):
     nb = notebook(name)
     head = nb.cells[0].source
@@ -259,3 +260,19 @@ def test_inverse_set_notebook_claims(notebook):
     full, seeds_full, proposed = n["fig9_steps"]                           # claim 8 (Fig. 9)
     assert proposed < seeds_full and proposed < full and n["fig9_full_inside"] == 1.0
     assert n["fig9_converged"] or n["smoke"]                              # to convergence at full size
+
+
+def test_sanity_notebook_claims(notebook):
+    nb = notebook("05_sanity_checks.ipynb")
+    n, readings = numbers_of(nb), "\n".join(markdown_outputs(nb))
+    c, gbp = n["cascade"], "deconvnet_masks"
+    assert n["same_gradient"] < 1e-4                                       # etalon = filter = gradient
+    assert abs(c["rank"]["gradient"][-1]) < 0.2                             # claim 1: the gradient changes
+    higher = all(a > b for k in c for a, b in zip(c[k][gbp], c[k]["gradient"]))
+    assert higher and ("at every stage, as the paper finds" in readings) == higher   # claim 2
+    assert min(c["rank_abs"][gbp][:2]) > 0.8                               # ... the top layers barely matter
+    i = n["independent"]["rank_abs"]
+    assert all(a > b for a, b in zip(i[gbp], i["gradient"]))                # claim 3
+    assert n["train_accuracy"] > 0.95 and n["test_accuracy"] < 0.2         # claim 4: memorised, chance
+    assert n["data"]["rank"][gbp] > n["data"]["rank"]["gradient"]
+    assert n["edges"][gbp][1] > n["edges"]["gradient"][1]                   # claim 5: edges
