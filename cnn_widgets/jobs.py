@@ -49,6 +49,7 @@ class Job:
         self.on_progress, self.on_result, self.on_partial = on_progress, on_result, on_partial
         self.on_stopped, self.on_error = on_stopped, on_error
         self.state = "pending"
+        self.request: Any = None       # what the submitter asked (a widget's Request)
         self.result: Any = None
         self.error: BaseException | None = None
         self.seconds: float | None = None
