@@ -337,7 +337,7 @@ class JobWidget(W.VBox):
         for job in list(getattr(self, "_jobs", {}).values()):
             job.stop()
         if not sys.is_finalizing():
-            inside = _descendants(self)
+            inside = _descendants(self, [v for k, v in vars(self).items() if k != "_trait_values"])
             for w in inside:
                 manager = getattr(w, "_canvas_manager", None)
                 if manager is not None and manager._current_canvas in inside:
@@ -350,19 +350,23 @@ class JobWidget(W.VBox):
 _SHARED_TRAITS = frozenset({"_canvas_manager"})
 
 
-def _descendants(root: W.Widget) -> list[W.Widget]:
+def _descendants(root: W.Widget, attributes: list = ()) -> list[W.Widget]:
     """Every widget ``root`` holds, directly or through others, in any trait (children,
     layout, style, a MultiCanvas's layers, a figure's marks, axes and scales, a mark's
-    scales and tooltip), ``root`` and the kernel's shared canvas manager excluded."""
+    scales and tooltip) or in its ``attributes`` (what a constructor built before it failed),
+    ``root`` and the kernel's shared canvas manager excluded."""
     out, seen, stack = [], {id(root)}, [root]
-    while stack:
-        values = stack.pop()._trait_values      # set values only: no default is made here
-        for child in _widgets_in([v for k, v in values.items() if k not in _SHARED_TRAITS]):
+    found = _widgets_in(list(attributes))
+    while True:
+        for child in found:
             if id(child) not in seen:
                 seen.add(id(child))
                 out.append(child)
                 stack.append(child)
-    return out
+        if not stack:
+            return out
+        values = stack.pop()._trait_values      # set values only: no default is made here
+        found = _widgets_in([v for k, v in values.items() if k not in _SHARED_TRAITS])
 
 
 def _widgets_in(value) -> list[W.Widget]:

@@ -30,7 +30,7 @@ from .layout.maximizer_panel import Picture, Scan, curve, softmax, start_rows, z
 from .maximizer_controls import MAX_STARTS, RANGES, build_controls, build_views
 from .maximizer_drawing import paint_fooling, paint_picture, paint_top
 from .units import parse_indices
-from .validate import MAX_STEPS, Finite, Whole, in_range, one_of, refused
+from .validate import MAX_STEPS, Checked, Finite, Whole, in_range, one_of, refused
 
 DRAW_INTERVAL_S = 0.1      # live redraws at most ~10 per second ...
 DRAW_BUDGET = 25           # ... and at most 1/25 of the time (slow models: an extra forward)
@@ -57,7 +57,7 @@ class MaximizerPanel(JobWidget):
     dataset images the scan shows.
     """
 
-    objective = T.Any(allow_none=False)     # None reaches the validator (and is refused)
+    objective = Checked()                   # None reaches the validator (and is refused)
     mode = T.Unicode("maximize")            # "maximize" | "fool"
     steps, lr, optimizer = Whole(200), Finite(0.05), T.Unicode("adam")
     start, start_image, n_starts = T.Unicode("noise"), Whole(0), Whole(1)

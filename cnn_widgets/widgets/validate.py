@@ -50,6 +50,13 @@ class Finite(T.Float):
         return super().validate(obj, finite(self.name, value))
 
 
+class Checked(T.Any):
+    """Any value goes to the widget's ``@validate`` method, None included (traitlets' ``Any``
+    lets None past it)."""
+
+    allow_none = False
+
+
 def in_range(name: str, value, lo, hi):
     """``value`` if lo <= value <= hi, else an InvalidTrait naming the valid range."""
     if not lo <= value <= hi:

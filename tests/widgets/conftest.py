@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -18,3 +20,25 @@ def engine():
     x = torch.rand(40, 1, 28, 28, generator=g)
     y = torch.arange(40) % 10
     return Engine(small_lenet(), (1, 28, 28), dataset=(x, y), device="cpu")
+
+
+@pytest.fixture
+def late(monkeypatch):
+    """``late(engine, "method", when)`` makes the engine's method wait, on the calls ``when(*args,
+    **kwargs)`` accepts (default: all), until the returned ``release()`` is called: a result
+    made to arrive after the widget's state changed, on purpose and not by timing luck."""
+    gates = []
+
+    def hold(engine, name, when=lambda *args, **kwargs: True):
+        gate, real = threading.Event(), getattr(engine, name)
+        gates.append(gate)
+
+        def held(*args, **kwargs):
+            if when(*args, **kwargs):
+                assert gate.wait(30), f"{name} was never released"
+            return real(*args, **kwargs)
+        monkeypatch.setattr(engine, name, held)
+        return gate.set
+    yield hold
+    for gate in gates:           # a failed test must not leave a worker waiting
+        gate.set()
