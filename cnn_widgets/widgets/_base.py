@@ -336,6 +336,7 @@ class JobWidget(W.VBox):
         self._closed = True
         for job in list(getattr(self, "_jobs", {}).values()):
             job.stop()
+            job.request = None       # the runner keeps its last job: not the state it holds
         if not sys.is_finalizing():
             inside = _descendants(self, [v for k, v in vars(self).items() if k != "_trait_values"])
             for w in inside:

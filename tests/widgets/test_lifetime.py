@@ -92,8 +92,9 @@ def test_closing_stops_the_widgets_jobs_and_shows_nothing_after(engine):
     job = w.job("run")
     while w.last_step is None and job.state in ("pending", "running"):
         job.wait(0.02)
-    w.close()
-    shown = w.picture
+    with w.runner.lock:                   # no picture is half-way through meanwhile
+        w.close()
+        shown = w.picture
     assert job.wait(10) and job.state == "stopped" and w.picture is shown
 
 
