@@ -172,6 +172,13 @@ class JobRunner:
                 if key is None or k == key:
                     job.stop()
 
+    def forget(self, key: str) -> None:
+        """Stop the latest job of ``key`` and keep nothing of it (its result included): its
+        owner is gone. Takes no lock (safe in a finalizer)."""
+        job = self._latest.pop(key, None)
+        if job is not None:
+            job.stop()
+
     def latest(self, key: str) -> Job | None:
         return self._latest.get(key)
 

@@ -181,7 +181,7 @@ class JobWidget(W.VBox):
         self.status_bar = W.HBox([self.progress, self.stop_button, self.status])
         self._keys: set = set()        # every job key this widget used (runner keys)
         self._long_keys: set = set()   # those of jobs that drive the progress bar and Stop
-        self._jobs: dict = {}          # runner key -> the latest job (closing stops them)
+        self._jobs: dict = {}          # runner key -> the latest job (closing drops them)
 
     @property
     def runner(self) -> JobRunner:
@@ -334,9 +334,8 @@ class JobWidget(W.VBox):
         scales, axes and marks (their handlers hold this widget, hence the engine, in
         ipywidgets' registry until closed)."""
         self._closed = True
-        for job in list(getattr(self, "_jobs", {}).values()):
-            job.stop()
-            job.request = None       # the runner keeps its last job: not the state it holds
+        for key, job in list(getattr(self, "_jobs", {}).items()):
+            job.runner.forget(key)   # stopped, and its result is not kept for a closed widget
         if not sys.is_finalizing():
             inside = _descendants(self, [v for k, v in vars(self).items() if k != "_trait_values"])
             for w in inside:

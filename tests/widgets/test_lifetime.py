@@ -17,6 +17,7 @@ from cnn_widgets import (
     MaximizerPanel,
     PredictionTreeView,
 )
+from cnn_widgets.jobs import runner_for
 from cnn_widgets.testing.models import TINY_SHAPE, random_images, tiny_lenet
 
 
@@ -107,3 +108,16 @@ def test_a_refused_argument_leaves_no_widget_models_behind(engine, cls, kw):
     with pytest.raises(T.TraitError):
         cls(engine, **kw)
     assert widget_models() == start
+
+
+def test_a_closed_widget_leaves_no_result_with_the_engines_runner(engine):
+    """The runner kept the last job of every key of every widget, with its result: 100
+    create/close cycles on one engine kept 100 sets of pictures and trees alive."""
+    w = FOVExplorer(engine)
+    assert w.wait(60)
+    view, keys = weakref.ref(w.view), list(w._keys)
+    w.close()
+    del w
+    gc.collect()
+    assert view() is None
+    assert all(runner_for(engine).latest(k) is None for k in keys)
