@@ -73,7 +73,8 @@ class InverseSetGallery(JobWidget):
     selected = Whole(allow_none=True, default_value=None)      # index into the samples
     K, n = Whole(10), Whole(100)
     # job key -> the state its result answers (shown only while that still holds)
-    REQUESTS = {"values": ("picker_unit",), "run": ("units_and_ranges", "K", "n"), "detail": ("selected",)}
+    REQUESTS = {"values": ("picker_unit",), "run": ("units_and_ranges", "K", "n"),
+                "detail": ("selected",)}
 
     def __init__(self, engine: Engine, generator=None, *, encoder=None, layer: str | None = None,
                  unit=0, range=None, K: int = 10, n: int = 100):
