@@ -1,8 +1,8 @@
 """Pure PyTorch + NumPy analysis engine. Never imports a widget library.
 
 ``core/`` holds what every paper uses; one package per paper holds its algorithms
-(``etalons/``, ``probing/``, ``visualization/``, ``clustering/``, ``inverse_set/``); the
-:class:`Engine` facade (``engine.py``) binds them.
+(``etalons/``, ``probing/``, ``visualization/``, ``clustering/``, ``inverse_set/``,
+``sanity/``); the :class:`Engine` facade (``engine.py``) binds them.
 """
 from .core.control import Control
 from .core.errors import (

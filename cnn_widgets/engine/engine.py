@@ -29,6 +29,7 @@ from .probing.activation_stats import ActivationSlices, ActivationStats, activat
 from .probing.field_patterns import FieldPatterns, field_patterns
 from .probing.receptive_field import FieldMap, ReceptiveField, field_map, receptive_field
 from .probing.reconstruct import Reconstruction, reconstruct
+from .sanity.check import SanityCheck, sanity_check, sanity_check_data
 from .visualization.fooling import Fooling, fool
 from .visualization.gradcam import GradCam, gradcam
 from .visualization.maximize import MaximizeResult, iterate_maximize, maximize, start_images
@@ -279,6 +280,26 @@ class Engine(ModelHost):
         those that activate the unit (probing paper: a unit is the OR of configurations);
         ``gates``: only these gate layers of the tree."""
         return field_patterns(self, layer, unit, data, gates, control)
+
+    # -- sanity checks paper: engine/sanity/ ------------------------------------------------
+    def sanity_check(self, x, methods: str | Sequence[str] = "all", cascade: bool = True,
+                     classes: Sequence[int] | None = None, layers: Layers = None, seed: int = 0,
+                     keep_maps: bool = True, control: Control = NO_CONTROL) -> SanityCheck:
+        """Model-randomisation test (Adebayo et al.) on images ``x`` (N, C, H, W): the layers
+        with parameters re-initialised from the logits down (``cascade``: cumulatively, else
+        one at a time), on a copy of the model; per method ("etalon", "deconvnet",
+        "deconvnet_masks" = guided backprop, "random_masks", "filter", "gradient", "gradcam")
+        and layer the maps (L, N, C', H, W) and their rank correlations (with and without
+        absolute values) and SSIM to the original maps, (M, L, N); ``classes``: the class per
+        image (default: each model's prediction)."""
+        return sanity_check(self, x, methods, cascade, classes, layers, seed, keep_maps, control)
+
+    def sanity_check_data(self, x, other, methods: str | Sequence[str] = "all",
+                          classes: Sequence[int] | None = None, keep_maps: bool = True,
+                          control: Control = NO_CONTROL) -> SanityCheck:
+        """Data-randomisation test: the same measures between this model's maps and those of
+        ``other`` (an Engine or a module), e.g. ``zoo.lenet_digits_shuffled()``."""
+        return sanity_check_data(self, x, other, methods, classes, keep_maps, control)
 
     # -- activation index: engine/index/ ----------------------------------------------------
     def index(self, data=None, layers: Layers = None, *, path=None, k: int = 64,
