@@ -12,7 +12,6 @@ fresh random weights.
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from ..engine import Engine
-from ..engine.core.borrow import model_lock
+from ..engine.sanity.randomize import layer_seed, randomizable, reinitialize, working_copy
 from ..engine.visualization.objectives import logit
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .pretrained import RECIPE, fresh_lenet, lenet_digits, lenet_engine
@@ -105,22 +104,19 @@ def lenet_digits_seed(seed: int, *, retrain: bool = False, verbose: bool = False
 
 
 def randomly_initialised(engine: Engine, seed: int = 0) -> Engine:
-    """A control: an Engine on a copy of ``engine``'s model with every module's parameters
-    (and batch-norm statistics) reset by its own ``reset_parameters`` from ``seed``; same
-    input shape, normalisation, dataset and class names. The engine's model is not touched."""
-    with model_lock(engine.model):       # no borrow in progress: no foreign hooks or modes
-        model = copy.deepcopy(engine.model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-            if hasattr(module, "reset_running_stats"):
-                module.reset_running_stats()
+    """A control: an Engine on a copy of ``engine``'s model with every layer that has its own
+    parameters re-initialised by its ``reset_parameters()`` (batch-norm statistics included),
+    the same weights as the sanity check's fully randomised model for ``seed``
+    (:mod:`~..engine.sanity.randomize`); same input shape, normalisation, dataset and class
+    names. The engine's model is not touched."""
+    work = working_copy(engine)
+    modules = dict(work.model.named_modules())
+    for i, name in enumerate(randomizable(engine)):
+        reinitialize(modules[name], layer_seed(int(seed), i))
     data = None if engine.dataset is None else (engine.dataset.images, engine.dataset.labels)
-    out = Engine(model.eval(), engine.input_shape, dataset=data, class_names=engine.class_names,
-                 mean=engine.mean.reshape(-1).cpu(), std=engine.std.reshape(-1).cpu(),
-                 device=engine.device)
+    out = Engine(work.model, engine.input_shape, dataset=data, class_names=engine.class_names,
+                 mean=engine.mean.flatten().cpu(), std=engine.std.flatten().cpu(),
+                 device=engine.device, batch_size=engine.batch_size, eval_mode=engine.eval_mode)
     out.model_card = {"name": f"randomly initialised (seed {seed}) copy of "
                               f"{engine.model_card.get('name', 'the model')}"}
     return out

@@ -87,7 +87,8 @@ def test_notebook_runs(name, executed):
 
 def readings_of(nb):
     """claim -> the verdict its computed reading is headed with ("**Reading (claim 3b: ...).**")."""
-    return dict(re.findall(r"\*\*Reading \(claim ([^:]+): ([a-z ]+)\)\.\*\*", "\n".join(markdown_outputs(nb))))
+    heading = r"\*\*Reading \(claim ([^:]+): ([a-z ]+)\)\.\*\*"
+    return dict(re.findall(heading, "\n".join(markdown_outputs(nb))))
 
 
 def verdicts_of(nb):
@@ -230,9 +231,8 @@ def test_visualization_notebook_claims(notebook):
     """Each claim's verdict is the one its numbers and control give (the rule in the notebook's
     ``verdict``), the readings say it, and the verdicts are the findings, unfavourable included."""
     nb = notebook("02_visualization_and_clustering.ipynb")
-    n, readings = numbers_of(nb), "\n".join(markdown_outputs(nb))
-    v = n["verdicts"]
-    assert set(v) == VIZ_CLAIMS
+    n, v, readings = numbers_of(nb), verdicts_of(nb), "\n".join(markdown_outputs(nb))
+    assert set(v) == set(readings_of(nb)) == VIZ_CLAIMS          # a reading per claim, headed by its verdict
     head = "| claim | paper | here | control | verdict |"
     closing = [t for t in markdown_outputs(nb) if t.startswith(head)]
     assert len(closing) == 1 and closing[0].count("\n") == len(VIZ_CLAIMS) + 1   # a row per claim
@@ -268,11 +268,12 @@ def test_visualization_notebook_claims(notebook):
     whole = n["fig3_whole"]
     assert judged("2c", whole["disparate"] > whole["similar"], whole["random"] >= whole["disparate"],
                   "evidence is the more whole 8") == "not reproduced here"
-    # 3. Figs. 4-5: the long tail of the high layer is there untrained too
+    # 3. Figs. 4-5: the high layer's long tail; untrained conv2 units (median of five) ignore fewer
     f45, r45 = n["fig45"], n["fig45_random"]
+    assert len(r45["conv2"]) == 5
     assert judged("3", f45["conv2"]["above"] < f45["conv1"]["above"],
-                  r45["conv2"]["above"] < r45["conv1"]["above"],
-                  "an untrained network does not show it") == "holds by construction"
+                  sorted(r45["conv2"])[2] <= f45["conv2"]["above"],
+                  "untrained networks' conv2 units do not") == "reproduced"
     # 4. Fig. 6: taken for their class (untrained: not); rough from a flat start too
     assert judged("4a", n["fig6_min_p"] > 0.9,
                   max(n["fig6_min_p_random"], n["fig6_min_p_random_adam"]) > 0.9,
