@@ -31,8 +31,8 @@ _PL_FUNCTIONS = {
     operator.add, operator.sub, operator.neg, operator.getitem, operator.mul, operator.truediv,
     getattr, torch.flatten, torch.cat, torch.relu, F.relu, F.leaky_relu, F.max_pool2d,
     F.max_pool1d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.dropout,
-    F.linear, F.conv2d, F.pad, F.interpolate, torch.add, torch.sub, torch.reshape, torch.squeeze, torch.unsqueeze,
-    torch.transpose, torch.permute, torch.chunk, torch.split,
+    F.linear, F.conv2d, F.pad, F.interpolate, torch.add, torch.sub, torch.reshape, torch.squeeze,
+    torch.unsqueeze, torch.transpose, torch.permute, torch.chunk, torch.split,
 }
 # Shape checks (timm's ``torch._assert(x.ndim == 4, ...)``): no part of the function when
 # they compare sizes only.
