@@ -242,6 +242,16 @@ def test_a_chunk_damaged_before_the_merge_is_refused_and_rescanned_on_retry(tmp_
     assert file_digests(index) == file_digests(whole)
 
 
+def test_what_a_killed_build_left_is_removed_by_the_next(tmp_path):
+    key = build(make_engine(), tmp_path / "probe", layers=["fc2"]).path.name
+    root = tmp_path / "root"
+    (root / f"{key}.tmp-999999-0a0b0c0d").mkdir(parents=True)       # a killed merge's
+    (root / f"{key}.partial").mkdir()
+    (root / f"{key}.partial" / ".chunk-000000.npz.999999-0a0b0c0d.tmp").write_bytes(b"half")
+    index = build(make_engine(), root, layers=["fc2"])
+    assert sorted(p.name for p in root.iterdir()) == [index.path.name]
+
+
 def returns_within(fn, seconds: float = 60):
     """``fn()``, failing the test if it has not returned after ``seconds`` (a hang)."""
     out = {}
@@ -324,6 +334,17 @@ def test_a_symlinked_partial_directory_is_not_written_through(tmp_path):
     with pytest.raises(InvalidArgument, match="symbolic link"):
         build(engine, tmp_path / "root")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_index_has_the_umasks_permissions(tmp_path):
+    """Temporaries are private names, not private modes: a cluster's index stays readable."""
+    old = os.umask(0o022)
+    try:
+        index = build(make_engine(), tmp_path, layers=["fc2"])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(index.path.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in index.path.iterdir()} == {0o644}
 
 
 def test_tilde_is_the_home_directory(tmp_path, monkeypatch):

@@ -147,9 +147,9 @@ def build(engine, data=None, layers=None, *, path=None, k: int = 64,
     final, work = root / key, root / f"{key}.partial"
     rank, world = D.rank_and_world()
     with files.build_lock(root / f"{key}.lock", control, plan["n"], held=rank == 0):
+        if rank == 0:
+            files.sweep(root, key, work)                  # before any rank writes
         if D.gather(not final.exists(), world)[0]:        # rank 0 decides, under the lock
-            if rank == 0:
-                files.sweep(root, key, work)
             files.work_dir(work)
             atomic_json(work / f"plan-{rank}.json", plan)
             _scan(engine, ds, plan, work, rank, world, bs, num_workers, control,
@@ -202,7 +202,7 @@ def _scan(engine, ds, plan, work, rank, world, bs, num_workers, control, progres
     n, chunk = plan["n"], plan["chunk"]
     mine = range(rank, math.ceil(n / chunk), world)
     total = sum(min(chunk, n - j * chunk) for j in mine)
-    pending = [j for j in mine if not (_chunk_file(work, j).exists() and _saved(plan, work, j))]
+    pending = [j for j in mine if not _saved(plan, work, j)]
     done = total - sum(min(chunk, n - j * chunk) for j in pending)
     batches = [list(range(s, min(s + bs, (j + 1) * chunk, n)))
                for j in pending for s in range(j * chunk, min((j + 1) * chunk, n), bs)]

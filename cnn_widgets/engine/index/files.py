@@ -8,9 +8,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import shutil
 import stat
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,16 +71,18 @@ def writing(path: Path):
 
 
 def atomic_write(path: Path, write) -> None:
-    """``write(file)`` into a fresh temporary beside ``path``, then ``os.replace``; the
-    temporary is removed on any error (a full disk: :class:`StorageError`)."""
+    """``write(file)`` into a new temporary beside ``path`` (O_EXCL: never through a link;
+    the umask's permissions, as any file), then ``os.replace``; the temporary is removed on
+    any error (a full disk: :class:`StorageError`)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     with writing(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 write(f)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
 

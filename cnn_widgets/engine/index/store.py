@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +35,10 @@ def default_root() -> Path:
     return (Path(env).expanduser() if env else Path.home() / ".cache" / "cnn_widgets") / "index"
 
 
-def file_hash(path: Path | None, full: bool = False, f=None) -> str:
-    """blake2b of the file (``path``, or the open file ``f``): all of it, or (large files,
-    ``full=False``) of its size and 64 blocks at fixed offsets."""
-    f = open(path, "rb") if f is None else f
+def file_hash(file, full: bool = False) -> str:
+    """blake2b of the file (a path, or a binary file it then closes): all of it, or (large
+    files, ``full=False``) of its size and 64 blocks at fixed offsets."""
+    f = file if hasattr(file, "read") else open(file, "rb")
     size = os.fstat(f.fileno()).st_size
     h = hashlib.blake2b(str(size).encode(), digest_size=16)
     with f:
@@ -75,8 +75,9 @@ class Writer:
 
     def __init__(self, final: Path):
         self.final, self.maps = final, {}
-        with writing(final.parent):
-            self.tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=final.parent))
+        self.tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        with writing(self.tmp):
+            self.tmp.mkdir()
 
     def per_image(self, key: str, shape: tuple, dtype) -> np.memmap:
         if key not in self.maps:
@@ -180,7 +181,7 @@ def check_files(path: Path, meta: dict, full: bool = False) -> None:
             raise CacheCorrupt(f"activation index {path}: {name} is missing; delete the "
                                f"directory and build the index again") from None
         size = os.fstat(f.fileno()).st_size
-        got = file_hash(None, full, f)
+        got = file_hash(f, full)
         if size != want["bytes"] or got != want["blake2b" if full or want["bytes"]
                                                <= FULL_HASH_BYTES else "sampled"]:
             raise CacheCorrupt(f"activation index {path}: {name} does not match its content "
