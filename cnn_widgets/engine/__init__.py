@@ -18,6 +18,7 @@ from .core.errors import (
                           NoSuitableLayer,
                           NotAChain,
                           NotPiecewiseLinear,
+                          StorageError,
                           UnitOutOfRange,
 )
 from .core.results import Etalons, LayerInfo, RegionCount
@@ -26,4 +27,5 @@ from .engine import Engine
 __all__ = ["Engine", "Control", "Etalons", "LayerInfo", "RegionCount", "CnnWidgetsError",
            "InputShapeError", "InvalidArgument", "InvalidType", "LayerNotFound",
            "ModelOutputError", "NoSuitableLayer", "NotAChain", "NotPiecewiseLinear",
-           "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "Cancelled"]
+           "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "StorageError",
+           "Cancelled"]
