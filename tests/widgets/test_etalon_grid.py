@@ -1,4 +1,5 @@
-"""EtalonGrid state: simulated clicks and strokes, asserted on state and RGBA buffers."""
+"""EtalonGrid state: simulated clicks and strokes, asserted on state and RGBA buffers (its
+pictures themselves: test_etalon_grid_paint.py; its layout: test_etalon_grid_geometry.py)."""
 import re
 import time
 
@@ -36,51 +37,32 @@ def test_default_grid_is_one_row_per_class_with_all_logits(engine):
     np.testing.assert_allclose(res.out, engine.predict(engine.dataset.images[g.indices]), atol=1e-5)
     h, w = g.cell
     assert g.grid_rgba.shape == (HEADER + 10 * (h + GAP[0]), 11 * (w + GAP[1]), 4)
-    assert (g.grid_canvas.width, g.grid_canvas.height) == g.grid_rgba.shape[1::-1]
+    assert (g.controls.grid_canvas.width, g.controls.grid_canvas.height) == g.grid_rgba.shape[1::-1]
     scores = [c.text for c in g.captions if re.fullmatch(r"-?\d+\.\d\d", c.text)]
     assert scores == [f"{v:.2f}" for v in res.out.reshape(-1)]
 
 
-def test_cells_are_red_where_the_etalon_is_positive_and_blue_where_negative(engine):
-    g = grid(engine)
-    h, w = g.cell
-    k = g.k
-    for row, col in [(0, 0), (3, 7)]:
-        etalon = g.grid_result.W[row, col, 0]
-        top, left = HEADER + row * (h + GAP[0]), (col + 1) * (w + GAP[1])
-        cell = g.grid_rgba[top:top + h, left:left + w].astype(int)
-        strong = np.abs(etalon) > 0.5 * np.abs(etalon).max()
-        ys, xs = np.nonzero(strong)
-        for y, x in zip(ys, xs):
-            r, _, b = cell[y * k, x * k, :3]
-            assert (r > b) == (etalon[y, x] > 0), (row, col, y, x)
-        zero = np.abs(etalon) < 1e-9 * np.abs(etalon).max()
-        if zero.any():
-            y, x = np.argwhere(zero)[0]
-            assert cell[y * k, x * k, :3].min() > 240
-
-
 def test_click_shows_the_exact_decomposition(engine):
     g = grid(engine)
-    event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 3))       # column 3 = unit 2
+    event(g.controls.grid_canvas, "mouse_down", *cell_centre(g, 4, 3))       # column 3 = unit 2
     assert g.selected == Selection("grid", 4, 2)
-    nums = [float(v) for v in re.findall(r"-?\d+\.\d{4}", g.detail_text.value)]
+    nums = [float(v) for v in re.findall(r"-?\d+\.\d{4}", g.controls.detail_text.value)]
     linear, b, total, network = nums
     assert abs(linear + b - total) < 2e-4 and abs(total - network) < 2e-4
     assert abs(network - g.grid_result.out[4, 2]) < 1e-4
-    assert g.detail_rgba.shape[:2] == (g.detail_canvas.height, g.detail_canvas.width)
-    event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 0))       # the input column: no change
+    assert g.detail_rgba.shape[:2] == (g.controls.detail_canvas.height, g.controls.detail_canvas.width)
+    event(g.controls.grid_canvas, "mouse_down", *cell_centre(g, 4, 0))       # the input column: no change
     assert g.selected == Selection("grid", 4, 2)
 
 
 def test_a_stroke_on_the_pad_updates_the_pad_row(engine):
     g = grid(engine)
     before = g.pad_row_rgba.copy()
-    event(g.pad_canvas, "mouse_down", 90, 40)
+    event(g.controls.drawing_pad.canvas, "mouse_down", 90, 40)
     for y in range(40, 190, 10):
-        event(g.pad_canvas, "mouse_move", 90, y)
-    event(g.pad_canvas, "mouse_up", 90, 190)
-    event(g.pad_canvas, "mouse_move", 200, 200)                      # pen up: no ink
+        event(g.controls.drawing_pad.canvas, "mouse_move", 90, y)
+    event(g.controls.drawing_pad.canvas, "mouse_up", 90, 190)
+    event(g.controls.drawing_pad.canvas, "mouse_move", 200, 200)                      # pen up: no ink
     assert g.wait(10)
     assert g.pad[0, :, 20:].sum() == 0 and g.pad.max() > 0.9
     ink_cols = np.nonzero(g.pad[0].sum(0))[0]
@@ -94,11 +76,11 @@ def test_a_stroke_on_the_pad_updates_the_pad_row(engine):
 
 def test_changing_layer_and_units_recomputes(engine):
     g = grid(engine)
-    g.layer_box.value = "3"                                          # the second conv
+    g.controls.layer_box.value = "3"                                          # the second conv
     assert g.wait(10)
     assert g.grid_result.layer == "3" and g.units[0] == (0, 5, 5) and len(g.units) == 8
-    g.units_box.value = "2:1:1, 7:9:9"          # what Enter in the box sends
-    g.indices_box.value = "0, 1, 2"
+    g.controls.units_box.value = "2:1:1, 7:9:9"          # what Enter in the box sends
+    g.controls.indices_box.value = "0, 1, 2"
     assert g.wait(10)
     assert g.grid_result.units == ((2, 1, 1), (7, 9, 9)) and g.grid_result.W.shape[:2] == (3, 2)
 
@@ -110,17 +92,17 @@ def test_changing_layer_and_units_recomputes(engine):
 def test_bad_text_shows_an_error_and_keeps_the_picture(engine, box, text, message):
     g = grid(engine, layer="3")
     before = g.grid_result
-    getattr(g, box).value = text
+    getattr(g.controls, box).value = text
     g.wait(10)
     assert message in g.error.value and g.grid_result is before
 
 
 def test_count_regions_job_reports_the_engine_count(engine):
     g = grid(engine)
-    g.regions_button.click()
+    g.controls.regions_button.click()
     assert g.wait(30)
     expected = engine.count_regions()
-    assert g.region_count == expected and f"visit {expected.total} distinct" in g.report.value
+    assert g.region_count == expected and f"visit {expected.total} distinct" in g.controls.report.value
     assert g.progress.value == 1.0 and "done" in g.status.value and g.stop_button.disabled
 
 
@@ -130,7 +112,7 @@ def test_paper_check_agrees_and_stop_stops_it(engine):
     assert g.wait(60)
     fast, paper = g.paper_check.fast, g.paper_check.paper
     assert np.abs(fast.W - paper.W).max() <= 1e-5 * np.abs(paper.W).max()
-    assert "relative difference" in g.report.value
+    assert "relative difference" in g.controls.report.value
 
     g.indices = list(range(10))
     g.wait(10)
@@ -177,10 +159,11 @@ def test_engine_without_dataset_still_has_a_pad(engine):
 def test_a_new_front_end_gets_every_canvas_redrawn(engine, monkeypatch):
     g = grid(engine)
     g.selected = Selection("grid", 1, 1)                       # so the detail canvas has a picture too
-    manager = g.grid_canvas._canvas_manager
+    manager = g.controls.grid_canvas._canvas_manager
     sent = []
     monkeypatch.setattr(manager, "_send_custom", lambda command, buffers=None: sent.append(command))
-    for canvas in (g.grid_canvas, g.pad_canvas_row, g.pad_canvas, g.detail_canvas):
+    c = g.controls
+    for canvas in (c.grid_canvas, c.pad_row_canvas, c.drawing_pad.canvas, c.detail_canvas):
         manager._current_canvas = canvas               # what the manager believes after drawing
         sent.clear()
         canvas._handle_frontend_event(None, {"event": "client_ready"}, [])
@@ -206,7 +189,7 @@ def test_construction_never_waits_on_the_model_lock(engine):
         assert time.perf_counter() - start < 0.5 and g.grid_result is None     # a placeholder
         start = time.perf_counter()
         g.indices = [1, 2]                       # observers only queue work too
-        g.layer_box.value = "3"
+        g.controls.layer_box.value = "3"
         assert time.perf_counter() - start < 0.5
     assert g.wait(30) and g.grid_result.W.shape[:2] == (2, 8)
 
@@ -231,7 +214,7 @@ def test_bad_trait_values_are_refused_and_the_old_value_kept(engine, trait, valu
 def test_huge_ranges_are_refused_before_they_are_expanded(engine, box, text):
     g = grid(engine)
     start = time.perf_counter()
-    getattr(g, box).value = text
+    getattr(g.controls, box).value = text
     assert time.perf_counter() - start < 1.0
     assert "out of range" in g.error.value or "at most 100" in g.error.value
     assert len(g.error.value) < 2500 and g.grid_result.W.shape[:2] == (10, 10)
@@ -244,11 +227,11 @@ def test_class_names_and_errors_are_escaped(engine):
                engine.dataset.labels), class_names=names, device="cpu")
     g = grid(e)
     g.count_regions()
-    event(g.grid_canvas, "mouse_down", *cell_centre(g, 1, 2))
+    event(g.controls.grid_canvas, "mouse_down", *cell_centre(g, 1, 2))
     assert g.wait(30)
-    for text in (g.report.value, g.detail_text.value):
+    for text in (g.controls.report.value, g.controls.detail_text.value):
         assert "<img" not in text and "&lt;img src=x onerror=alert(" in text
-    g.units_box.value = "<script>1</script>"
+    g.controls.units_box.value = "<script>1</script>"
     assert "<script>" not in g.error.value and "&lt;script&gt;" in g.error.value
 
 
@@ -273,10 +256,10 @@ def test_a_paper_check_of_rows_no_longer_shown_is_not_reported(engine, late):
     said = []
     g.status.observe(lambda change: said.append(change["new"]), names="value")
     release = late(engine, "etalons", lambda *a, **kw: kw.get("method") == "paper")
-    g.paper_button.click()
+    g.controls.paper_button.click()
     g.indices = [2, 3]
     release()
-    assert g.wait(60) and g.paper_check is None and g.report.value == ""
+    assert g.wait(60) and g.paper_check is None and g.controls.report.value == ""
     assert g.job("paper").state in ("done", "stopped") and g.grid_result.x.shape[0] == 2
     assert [s for s in said if s.startswith("paper's algorithm: ") and s.endswith(
         ": indices changed since it was asked")], said
@@ -285,12 +268,12 @@ def test_a_paper_check_of_rows_no_longer_shown_is_not_reported(engine, late):
 def test_the_enlarged_pad_etalon_follows_the_drawing(engine):
     """Issue 16: a pad cell's decomposition stayed the one of the drawing it was clicked on."""
     g = grid(engine)
-    event(g.pad_canvas_row, "mouse_down", *cell_centre(g, 0, 3))    # the pad row: unit 2
+    event(g.controls.pad_row_canvas, "mouse_down", *cell_centre(g, 0, 3))    # the pad row: unit 2
     assert g.selected == Selection("pad", 0, 2)
     before = g.detail_rgba.copy()
-    event(g.pad_canvas, "mouse_down", 90, 40)
+    event(g.controls.drawing_pad.canvas, "mouse_down", 90, 40)
     for y in range(40, 190, 10):
-        event(g.pad_canvas, "mouse_move", 90, y)
+        event(g.controls.drawing_pad.canvas, "mouse_move", 90, y)
     assert g.wait(10) and g.pad_result.x[0].max() > 0.9
-    assert f"the network gives {g.pad_result.out[0, 2]:.4f}" in g.detail_text.value
+    assert f"the network gives {g.pad_result.out[0, 2]:.4f}" in g.controls.detail_text.value
     assert not np.array_equal(before, g.detail_rgba)

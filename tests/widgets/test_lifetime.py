@@ -43,7 +43,7 @@ def test_ten_closed_widgets_let_their_engines_and_threads_go():
     for _ in range(10):                  # a re-run cell: a new engine and a new widget
         engine = make_engine()
         grid = EtalonGrid(engine, indices=[0, 1])
-        grid.drawing_pad.clear()          # a pad job on the interactive lane too
+        grid.controls.drawing_pad.clear()          # a pad job on the interactive lane too
         assert grid.wait(30)
         refs.append(weakref.ref(engine))
         grid.close()
