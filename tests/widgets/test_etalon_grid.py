@@ -10,6 +10,16 @@ import traitlets
 from cnn_widgets import EtalonGrid
 from cnn_widgets.testing.threads import held_elsewhere
 from cnn_widgets.widgets.etalon_grid import GAP, HEADER, Selection
+from cnn_widgets.widgets.etalon_grid.paint import PENDING
+from cnn_widgets.widgets.units import TopK
+
+
+def rows_done(g, rgba=None):
+    """How many rows of the grid picture show etalons (the others: their input, grey cells)."""
+    layout = g._layouts["grid"]
+    rgba = g.grid_rgba if rgba is None else rgba
+    return sum(not (rgba[top:top + 4, left:left + 4] == PENDING).all()
+               for top, left in (layout.corner(r, 1) for r in range(layout.rows)))
 
 
 def grid(engine, **kw):
@@ -186,7 +196,8 @@ def test_construction_never_waits_on_the_model_lock(engine):
     with held_elsewhere(engine):
         start = time.perf_counter()
         g = EtalonGrid(engine)
-        assert time.perf_counter() - start < 0.5 and g.grid_result is None     # a placeholder
+        assert time.perf_counter() - start < 0.5 and g.grid_result is None
+        assert rows_done(g) == 0 and g.grid_rgba.shape[0] > 10 * g.cell[0]   # the inputs at once
         start = time.perf_counter()
         g.indices = [1, 2]                       # observers only queue work too
         g.controls.layer_box.value = "3"
@@ -277,3 +288,124 @@ def test_the_enlarged_pad_etalon_follows_the_drawing(engine):
     assert g.wait(10) and g.pad_result.x[0].max() > 0.9
     assert f"the network gives {g.pad_result.out[0, 2]:.4f}" in g.controls.detail_text.value
     assert not np.array_equal(before, g.detail_rgba)
+
+
+def test_rows_appear_as_their_etalons_are_done(engine):
+    """Issue 17: a row is painted when its etalons are done, not when the whole grid is."""
+    from cnn_widgets import Engine
+    e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
+               engine.dataset.labels), batch_size=2, device="cpu")
+    g = grid(e)
+    painted = []
+    real = g.paint
+    g.paint = lambda canvas, sheet: (painted.append(rows_done(g)) if canvas is
+                                     g.controls.grid_canvas else None, real(canvas, sheet))
+    g.indices = [0, 1, 2, 3, 4]
+    assert g.wait(30)
+    assert painted[0] == 0 and painted[-1] == 5 and painted == sorted(painted)
+    assert any(0 < n < 5 for n in painted), painted              # rows before the last ones
+
+
+def test_stop_keeps_the_rows_done(engine):
+    from cnn_widgets import Engine
+    e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
+               engine.dataset.labels), batch_size=1, device="cpu")
+    g = grid(e)
+    real = g._show_grid
+
+    def stop_at_the_first_rows(result):
+        real(result)
+        g.stop()
+    g._show_grid = stop_at_the_first_rows
+    g.indices = list(range(10, 20))
+    assert g.wait(30) and g.job("grid").state == "stopped"
+    assert 0 < len(g.grid_result.x) < 10 and rows_done(g) == len(g.grid_result.x)
+    assert "stopped at" in g.status.value
+
+
+def test_sheets_are_what_the_canvases_show(engine):
+    g = grid(engine)
+    g.selected = Selection("grid", 2, 3)
+    c, sheets = g.controls, g._sheets()
+    assert set(sheets) == {c.grid_canvas, c.pad_row_canvas, c.detail_canvas}
+    for canvas, rgba in ((c.grid_canvas, g.grid_rgba), (c.pad_row_canvas, g.pad_row_rgba),
+                         (c.detail_canvas, g.detail_rgba)):
+        assert sheets[canvas].rgba is rgba and (canvas.width, canvas.height) == rgba.shape[1::-1]
+    assert sheets[c.grid_canvas].captions == tuple(g.captions)
+
+
+def test_typing_top_k_shows_each_rows_own_highest_classes(engine):
+    g = grid(engine)
+    g.controls.units_box.value = "top 3"
+    assert g.wait(10) and g.units == TopK(3) and g.error.value == ""
+    res = g.grid_result
+    order = np.argsort(-engine.predict(engine.dataset.images[g.indices]), axis=1)[:, :3]
+    assert [[u[0] for u in res.units_of(i)] for i in range(10)] == order.tolist()
+    assert [c.text for c in g.captions[:4]] == ["input", "top 1", "top 2", "top 3"]
+    g.units = [1, 2]
+    assert g.controls.units_box.value == "1, 2"
+
+
+# -- a classifier of 1000 classes ------------------------------------------------------------
+NAMES = [f"class {i}" if i != 517 else "tabby cat" for i in range(1000)]
+
+
+@pytest.fixture
+def imagenet_like():
+    """A tiny CNN with 1000 logits and a dataset of 40 images of 40 classes."""
+    import torch
+    from torch import nn
+
+    from cnn_widgets import Engine
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(4 * 14 * 14, 1000))
+    x = torch.rand(40, 3, 28, 28, generator=torch.Generator().manual_seed(2))
+    return Engine(model, (3, 28, 28), dataset=(x, torch.arange(40) * 7), class_names=NAMES,
+                  device="cpu")
+
+
+def test_a_large_classifier_shows_a_few_rows_each_with_its_top_5(imagenet_like):
+    e = imagenet_like
+    g = grid(e)
+    assert g.indices == [0, 1, 2, 3] and g.units == TopK(5)
+    assert g.controls.units_box.value == "top 5"
+    res = g.grid_result
+    assert res.W.shape == (4, 5, 3, 28, 28)
+    order = np.argsort(-e.predict(e.dataset.images[:4]), axis=1)[:, :5]
+    assert [[u[0] for u in res.units_of(i)] for i in range(4)] == order.tolist()
+    texts = [c.text for c in g.captions]
+    assert texts[:6] == ["input"] + [f"top {j}" for j in range(1, 6)]
+    assert f"class {order[2, 0]}" in texts and f"{res.out[2, 0]:.2f}" in texts
+    assert g.pad_result.W.shape[:2] == (1, 5) and "pad: predicted class " in \
+        g.controls.pad_readout.value
+    event(g.controls.grid_canvas, "mouse_down", *cell_centre_of(g, 3, 2))   # row 3, top 2
+    assert g.selected == Selection("grid", 3, 1)
+    assert f"<b>unit class {order[3, 1]}</b>, row 3" in g.controls.detail_text.value
+
+
+def cell_centre_of(g, row, col):
+    top, left = g._layouts["grid"].corner(row, col)
+    return left + g.cell[1] / 2, top + g.cell[0] / 2
+
+
+def test_classes_are_picked_by_name(imagenet_like):
+    g = grid(imagenet_like)
+    box = g.controls.class_box
+    assert len(box.options) == 1000 and box.ensure_option and not box.disabled
+    tabby = [o for o in box.options if "tabby" in o]                 # what typing "tabby" offers
+    assert tabby == ["517: tabby cat"]
+    box.value = tabby[0]
+    assert g.wait(10) and g.units == [(517,)] and box.value == ""
+    assert g.grid_result.units == ((517,),) and g.captions[1].text == "tabby cat"
+    box.value = "3: class 3"
+    assert g.wait(10) and g.units == [(517,), (3,)]
+    box.value = "tabby"                                          # not an option: nothing changes
+    assert "no class &#x27;tabby&#x27;" in g.error.value and g.units == [(517,), (3,)]
+    g.layer = "0"
+    assert box.disabled                                          # classes name the logits only
+
+
+def test_the_digits_keep_every_logit(engine):
+    g = EtalonGrid(engine)
+    assert g.units == [(i,) for i in range(10)] and len(g.indices) == 10

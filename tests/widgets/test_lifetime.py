@@ -99,7 +99,8 @@ def test_closing_stops_the_widgets_jobs_and_shows_nothing_after(engine):
     assert job.wait(10) and job.state == "stopped" and w.picture is shown
 
 
-@pytest.mark.parametrize("cls, kw", [(FOVExplorer, {"image": 40}),
+@pytest.mark.parametrize("cls, kw", [(EtalonGrid, {"units": "top 0"}),
+                                     (FOVExplorer, {"image": 40}),
                                      (FOVExplorer, {"best_steps": 0}),
                                      (InverseSetGallery, {"range": (5, 1)}),
                                      (MaximizerPanel, {"steps": 0})])
