@@ -9,9 +9,8 @@ import functools
 import html
 import sys
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
 from ..engine.core.errors import InvalidArgument
 from ..jobs import Job, JobRunner, runner_for
+from .requests import Request, frozen
 from .sheets import Sheet
 from .validate import ENGINE_ERRORS
 
@@ -108,41 +108,6 @@ def error_html(error: BaseException | str, detail: str | None = None) -> str:
 
 def _truncate(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a job answers: its key and the values of the state it reads (the attributes
-    :attr:`JobWidget.REQUESTS` names for that key), taken when it was asked."""
-    key: str
-    state: tuple
-
-
-class _Same:
-    """A request part without a value equality (an array, a result object): equal only to
-    itself."""
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __eq__(self, other):
-        return isinstance(other, _Same) and other.value is self.value
-
-    def __hash__(self):
-        return id(self.value)
-
-
-def frozen(value) -> Hashable:
-    """``value`` as a request part: lists and tuples as tuples, anything unhashable (an array,
-    a result holding arrays) by identity."""
-    if isinstance(value, (list, tuple)):
-        return tuple(frozen(v) for v in value)
-    try:
-        hash(value)
-    except TypeError:
-        return _Same(value)
-    return value
 
 
 class JobWidget(W.VBox):
