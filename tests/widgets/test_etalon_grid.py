@@ -409,3 +409,12 @@ def test_classes_are_picked_by_name(imagenet_like):
 def test_the_digits_keep_every_logit(engine):
     g = EtalonGrid(engine)
     assert g.units == [(i,) for i in range(10)] and len(g.indices) == 10
+
+
+def test_checking_with_the_paper_without_rows_says_so(engine):
+    """Found while converting: with no dataset the button's handler raised AttributeError,
+    which a click loses (nothing was shown)."""
+    from cnn_widgets import Engine
+    g = grid(Engine(engine.model, engine.input_shape, device="cpu"))
+    g.check_with_paper()
+    assert "no input rows to check" in g.error.value
