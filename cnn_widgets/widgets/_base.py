@@ -357,9 +357,13 @@ class JobWidget(W.VBox):
             self.status.value = "stopping…"
 
     def wait(self, timeout: float = 60.0) -> bool:
-        """Block until this widget's jobs have finished (scripts, tests, headless notebooks)."""
-        return all(job.wait(timeout) for key in self._keys
-                   if (job := self.runner.latest(key)) is not None)
+        """Block until this widget's jobs, and those they start, have finished (scripts, tests)."""
+        done: list = []
+        while done != (jobs := [j for k in list(self._keys) if (j := self.runner.latest(k))]):
+            if not all(job.wait(timeout) for job in jobs):
+                return False
+            done = jobs
+        return True
 
     def close(self) -> None:
         """Stop this widget's jobs (nothing they send is shown any more) and close it with

@@ -83,7 +83,7 @@ def etalon_grid(engine, monkeypatch):
 def fov_explorer(engine, monkeypatch):
     f = cnn_widgets.FOVExplorer(engine, layer=LAYER)
     f.wait(60)
-    yield f, f.info                                         # the layer name in the unit info
+    yield f, f.controls.info                                # the layer name in the unit info
     fail_with_markup(monkeypatch, engine, "reconstruct")
     f.select(1, 1, channel=3)
     f.wait(60)

@@ -11,6 +11,7 @@ The paper's "number of features activated" has two readings, both offered (``rea
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ from ..core.errors import InvalidArgument
 
 # Keep the captured activations of one chunk of images under this many floats.
 _CHUNK_FLOATS = 20_000_000
+# The chunks start at one image and double while a forward pass takes under half this many
+# seconds: Stop, and a click waiting for the model, get in within about one forward+backward.
+_STEP_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -93,18 +97,29 @@ READINGS = ("position", "anywhere")
 def activation_stats(engine, x, layers: Sequence[str] | None = None,
                      control: Control = NO_CONTROL, reading: str = "position") -> ActivationStats:
     """Active-feature counts of every image in ``x`` at ``layers`` (default:
-    :func:`default_layers`); reading: "position" or "anywhere" (module docstring)."""
+    :func:`default_layers`); reading: "position" or "anywhere" (module docstring).
+    ``control.step`` after each chunk of images (the first is one image), and
+    ``control.partial`` with the counts of the images done so far."""
     if reading not in READINGS:
         raise InvalidArgument(f"reading must be one of {READINGS}; got {reading!r}")
     layers = check.layer_list(engine, layers) or default_layers(engine)
     x = engine.prepare(x)
     per_image = sum(engine.layer(n).n_units for n in layers)
-    chunk = max(1, min(engine.batch_size, _CHUNK_FLOATS // max(per_image, 1)))
+    most = max(1, min(engine.batch_size, _CHUNK_FLOATS // max(per_image, 1)))
     last = max(layers, key=engine.layer_names.index)
-    parts: dict[str, list] = {n: [] for n in layers}
+    shapes = {n: engine.layer(n).output_shape for n in layers}
+    channels = {n: int(shape[0]) for n, shape in shapes.items()}
+    counts = {n: np.zeros((len(x), *(shape[1:] if len(shape) == 3 and reading == "position"
+                                     else (1, 1))), np.int32) for n, shape in shapes.items()}
+
+    def first(k: int) -> ActivationStats:      # views: the rows done never change again
+        return ActivationStats(layers=layers, channels=channels,
+                               counts={n: c[:k] for n, c in counts.items()}, reading=reading)
+    done, chunk = 0, 1
     with engine.borrow(), torch.no_grad():
-        for s in range(0, x.shape[0], chunk):
-            got = hooks.run_capturing(engine.model, engine.normalize(x[s:s + chunk]), layers,
+        while done < len(x):
+            began, part = time.perf_counter(), x[done:done + chunk]
+            got = hooks.run_capturing(engine.model, engine.normalize(part), layers,
                                       stop_after=last)
             for n in layers:
                 a = got[n]
@@ -112,15 +127,16 @@ def activation_stats(engine, x, layers: Sequence[str] | None = None,
                 on = a > 0
                 if reading == "anywhere":
                     on = on.any(2, keepdim=True)
-                parts[n].append(on.sum(1, dtype=torch.int32).cpu())
-            control.step(min(s + chunk, x.shape[0]), x.shape[0], "activation statistics")
-    counts, channels = {}, {}
-    for n in layers:
-        shape = engine.layer(n).output_shape
-        grid = shape[1:] if len(shape) == 3 and reading == "position" else (1, 1)
-        counts[n] = torch.cat(parts[n]).numpy().reshape(-1, *grid)
-        channels[n] = int(shape[0])
-    return ActivationStats(layers=layers, channels=channels, counts=counts, reading=reading)
+                counts[n][done:done + len(part)] = on.sum(1, dtype=torch.int32).reshape(
+                    len(part), *counts[n].shape[1:]).cpu().numpy()
+            done += len(part)
+            if time.perf_counter() - began < _STEP_S / 2:
+                chunk = min(2 * chunk, most)
+            if done < len(x):
+                control.partial(first(done))
+            control.step(done, len(x), "activation statistics")
+            engine.hand_over()
+    return first(len(x))
 
 
 def activation_slices(engine, x, layer: str, k: int = 8) -> ActivationSlices:
