@@ -321,3 +321,17 @@ def test_the_channel_picker_without_a_position_says_so(engine):
         w.controls.channel_box.value = 3
         assert "no position selected yet" in w.error.value and w.unit is None
     assert w.wait(30)
+
+
+def test_stop_during_the_activations_starts_no_reconstruction(engine, late):
+    """Stop while the slices are computed: their job ran on to its end and its result asked
+    for the strongest unit's reconstructions, a new job that Stop had not seen."""
+    held = late(engine, "activation_slices")
+    w = FOVExplorer(engine)
+    assert held.entered.wait(30)
+    w.stop()
+    held()
+    assert w.wait(30)
+    assert w.job("slices").state == "stopped" and w.slices is None and w.unit is None
+    assert w.job("recon") is None and w.recon is None
+    assert isinstance(shown(w, "image_canvas").rgba, np.ndarray)        # the image stays

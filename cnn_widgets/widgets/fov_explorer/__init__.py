@@ -204,7 +204,8 @@ class FOVExplorer(JobWidget):
             self._draw_image()
             self.paint(c.recon_canvas, "computing the reconstructions of the strongest unit…")
             self.paint(c.slices_canvas, "computing the activations…")
-            self.run_job("slices", lambda control: engine.activation_slices(x, layer, N_SLICES),
+            self.run_job("slices", lambda control: _checked(
+                             engine.activation_slices(x, layer, N_SLICES), control),
                          self._show_slices, label="activations")
             if stats:
                 self.stats = None
@@ -340,6 +341,13 @@ class FOVExplorer(JobWidget):
             self.controls.hover_text.value = (f"({y}, {x}): field rows {f.top[y]}–{f.bottom[y] - 1}, "
                                               f"columns {f.left[x]}–{f.right[x] - 1}")
         self._draw_image()
+
+
+def _checked(result, control):
+    """``result``, unless Stop was pressed meanwhile: a stopped job starts nothing after it
+    (the slices would ask for the reconstructions)."""
+    control.check()
+    return result
 
 
 _INDEX_DEPRECATED = ("FOVExplorer.index is deprecated and goes in the next release: use "
