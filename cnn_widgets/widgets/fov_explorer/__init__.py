@@ -76,7 +76,6 @@ class FOVExplorer(JobWidget):
         self.fields = None                  # the layer's FieldMap (geometry, no model run)
         self.slices = self.recon = self.stats = self.dataset_stats = self.best = None
         self.hover: tuple[int, int] | None = None
-        self.image_rgba = None
         self.layer = engine.default_layer_for("probing", layer)
         self.row = -1 if self.custom is not None else int(image or 0)
         h, w = engine.input_shape[1:]
@@ -312,10 +311,8 @@ class FOVExplorer(JobWidget):
 
     def _draw_image(self):
         with self.runner.lock:           # the kernel's hover and the worker's results alike
-            sheet = image_sheet(self.x, self.k, self._grid(), self.fields, self.position,
-                                self.hover)
-            self.image_rgba = sheet.rgba
-            self.paint(self.controls.image_canvas, sheet)
+            self.paint(self.controls.image_canvas, image_sheet(
+                self.x, self.k, self._grid(), self.fields, self.position, self.hover))
 
     # -- events (kernel thread: geometry only) ------------------------------------------------
     def position_at(self, px: float, py: float) -> tuple[int, int] | None:
