@@ -26,9 +26,12 @@ MAX_BYTES = 3 * 1024 * 1024
 #: a code cell with this tag is not expected to print or show anything
 NO_OUTPUT_TAG = "no-output"
 # Run after the last cell (and not saved): waits for every widget's background jobs, so that
-# the saved widget state and the measured memory are those of the finished views.
+# the saved widget state and the measured memory are those of the finished views, then stores
+# what each widget shows (its canvases' pictures in the widget state, a PNG beside each view).
 SETTLE = ("from cnn_widgets import jobs as _jobs\n"
-          "[_job.wait(1200) for _r in list(_jobs._ALIVE) for _job in list(_r._latest.values())];")
+          "[_job.wait(1200) for _r in list(_jobs._ALIVE) for _job in list(_r._latest.values())]\n"
+          "import cnn_widgets.widgets as _widgets\n"
+          "_widgets.settle(1200);")
 
 
 @dataclass

@@ -1,4 +1,5 @@
 """Views: traitlets state, ipycanvas/bqplot drawing, event wiring. No numerics here."""
+from ._base import settle
 from .etalon_grid import EtalonGrid
 
-__all__ = ["EtalonGrid"]
+__all__ = ["EtalonGrid", "settle"]

@@ -1,20 +1,26 @@
-"""What every widget shares: a status bar (progress, status line, Stop, error box), the job
-runner of its engine, and one lock for all canvas drawing."""
+"""What every widget shares: a status bar (progress, status line, Stop, Save, error box), the
+job runner of its engine, one lock for all canvas drawing, and what it shows as a picture
+(:meth:`JobWidget.snapshot`, kept in the widget state and beside the view: ``pictures.py``)."""
 from __future__ import annotations
 
+import base64
 import html
+import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
-from ipycanvas import Canvas, MultiCanvas, hold_canvas
+from ipycanvas import Canvas, hold_canvas
 
-from ..engine.core.errors import InvalidArgument
+from ..engine.core.errors import InvalidArgument, InvalidType
 from ..jobs import Job, JobRunner, runner_for
+from . import pictures
 
 # ipycanvas routes every canvas through one shared manager that remembers the current canvas,
 # so two threads drawing on two canvases could interleave; all drawing holds this lock.
@@ -29,11 +35,10 @@ def drawing():
 
 
 def new_canvas(width: int, height: int, cls: str, layers: int | None = None):
-    """A canvas whose CSS size equals its pixel size, with DOM class ``cls``; ``layers``: a
-    MultiCanvas of that many layers instead."""
+    """A canvas whose CSS size equals its pixel size, with DOM class ``cls``; ``layers``: that
+    many layers (``c[i]``) instead of one. It keeps the pixels put on it (``pictures.Surface``)."""
     layout = W.Layout(width=f"{width}px", height=f"{height}px")
-    c = (Canvas(width=width, height=height, layout=layout) if layers is None
-         else MultiCanvas(layers, width=width, height=height, layout=layout))
+    c = pictures.Surface(layers or 1, width=width, height=height, layout=layout)
     c.add_class(cls)
     return c
 
@@ -115,14 +120,21 @@ class JobWidget(W.VBox):
         self.status = W.Label("ready")
         self.stop_button = W.Button(description="Stop", icon="stop", disabled=True,
                                     layout=W.Layout(width="80px"))
+        self.save_button = W.Button(description="Save", icon="save",
+                                    tooltip="Save what this view shows as a PNG file "
+                                            "(in the kernel's working folder)",
+                                    layout=W.Layout(width="80px"))
         self.error = W.HTML("")
         for w, cls in ((self.progress, "cnnw-progress"), (self.status, "cnnw-status"),
-                       (self.stop_button, "cnnw-stop"), (self.error, "cnnw-error")):
+                       (self.stop_button, "cnnw-stop"), (self.save_button, "cnnw-save"),
+                       (self.error, "cnnw-error")):
             w.add_class(cls)
         self.stop_button.on_click(lambda _b: self.stop())
-        self.status_bar = W.HBox([self.progress, self.stop_button, self.status])
+        self.save_button.on_click(lambda _b: self._save_clicked())
+        self.status_bar = W.HBox([self.progress, self.stop_button, self.save_button, self.status])
         self._keys: set = set()        # every job key this widget used (runner keys)
         self._long_keys: set = set()   # those of jobs that drive the progress bar and Stop
+        self._displays: list = []      # IPython display handles of this widget's outputs
 
     @property
     def runner(self) -> JobRunner:
@@ -205,6 +217,54 @@ class JobWidget(W.VBox):
         return all(job.wait(timeout) for key in self._keys
                    if (job := self.runner.latest(key)) is not None)
 
+    # -- what it shows, as a picture ----------------------------------------------------------
+    def snapshot(self) -> np.ndarray:
+        """What the widget shows now, as an (H, W, 4) uint8 RGBA picture on white: its
+        canvases as last painted, laid out as its boxes lay them out (``pictures.compose``;
+        controls, text and bqplot charts are left out)."""
+        pic = pictures.compose(self)
+        return pictures.on_white(np.zeros((1, 1, 4), np.uint8) if pic is None else pic)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`snapshot` to ``path`` as a PNG file; returns the path."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidType(f"path: expected a str or os.PathLike; got {type(path).__name__}")
+        path = Path(path)
+        path.write_bytes(pictures.png(self.snapshot()))
+        return path
+
+    def _save_clicked(self) -> None:
+        name = type(self).__name__
+        path = next(p for i in range(1, 10**6)
+                    if not (p := Path(f"{name}-{i}.png")).exists())
+        try:
+            self.save(path)
+        except OSError as exc:
+            self.show_error(exc)
+        else:
+            self.status.value = f"saved {path}"
+
+    def _bundle(self) -> dict:
+        """The widget view, its text, and a PNG of :meth:`snapshot` if anything is painted
+        (shown where the widget JavaScript is not: GitHub, a notebook saved without widget
+        state)."""
+        data = self._repr_mimebundle_()
+        if self._painted():
+            data["image/png"] = base64.b64encode(pictures.png(self.snapshot())).decode("ascii")
+        return data
+
+    def _painted(self) -> bool:
+        return any(pictures.pixels(w) is not None for w in _descendants(self)
+                   if isinstance(w, pictures.Surface))
+
+    def _ipython_display_(self) -> None:
+        """Displayed with a display id, so that :func:`settle` can bring the PNG beside the
+        view up to date once the jobs are done."""
+        from IPython.display import display
+
+        self._displays.append(display(self._bundle(), raw=True, display_id=True))
+        _SHOWN.add(self)
+
     def close(self) -> None:
         """Close this widget and every widget inside it (their handlers hold this widget,
         hence the engine, in ipywidgets' registry until closed)."""
@@ -214,6 +274,8 @@ class JobWidget(W.VBox):
                 manager = getattr(w, "_canvas_manager", None)
                 if manager is not None and manager._current_canvas in inside:
                     manager._current_canvas = None    # the shared manager remembers the last one
+                if isinstance(w, pictures.Layer):
+                    pictures.drop(w)
                 w.close()
         super().close()
 
@@ -233,3 +295,21 @@ def _descendants(root: W.Widget) -> list[W.Widget]:
 def _parts(widget: W.Widget) -> list:
     values = widget._trait_values          # set values only: no defaults are made
     return [*values.get("children", ()), *values.get("_canvases", ())]
+
+
+_SHOWN: weakref.WeakSet = weakref.WeakSet()   # widgets displayed with a display id
+
+
+def settle(timeout: float = 600.0) -> bool:
+    """Wait for the jobs of every displayed widget, then store what each shows: the pictures
+    of its canvases in the widget state and the PNG beside each of its outputs. Call it last
+    in a notebook run without a browser (nbclient, papermill, ``nbconvert --execute``) before
+    it is saved; in a live front end it redraws the views. True if every job finished."""
+    widgets = list(_SHOWN)
+    done = all([w.wait(timeout) for w in widgets])
+    pictures.store_now()
+    for w in widgets:
+        bundle = w._bundle()
+        for handle in w._displays:
+            handle.update(bundle, raw=True)
+    return done

@@ -181,12 +181,13 @@ def test_a_new_front_end_gets_every_canvas_redrawn(engine, monkeypatch):
     sent = []
     monkeypatch.setattr(manager, "_send_custom", lambda command, buffers=None: sent.append(command))
     for canvas in (g.grid_canvas, g.pad_canvas_row, g.pad_canvas, g.detail_canvas):
-        manager._current_canvas = canvas               # what the manager believes after drawing
+        layer = canvas[0]                              # what is drawn on (a pictures.Surface)
+        manager._current_canvas = layer                # what the manager believes after drawing
         sent.clear()
         canvas._handle_frontend_event(None, {"event": "client_ready"}, [])
         # a new front end has no current canvas: the redraw must switch to it first, then draw
         commands = sent[0] if sent and isinstance(sent[0][0], list) else sent
-        assert commands and commands[0][1][0] == f"IPY_MODEL_{canvas.model_id}", commands[:1]
+        assert commands and commands[0][1][0] == f"IPY_MODEL_{layer.model_id}", commands[:1]
         assert len(commands) > 1
 
 
