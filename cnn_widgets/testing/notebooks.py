@@ -183,6 +183,45 @@ def stored_problems(path: Path) -> list[str]:
     return problems
 
 
+def missing_pictures(path: Path) -> list[str]:
+    """What keeps a stored notebook's widgets from showing their last view without a kernel:
+    a widget view with no PNG beside it (what JupyterLab shows for a notebook it does not
+    trust, and GitHub), or none of whose canvases holds a picture in the saved widget state
+    (what nbconvert's HTML, nbviewer and a trusted JupyterLab show)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    models = nb.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+    def pictured(model_id: str) -> bool:
+        seen, stack = set(), [model_id]
+        while stack:
+            m = stack.pop()
+            if m in seen or m not in models:
+                continue
+            seen.add(m)
+            if any(b.get("path") == ["image_data"] for b in models[m].get("buffers", [])):
+                return True
+            state = models[m].get("state", {})
+            stack += [r.removeprefix("IPY_MODEL_") for key in ("children", "_canvases")
+                      for r in state.get(key, [])]
+        return False
+
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        for o in cell.get("outputs", []):
+            view = o.get("data", {}).get(WIDGET_VIEW)
+            if view is None:
+                continue
+            where = f"cell {i} ({cell.source.strip().splitlines()[0][:40]!r})"
+            if "image/png" not in o.data:
+                problems.append(f"{where}: no PNG beside the widget view")
+            if not pictured(view.get("model_id", "")):
+                problems.append(f"{where}: no canvas picture in the widget state")
+    return problems
+
+
 def execute_all(names: list[str], *, smoke: bool = False, folder: Path = NOTEBOOKS) -> int:
     """Run each notebook; unless ``smoke``, save it in place with its outputs. Prints time,
     peak memory and size; returns the number of notebooks with problems."""

@@ -245,24 +245,21 @@ class JobWidget(W.VBox):
             self.status.value = f"saved {path}"
 
     def _bundle(self) -> dict:
-        """The widget view, its text, and a PNG of :meth:`snapshot` if anything is painted
-        (shown where the widget JavaScript is not: GitHub, a notebook saved without widget
-        state)."""
+        """The widget view, its text, and a PNG of :meth:`snapshot` if anything is painted:
+        what renderers show where they do not render the widget (JupyterLab for a notebook
+        it does not trust, GitHub, nbconvert without widget state)."""
         data = self._repr_mimebundle_()
-        if self._painted():
+        if any(pictures.pixels(w) is not None for w in _descendants(self)
+               if isinstance(w, pictures.Surface)):
             data["image/png"] = base64.b64encode(pictures.png(self.snapshot())).decode("ascii")
         return data
 
-    def _painted(self) -> bool:
-        return any(pictures.pixels(w) is not None for w in _descendants(self)
-                   if isinstance(w, pictures.Surface))
-
     def _ipython_display_(self) -> None:
-        """Displayed with a display id, so that :func:`settle` can bring the PNG beside the
-        view up to date once the jobs are done."""
+        """The widget view with a display id: :func:`settle` adds the PNG of what it then
+        shows (at display time the jobs have only started: no picture yet)."""
         from IPython.display import display
 
-        self._displays.append(display(self._bundle(), raw=True, display_id=True))
+        self._displays.append(display(self._repr_mimebundle_(), raw=True, display_id=True))
         _SHOWN.add(self)
 
     def close(self) -> None:
@@ -302,9 +299,11 @@ _SHOWN: weakref.WeakSet = weakref.WeakSet()   # widgets displayed with a display
 
 def settle(timeout: float = 600.0) -> bool:
     """Wait for the jobs of every displayed widget, then store what each shows: the pictures
-    of its canvases in the widget state and the PNG beside each of its outputs. Call it last
-    in a notebook run without a browser (nbclient, papermill, ``nbconvert --execute``) before
-    it is saved; in a live front end it redraws the views. True if every job finished."""
+    of its canvases in the widget state (at once, not :data:`pictures.DELAY` later) and a PNG
+    beside each of its outputs. Call it last before a notebook is saved for readers without
+    a kernel: at the end of a run without a browser (nbclient, papermill, ``nbconvert
+    --execute``), or in a live front end, where the views are drawn again. True if every
+    job finished within ``timeout`` s."""
     widgets = list(_SHOWN)
     done = all([w.wait(timeout) for w in widgets])
     pictures.store_now()

@@ -124,7 +124,7 @@ def png(rgba: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, "PNG", compress_level=6)
+    Image.fromarray(np.ascontiguousarray(rgba)).save(buf, "PNG", compress_level=6)
     return buf.getvalue()
 
 
@@ -135,14 +135,15 @@ def drop(canvas) -> None:
 
 
 def store_now() -> None:
-    """Put every pending picture into its layer's ``image_data`` now (before a notebook is
-    saved headless, e.g. by nbclient)."""
-    _STORE.flush()
+    """Put every pending picture into its layer's ``image_data`` now, and send every layer's
+    picture to the front end again: a runner without a browser (nbclient) records only the
+    messages that arrive while a cell runs, and a picture stored between two cells is lost
+    to it. Call it in the last cell before such a notebook is saved."""
+    _STORE.flush(resend=True)
 
 
 def _vertical(box: W.Box) -> bool:
-    flow = f"{box.layout.flex_flow or ''} {box.layout.flex_direction or ''}"
-    return isinstance(box, W.VBox) or "column" in flow
+    return isinstance(box, W.VBox) or "column" in (box.layout.flex_flow or "")
 
 
 def _hidden(widget: W.Widget) -> bool:
@@ -221,12 +222,18 @@ class _Store:
             self.thread.start()
         self.cond.notify()
 
-    def flush(self) -> None:
+    def flush(self, resend: bool = False) -> None:
         with self.cond:
             refs = [weakref.ref(layer) for layer in self.due.keys()]
             self.due.clear()
+            kept = [weakref.ref(layer) for layer in self.kept.keys()] if resend else []
         for ref in refs:
             self._publish(ref)
+        for ref in kept:
+            with self.publishing:
+                layer = self._open(ref)
+                if layer is not None and layer.image_data is not None:
+                    layer.send_state("image_data")
 
     def drop(self, layer) -> None:
         """Forget ``layer`` (closed): nothing more is stored for it."""
@@ -261,7 +268,9 @@ class _Store:
             with self.cond:
                 value = self.kept.get(layer)
             old, layer = layer.image_data, None
-            data = None if value is None else png(value)
+            # cleared: an empty picture, not None (nbclient would keep the last picture's
+            # buffer beside a None value, and a reader would see that picture)
+            data = png(np.zeros((1, 1, 4), np.uint8) if value is None else value)
             layer = self._open(ref)
             if layer is not None and data != old:
                 layer.set_trait("image_data", data)
