@@ -6,6 +6,7 @@ runs. So every canvas (:class:`Surface`) keeps the last pixels put on each of it
 (widget state, drawn by ipycanvas when its model is created: nbconvert's HTML, nbviewer, a
 reopened notebook). :func:`compose` lays a widget's canvases out as one RGBA picture (its
 snapshot). Only pixels put with ``put_image_data`` are kept; text and vector drawing are not.
+A cleared layer stores an empty picture.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class Surface(MultiCanvas):
 
     Shown through ipycanvas's MultiCanvas view on purpose: that view redraws when a layer's
     saved picture (``image_data``, decoded asynchronously) is ready, while a plain Canvas view
-    copies its model once when it renders and stayed blank in 2 of 3 reopened notebooks in
+    copies its model once when it renders and stayed blank in 2 of 6 reopened notebooks in
     JupyterLab (ipycanvas 0.14.3).
     """
 

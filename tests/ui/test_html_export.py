@@ -7,12 +7,14 @@ stores it, shows each widget's last view as a picture where no kernel runs:
   html-manager and require.js from the npm registry, fetched by ``.ci/widget-js`` into
   $CNN_WIDGETS_WIDGET_JS; bqplot, bqscales and ipycanvas from their Python packages' bundled
   files), every other request outside localhost is refused;
-- reopened in JupyterLab without running it;
+- reopened in JupyterLab without running it: trusted (the widget views from the saved state)
+  and not trusted (JupyterLab then renders only safe mime types: the PNG beside each view);
 - exported without its widget state (a notebook saved without it, or a renderer without the
   widget JavaScript such as GitHub): the PNG beside each view.
 
-"A picture" = the canvases inside the widget's root hold at least MIN_PAINTED painted
-(non-transparent) pixels whose brightness varies (std >= MIN_STD).
+"A picture" = at least MIN_PAINTED painted pixels (canvases: not transparent; PNGs: not white)
+whose brightness varies (std >= MIN_STD); where the widget views render, each canvas also
+shows every pixel its stored picture paints.
 """
 import base64
 import copy
