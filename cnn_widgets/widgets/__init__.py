@@ -1,5 +1,5 @@
 """Views: traitlets state, ipycanvas/bqplot drawing, event wiring. No numerics here."""
-from ._base import settle
 from .etalon_grid import EtalonGrid
+from .snapshot import settle
 
 __all__ = ["EtalonGrid", "settle"]

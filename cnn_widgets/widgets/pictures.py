@@ -113,6 +113,13 @@ def compose(widget: W.Widget) -> np.ndarray | None:
     return out
 
 
+def painted(widget: W.Widget) -> bool:
+    """Whether any canvas inside ``widget`` (hidden or not) holds pixels."""
+    if isinstance(widget, MultiCanvas):
+        return pixels(widget) is not None
+    return isinstance(widget, W.Box) and any(painted(c) for c in widget.children)
+
+
 def on_white(rgba: np.ndarray) -> np.ndarray:
     """``rgba`` over an opaque white page (what a notebook shows)."""
     out = np.full(rgba.shape, 255, np.uint8)

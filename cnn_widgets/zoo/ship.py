@@ -40,6 +40,7 @@ SHIPPED: dict[str, Callable[[], object]] = {
     "digits-vae": lambda: _zoo().digits_generator(),
     "resnet-digits": lambda: _zoo().resnet_digits(device="cpu"),
     "lenet-digits-seed1": lambda: _experiments().lenet_digits_seed(1, device="cpu"),
+    "lenet-digits-shuffled": lambda: _shuffled().lenet_digits_shuffled(device="cpu"),
 }
 
 
@@ -93,6 +94,11 @@ def compare(name: str, path: Path) -> dict:
 def _experiments():
     from . import experiments
     return experiments
+
+
+def _shuffled():
+    from . import shuffled_labels
+    return shuffled_labels
 
 
 def _zoo():

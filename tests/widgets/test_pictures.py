@@ -14,7 +14,7 @@ from PIL import Image
 
 from cnn_widgets import EtalonGrid
 from cnn_widgets.engine import InvalidType
-from cnn_widgets.widgets import _base, pictures, settle
+from cnn_widgets.widgets import pictures, settle, snapshot
 from cnn_widgets.widgets.pictures import GAP, Surface
 
 
@@ -198,4 +198,4 @@ def test_settle_updates_the_png_beside_each_displayed_view(engine, monkeypatch):
     assert g.grid_canvas[0].image_data is not None           # stored without waiting
     np.testing.assert_array_equal(decode(g.grid_canvas[0].image_data),
                                   pictures.pixels(g.grid_canvas))
-    assert g in _base._SHOWN
+    assert g in snapshot._SHOWN
