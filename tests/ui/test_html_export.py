@@ -303,8 +303,23 @@ def lab_views(tour, lab_server, browser, artifacts):
             prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
         finally:
             ctx.close()
+            shut_down(lab_server, f"notebooks/tour-{trust}.ipynb")
         out[trust] = {"measured": found, "prompts": prompts}
     return out
+
+
+def shut_down(lab_server, path: str) -> None:
+    """End the kernel JupyterLab started for ``path`` (the later tests share two cores)."""
+    import json
+    import urllib.request
+
+    api = f"{lab_server.url}/api/sessions"
+    with urllib.request.urlopen(f"{api}?token={lab_server.token}", timeout=10) as r:
+        sessions = json.load(r)
+    for s in sessions:
+        if s.get("path") == path:
+            urllib.request.urlopen(urllib.request.Request(
+                f"{api}/{s['id']}?token={lab_server.token}", method="DELETE"), timeout=30)
 
 
 def measure_pngs(page, artifacts, cells) -> dict:
