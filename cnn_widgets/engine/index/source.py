@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.change import plain_attributes
 from ..core.data import ImageSet, as_image_set, as_images
 from ..core.errors import InvalidArgument, InvalidType
+from .stamp import weights_stamp
 
 SAMPLE = 16        # images hashed for the data fingerprint, evenly spaced
 
@@ -89,17 +91,29 @@ def weights_hash(model: torch.nn.Module) -> str:
 
 
 def engine_weights_hash(engine) -> str:
-    """:func:`weights_hash` of the engine's model, hashed again only when a weight changed."""
-    version = weights_version(engine.model)
+    """:func:`weights_hash` of the engine's model, hashed again only when the weights' content
+    changed (:func:`~.stamp.weights_stamp`, taken at every call: ``.data`` edits too)."""
+    stamp = weights_stamp(engine.model)
     cached = engine.__dict__.get("_index_weights")
-    if cached is None or cached[0] != version:
-        cached = engine._index_weights = (version, weights_hash(engine.model))
+    if cached is None or cached[0] != stamp:
+        cached = engine._index_weights = (stamp, weights_hash(engine.model))
     return cached[1]
 
 
-def weights_version(model: torch.nn.Module) -> tuple:
-    """Cheap stand-in that changes whenever a weight is replaced or changed in place."""
-    return tuple((id(t), t._version, t.data_ptr()) for t in model.state_dict(keep_vars=True).values())
+def architecture_hash(engine) -> str:
+    """blake2b of what the model computes besides its weights: the traced graph (every op and
+    module call) and every module's class and plain attributes (hyper-parameters); without a
+    graph, the module tree and the layers. Cached per graph (a change makes a new one)."""
+    graph, cached = engine.graph, engine.__dict__.get("_index_architecture")
+    key = graph if graph is not None else engine.layers
+    if cached is not None and cached[0] is key:
+        return cached[1]
+    text = [str(graph.fx) if graph is not None else f"untraced {engine.layers}"]
+    text += [f"{name}:{type(m).__module__}.{type(m).__qualname__}({plain_attributes(m)})"
+             for name, m in engine.model.named_modules()]
+    digest = _h(re.sub(r" at 0x[0-9a-fA-F]+", "", "|".join(text))).hexdigest()
+    engine._index_architecture = (key, digest)
+    return digest
 
 
 def data_hash(ds) -> str:
