@@ -260,7 +260,6 @@ def test_a_model_on_the_meta_device_is_refused():
 def test_a_compiled_model_is_analysed_through_its_module():
     model = tiny_lenet(3)
     engine = Engine(torch.compile(model), TINY_SHAPE, device="cpu")
-    assert engine.model is model and engine.graph is not None
     et = engine.etalons(random_images(2))
-    assert et.exact
+    assert et.exact and engine.graph is not None and engine.model is model
     np.testing.assert_allclose(affine(et), logits(model, et.x), rtol=1e-4, atol=1e-4)

@@ -371,7 +371,7 @@ class ModelHost:
 
     def __repr__(self):
         return (f"{type(self).__name__}({type(self.model).__name__}, input_shape={self.input_shape}, "
-                f"device={self.device}, layers={len(self.layers)}, classes={self.n_classes}, "
+                f"device={self.device}, layers={len(self._layers)}, classes={self.n_classes}, "
                 f"dataset={len(self.dataset) if self.dataset is not None else None})")
 
 
