@@ -8,9 +8,10 @@ plain attribute of every module by value (other objects by identity). Its cost g
 the number of modules (well under a millisecond for a ResNet-50).
 
 What no signature sees (a global that ``forward`` reads, a list changed in place) the
-:class:`Probe` catches: the graph's output against ``model(x)`` on one fixed image, run at most
-``PROBE_SHARE`` of the wall time (two one-image forward passes; between two notebook cells it
-always runs).
+:class:`Probe` catches: the graph's output against ``model(x)`` on one fixed image (two
+one-image forward passes), at the start of a call when the last check is older than its cost
+divided by ``PROBE_SHARE`` (so at most that share of the wall time; between two notebook cells
+it always runs) and no other thread holds the model (a call never waits for it).
 
 :func:`checked` marks the engine's public calls: the outermost one on a thread first brings
 the engine up to date (see ``ModelHost.refresh``).
@@ -85,6 +86,10 @@ class Probe:
 
     def due(self) -> bool:
         return time.perf_counter() - self.at >= self.cost / PROBE_SHARE
+
+    def done(self, cost: float) -> None:
+        """The graph was just compared with ``model(x)`` (a trace checks it), in ``cost`` s."""
+        self.at, self.cost = time.perf_counter(), cost
 
     def run(self, graph, model: nn.Module, x: torch.Tensor) -> bool:
         """True when the graph's output for ``x`` equals ``model(x)``; call borrowing the model."""

@@ -290,6 +290,13 @@ def register(model: nn.Module, graph: ModelGraph, replace: bool = False) -> Mode
         return graphs[graph.mode]
 
 
+def forget(model: nn.Module) -> None:
+    """Drop every graph of ``model``: as it is now it cannot be traced (hooks then run it
+    directly, never through a graph of an earlier state)."""
+    with _GRAPHS_LOCK:
+        _GRAPHS.pop(model, None)
+
+
 def registered(model: nn.Module, mode: bool) -> ModelGraph | None:
     """The graph in use for ``model`` in train (True) or eval (False) mode, if any."""
     return (_GRAPHS.get(model) or {}).get(mode)

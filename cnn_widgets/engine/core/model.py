@@ -3,6 +3,7 @@ passes. Paper packages take an object of this kind; the :class:`~cnn_widgets.eng
 facade adds the capabilities."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from . import hooks
-from .borrow import borrowed, hand_over, model_lock
+from .borrow import borrowed, busy, hand_over, model_lock
 from .change import Probe, check_public_methods, checked, signature
 from .control import NO_CONTROL, Control
 from .data import ImageSet, as_image_set, as_images, to_tensor
@@ -25,7 +26,7 @@ from .errors import (
 )
 from .gates import GATE_KINDS
 from .grad import outside_inference_mode
-from .graph import ModelGraph, register, registered, trace
+from .graph import ModelGraph, forget, register, registered, trace
 from .layers import nonlinear_parts, registry
 from .results import LayerInfo
 from .setup import default_device, device_of, input_shape_of, run_example, unwrap, working_model
@@ -86,9 +87,6 @@ class ModelHost:
         self.model_card: dict = {}
         self._closers: list[Callable[[], None]] = []
 
-    def _example(self) -> torch.Tensor:
-        return self.normalize(torch.zeros(1, *self.input_shape, device=self.device))
-
     def _analyse(self, replace: bool = False) -> None:
         """(Re)trace the model as it is now (call borrowing it): the layers, the graph (shared
         with the other engines on this model unless ``replace``) and the class count."""
@@ -99,10 +97,11 @@ class ModelHost:
             self.graph, self.graph_error = shared, None
             layers, shape = shared.layers, shared.output_shape
         else:
-            example = self._example()
+            start, example = time.perf_counter(), self._probe_input()
             out = run_example(self.model, example, self.input_shape, changed)
             layers, out = self._trace(example, out, replace or changed)
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            self._probe.done(time.perf_counter() - start)    # the trace compared them
         if not isinstance(shape, tuple) or len(shape) != 2:
             raise ModelOutputError(f"the model's output must be 2-D (batch, classes); for an input "
                                    f"of shape {(1, *self.input_shape)} it returned {shape}")
@@ -124,6 +123,7 @@ class ModelHost:
         except Exception as e:  # noqa: BLE001 - any tracing failure: the module-hook path
             self.graph_error = (f"the forward pass could not be traced with torch.fx "
                                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            forget(self.model)
             return registry(self.model, example)
         self.graph = register(self.model, graph, replace)
         return self.graph.layers, out
@@ -139,13 +139,15 @@ class ModelHost:
                 graph is not None and registered(self.model, graph.mode) is not graph):
             with self.borrow():
                 self._analyse()
-        elif graph is not None and self._probe.due():
+        elif graph is not None and self._probe.due() and not busy(self.model):
             with self.borrow():
                 if not self._probe.run(graph, self.model, self._probe_input()):
                     self._analyse(replace=True)
 
     def _probe_input(self) -> torch.Tensor:
-        """One fixed random image (the model's input space) for :class:`~.change.Probe`."""
+        """One fixed random image, normalised: traced on, checked against ``model(x)`` when
+        traced and by :class:`~.change.Probe` (a retrace after a probe fails is checked on the
+        same image, so a graph that cannot reproduce it is dropped, not retraced forever)."""
         if getattr(self, "_probe_x", None) is None:
             g = torch.Generator().manual_seed(0)
             self._probe_x = torch.rand(1, *self.input_shape, generator=g).to(self.device)
