@@ -31,43 +31,48 @@ PROBE_SHARE = 0.05         # the probe's share of wall time, at most
 _INTERNAL = frozenset(nn.Module().__dict__)     # nn.Module's own bookkeeping (hooks, modes)
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device,
           torch.Size, enum.Enum)
+_NUMBERS = frozenset({int, float, bool})
 
 
-def _value(v, depth: int = 0):
+def _value(v, depth: int = 0) -> str:
     """A comparable stand-in of an attribute: plain values and short tuples/lists of them by
     value, tensors by identity and shape, anything else by identity."""
     if isinstance(v, _PLAIN):
-        return v
+        return repr(v)
+    if type(v) is tuple and all(type(i) in _NUMBERS for i in v):     # kernel sizes, strides
+        return repr(v)
     if isinstance(v, (tuple, list)) and len(v) <= 64 and depth < 3:
-        return (type(v), tuple(_value(i, depth + 1) for i in v))
+        return f"{type(v).__name__}[{','.join(_value(i, depth + 1) for i in v)}]"
     if isinstance(v, torch.Tensor):
-        return ("tensor", id(v), v.shape, v.dtype, v.device)
-    return ("object", id(v))
+        return f"tensor{_tensor(v)}"
+    return f"object{id(v)}"
 
 
-def _tensor(t):
-    return None if t is None else (id(t), t.shape, t.dtype, t.device)
+def _tensor(t) -> str:
+    return "None" if t is None else f"{id(t)}:{t.shape}:{t.dtype}:{t.get_device()}"
 
 
-def signature(model: nn.Module) -> tuple:
+def signature(model: nn.Module) -> str:
     """What the traced graph of ``model`` depends on besides the weights' values (see the
-    module docstring); equal tuples: the graph still describes the model."""
-    parts: list = []
+    module docstring); equal signatures: the graph still describes the model. Text, so that
+    taking it at every call creates no objects for the garbage collector to track."""
+    parts: list[str] = []
     for name, m in model.named_modules():
         d = m.__dict__
         cls = type(m)
-        parts += [name, id(m), cls, cls.forward]
-        parts += [(k, _value(v)) for k, v in d.items() if k not in _INTERNAL]
-        parts += [(k, _tensor(t)) for k, t in d["_parameters"].items()]
-        parts += [(k, _tensor(t)) for k, t in d["_buffers"].items()]
-    return tuple(parts)
+        parts.append(f"\n{name}:{id(m)}:{id(cls)}:{id(cls.forward)}")
+        parts += [f"{k}={_value(v)}" for k, v in d.items() if k not in _INTERNAL]
+        parts += [f"p{k}={_tensor(t)}" for k, t in d["_parameters"].items()]
+        parts += [f"b{k}={_tensor(t)}" for k, t in d["_buffers"].items()]
+    return "|".join(parts)
 
 
 def plain_attributes(module: nn.Module) -> str:
     """The module's plain attributes (hyper-parameters, scales, flags) as text, the same in
-    every process: for fingerprints."""
+    every process (devices left out: ranks differ in them): for fingerprints."""
     return ", ".join(f"{k}={v!r}" for k, v in sorted(module.__dict__.items())
-                     if k not in _INTERNAL and isinstance(v, _PLAIN + (tuple, list)))
+                     if k not in _INTERNAL and isinstance(v, _PLAIN + (tuple, list))
+                     and not isinstance(v, torch.device))
 
 
 def outputs_agree(direct, traced) -> bool:
