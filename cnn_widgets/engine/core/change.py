@@ -5,7 +5,7 @@ and the Python values it used (a scale, a flag). :func:`signature` is the cheap 
 part, taken at the start of every engine call: the module tree (paths, identities, classes and
 their ``forward``), every parameter's and buffer's identity, shape, dtype and device, and every
 plain attribute of every module by value (other objects by identity). Its cost grows with
-the number of modules (well under a millisecond for a ResNet-50).
+the number of modules (1.5 ms for a ResNet-50 on a CPU, 1.4% of a one-image forward pass).
 
 What no signature sees (a global that ``forward`` reads, a list changed in place) the
 :class:`Probe` catches: the graph's output against ``model(x)`` on one fixed image (two

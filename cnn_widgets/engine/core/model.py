@@ -76,7 +76,7 @@ class ModelHost:
         self.n_classes = 0
         self._nonlinear: list[str] | None = None
         self._probe = Probe()
-        self.calls = 0                        # public calls so far (see refresh)
+        self._calls = 0                        # public calls so far (see refresh)
         with self.borrow():
             self._analyse()
         if class_names is None:
@@ -135,7 +135,7 @@ class ModelHost:
         changed, or another engine on the model retraced it; now and then (see
         :mod:`.change`) compare the graph's output with ``model(x)`` on one image and retrace
         when they differ. Raises when the changed model cannot be analysed."""
-        self.calls += 1                       # a new call: what was read for the last is stale
+        self._calls += 1                       # a new call: what was read for the last is stale
         graph = self.graph
         if signature(self.model) != self._signature or (
                 graph is not None and registered(self.model, graph.mode) is not graph):

@@ -95,11 +95,11 @@ def engine_weights_hash(engine) -> str:
     """:func:`weights_hash` of the engine's model, hashed again only when the weights' content
     changed (:func:`~.stamp.weights_stamp`, taken once per engine call: ``.data`` edits too)."""
     cached = engine.__dict__.get("_index_weights")
-    if cached is not None and cached[0] == engine.calls:
+    if cached is not None and cached[0] == engine._calls:
         return cached[2]
     stamp = weights_stamp(engine.model)
     digest = cached[2] if cached is not None and cached[1] == stamp else weights_hash(engine.model)
-    engine._index_weights = (engine.calls, stamp, digest)
+    engine._index_weights = (engine._calls, stamp, digest)
     return digest
 
 
