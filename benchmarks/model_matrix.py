@@ -1,6 +1,8 @@
-"""Model matrix: every torchvision classification builder x every engine capability.
+"""Model matrix: every torchvision classification builder, and timm's popular CNN families,
+x every engine capability.
 
-Each model is built with random weights (seeded) at the smallest of SIZES it accepts. Each
+Each model is built with random weights (seeded) at the smallest of SIZES it accepts; timm
+models are named ``timm/<name>`` (``timm.create_model(name, pretrained=False)``: no download). Each
 capability either works, with its identity asserted, or raises one documented
 ``CnnWidgetsError`` subclass ("refused", with why); anything else is a failure:
 - etalons (fast): W equals the autograd input gradient; ``exact`` is True exactly when the
@@ -44,7 +46,15 @@ CAPABILITIES = ("etalons", "paper", "field", "reconstruct", "regions", "gradcam"
 SMOOTH = (nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Softmax,
           nn.LayerNorm, nn.GroupNorm, nn.MultiheadAttention, nn.ELU, nn.SELU, nn.Mish,
           nn.Softplus)
+SMOOTH_NAMES = {c.__name__ for c in SMOOTH} | {"Swish", "HardSigmoid", "HardSwish", "GELUTanh",
+                                              "QuickGELU", "LayerNorm2d", "GroupNorm1"}  # timm's
 QUICK = ("mobilenet_v3_small",)
+# timm's CNN families people bring (random init): ResNet, EfficientNet, ConvNeXt, RegNet,
+# MobileNet, and a few more that differ in how they are built
+TIMM = ("timm/resnet50", "timm/resnet18d", "timm/efficientnet_b0", "timm/tf_efficientnetv2_b0",
+        "timm/convnext_atto", "timm/regnetx_002", "timm/regnety_002", "timm/mobilenetv3_small_050",
+        "timm/mobilenetv2_050", "timm/densenet121", "timm/repvgg_a0", "timm/darknet53",
+        "timm/cspresnet50", "timm/dpn68", "timm/hrnet_w18_small", "timm/vgg11")
 SKIPPED = ("not run: Algorithm 1 (3·H·W forward passes) would take longer than --paper-budget "
            "(measured on its first batch)")
 
@@ -62,10 +72,25 @@ def classification_models() -> list[str]:
 
 
 def build(name: str) -> nn.Module:
-    import torchvision
+    """The model with random weights and, in its norms, random statistics and scales: fresh
+    norms (mean 0, variance 1, timm's zero-initialised last norm of a residual branch) would
+    hide a shift left in Algorithm 1's bias-free pass, and a branch from every gradient."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return torchvision.models.get_model(name, weights=None).eval()
+        if name.startswith("timm/"):
+            import timm
+            model = timm.create_model(name[len("timm/"):], pretrained=False).eval()
+        else:
+            import torchvision
+            model = torchvision.models.get_model(name, weights=None).eval()
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                    m.running_mean.normal_(0, 0.1)
+                    m.running_var.uniform_(0.5, 1.5)
+                    if m.weight is not None:
+                        m.weight.uniform_(0.5, 1.5)
+        return model
 
 
 def smallest_size(model: nn.Module) -> int:
@@ -149,7 +174,8 @@ def check_etalons(engine, x, state):
                f"W vs autograd gradient on {layer}")
     else:
         _close(et.W[0, 0], grad, "W vs autograd gradient")
-    smooth = sorted({type(m).__name__ for m in engine.model.modules() if isinstance(m, SMOOTH)})
+    smooth = sorted({type(m).__name__ for m in engine.model.modules()
+                     if isinstance(m, SMOOTH) or type(m).__name__ in SMOOTH_NAMES})
     assert not (et.exact and smooth), f"exact=True but smooth parts {smooth}"
     state["fast"] = et
     if not et.exact and not smooth:          # conservative: a piecewise-linear model flagged
@@ -335,7 +361,8 @@ def _read_rows(path):
 def main(argv=None):
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
-    args.add_argument("--models", help="comma-separated builder names (default: all)")
+    args.add_argument("--models", help="comma-separated builder names (default: all "
+                      "torchvision builders; 'timm': the timm families of TIMM)")
     args.add_argument("--markdown", action="store_true", help="print the README table")
     args.add_argument("--jsonl", metavar="PATH", help="append one JSON line per model")
     args.add_argument("--table-from", metavar="PATH",
@@ -346,8 +373,8 @@ def main(argv=None):
     if opts.table_from:
         print(markdown(_read_rows(opts.table_from)))
         return 0
-    names = (opts.models.split(",") if opts.models else
-             list(QUICK) if opts.quick else classification_models())
+    names = (list(TIMM) if opts.models == "timm" else opts.models.split(",") if opts.models
+             else list(QUICK) if opts.quick else classification_models())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(names)} models")
     rows, failures = [], 0
     for name in names:

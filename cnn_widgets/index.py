@@ -22,19 +22,45 @@ from pathlib import Path
 
 
 def load_engine(spec: str, device=None):
-    """Call the engine factory ``module:function`` (or ``file.py:function``)."""
+    """Call the engine factory ``module:function`` (or ``file.py:function``); a spec that does
+    not name one, or a factory that returns no engine, is an InvalidArgument / InvalidType."""
+    from .engine import Engine, InvalidArgument, InvalidType
+    want = "expected module:function or file.py:function naming a function that returns an Engine"
     module_name, _, fn_name = spec.rpartition(":")
     if not module_name or not fn_name:
-        raise SystemExit(f"--engine must be module:function or file.py:function; got {spec!r}")
+        raise InvalidArgument(f"--engine {spec!r}: {want}")
     if module_name.endswith(".py"):
+        if not Path(module_name).is_file():
+            raise InvalidArgument(f"--engine {spec!r}: there is no file {module_name}; {want}")
         loader = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
         module = importlib.util.module_from_spec(loader)
         loader.loader.exec_module(module)
     else:
+        try:
+            found = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):       # a missing parent package, a relative name
+            found = None
+        if found is None:
+            raise InvalidArgument(f"--engine {spec!r}: there is no module {module_name!r} (is "
+                                  f"it on PYTHONPATH?); {want}")
         module = importlib.import_module(module_name)
-    factory = getattr(module, fn_name)
-    takes_device = "device" in inspect.signature(factory).parameters
-    return factory(device=device) if takes_device and device is not None else factory()
+    factory = getattr(module, fn_name, None)
+    if not callable(factory):
+        raise InvalidType(f"--engine {spec!r}: {module_name} has no function {fn_name!r}; {want}")
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):             # a builtin without a signature
+        params = {}
+    kwargs = {"device": device} if "device" in params and device is not None else {}
+    needed = [n for n, p in params.items() if p.default is p.empty and n not in kwargs
+              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if needed:
+        raise InvalidType(f"--engine {spec!r} needs the arguments {needed}; {want}, called "
+                          f"with none (or device=)")
+    engine = factory(**kwargs)
+    if not isinstance(engine, Engine):
+        raise InvalidType(f"--engine {spec!r} returned a {type(engine).__name__}; {want}")
+    return engine
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,8 +84,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Build the index; a CnnWidgetsError is printed (no traceback) with exit status 1."""
+    from .engine import CnnWidgetsError
     from .engine.index import distributed
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     rank, world, device = distributed.init_from_env(args.backend)
     try:
         engine = load_engine(args.engine, device)
@@ -71,6 +100,9 @@ def main(argv=None) -> int:
         if rank == 0:
             print(f"index of {index.n} images, layers {', '.join(index.layers)}, "
                   f"{world} process(es): {index.path}")
+    except CnnWidgetsError as exc:
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         distributed.shutdown()
     return 0

@@ -49,6 +49,7 @@ class Job:
         self.on_progress, self.on_result, self.on_partial = on_progress, on_result, on_partial
         self.on_stopped, self.on_error = on_stopped, on_error
         self.state = "pending"
+        self.request: Any = None       # what the submitter asked (a widget's Request)
         self.result: Any = None
         self.error: BaseException | None = None
         self.seconds: float | None = None
@@ -170,6 +171,13 @@ class JobRunner:
             for k, job in self._latest.items():
                 if key is None or k == key:
                     job.stop()
+
+    def forget(self, key: str) -> None:
+        """Stop the latest job of ``key`` and keep nothing of it (its result included): its
+        owner is gone. Takes no lock (safe in a finalizer)."""
+        job = self._latest.pop(key, None)
+        if job is not None:
+            job.stop()
 
     def latest(self, key: str) -> Job | None:
         return self._latest.get(key)

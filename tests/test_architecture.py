@@ -10,7 +10,7 @@ from cnn_widgets import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "cnn_widgets"
-PAPERS = ("etalons", "probing", "visualization", "clustering", "inverse_set")
+PAPERS = ("etalons", "probing", "visualization", "clustering", "inverse_set", "sanity")
 MAX_LINES = 420
 
 

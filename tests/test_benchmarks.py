@@ -14,14 +14,15 @@ SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswit
 # model (then as "short", naming the package or the error), never skip; classroom.py in
 # --quick mode: the tour alone, from an empty cache
 EXPECTED = {
-    "etalons.py": ("lenet fast vs paper as written", "lenet fast vs paper batched",
+    "etalons.py": ("lenet fast vs paper as written", "lenet fast / its kernels alone",
                    "lenet fast time / captum Saliency time", "vgg16 fast etalon",
                    "etalon grid stroke"),
-    "maximize.py": ("vgg16 64px channel steps per s vs lucent",
+    "maximize.py": ("vgg16 64px maximize / bare truncated loop",
                     "lenet 28px channel steps per s vs lucent", "live view slowdown"),
     "any_cnn.py": ("four reconstructions", "receptive fields of every unit",
                    "etalon of one logit"),
     "classroom.py": ("peak memory 00 (MB)", "tour first widget (s)"),
+    "sanity.py": ("sanity cascade of 8 digits", "sanity cascade / the maps alone"),
 }
 
 

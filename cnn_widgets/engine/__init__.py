@@ -1,8 +1,8 @@
 """Pure PyTorch + NumPy analysis engine. Never imports a widget library.
 
 ``core/`` holds what every paper uses; one package per paper holds its algorithms
-(``etalons/``, ``probing/``, ``visualization/``, ``clustering/``, ``inverse_set/``); the
-:class:`Engine` facade (``engine.py``) binds them.
+(``etalons/``, ``probing/``, ``visualization/``, ``clustering/``, ``inverse_set/``,
+``sanity/``); the :class:`Engine` facade (``engine.py``) binds them.
 """
 from .core.control import Control
 from .core.errors import (
@@ -18,6 +18,7 @@ from .core.errors import (
                           NoSuitableLayer,
                           NotAChain,
                           NotPiecewiseLinear,
+                          StorageError,
                           UnitOutOfRange,
 )
 from .core.results import Etalons, LayerInfo, RegionCount
@@ -26,4 +27,5 @@ from .engine import Engine
 __all__ = ["Engine", "Control", "Etalons", "LayerInfo", "RegionCount", "CnnWidgetsError",
            "InputShapeError", "InvalidArgument", "InvalidType", "LayerNotFound",
            "ModelOutputError", "NoSuitableLayer", "NotAChain", "NotPiecewiseLinear",
-           "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "Cancelled"]
+           "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "StorageError",
+           "Cancelled"]

@@ -29,6 +29,7 @@ from .probing.activation_stats import ActivationSlices, ActivationStats, activat
 from .probing.field_patterns import FieldPatterns, field_patterns
 from .probing.receptive_field import FieldMap, ReceptiveField, field_map, receptive_field
 from .probing.reconstruct import Reconstruction, reconstruct
+from .sanity.check import SanityCheck, sanity_check, sanity_check_data
 from .visualization.fooling import Fooling, fool
 from .visualization.gradcam import GradCam, gradcam
 from .visualization.maximize import MaximizeResult, iterate_maximize, maximize, start_images
@@ -165,13 +166,14 @@ class Engine(ModelHost):
     def fool(self, target: int, *, start="dataset", indices: Sequence[int] | None = None,
              n_starts: int = 4, source: int | None = None, steps: int = 100,
              lr: float = 0.01, optimizer: str = "sgd", every: int = 1,
-             cam_layer: str | None = None, seed: int = 0,
+             cam_layer: str | None = None, seed: int = 0, until_flip: bool = False,
              control: Control = NO_CONTROL) -> Fooling:
         """Push images of ``source`` towards class ``target`` by pixel gradient steps, with
-        the Grad-CAMs of both classes before and after."""
+        the Grad-CAMs of both classes before and after; ``until_flip``: each image ends at
+        the first step it is predicted as the target."""
         return fool(self, target, start=start, indices=indices, n_starts=n_starts,
                     source=source, steps=steps, lr=lr, optimizer=optimizer, every=every,
-                    cam_layer=cam_layer, seed=seed, control=control)
+                    cam_layer=cam_layer, seed=seed, until_flip=until_flip, control=control)
 
     def out_of_sample(self, images, labels, names: Sequence[str] | None = None,
                       n_noise: int = 1000, seed: int = 0,
@@ -278,6 +280,26 @@ class Engine(ModelHost):
         those that activate the unit (probing paper: a unit is the OR of configurations);
         ``gates``: only these gate layers of the tree."""
         return field_patterns(self, layer, unit, data, gates, control)
+
+    # -- sanity checks paper: engine/sanity/ ------------------------------------------------
+    def sanity_check(self, x, methods: str | Sequence[str] = "all", cascade: bool = True,
+                     classes: Sequence[int] | None = None, layers: Layers = None, seed: int = 0,
+                     keep_maps: bool = True, control: Control = NO_CONTROL) -> SanityCheck:
+        """Model-randomisation test (Adebayo et al.) on images ``x`` (N, C, H, W): the layers
+        with parameters re-initialised from the logits down (``cascade``: cumulatively, else
+        one at a time), on a copy of the model; per method ("etalon", "deconvnet",
+        "deconvnet_masks" = guided backprop, "random_masks", "filter", "gradient", "gradcam")
+        and layer the maps (L, N, C', H, W) and their rank correlations (with and without
+        absolute values) and SSIM to the original maps, (M, L, N); ``classes``: the class per
+        image (default: each model's prediction)."""
+        return sanity_check(self, x, methods, cascade, classes, layers, seed, keep_maps, control)
+
+    def sanity_check_data(self, x, other, methods: str | Sequence[str] = "all",
+                          classes: Sequence[int] | None = None, keep_maps: bool = True,
+                          control: Control = NO_CONTROL) -> SanityCheck:
+        """Data-randomisation test: the same measures between this model's maps and those of
+        ``other`` (an Engine or a module), e.g. ``zoo.lenet_digits_shuffled()``."""
+        return sanity_check_data(self, x, other, methods, classes, keep_maps, control)
 
     # -- activation index: engine/index/ ----------------------------------------------------
     def index(self, data=None, layers: Layers = None, *, path=None, k: int = 64,

@@ -1,13 +1,17 @@
 """What every widget shares: a status bar (progress, status line, Stop, error box), the job
-runner of its engine, and one lock for all canvas drawing."""
+runner of its engine, requests (a result is shown only while the state it answers is still the
+widget's), closing every widget inside, and one lock for all canvas drawing."""
 from __future__ import annotations
 
+import functools
 import html
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, ClassVar
 
 import ipywidgets as W
 import numpy as np
@@ -101,13 +105,67 @@ def _truncate(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
+@dataclass(frozen=True)
+class Request:
+    """What a job answers: its key and the values of the state it reads (the attributes
+    :attr:`JobWidget.REQUESTS` names for that key), taken when it was asked."""
+    key: str
+    state: tuple
+
+
+class _Same:
+    """A request part without a value equality (an array, a result object): equal only to
+    itself."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.value is self.value
+
+    def __hash__(self):
+        return id(self.value)
+
+
+def frozen(value) -> Hashable:
+    """``value`` as a request part: lists and tuples as tuples, anything unhashable (an array,
+    a result holding arrays) by identity."""
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return _Same(value)
+    return value
+
+
 class JobWidget(W.VBox):
     """A VBox with a status bar, wired to the engine's job runner.
 
-    Subclasses call :meth:`run_job`; the Stop button stops every job they started.
+    Subclasses call :meth:`run_job`; the Stop button stops every job they started. Every job
+    key has its entry in :attr:`REQUESTS`: a result (and a live partial) is shown only while
+    the widget's state still answers the request it was computed for.
     """
 
+    #: job key -> the attributes (traits, properties, dotted paths) its result depends on
+    REQUESTS: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            @functools.wraps(init)
+            def guarded(self, *args, **kw):
+                try:
+                    init(self, *args, **kw)
+                except BaseException:      # a refused argument leaves no widget models behind
+                    self.close()
+                    raise
+            cls.__init__ = guarded
+
     def __init__(self, engine, **kwargs):
+        self._closed = False
         super().__init__(**kwargs)
         self.engine = engine
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0,
@@ -123,6 +181,7 @@ class JobWidget(W.VBox):
         self.status_bar = W.HBox([self.progress, self.stop_button, self.status])
         self._keys: set = set()        # every job key this widget used (runner keys)
         self._long_keys: set = set()   # those of jobs that drive the progress bar and Stop
+        self._jobs: dict = {}          # runner key -> the latest job (closing drops them)
 
     @property
     def runner(self) -> JobRunner:
@@ -137,16 +196,45 @@ class JobWidget(W.VBox):
         """The latest job this widget started under ``key``."""
         return self.runner.latest(self._runner_key(key))
 
+    # -- requests --------------------------------------------------------------------------
+    def request(self, key: str) -> Request:
+        """The request a job under ``key`` would answer if it were asked now."""
+        return Request(key, tuple(frozen(attrgetter(name)(self)) for name in self.REQUESTS[key]))
+
+    def answers(self, request: Request) -> bool:
+        """Whether a result computed for ``request`` may be shown: the widget is open and its
+        state is still the one that was asked about."""
+        return not self._closed and self.request(request.key) == request
+
+    def _moved_on(self, request: Request) -> str:
+        """What changed since ``request`` was asked, in words."""
+        if self._closed:
+            return "the widget was closed"
+        now = self.request(request.key).state
+        names = [n.lstrip("_").replace("_", " ") for n, a, b
+                 in zip(self.REQUESTS[request.key], request.state, now) if a != b]
+        return f"{', '.join(names)} changed since it was asked"
+
+    def busy(self, key: str) -> bool:
+        """Whether a job under ``key`` is pending or running and its request still holds."""
+        job = self.job(key)
+        return (job is not None and job.state in ("pending", "running")
+                and self.answers(job.request))
+
+    # -- jobs --------------------------------------------------------------------------------
     def run_job(self, key: str, fn: Callable, on_result: Callable[[Any], None], *,
                 label: str, quiet: bool = False,
                 on_partial: Callable[[Any], None] | None = None,
                 lane: str | None = None) -> Job:
         """Run ``fn(control)`` on a worker; ``on_result(result)`` runs there when it ends
         and ``on_partial(value)`` for each ``control.partial(value)`` on the way, unless a
-        newer job with the same key superseded it. ``quiet`` jobs (live updates while
-        drawing) leave the progress bar alone and speak only on error. ``lane``: "long" or
-        "interactive" (default: "interactive" for quiet jobs, else "long"); an interactive
-        job never queues behind a long one."""
+        newer job with the same key superseded it or the widget's state no longer answers
+        the job's request (``REQUESTS[key]``, taken now): then the job is stopped and its
+        values are dropped. ``quiet`` jobs (live updates while drawing) leave the progress
+        bar alone and speak only on error. ``lane``: "long" or "interactive" (default:
+        "interactive" for quiet jobs, else "long"); an interactive job never queues behind a
+        long one."""
+        request = self.request(key)
         key = self._runner_key(key)
         runner = self.runner
         self._keys.add(key)
@@ -156,13 +244,28 @@ class JobWidget(W.VBox):
                 self.progress.bar_style, self.progress.value = "", 0.0
                 self.status.value, self.error.value = f"{label}…", ""
                 self.stop_button.disabled = False
+        job: Job | None = None
+
+        def current() -> bool:
+            """The request still holds; else the job is stopped (its values are no use)."""
+            if self.answers(request):
+                return True
+            job.stop()
+            return False
 
         def progress(done, total, message):
-            if not quiet:
+            if not quiet and current():
                 self.progress.value = done / max(total, 1)
                 self.status.value = f"{label}: {done}/{total}"
 
+        def partial(value):
+            if current():
+                on_partial(value)
+
         def result(value):
+            if not current():
+                dropped(f"not shown: {self._moved_on(request)}")
+                return
             on_result(value)
             if not quiet:
                 self.progress.value = 1.0
@@ -170,23 +273,43 @@ class JobWidget(W.VBox):
             self._update_stop_button()
 
         def stopped():
+            if not self.answers(request):
+                dropped(f"stopped: {self._moved_on(request)}")
+                return
             self.status.value = f"{label}: stopped at {self.progress.value:.0%}"
             self._update_stop_button()
 
+        def dropped(why: str):
+            if not self._closed:
+                if not quiet:
+                    self.status.value = f"{label}: {why}"
+                self._update_stop_button()
+
         def failed(exc, tb):
-            self.progress.bar_style = "danger"
-            self.show_error(exc, tb)
-            self.status.value = _truncate(f"{label}: {type(exc).__name__}: {exc}", 200)
+            if not current():         # an error about a state the user has left
+                dropped(f"stopped: {self._moved_on(request)}")
+                return
+            self.show_failure(label, exc, tb)
             self._update_stop_button()
 
-        return runner.submit(fn, key=key, lane=lane or ("interactive" if quiet else "long"),
-                             on_progress=progress, on_result=result, on_stopped=stopped,
-                             on_error=failed, on_partial=on_partial)
+        with runner.lock:            # no callback runs before `job` is known
+            job = runner.submit(fn, key=key, lane=lane or ("interactive" if quiet else "long"),
+                                on_progress=progress, on_result=result, on_stopped=stopped,
+                                on_error=failed, on_partial=on_partial and partial)
+            job.request = request     # what its results answer
+            self._jobs[key] = job
+        return job
 
     def show_error(self, error: BaseException | str | None, detail: str | None = None) -> None:
         """Show ``error`` (and a ``detail`` such as a traceback) in the error box, escaped and
         truncated; None clears it."""
         self.error.value = "" if error is None else error_html(error, detail)
+
+    def show_failure(self, label: str, error: BaseException, detail: str | None = None) -> None:
+        """What ``label`` failed with: the error box, a red bar and the status line."""
+        self.progress.bar_style = "danger"
+        self.show_error(error, detail)
+        self.status.value = _truncate(f"{label}: {type(error).__name__}: {error}", 200)
 
     def _update_stop_button(self) -> None:
         jobs = (self.runner.latest(k) for k in self._long_keys)
@@ -206,10 +329,15 @@ class JobWidget(W.VBox):
                    if (job := self.runner.latest(key)) is not None)
 
     def close(self) -> None:
-        """Close this widget and every widget inside it (their handlers hold this widget,
-        hence the engine, in ipywidgets' registry until closed)."""
+        """Stop this widget's jobs (nothing they send is shown any more) and close it with
+        every widget inside it: boxes, layouts, styles, canvases, bqplot figures with their
+        scales, axes and marks (their handlers hold this widget, hence the engine, in
+        ipywidgets' registry until closed)."""
+        self._closed = True
+        for key, job in list(getattr(self, "_jobs", {}).items()):
+            job.runner.forget(key)   # stopped, and its result is not kept for a closed widget
         if not sys.is_finalizing():
-            inside = _descendants(self)
+            inside = _descendants(self, [v for k, v in vars(self).items() if k != "_trait_values"])
             for w in inside:
                 manager = getattr(w, "_canvas_manager", None)
                 if manager is not None and manager._current_canvas in inside:
@@ -218,18 +346,35 @@ class JobWidget(W.VBox):
         super().close()
 
 
-def _descendants(root: W.Widget) -> list[W.Widget]:
-    """Every widget inside ``root`` (box children, a MultiCanvas's layers), ``root`` excluded;
-    shared widgets (layouts, ipycanvas's canvas manager) are not part of it."""
-    out, stack = [], [root]
-    while stack:
-        for child in _parts(stack.pop()):
-            if isinstance(child, W.Widget) and child not in out:
+# traits holding a widget that is not part of this one: ipycanvas's one manager of all canvases
+_SHARED_TRAITS = frozenset({"_canvas_manager"})
+
+
+def _descendants(root: W.Widget, attributes: list = ()) -> list[W.Widget]:
+    """Every widget ``root`` holds, directly or through others, in any trait (children,
+    layout, style, a MultiCanvas's layers, a figure's marks, axes and scales, a mark's
+    scales and tooltip) or in its ``attributes`` (what a constructor built before it failed),
+    ``root`` and the kernel's shared canvas manager excluded."""
+    out, seen, stack = [], {id(root)}, [root]
+    found = _widgets_in(list(attributes))
+    while True:
+        for child in found:
+            if id(child) not in seen:
+                seen.add(id(child))
                 out.append(child)
                 stack.append(child)
-    return out
+        if not stack:
+            return out
+        values = stack.pop()._trait_values      # set values only: no default is made here
+        found = _widgets_in([v for k, v in values.items() if k not in _SHARED_TRAITS])
 
 
-def _parts(widget: W.Widget) -> list:
-    values = widget._trait_values          # set values only: no defaults are made
-    return [*values.get("children", ()), *values.get("_canvases", ())]
+def _widgets_in(value) -> list[W.Widget]:
+    """The widgets in a trait value (a widget, or lists, tuples and dicts of them)."""
+    if isinstance(value, W.Widget):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [w for v in value for w in _widgets_in(v)]
+    return []

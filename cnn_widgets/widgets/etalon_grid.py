@@ -32,7 +32,7 @@ from .layout.etalon_grid import (
     cell_scale,
 )
 from .units import MAX_ITEMS, default_units, format_units, parse_indices, parse_units
-from .validate import InvalidTrait, refused
+from .validate import InvalidTrait, refused, whole
 
 __all__ = ["EtalonGrid", "Selection", "Caption", "PaperCheck", "GAP", "HEADER"]
 
@@ -58,6 +58,10 @@ class EtalonGrid(JobWidget):
     units = T.List()                    # resolved unit tuples
     indices = T.List()                  # dataset rows shown
     selected = T.Instance(Selection, allow_none=True)
+    # job key -> the state its result answers (shown only while that still holds)
+    REQUESTS = {"grid": ("layer", "units", "indices"),
+                "pad": ("layer", "units", "drawing_pad.version"),
+                "paper": ("layer", "units", "indices"), "regions": ()}
 
     def __init__(self, engine: Engine, *, indices=None, layer: str | None = None, units=None):
         super().__init__(engine)
@@ -91,6 +95,10 @@ class EtalonGrid(JobWidget):
 
     @T.validate("units")
     def _valid_units(self, proposal):
+        for u in proposal["value"]:
+            for v in u if isinstance(u, (tuple, list)) else (u,):
+                if isinstance(v, bool):
+                    whole("units", v)          # True is not unit 1
         with refused():
             units = self.engine.resolve_units(self.layer, proposal["value"])
         if len(units) > MAX_ITEMS:
@@ -101,7 +109,8 @@ class EtalonGrid(JobWidget):
     def _valid_indices(self, proposal):
         rows = list(proposal["value"])
         n = len(self.engine.dataset) if self.engine.dataset is not None else 0
-        bad = [i for i in rows if not isinstance(i, (int, np.integer)) or not 0 <= i < n][:5]
+        bad = [i for i in rows if isinstance(i, bool) or not isinstance(i, (int, np.integer))
+               or not 0 <= i < n][:5]
         if bad:
             raise InvalidTrait(f"input rows {bad} out of range: the dataset has {n} images"
                                + (f" (0..{n - 1})" if n else ""))
@@ -114,6 +123,7 @@ class EtalonGrid(JobWidget):
         sel = proposal["value"]
         if sel is None:
             return sel
+        whole("selected.row", sel.row), whole("selected.unit", sel.unit)
         result = self.grid_result if sel.source == "grid" else self.pad_result
         rows = 0 if result is None else len(result.x)
         units = 0 if result is None else len(result.units)
@@ -225,6 +235,8 @@ class EtalonGrid(JobWidget):
         self.pad_readout.value = (f"pad: {word} {self._unit_label(result, best)} "
                                   f"(score {score[best]:.2f})")
         self._draw_pad_row()
+        if self.selected is not None and self.selected.source == "pad":
+            self._draw_detail()          # the enlarged pad etalon follows the drawing
 
     def _unit_label(self, result, j: int) -> str:
         """A class name for a logit, else the unit's coordinates (plain text: escape it for

@@ -11,8 +11,9 @@ gradient ascent on the image from three random starts (the maximiser engine), a 
 progress, live pictures and Stop; it shows what each run added to its start, cropped to the
 field.
 
-State: the traits ``layer``, ``index`` and ``unit`` (validated); one observer turns a change
-into a job on the worker (never an engine call on the kernel thread) or a redraw.
+State: the traits ``layer``, ``index``, ``unit`` and ``best_steps`` (validated); one observer
+turns a change into a job on the worker (never an engine call on the kernel thread) or a
+redraw. A result is shown only while the state it was computed for is still the explorer's.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from . import draw
 from ._base import JobWidget, drawing, paint_sheet, placeholder, put_rgba
 from .fov_explorer_controls import build
 from .layout.fov_explorer import HEADER, PANEL, BestInput, PositionGrid, View, field_box, image_scale
-from .validate import InvalidTrait
+from .validate import MAX_STEPS, InvalidTrait, Whole, in_range, whole
 
 SLICE_PX = 56        # about this many px per activation slice
 N_SLICES = 8
@@ -49,13 +50,17 @@ class FOVExplorer(JobWidget):
     """
 
     layer = T.Unicode()
-    index = T.Int(0)                # dataset row shown (-1: an image given by the caller)
+    index = Whole(0)                # dataset row shown (-1: an image given by the caller)
     unit = T.Tuple(allow_none=True, default_value=None)   # (channel, y, x) selected
+    best_steps = Whole(128)         # gradient-ascent steps of the best-input search
+    # job key -> the state its result answers (shown only while that still holds)
+    REQUESTS = {"view": ("layer", "index"), "recon": ("shown_layer", "index", "unit"),
+                "best": ("shown_layer", "unit", "best_steps"), "dataset": ()}
 
     def __init__(self, engine: Engine, image=None, layer: str | None = None, best_steps: int = 128):
         super().__init__(engine)
         self._ready = False
-        self.best_steps = int(best_steps)
+        self.best_steps = best_steps
         self.add_class("cnnw-fov")
         self.k = image_scale(engine.input_shape[1:])
         self.custom = None
@@ -106,14 +111,20 @@ class FOVExplorer(JobWidget):
         raise InvalidTrait(f"index={i} out of range: the engine's dataset has {n} images "
                            f"({rows}){own}")
 
+    @T.validate("best_steps")
+    def _valid_best_steps(self, proposal):
+        return in_range("best_steps", proposal["value"], 1, MAX_STEPS)
+
     @T.validate("unit")
     def _valid_unit(self, proposal):
         u = proposal["value"]
         if u is None:
             return u
         c, gh, gw = self.engine.layer(self.shown_layer).output_shape
-        u = tuple(int(v) for v in u)
-        if len(u) != 3 or not (0 <= u[0] < c and 0 <= u[1] < gh and 0 <= u[2] < gw):
+        if len(u) != 3:
+            raise InvalidTrait(f"unit must be (channel, y, x); got {u!r}")
+        u = tuple(whole("unit", v) for v in u)
+        if not (0 <= u[0] < c and 0 <= u[1] < gh and 0 <= u[2] < gw):
             raise InvalidTrait(f"unit={proposal['value']} out of range for layer "
                                f"{self.shown_layer!r}: expected (channel, y, x) with "
                                f"0 <= channel < {c}, 0 <= y < {gh}, 0 <= x < {gw}")
@@ -243,8 +254,6 @@ class FOVExplorer(JobWidget):
                 self.means.visible = True
 
     def _show_recon(self, recon):
-        if recon.layer != self.shown_layer:      # a click on a layer no longer on screen
-            return
         self.recon = recon
         self.unit = tuple(int(v) for v in recon.unit)        # already shown: no new job
         self._sync_controls()

@@ -7,7 +7,8 @@ activations inside the range; click a sample to enlarge it next to its etalons.
 
 State: ``constraints``, ``K``, ``n`` and ``selected`` are traits (validated); :meth:`_changed`
 derives what is shown. Every engine call runs as a job; live samples arrive through
-``control.partial`` (the runner drops those of a superseded run).
+``control.partial``. A result (live or final) is shown only while the constraints, K and n it
+was asked with are still the gallery's (the runner drops those of a superseded run).
 """
 from __future__ import annotations
 
@@ -41,13 +42,22 @@ from .layout.inverse_set_gallery import (
     shown_indices,
 )
 from .units import default_units, format_units, parse_units
-from .validate import InvalidTrait, in_range
+from .validate import InvalidTrait, Whole, finite, in_range
 
 LIVE_INTERVAL_S = 0.25  # gallery redraws while samples arrive
 
 
 def _unit_text(unit) -> str:
     return format_units([tuple(unit)])
+
+
+def _valid_range(lo, hi, what: str) -> tuple[float, float]:
+    """(lo, hi) as floats if both are finite numbers and lo < hi (the engine's z1 < z2), else
+    an InvalidTrait naming ``what``."""
+    lo, hi = finite(f"{what} z1", lo), finite(f"{what} z2", hi)
+    if not lo < hi:
+        raise InvalidTrait(f"{what} must be (z1, z2) with z1 < z2; got ({lo:g}, {hi:g})")
+    return lo, hi
 
 
 class InverseSetGallery(JobWidget):
@@ -60,8 +70,11 @@ class InverseSetGallery(JobWidget):
     """
 
     constraints = T.List(T.Instance(Constraint))   # at least one; the picker edits the last
-    selected = T.Int(allow_none=True, default_value=None)      # index into the samples
-    K, n = T.Int(10), T.Int(100)
+    selected = Whole(allow_none=True, default_value=None)      # index into the samples
+    K, n = Whole(10), Whole(100)
+    # job key -> the state its result answers (shown only while that still holds)
+    REQUESTS = {"values": ("picker_unit",), "run": ("units_and_ranges", "K", "n"),
+                "detail": ("selected",)}
 
     def __init__(self, engine: Engine, generator=None, *, encoder=None, layer: str | None = None,
                  unit=0, range=None, K: int = 10, n: int = 100):
@@ -76,6 +89,7 @@ class InverseSetGallery(JobWidget):
         self.gallery_rgba = self.detail_rgba = None
         self.labels: list[str] = []
         self.unit_values: UnitValues | None = None     # of the picker's unit
+        self._defaults: dict = {}          # (layer, unit) -> its default range, once known
         self.detail: Detail | None = None
         self._syncing = False
         build(self)
@@ -107,6 +121,9 @@ class InverseSetGallery(JobWidget):
     def _valid_constraints(self, proposal):
         if not proposal.value:
             raise InvalidTrait("constraints must hold at least one unit and its range; got []")
+        for c in proposal.value:
+            if c.lo is not None or c.hi is not None:
+                _valid_range(c.lo, c.hi, f"the range of {c.layer} unit {_unit_text(c.unit)}")
         return proposal.value
 
     @T.validate("selected")
@@ -139,8 +156,8 @@ class InverseSetGallery(JobWidget):
         c, uv = self.constraints[-1], self.unit_values
         known = uv is not None and (uv.layer, uv.unit) == (c.layer, c.unit)
         if known and c.lo is None:                   # the default range, now that it is known
-            self.constraints = self.constraints[:-1] + [replace(c, **dict(zip(
-                ("lo", "hi"), default_range(uv.values))))]
+            lo, hi = self._defaults[(c.layer, c.unit)]
+            self.constraints = self.constraints[:-1] + [replace(c, lo=lo, hi=hi)]
             return
         self._syncing = True
         try:
@@ -170,11 +187,25 @@ class InverseSetGallery(JobWidget):
                                                           self._unit_values(c.layer, c.unit)),
                      self._show_values, label="the unit on the dataset", quiet=True)
 
+    @property
+    def picker_unit(self) -> tuple[str, tuple[int, ...]]:
+        """(layer, unit) of the constraint the picker edits (the last)."""
+        c = self.constraints[-1]
+        return c.layer, c.unit
+
+    @property
+    def units_and_ranges(self) -> tuple[Constraint, ...]:
+        """The constraints as a run asks for them: a range at its default is the default
+        (None), so filling it in once the dataset values arrive changes nothing."""
+        return tuple(replace(c, lo=None, hi=None)
+                     if self._defaults.get((c.layer, c.unit)) == (c.lo, c.hi) else c
+                     for c in self.constraints)
+
     def _show_values(self, uv: UnitValues):
         self.unit_values = uv
-        c = self.constraints[-1]
-        if (c.layer, c.unit) == (uv.layer, uv.unit):   # else the picker moved on: its job follows
-            self._load_picker()
+        if len(uv.values):
+            self._defaults[(uv.layer, uv.unit)] = default_range(uv.values)
+        self._load_picker()
 
     def _draw_range_lines(self):
         c = self.constraints[-1]
@@ -230,8 +261,9 @@ class InverseSetGallery(JobWidget):
                 raise InvalidArgument("the engine has no dataset to place a default range: "
                                       "pass range=(z1, z2)")
             return Constraint(layer, u)
-        lo, hi = range
-        return Constraint(layer, u, float(lo), float(hi))
+        if not isinstance(range, (tuple, list, np.ndarray)) or len(range) != 2:
+            raise InvalidTrait(f"range must be (z1, z2) with z1 < z2; got {range!r}")
+        return Constraint(layer, u, *_valid_range(*range, "range"))
 
     def remove_unit(self):
         if len(self.constraints) > 1:

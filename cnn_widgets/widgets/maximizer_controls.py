@@ -7,8 +7,22 @@ import ipywidgets as W
 import numpy as np
 
 from ._base import new_canvas
+from .validate import MAX_STEPS
 
 KINDS = ("logit", "probability", "channel", "unit", "layer mean")
+MAX_STARTS = 8
+# the range of each number's control, which is also its trait's: a value the control cannot
+# show is refused (the λ sliders are logarithmic)
+RANGES = {"lr": (1e-12, 1e6), "alpha_weight": (1e-6, 10.0), "alpha_exp": (1.0, 10.0),
+          "tv_weight": (1e-6, 10.0), "tv_beta": (0.5, 3.0)}
+
+
+def _slider(p, name: str, description: str, **kw):
+    lo, hi = RANGES[name]
+    if name.endswith("_weight"):
+        return W.FloatLogSlider(value=getattr(p, name), base=10, min=np.log10(lo),
+                                max=np.log10(hi), description=description, readout_format=".0e")
+    return W.FloatSlider(value=getattr(p, name), min=lo, max=hi, description=description, **kw)
 
 
 def build_controls(p) -> None:
@@ -30,13 +44,11 @@ def build_controls(p) -> None:
     p.add_button = W.Button(description="Add", layout=w(60))
     p.objective_label = W.HTML()
     p.alpha_on = W.Checkbox(description="α-norm", indent=False, layout=w(90))
-    p.alpha_weight_slider = W.FloatLogSlider(value=p.alpha_weight, base=10, min=-6, max=1,
-                                      description="λ", readout_format=".0e")
-    p.alpha_exp_slider = W.FloatSlider(value=p.alpha_exp, min=1.0, max=10.0, step=0.5, description="α")
+    p.alpha_weight_slider = _slider(p, "alpha_weight", "λ")
+    p.alpha_exp_slider = _slider(p, "alpha_exp", "α", step=0.5)
     p.tv_on = W.Checkbox(description="TV", indent=False, layout=w(90))
-    p.tv_weight_slider = W.FloatLogSlider(value=p.tv_weight, base=10, min=-6, max=1, description="λ",
-                                   readout_format=".0e")
-    p.tv_beta_slider = W.FloatSlider(value=p.tv_beta, min=0.5, max=3.0, step=0.25, description="β")
+    p.tv_weight_slider = _slider(p, "tv_weight", "λ")
+    p.tv_beta_slider = _slider(p, "tv_beta", "β", step=0.25)
     p.trick_on = W.Checkbox(description="blur/shift/rotate the gradient", indent=False,
                             layout=w(240))
     p.jitter_on = W.Checkbox(description="jitter the input", indent=False, layout=w(150))
@@ -45,10 +57,10 @@ def build_controls(p) -> None:
                              description="start", layout=w(170))
     n = len(e.dataset) if e.dataset is not None else 1
     p.index_start = W.BoundedIntText(min=0, max=n - 1, description="image", layout=small)
-    p.n_starts_box = W.BoundedIntText(min=1, max=8, description="starts", layout=small)
-    p.steps_box = W.BoundedIntText(min=1, max=100000, description="steps", layout=small)
-    p.lr_box = W.BoundedFloatText(value=p.lr, min=1e-12, max=1e6, step=0.01, description="lr",
-                                  layout=small)
+    p.n_starts_box = W.BoundedIntText(min=1, max=MAX_STARTS, description="starts", layout=small)
+    p.steps_box = W.BoundedIntText(min=1, max=MAX_STEPS, description="steps", layout=small)
+    p.lr_box = W.BoundedFloatText(value=p.lr, min=RANGES["lr"][0], max=RANGES["lr"][1],
+                                  step=0.01, description="lr", layout=small)
     p.optimizer_box = W.Dropdown(options=["adam", "sgd"], description="optimizer", layout=w(170))
     p.fool_target_box = W.Dropdown(options=classes, value=e.n_classes - 1, description="raise class")
     p.fool_rows_box = W.Text(description="images", placeholder="dataset rows, e.g. 0-3")

@@ -7,8 +7,10 @@ be laid over the image; "Top-k + histogram" scans the dataset for the objective;
 mode raises another class's logit on dataset images and shows start, end, the difference
 heatmap and both Grad-CAMs.
 
-State: the inputs are traits (each linked to its control); :meth:`_changed` derives what is
-shown. Every engine call runs as a job on the engine's worker, never on the kernel thread.
+State: the inputs are traits (each linked to its control, validated to what the control can
+show); :meth:`_changed` derives what is shown. Every engine call runs as a job on the engine's
+worker, never on the kernel thread; its result is shown only while the settings it was asked
+with are still the panel's (a run whose settings change is stopped, and the status says why).
 """
 from __future__ import annotations
 
@@ -25,15 +27,14 @@ from ..engine.visualization import objectives as O
 from ..engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from ._base import JobWidget, placeholder, redraw_on_reconnect
 from .layout.maximizer_panel import Picture, Scan, curve, softmax, start_rows, zoom
-from .maximizer_controls import build_controls, build_views
+from .maximizer_controls import MAX_STARTS, RANGES, build_controls, build_views
 from .maximizer_drawing import paint_fooling, paint_picture, paint_top
 from .units import parse_indices
-from .validate import in_range, one_of, refused
+from .validate import MAX_STEPS, Checked, Finite, Whole, in_range, one_of, refused
 
 DRAW_INTERVAL_S = 0.1      # live redraws at most ~10 per second ...
 DRAW_BUDGET = 25           # ... and at most 1/25 of the time (slow models: an extra forward)
 FOOL_LR = 0.01             # plain SGD with a small step: the picture barely changes (Sec. 2.1)
-MAX_STEPS, MAX_STARTS = 100000, 8
 # trait -> its control (attribute of the panel); W.link keeps the two equal
 LINKS = {"mode": "mode_buttons", "steps": "steps_box", "lr": "lr_box",
          "optimizer": "optimizer_box", "start": "start_box", "start_image": "index_start",
@@ -42,6 +43,10 @@ LINKS = {"mode": "mode_buttons", "steps": "steps_box", "lr": "lr_box",
          "tv_beta": "tv_beta_slider",
          "gradient_trick": "trick_on", "jitter": "jitter_on", "cam_overlay": "cam_on",
          "fool_target": "fool_target_box", "fool_rows": "fool_rows_box"}
+# what a picture of the ascent depends on
+RUN = ("mode", "objective", "steps", "lr", "optimizer", "start", "start_image", "n_starts",
+       "alpha", "alpha_weight", "alpha_exp", "tv", "tv_weight", "tv_beta", "gradient_trick",
+       "jitter")
 
 
 class MaximizerPanel(JobWidget):
@@ -52,15 +57,19 @@ class MaximizerPanel(JobWidget):
     dataset images the scan shows.
     """
 
-    objective = T.Any()
+    objective = Checked()                   # None reaches the validator (and is refused)
     mode = T.Unicode("maximize")            # "maximize" | "fool"
-    steps, lr, optimizer = T.Int(200), T.Float(0.05), T.Unicode("adam")
-    start, start_image, n_starts = T.Unicode("noise"), T.Int(0), T.Int(1)
-    top_k = T.Int(9)
-    alpha, alpha_weight, alpha_exp = T.Bool(False), T.Float(1e-3), T.Float(6.0)
-    tv, tv_weight, tv_beta = T.Bool(False), T.Float(1e-2), T.Float(2.0)
+    steps, lr, optimizer = Whole(200), Finite(0.05), T.Unicode("adam")
+    start, start_image, n_starts = T.Unicode("noise"), Whole(0), Whole(1)
+    top_k = Whole(9)
+    alpha, alpha_weight, alpha_exp = T.Bool(False), Finite(1e-3), Finite(6.0)
+    tv, tv_weight, tv_beta = T.Bool(False), Finite(1e-2), Finite(2.0)
     gradient_trick, jitter, cam_overlay = T.Bool(False), T.Bool(False), T.Bool(False)
-    fool_target, fool_rows = T.Int(0), T.Unicode("")
+    fool_target, fool_rows = Whole(0), T.Unicode("")
+    # job key -> the state its result answers (shown only while that still holds)
+    REQUESTS = {"start": ("start", "start_image", "n_starts"), "cam": ("picture", "cam_overlay"),
+                "run": RUN, "scan": ("objective", "top_k"),
+                "fool": ("mode", "fool_target", "fool_rows", "steps", "lr"), "index": ()}
 
     def __init__(self, engine: Engine, *, objective=None, steps: int = 200, lr: float = 0.05,
                  optimizer: str = "adam", start: str = "noise", n_starts: int = 1,
@@ -101,8 +110,8 @@ class MaximizerPanel(JobWidget):
     # -- traits: validation and the one observer -----------------------------------------------
     @T.validate("objective")
     def _valid_objective(self, proposal):
-        objective = O.as_objective(proposal.value)
         with refused("objective: ", (Exception,)):
+            objective = O.as_objective(proposal.value)
             objective.bind(self.engine)
         return objective
 
@@ -129,9 +138,10 @@ class MaximizerPanel(JobWidget):
         return in_range(name, proposal.value, 0 if name in ("start_image", "fool_target") else 1,
                         hi[name])
 
-    @T.validate("lr", "alpha_weight", "tv_weight")
-    def _valid_positive(self, proposal):
-        return in_range(proposal.trait.name, proposal.value, 1e-12, 1e6)
+    @T.validate(*RANGES)
+    def _valid_real(self, proposal):
+        """The control's range: a value its slider or box cannot show is refused."""
+        return in_range(proposal.trait.name, proposal.value, *RANGES[proposal.trait.name])
 
     def _changed(self, change):
         name = change["name"]
@@ -231,8 +241,9 @@ class MaximizerPanel(JobWidget):
         self.run_job("start", work, self._show_start, label="start images", quiet=True)
 
     def _show_start(self, picture: Picture):
-        run = self.job("run")
-        if run is None or run.state not in ("pending", "running"):   # never over a live run
+        if not self.busy("run"):                        # never over a live run
+            if not self.cam_overlay and picture.cam is not None:   # switched off meanwhile
+                picture = replace(picture, cam=None)
             self._show_picture(picture)
             if self.cam_overlay and picture.cam is None:    # switched on while it was computed
                 self._cam_toggled()
@@ -256,18 +267,16 @@ class MaximizerPanel(JobWidget):
             self._show_picture(replace(pic, cam=None))
             return
 
-        def show(cam):
-            if self.picture is pic and self.cam_overlay:       # the images did not change
-                self._show_picture(replace(pic, cam=cam))
         self.run_job("cam", lambda control: self.engine.gradcam(pic.images, control=control),
-                     show, label="grad-cam", quiet=True)
+                     lambda cam: self._show_picture(replace(pic, cam=cam)), label="grad-cam",
+                     quiet=True)
 
     # -- runs ----------------------------------------------------------------------------------
     def run(self):
         """Maximise the objective (or fool, in fooling mode) on the worker thread."""
         if self.mode == "fool":
             return self.run_fooling()
-        objective, cam = self.objective, self.cam_overlay
+        objective = self.objective
         settings = dict(steps=self.steps, lr=self.lr, optimizer=self.optimizer,
                         regularizers=self.regularizers(), **self._start_kw())
         self.curve_fig.title = "objective"     # fooling retitles the curve
@@ -280,7 +289,7 @@ class MaximizerPanel(JobWidget):
             for step in self.engine.iterate_maximize(objective, control=control, every=wanted,
                                                      predict=False, **settings):
                 began = time.monotonic()
-                picture = self._picture(step.images, step.logits, cam, step)
+                picture = self._picture(step.images, step.logits, self.cam_overlay, step)
                 control.check()      # stopped: the picture on screen stays the last one
                 control.partial(picture)
                 # drawing (with its class scores) takes at most 1/DRAW_BUDGET of the time
@@ -351,10 +360,10 @@ class MaximizerPanel(JobWidget):
         """Raise the chosen class's logit on the chosen dataset images (plain SGD, small lr);
         rows that do not parse are shown in the error box."""
         try:
-            rows = parse_indices(self.fool_rows)
+            rows = parse_indices(self.fool_rows, len(self.engine.dataset), "image")
         except ValueError as exc:
-            self.show_error(InvalidArgument(f"images: expected dataset rows such as '0-3, 7'; "
-                                            f"got {self.fool_rows!r} ({exc})"))
+            self.show_failure("fooling", InvalidArgument(
+                f"images: expected dataset rows such as '0-3, 7'; got {self.fool_rows!r} ({exc})"))
             return None
         target, steps, lr = self.fool_target, self.steps, self.lr
 

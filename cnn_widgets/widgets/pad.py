@@ -17,7 +17,8 @@ class DrawingPad(W.Box):
 
     shape: the image's (C, H, W); scale: canvas px per input pixel; sigma: the brush radius in
     input pixels; row: the Clear button beside the canvas (default: below it).
-    ``image`` is the (C, H, W) float32 drawing in [0, 1], changed in place; callbacks given to
+    ``image`` is the (C, H, W) float32 drawing in [0, 1], changed in place (``version``
+    counts the changes); callbacks given to
     :meth:`on_change` run after each stroke segment with ``"stroke"`` and after :meth:`clear`
     with ``"clear"``.
     """
@@ -28,6 +29,7 @@ class DrawingPad(W.Box):
         self.add_class("cnnw-drawing-pad")
         self.scale, self.sigma = int(scale), float(sigma)
         self.image = np.zeros(tuple(shape), dtype=np.float32)
+        self.version = 0
         self._last_point = None
         self._callbacks: list[Callable[[str], None]] = []
         h, w = self.image.shape[1:]
@@ -49,6 +51,7 @@ class DrawingPad(W.Box):
         self._callbacks.append(callback)
 
     def _notify(self, kind: str) -> None:
+        self.version += 1
         for callback in self._callbacks:
             callback(kind)
 

@@ -6,7 +6,8 @@ the chosen image in red; click a node for its critical filter, the dataset image
 that filter most and the filters it still reaches. Hover for distances.
 
 State: ``category``, ``layer``, ``include_noise``, ``image`` and ``selected`` are traits
-(validated); :meth:`_changed` derives what is shown. Every engine call runs as a job.
+(validated); :meth:`_changed` derives what is shown. Every engine call runs as a job, whose
+result is shown only while the state it was asked for is still the view's.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from .layout.prediction_tree_view import (
 )
 from .pad import DrawingPad
 from .prediction_tree_drawing import paint_categories, paint_tree
-from .validate import in_range, one_of
+from .validate import Whole, in_range, one_of
 
 TREE_H = 320
 TOP_K = 6
@@ -46,11 +47,15 @@ class PredictionTreeView(JobWidget):
     include_noise: add random noise as a category in the hierarchy (Fig. 8, lower).
     """
 
-    category = T.Int()
+    category = Whole()
     layer = T.Unicode()
     include_noise = T.Bool(False)
-    image = T.Int()
-    selected = T.Int(-1)            # node of the prediction tree, -1 = none
+    image = Whole()
+    selected = Whole(-1)            # node of the prediction tree, -1 = none
+    # job key -> the state its result answers (shown only while that still holds); ``_query``
+    # counts the changes of the query image (a dataset row or the pad)
+    REQUESTS = {"categories": ("layer", "include_noise"), "tree": ("category", "layer"),
+                "path": ("tree", "_query"), "top": ("tree", "selected")}
 
     def __init__(self, engine: Engine, *, category: int = 0, layer: str | None = None,
                  image: int | None = None, include_noise: bool = False,
@@ -215,8 +220,7 @@ class PredictionTreeView(JobWidget):
         self._query += 1
         tree, image = self.tree, self._query_image()
         if tree is not None:
-            self.run_job("path", lambda control: tree.path(image),
-                         lambda path: tree is self.tree and self._show_path(path),
+            self.run_job("path", lambda control: tree.path(image), self._show_path,
                          label="path", quiet=True)
 
     def _on_select(self):
@@ -229,8 +233,7 @@ class PredictionTreeView(JobWidget):
         f = tree.critical(node)
         self.run_job("top", lambda control: self.engine.top_images(
             objectives.channel(tree.layer, f), k=TOP_K, control=control),
-            lambda top: tree is self.tree and node == self.selected and self._show_top(top),
-            label=f"top images of filter {f}", quiet=True)
+            self._show_top, label=f"top images of filter {f}", quiet=True)
 
     # -- results (on the worker) -----------------------------------------------------------------
     def _show_categories(self, result: Categories):

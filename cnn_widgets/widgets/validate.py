@@ -2,19 +2,59 @@
 method returns through. A refused value raises, and traitlets keeps the old one."""
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from contextlib import contextmanager
 
+import numpy as np
 import traitlets as T
 
 from ..engine import CnnWidgetsError, InvalidArgument
 
 ENGINE_ERRORS = (CnnWidgetsError, ValueError, TypeError, LookupError)
+MAX_STEPS = 100_000       # gradient steps one widget run may ask for
 
 
 class InvalidTrait(T.TraitError, InvalidArgument):
     """A trait value a widget refuses: a ``TraitError`` for traitlets (which then keeps the
     old value) and an ``InvalidArgument`` (a ``CnnWidgetsError``) for the caller."""
+
+
+def whole(name: str, value) -> int:
+    """``value`` as an int if it is a Python or numpy integer; a bool (an int to Python, never
+    a row, a count or a unit) or anything else is an InvalidTrait."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidTrait(f"{name} must be a whole number; got {value!r}")
+    return int(value)
+
+
+def finite(name: str, value) -> float:
+    """``value`` as a float if it is a finite real number (not a bool), else an InvalidTrait."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not math.isfinite(value)):
+        raise InvalidTrait(f"{name} must be a finite number; got {value!r}")
+    return float(value)
+
+
+class Whole(T.Int):
+    """An int trait that refuses booleans and takes numpy integers (see :func:`whole`)."""
+
+    def validate(self, obj, value):
+        return super().validate(obj, whole(self.name, value))
+
+
+class Finite(T.Float):
+    """A float trait that refuses booleans, NaN and infinities (see :func:`finite`)."""
+
+    def validate(self, obj, value):
+        return super().validate(obj, finite(self.name, value))
+
+
+class Checked(T.Any):
+    """Any value goes to the widget's ``@validate`` method, None included (traitlets' ``Any``
+    lets None past it)."""
+
+    allow_none = False
 
 
 def in_range(name: str, value, lo, hi):

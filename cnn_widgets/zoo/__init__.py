@@ -16,6 +16,7 @@ _LAZY = {  # name -> module that defines it, imported on first use
     "digits_generator": "cnn_widgets.zoo.generator",  # generator G for the inverse set
     "resnet_digits": "cnn_widgets.zoo.resnet", # CIFAR-style ResNet trained on the digits
     "resnet18_cifar10": "cnn_widgets.zoo.resnet",  # CIFAR-style ResNet-18 on CIFAR-10
+    "lenet_digits_shuffled": "cnn_widgets.zoo.shuffled_labels",  # sanity checks' random labels
 }
 __all__ = ["digits", "DigitsData", "LeNet", "lenet_digits", "lenet_mnist", "train_classifier",
            "accuracy", "photos", "IMAGENET_MEAN", "IMAGENET_STD", *_LAZY]

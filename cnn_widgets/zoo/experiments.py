@@ -6,6 +6,9 @@
 - Sec. 2.5: "we retrain the network with different random initial weight" to ask whether
   noise -> one class is a property of the network or of the dataset: the digits LeNet with its
   recipe and another seed (cached like the default).
+
+And the plainest control of any claim: :func:`randomly_initialised`, the same network with
+fresh random weights.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 
 from ..engine import Engine
+from ..engine.sanity.randomize import layer_seed, randomizable, reinitialize, working_copy
 from ..engine.visualization.objectives import logit
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .pretrained import RECIPE, fresh_lenet, lenet_digits, lenet_engine
@@ -97,6 +101,25 @@ def lenet_digits_seed(seed: int, *, retrain: bool = False, verbose: bool = False
                         recipe, data.x_train, data.y_train, data.x_test, data.y_test,
                         train_device=torch.device("cpu"), device=device, retrain=retrain,
                         verbose=verbose)
+
+
+def randomly_initialised(engine: Engine, seed: int = 0) -> Engine:
+    """A control: an Engine on a copy of ``engine``'s model with every layer that has its own
+    parameters re-initialised by its ``reset_parameters()`` (batch-norm statistics included),
+    the same weights as the sanity check's fully randomised model for ``seed``
+    (:mod:`~..engine.sanity.randomize`); same input shape, normalisation, dataset and class
+    names. The engine's model is not touched."""
+    work = working_copy(engine)
+    modules = dict(work.model.named_modules())
+    for i, name in enumerate(randomizable(engine)):
+        reinitialize(modules[name], layer_seed(int(seed), i))
+    data = None if engine.dataset is None else (engine.dataset.images, engine.dataset.labels)
+    out = Engine(work.model, engine.input_shape, dataset=data, class_names=engine.class_names,
+                 mean=engine.mean.flatten().cpu(), std=engine.std.flatten().cpu(),
+                 device=engine.device, batch_size=engine.batch_size, eval_mode=engine.eval_mode)
+    out.model_card = {"name": f"randomly initialised (seed {seed}) copy of "
+                              f"{engine.model_card.get('name', 'the model')}"}
+    return out
 
 
 class CodeEncoder(torch.nn.Module):

@@ -5,10 +5,13 @@ cache (the package's shipped weights ignored) and writes its file and ``manifest
 ``cnn_widgets/zoo/weights/``; ``--check`` retrains and compares with the shipped bits without
 writing; ``--only NAME`` limits either to some models.
 
-The recipes are bitwise deterministic on one machine: they seed every draw and train on one
-CPU thread (``training.deterministic``), so ``torch.set_num_threads`` does not change the bits.
-Another CPU kind (e.g. AVX2 instead of AVX512 kernels) may round differently: the manifest
-records the torch version and CPU capability the files were made with.
+The recipes are bitwise deterministic for one kernel family: they seed every draw and train
+on one CPU thread (``training.deterministic``), so ``torch.set_num_threads`` does not change
+the bits. The math libraries pick their kernels by CPU model and instruction set, so another
+CPU model may round differently even with the same torch capability (AVX512): the manifest
+records the :func:`kernel_family` the files were made with. The guarantee: a rebuild gives the
+shipped bytes where the kernel family matches, and elsewhere the same tensors to
+:data:`REBUILD_RTOL` of each tensor's scale with the same test accuracy (:func:`compare`).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -36,12 +40,65 @@ SHIPPED: dict[str, Callable[[], object]] = {
     "digits-vae": lambda: _zoo().digits_generator(),
     "resnet-digits": lambda: _zoo().resnet_digits(device="cpu"),
     "lenet-digits-seed1": lambda: _experiments().lenet_digits_seed(1, device="cpu"),
+    "lenet-digits-shuffled": lambda: _shuffled().lenet_digits_shuffled(device="cpu"),
 }
+
+
+#: a rebuild on another kernel family: each tensor within this share of its largest magnitude
+#: (AVX2 kernels forced on an AVX512 machine differ by 4e-5 on two-digits-18)
+REBUILD_RTOL = 2e-3
+_ISA = ("avx", "amx", "fma", "f16c", "vnni")      # feature flags the math libraries dispatch on
+_KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+               "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")     # settings that override that choice
+
+
+def kernel_family() -> dict:
+    """What decides the float rounding of a training run on this machine: torch's version and
+    CPU capability, the CPU's vendor, family and model, the instruction-set features that
+    oneDNN and MKL pick kernels by, and the environment settings that override their pick."""
+    cpu = {"processor": platform.processor() or platform.machine()}
+    try:
+        fields = dict(line.split(":", 1) for line in
+                      Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        cpu = {"vendor": fields.get("vendor_id", ""), "family": fields.get("cpu family", ""),
+               "model": fields.get("model", ""),
+               "isa": sorted(f for f in fields.get("flags", "").split() if f.startswith(_ISA))}
+    except OSError:                         # not Linux: the processor string stands in
+        pass
+    overrides = {k: os.environ[k] for k in _KERNEL_ENV if k in os.environ}
+    return {"torch": torch.__version__.split("+")[0],
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), **cpu,
+            **({"overrides": overrides} if overrides else {})}
+
+
+def compare(name: str, path: Path) -> dict:
+    """A rebuilt file ``path`` of model ``name`` against the shipped one: ``same_bits``, the
+    largest tensor difference as a share of that tensor's largest magnitude (``max_rel``), and
+    both test accuracies."""
+    shipped_entry = next(v | {"file": k} for k, v in cache.shipped_manifest().items()
+                         if v["model"] == name)
+    new = torch.load(path, map_location="cpu", weights_only=True)
+    old = torch.load(cache.shipped_dir() / shipped_entry["file"], map_location="cpu",
+                     weights_only=True)
+    rel = 0.0
+    for key, t in old["state_dict"].items():
+        if t.is_floating_point() and t.numel():
+            diff = (new["state_dict"][key] - t).abs().max().item()
+            rel = max(rel, diff / max(t.abs().max().item(), 1e-12))
+    return {"same_bits": entry(name, path)["weights_sha256"] == shipped_entry["weights_sha256"],
+            "max_rel": rel, "accuracy": new["meta"].get("test_accuracy"),
+            "shipped_accuracy": old["meta"].get("test_accuracy")}
 
 
 def _experiments():
     from . import experiments
     return experiments
+
+
+def _shuffled():
+    from . import shuffled_labels
+    return shuffled_labels
 
 
 def _zoo():
@@ -94,9 +151,7 @@ def write(names: list[str]) -> dict:
             shutil.copyfile(path, out / path.name)
             files[path.name] = entry(name, out / path.name)
             print(f"{name}: {path.name}, {files[path.name]['bytes'] / 1e3:.0f} kB", flush=True)
-    manifest = {"torch": torch.__version__.split("+")[0],
-                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "files": dict(sorted(files.items()))}
+    manifest = {"kernel_family": kernel_family(), "files": dict(sorted(files.items()))}
     (out / cache.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     for stale in set(p.name for p in out.glob("*.pt")) - files.keys():
         (out / stale).unlink()

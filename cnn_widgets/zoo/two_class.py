@@ -50,24 +50,26 @@ def other_digits(classes: Sequence[int] = DEFAULT_CLASSES):
     return d.x_test[keep], d.y_test[keep]
 
 
-def two_digits(classes: Sequence[int] = DEFAULT_CLASSES, *, retrain: bool = False,
+def two_digits(classes: Sequence[int] = DEFAULT_CLASSES, *, seed: int = 0, retrain: bool = False,
                verbose: bool = False, device=None) -> Engine:
     """Engine for a LeNet trained on two digits (class 0 = ``classes[0]``, 1 = ``classes[1]``)
     with their test images as its dataset; ``model_card`` has the test accuracy. Trained with
     the zoo's recipe on the CPU on first use (about a second) and cached like
-    :func:`~cnn_widgets.zoo.lenet_digits`."""
+    :func:`~cnn_widgets.zoo.lenet_digits`; ``seed``: the recipe's seed (initial weights,
+    shuffling, shifts), 0 being the default model."""
     pair = _pair(classes)
     d = digits()
     x_train, y_train = _subset(d.x_train, d.y_train, pair)
     x_test, y_test = _subset(d.x_test, d.y_test, pair)
-    recipe = {"model": "LeNet-2", "train": RECIPE, "classes": list(pair),
+    train = {**RECIPE, "seed": int(seed)}
+    recipe = {"model": "LeNet-2", "train": train, "classes": list(pair),
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
     model, meta, hit, path = cache.trained(
-        f"two-digits-{pair[0]}{pair[1]}", recipe, lambda: _seeded(RECIPE["seed"], LeNet, 2),
-        lambda m: train_classifier(m, x_train, y_train, **RECIPE),
+        f"two-digits-{pair[0]}{pair[1]}", recipe, lambda: _seeded(train["seed"], LeNet, 2),
+        lambda m: train_classifier(m, x_train, y_train, **train),
         measure=lambda m: {"test_accuracy": accuracy(m, x_test, y_test)}, retrain=retrain)
-    title = f"LeNet-5 (ReLU), digits {pair[0]} vs {pair[1]}"
+    title = f"LeNet-5 (ReLU), digits {pair[0]} vs {pair[1]}" + (f", seed {seed}" if seed else "")
     if verbose:
         print(f"{title}: test accuracy {meta['test_accuracy']:.2%} on {len(y_test)} images"
               + (" (cached)" if hit else f", trained in {meta['trained_seconds']:.1f} s"))

@@ -22,6 +22,27 @@ def test_fooling_flips_the_two_class_model():
     assert f.cam_start.shape == f.cam_end.shape == (4, 2, 28, 28)
 
 
+def test_until_flip_ends_each_image_at_its_first_flip():
+    e = two_digits()
+    rows = np.flatnonzero(e.dataset.labels.numpy() == 0)[:4]
+    full = e.fool(1, indices=rows, steps=150, lr=0.01)
+    with untouched(e.model):
+        f = e.fool(1, indices=rows, steps=150, lr=0.01, until_flip=True)
+    assert (f.flip_step > 0).all() and f.flipped.all()
+    np.testing.assert_array_equal(f.flip_step, full.flip_step)
+    # the run stops once the last image has flipped
+    assert f.steps[-1] == f.flip_step.max() and len(f.probabilities) == f.flip_step.max() + 1
+    for i, k in enumerate(f.flip_step):
+        at = e.fool(1, indices=rows, steps=int(k), lr=0.01).end[i]   # the image after k updates
+        np.testing.assert_allclose(f.end[i], at, atol=1e-6)
+        assert full.probabilities[k - 1, i].argmax() == 0 and full.probabilities[k, i].argmax() == 1
+    np.testing.assert_allclose(f.diff ** 2, ((f.end - f.start) ** 2).sum(1), rtol=1e-5)
+    # an image that never flips keeps its last image and -1
+    never = e.fool(1, indices=rows, steps=2, lr=1e-4, until_flip=True)
+    assert (never.flip_step == -1).all()
+    np.testing.assert_array_equal(never.end, e.fool(1, indices=rows, steps=2, lr=1e-4).end)
+
+
 def test_fooling_refuses_a_source_equal_to_the_target():
     e = two_digits()
     with pytest.raises(ValueError, match="must differ from the target 1"):

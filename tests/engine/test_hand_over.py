@@ -10,6 +10,8 @@ import torch
 from cnn_widgets import objectives as O
 from cnn_widgets.engine.core import hooks
 from cnn_widgets.engine.core.borrow import model_lock
+from cnn_widgets.engine.core.control import Control
+from cnn_widgets.engine.core.errors import Cancelled
 from cnn_widgets.testing import (
     TINY_SHAPE,
     assert_model_untouched,
@@ -21,26 +23,32 @@ from cnn_widgets.testing.reference import cpu_engine
 
 
 def _latency_behind(engine, long_call, short_call, n=5):
-    """Seconds each of ``n`` short calls took while ``long_call`` ran in another thread."""
-    started, done, times = threading.Event(), threading.Event(), []
+    """Seconds each of ``n`` short calls took while ``long_call(control)`` ran in another
+    thread. The long job is sized to outlast any machine and runs until the short calls are
+    done and it is told to stop, so a fast machine cannot end it first."""
+    started, stop, ended = threading.Event(), threading.Event(), []
 
     def long_job():
         started.set()
-        long_call()
-        done.set()
+        try:
+            long_call(Control(should_stop=stop.is_set))
+            ended.append("finished")
+        except Cancelled:
+            ended.append("stopped")
 
     t = threading.Thread(target=long_job)
     t.start()
     started.wait()
     time.sleep(0.2)                       # the long job holds the model by now
+    times = []
     for _ in range(n):
         t0 = time.perf_counter()
         short_call()
         times.append(time.perf_counter() - t0)
-        if done.is_set():
-            break
+    assert not ended, "the long job ended before the short calls"
+    stop.set()
     t.join()
-    assert not done.is_set() or len(times) == n, "the long job ended before the short calls"
+    assert ended == ["stopped"]
     return times
 
 
@@ -50,7 +58,7 @@ def test_predict_gets_in_between_maximize_steps():
     alone = engine.predict(x)
     got = []
     times = _latency_behind(
-        engine, lambda: engine.maximize(O.logit(1), steps=3000, lr=0.01),
+        engine, lambda c: engine.maximize(O.logit(1), steps=10**9, lr=0.01, control=c),
         lambda: got.append(engine.predict(x)))
     assert max(times) < 0.5, times          # one step of the long job is ~1 ms here
     for g in got:                           # the long job's hooks did not touch these passes
@@ -63,8 +71,8 @@ def test_etalons_get_in_between_inverse_set_steps():
     alone = engine.etalons(x).W
     got = []
     times = _latency_behind(
-        engine, lambda: engine.inverse_set(("fc2", 1), (0.0, 0.5), K=4, n=400,
-                                           max_sampling_steps=3000),
+        engine, lambda c: engine.inverse_set(("fc2", 1), (0.0, 0.5), K=4, n=10**9,
+                                            max_sampling_steps=10**9, control=c),
         lambda: got.append(engine.etalons(x).W), n=3)
     assert max(times) < 0.5, times
     for g in got:

@@ -250,3 +250,47 @@ def test_class_names_and_errors_are_escaped(engine):
         assert "<img" not in text and "&lt;img src=x onerror=alert(" in text
     g.units_box.value = "<script>1</script>"
     assert "<script>" not in g.error.value and "&lt;script&gt;" in g.error.value
+
+
+@pytest.mark.parametrize("trait,value,message", [
+    ("indices", [0, True], r"input rows \[True\] out of range"),
+    ("units", [3, True], "units must be a whole number; got True"),
+    ("selected", Selection("grid", True, 0), "selected.row must be a whole number; got True"),
+])
+def test_booleans_are_not_rows_or_units(engine, trait, value, message):
+    """Issue 16: booleans were taken as integers (True as row 1, unit 1)."""
+    from cnn_widgets.widgets.validate import InvalidTrait
+    g = grid(engine)
+    before = getattr(g, trait)
+    with pytest.raises(InvalidTrait, match=message):
+        setattr(g, trait, value)
+    assert getattr(g, trait) == before
+
+
+def test_a_paper_check_of_rows_no_longer_shown_is_not_reported(engine, late):
+    """Issue 16: the paper's check of the old rows was reported under the new grid."""
+    g = grid(engine, indices=[0, 1])
+    said = []
+    g.status.observe(lambda change: said.append(change["new"]), names="value")
+    release = late(engine, "etalons", lambda *a, **kw: kw.get("method") == "paper")
+    g.paper_button.click()
+    g.indices = [2, 3]
+    release()
+    assert g.wait(60) and g.paper_check is None and g.report.value == ""
+    assert g.job("paper").state in ("done", "stopped") and g.grid_result.x.shape[0] == 2
+    assert [s for s in said if s.startswith("paper's algorithm: ") and s.endswith(
+        ": indices changed since it was asked")], said
+
+
+def test_the_enlarged_pad_etalon_follows_the_drawing(engine):
+    """Issue 16: a pad cell's decomposition stayed the one of the drawing it was clicked on."""
+    g = grid(engine)
+    event(g.pad_canvas_row, "mouse_down", *cell_centre(g, 0, 3))    # the pad row: unit 2
+    assert g.selected == Selection("pad", 0, 2)
+    before = g.detail_rgba.copy()
+    event(g.pad_canvas, "mouse_down", 90, 40)
+    for y in range(40, 190, 10):
+        event(g.pad_canvas, "mouse_move", 90, y)
+    assert g.wait(10) and g.pad_result.x[0].max() > 0.9
+    assert f"the network gives {g.pad_result.out[0, 2]:.4f}" in g.detail_text.value
+    assert not np.array_equal(before, g.detail_rgba)

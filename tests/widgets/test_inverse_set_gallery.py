@@ -176,3 +176,58 @@ def test_markup_from_an_error_or_a_layer_name_is_shown_as_text():
     assert "&lt;img" in g.error.value
     for box in (g.constraints_html, g.error, g.detail_text, g.summary):
         assert "<img" not in box.value
+
+
+@pytest.mark.parametrize("bad, message", [
+    ((5, 1), r"range must be \(z1, z2\) with z1 < z2; got \(5, 1\)"),
+    ((2, 2), r"range must be \(z1, z2\) with z1 < z2; got \(2, 2\)"),
+    ((0, float("inf")), "range z2 must be a finite number; got inf"),
+    (("a", 1), "range z1 must be a finite number; got 'a'"),
+    ((0, 1, 2), r"range must be \(z1, z2\) with z1 < z2; got \(0, 1, 2\)"),
+])
+def test_a_bad_range_is_refused_with_the_packages_error(engine, bad, message):
+    """Issue 16: ``range=(5, 1)`` escaped as a raw exception."""
+    from cnn_widgets.widgets.validate import InvalidTrait
+    with pytest.raises(InvalidTrait, match=message):
+        InverseSetGallery(engine, TinyGenerator(), layer="9", unit=2, range=bad)
+
+
+def test_bad_constraints_and_booleans_are_refused(gallery):
+    from dataclasses import replace
+
+    from cnn_widgets.widgets.validate import InvalidTrait
+    before = gallery.constraints
+    with pytest.raises(InvalidTrait, match=r"the range of 9 unit 2 must be \(z1, z2\) with z1 < z2"):
+        gallery.constraints = [replace(before[0], lo=5.0, hi=1.0)]
+    for name in ("K", "n"):
+        with pytest.raises(InvalidTrait, match=f"{name} must be a whole number; got True"):
+            setattr(gallery, name, True)
+    assert gallery.constraints == before and (gallery.K, gallery.n) == (5, 60)
+
+
+def test_a_run_whose_range_changes_stops_and_shows_no_later_samples(gallery):
+    """Issue 16: a run went on filling the gallery with samples of the old range, drawn over
+    the new range's histogram."""
+    gallery.n_box.value = 100000
+    gallery.run()
+    job = gallery.job("run")
+    while len(gallery.images) < 10 and job.state in ("pending", "running"):
+        job.wait(0.05)
+    lo, hi = span(gallery.constraints[0])
+    with gallery.runner.lock:                 # no live batch is half-way through meanwhile
+        gallery.range_slider.value = (lo, (lo + hi) / 2)
+        shown = gallery.samples
+    assert job.wait(30) and job.state == "stopped"
+    assert gallery.samples is shown and gallery.result is None
+    assert gallery.status.value == "inverse set: stopped: units and ranges changed since it was asked"
+
+
+def test_a_run_asked_before_the_default_range_arrived_is_shown(engine):
+    """Filling in the default range (the same one the run computes) is no change."""
+    with held_elsewhere(engine):
+        g = InverseSetGallery(engine, TinyGenerator(), layer="9", unit=2, K=5, n=20)
+        g.run()
+        assert g.constraints[0].lo is None
+    assert g.wait(60) and g.constraints[0].lo is not None
+    assert g.job("run").state == "done" and g.result is not None and len(g.images) == 20
+    assert g.status.value.startswith("inverse set: done")

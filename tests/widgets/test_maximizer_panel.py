@@ -7,6 +7,7 @@ import traitlets as T
 
 from cnn_widgets import MaximizerPanel
 from cnn_widgets import objectives as O
+from cnn_widgets.engine import InvalidArgument
 from cnn_widgets.engine.visualization.regularizers import AlphaNorm, GradientTrick, Jitter, TotalVariation
 from cnn_widgets.testing.threads import held_elsewhere
 from cnn_widgets.widgets import draw
@@ -212,3 +213,138 @@ def test_bad_choices_and_objectives_are_refused(engine):
     assert w.optimizer == "adam" and w.objective.description == "logit[0]"
     w.objective = ("3", 2)                                    # a (layer, unit) pair is taken
     assert "unit(3, 2)" in w.objective_label.value or "3" in w.objective_label.value
+
+
+@pytest.mark.parametrize("name, bad, message", [
+    ("alpha_exp", float("inf"), "alpha_exp must be a finite number; got inf"),
+    ("tv_beta", float("inf"), "tv_beta must be a finite number; got inf"),
+    ("alpha_exp", float("nan"), "alpha_exp must be a finite number; got nan"),
+    ("alpha_weight", 100.0, r"alpha_weight must be in 1e-06\.\.10\.0; got 100\.0"),
+    ("tv_weight", 1e-9, r"tv_weight must be in 1e-06\.\.10\.0"),
+    ("steps", True, "steps must be a whole number; got True"),
+    ("lr", True, "lr must be a finite number; got True"),
+    ("objective", None, "objective: expected an objective"),
+])
+def test_issue16_values_are_refused_and_the_old_value_kept(engine, name, bad, message):
+    """Issue 16: alpha_exp or tv_beta at inf ran to 'done' with a NaN image; alpha_weight=100
+    was taken while its slider showed 10; objective=None raised AttributeError and stayed."""
+    w = MaximizerPanel(engine, steps=3)
+    old = getattr(w, name)
+    with pytest.raises(T.TraitError, match=message) as info:
+        setattr(w, name, bad)
+    assert isinstance(info.value, InvalidArgument)
+    assert getattr(w, name) is old or getattr(w, name) == old
+    w.run()                                                   # later runs still work
+    assert w.wait(60) and w.job("run").state == "done" and np.isfinite(w.last_step.images).all()
+
+
+def test_every_number_the_panel_takes_is_one_its_control_shows(engine):
+    """Issue 16: a trait and its linked control agree: the trait refuses what the control
+    cannot show (alpha_weight=100 under a slider ending at 10)."""
+    import ipywidgets as W
+
+    from cnn_widgets.widgets.maximizer_panel import LINKS
+    w = MaximizerPanel(engine)
+    checked = []
+    for name, attr in LINKS.items():
+        c = getattr(w, attr)
+        if not hasattr(c, "max"):
+            continue
+        lo, hi = (c.base ** c.min, c.base ** c.max) if isinstance(c, W.FloatLogSlider) \
+            else (c.min, c.max)
+        for value in (lo, hi):
+            setattr(w, name, value)
+            assert getattr(w, name) == c.value == pytest.approx(value), name
+        floats = isinstance(lo, float)
+        for bad in (lo / 10 if floats and lo > 0 else lo - 1, hi * 10 if floats else hi + 1):
+            with pytest.raises(T.TraitError):
+                setattr(w, name, bad)
+            assert getattr(w, name) == c.value == pytest.approx(hi), name
+        checked.append(name)
+    assert {"steps", "lr", "n_starts", "start_image", "alpha_weight", "alpha_exp", "tv_weight",
+            "tv_beta"} <= set(checked)
+
+
+def test_fooling_rows_that_do_not_parse_are_the_status_too(engine):
+    """Issue 16: after a finished run the status still said 'done' when the fooling rows did
+    not parse."""
+    w = MaximizerPanel(engine, steps=3)
+    w.run()
+    assert w.wait(60) and "maximize: done" in w.status.value
+    w.mode = "fool"
+    for rows in ("abc", "0, 99"):                     # a typo; a row the dataset lacks
+        w.fool_rows_box.value = rows
+        w.run_button.click()
+        assert w.status.value.startswith("fooling: InvalidArgument: images:"), w.status.value
+        assert "done" not in w.status.value and w.progress.bar_style == "danger"
+        assert w.job("fool") is None and "InvalidArgument" in w.error.value
+
+
+def test_a_scan_of_an_objective_no_longer_set_is_not_shown(engine, late):
+    """Issue 16: the scan's top images and histogram arrived under the new objective's label."""
+    w = MaximizerPanel(engine, objective=O.unit("6", 7))
+    assert w.wait(60)
+    release = late(engine, "top_images_and_histogram")
+    w.scan()
+    w.objective = O.logit(3)
+    release()
+    assert w.wait(60) and w.scan_result is None and w.top_rgba is None
+    assert w.status.value.startswith("scan dataset: ")
+    assert w.status.value.endswith("objective changed since it was asked"), w.status.value
+    assert w.stop_button.disabled
+    w.scan()                                                  # asked again: shown
+    assert w.wait(60) and w.scan_result is not None and w.status.value.startswith(
+        "scan dataset: done")
+
+
+def test_a_run_whose_settings_change_stops_and_says_why(engine):
+    """Issue 16: a run went on painting (and ended 'done') after its settings changed."""
+    w = MaximizerPanel(engine, steps=100000)
+    assert w.wait(60)
+    w.run()
+    deadline = time.monotonic() + 30
+    while w.last_step is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with w.runner.lock:                      # no picture is half-way through meanwhile
+        w.lr = 0.01
+        shown = w.picture
+    assert w.job("run").wait(30) and w.job("run").state == "stopped"
+    assert w.picture is shown
+    assert w.status.value == "maximize: stopped: lr changed since it was asked"
+    assert w.stop_button.disabled
+
+
+def test_the_grad_cam_switch_acts_on_a_running_ascent(engine):
+    """Issue 16: a run took the overlay switch at its start: switched on during the run, the
+    overlay showed once and the next picture dropped it."""
+    w = MaximizerPanel(engine, steps=100000)
+    assert w.wait(60)
+    w.run()
+    deadline = time.monotonic() + 30
+    while w.last_step is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    w.cam_on.value = True
+    for _ in range(2):     # the first picture drawn after the switch may have been made before it
+        step = w.last_step.step
+        while w.last_step.step == step and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert w.last_step.step != step and w.cam is not None
+    w.stop()
+    assert w.wait(30)
+
+
+def test_a_start_computed_with_the_overlay_shows_none_once_it_is_off(engine, late):
+    """Issue 16: a start whose Grad-CAM was computed while the overlay was switched off was
+    shown with the overlay."""
+    w = MaximizerPanel(engine, start="dataset")
+    w.cam_on.value = True
+    assert w.wait(60) and w.cam is not None
+    row = engine.dataset.images[3].numpy()
+    held = late(engine, "gradcam", lambda images, **kw: np.array_equal(images[0], row))
+    w.start_image = 3                     # its Grad-CAM is held ...
+    assert held.entered.wait(30)
+    w.cam_on.value = False                # ... while the overlay is switched off
+    held()
+    assert w.wait(60)
+    np.testing.assert_array_equal(w.picture.images[0], row)
+    assert w.cam is None

@@ -156,3 +156,15 @@ def test_class_names_are_shown_as_text(engine):
     v = ready(PredictionTreeView(e))
     assert "&lt;img src=x onerror=alert(1)&gt;" in v.path_text.value
     assert "<img" not in v.path_text.value
+
+
+@pytest.mark.parametrize("name", ["selected", "category", "image"])
+def test_a_boolean_is_not_a_node_category_or_image(engine, name):
+    """Issue 16: ``selected=True`` was taken as node 1, raised a broadcast error and stayed."""
+    from cnn_widgets.widgets.validate import InvalidTrait
+    v = ready(PredictionTreeView(engine))
+    old = getattr(v, name)
+    with pytest.raises(InvalidTrait, match=f"^{name} must be a whole number; got True$"):
+        setattr(v, name, True)
+    assert getattr(v, name) == old and v.wait() and not v.error.value
+

@@ -4,8 +4,14 @@ import numpy as np
 import torch
 
 from cnn_widgets import objectives as O
-from cnn_widgets.zoo import cache, lenet_digits
-from cnn_widgets.zoo.experiments import lenet_digits_seed, super_image_training, super_images
+from cnn_widgets.testing import untouched
+from cnn_widgets.zoo import cache, lenet_digits, resnet_digits
+from cnn_widgets.zoo.experiments import (
+    lenet_digits_seed,
+    randomly_initialised,
+    super_image_training,
+    super_images,
+)
 
 
 def test_super_images_are_class_maximisers_and_deterministic():
@@ -35,6 +41,26 @@ def test_seed_zero_is_the_default_model_and_other_seeds_have_their_own_cache():
     assert r0 == r1
     other = {**r0, "train": {**r0["train"], "seed": 1}}
     assert cache.cache_path("lenet-digits", other) != cache.cache_path("lenet-digits", r0)
+
+
+def test_randomly_initialised_resets_a_copy_and_keeps_the_rest():
+    for trained in (lenet_digits(), resnet_digits()):
+        with untouched(trained.model):
+            a, b, c = (randomly_initialised(trained, s) for s in (0, 0, 1))
+        assert a.model is not trained.model
+        pa, pb, pc, pt = (dict(e.model.state_dict()) for e in (a, b, c, trained))
+        assert pa.keys() == pt.keys()
+        assert all(torch.equal(pa[k], pb[k]) for k in pa)                 # same seed, same weights
+        weights = [k for k in pa if k.endswith("weight") and pa[k].dim() > 1]
+        assert weights and not any(torch.equal(pa[k], pt[k]) for k in weights)
+        assert not all(torch.equal(pa[k], pc[k]) for k in weights)          # another seed
+        assert not any(k.endswith("running_var") and not torch.equal(pa[k], torch.ones_like(pa[k]))
+                       for k in pa)                                          # batch-norm stats reset
+        assert a.class_names == trained.class_names and a.input_shape == trained.input_shape
+        assert torch.equal(a.dataset.images, trained.dataset.images)
+        assert torch.equal(a.mean, trained.mean) and torch.equal(a.std, trained.std)
+        acc = (a.predict(a.dataset.images).argmax(1) == a.dataset.labels.numpy()).mean()
+        assert acc < 0.5                                                    # it is untrained
 
 
 def test_code_encoder_maps_digits_into_the_generators_codes():

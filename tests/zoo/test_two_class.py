@@ -24,6 +24,20 @@ def test_two_digits_trains_caches_and_reloads(tmp_path, monkeypatch):
     assert len(x) + keep.sum() == len(d.y_test) and not ((y == 3) | (y == 8)).any()
 
 
+def test_two_digits_seed_zero_is_the_default_and_another_seed_trains_its_own(tmp_path, monkeypatch):
+    default = two_digits((3, 8))
+    zero = two_digits((3, 8), seed=0)
+    assert zero.model_card["recipe"] == default.model_card["recipe"]
+    assert all(torch.equal(p, q) for p, q in zip(zero.model.parameters(), default.model.parameters()))
+    monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+    one = two_digits((3, 8), seed=1)
+    assert one.model_card["recipe"]["train"]["seed"] == 1 and one.model_card["test_accuracy"] >= 0.9
+    assert not all(torch.equal(p, q) for p, q in zip(one.model.parameters(), default.model.parameters()))
+    again = two_digits((3, 8), seed=1)
+    assert again.model_card["from_cache"]
+    assert all(torch.equal(p, q) for p, q in zip(one.model.parameters(), again.model.parameters()))
+
+
 def write_cifar(root, n=24, seed=0):
     """A tiny CIFAR-10 in the python pickle format torchvision reads (data_batch_1..5,
     test_batch, batches.meta); "dogs" (class 5) have a bright red channel. torchvision checks

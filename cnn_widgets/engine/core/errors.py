@@ -55,3 +55,8 @@ class InfeasibleRange(CnnWidgetsError):
 
 class CacheCorrupt(CnnWidgetsError):
     """A cached file whose content hash or shapes do not match what was stored."""
+
+
+class StorageError(CnnWidgetsError, OSError):
+    """A file the package keeps could not be written or read: a full disk, no permission, a
+    read-only file system, or a path it will not write through (a symbolic link)."""

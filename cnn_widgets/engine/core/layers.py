@@ -19,6 +19,7 @@ PIECEWISE_LINEAR_MODULES = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
     nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
     nn.Flatten, nn.Unflatten, nn.Identity, nn.ZeroPad2d, nn.ConstantPad2d,
+    nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d,   # fixed weights: linear
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
 )
 # Modules whose forward pass changes with train/eval mode.
@@ -30,9 +31,13 @@ _PL_FUNCTIONS = {
     operator.add, operator.sub, operator.neg, operator.getitem, operator.mul, operator.truediv,
     getattr, torch.flatten, torch.cat, torch.relu, F.relu, F.leaky_relu, F.max_pool2d,
     F.max_pool1d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.dropout,
-    F.linear, F.conv2d, F.pad, torch.add, torch.sub, torch.reshape, torch.squeeze, torch.unsqueeze,
-    torch.transpose, torch.permute, torch.chunk, torch.split,
+    F.linear, F.conv2d, F.pad, F.interpolate, torch.add, torch.sub, torch.reshape, torch.squeeze,
+    torch.unsqueeze, torch.transpose, torch.permute, torch.chunk, torch.split,
 }
+# Shape checks (timm's ``torch._assert(x.ndim == 4, ...)``): no part of the function when
+# they compare sizes only.
+_SIZE_CHECKS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge,
+                torch._assert}
 # Integer arithmetic, piecewise linear when it works on sizes (ShuffleNet's channel shuffle:
 # ``channels // groups``), not on tensor values.
 _SIZE_ARITHMETIC = {operator.floordiv, operator.mod, operator.mul, operator.add, operator.sub}
@@ -80,9 +85,9 @@ def _is_size(arg) -> bool:
     if arg.op == "call_method" and arg.target in ("size", "dim"):
         return True
     if arg.op == "call_function" and arg.target is getattr:
-        return arg.args[1] == "shape"
+        return arg.args[1] in ("shape", "ndim")
     if arg.op == "call_function" and (arg.target is operator.getitem
-                                      or arg.target in _SIZE_ARITHMETIC):
+                                      or arg.target in _SIZE_ARITHMETIC | _SIZE_CHECKS):
         return all(_is_size(a) for a in arg.args)
     return False
 
@@ -91,6 +96,23 @@ def _constant_operand(node) -> bool:
     """A mul/div node where at most one operand is a traced value."""
     from torch.fx import Node
     return sum(isinstance(a, Node) for a in node.args) <= 1
+
+
+def _frozen_batch_norm(node, modules) -> bool:
+    """``F.batch_norm`` in eval mode with the statistics and affine parameters of one BatchNorm
+    module (timm's BatchNormAct2d): an affine map per channel whose shift Algorithm 1's
+    bias-free copy zeroes with the module's own."""
+    names = ("input", "running_mean", "running_var", "weight", "bias", "training")
+    a = dict(zip(names, node.args), **node.kwargs)
+    owners = {getattr(a.get(k), "target", "").rpartition(".")[0] if getattr(a.get(k), "op", "")
+              == "get_attr" else None for k in ("running_mean", "running_var", "weight", "bias")
+              if a.get(k) is not None}
+    owner = modules.get(next(iter(owners))) if len(owners) == 1 else None
+    return (isinstance(owner, nn.modules.batchnorm._BatchNorm) and a.get("training") is False
+            and a.get("running_mean") is not None)
+
+
+_CHECKED_FUNCTIONS = {F.batch_norm: _frozen_batch_norm}
 
 
 def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
@@ -117,13 +139,16 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
         reasons.append(f"the forward pass could not be traced with torch.fx "
                        f"({type(e).__name__}), so functional activations cannot be ruled out")
         return reasons
+    modules = dict(model.named_modules())
     for node in graph.nodes:
         if node.op == "call_function":
             ok = node.target in _PL_FUNCTIONS
             if node.target in (operator.mul, operator.truediv):
                 ok = _constant_operand(node)
-            if not ok and node.target in _SIZE_ARITHMETIC:
-                ok = _is_size(node)
+            if not ok and node.target in _SIZE_ARITHMETIC | _SIZE_CHECKS:
+                ok = all(_is_size(a) for a in node.args)
+            if node.target in _CHECKED_FUNCTIONS:
+                ok = _CHECKED_FUNCTIONS[node.target](node, modules)
         elif node.op == "call_method":
             ok = node.target in _PL_METHODS
             if node.target in ("mul", "div"):

@@ -67,7 +67,9 @@ def _zero_biases(model: nn.Module) -> None:
                 m.value = 0.0
             if isinstance(getattr(m, "bias", None), torch.Tensor):
                 m.bias.zero_()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            # by name, not type: a norm the graph applies functionally (timm's BatchNormAct2d)
+            # reaches the runner as a plain module holding the BatchNorm's tensors
+            if isinstance(getattr(m, "running_mean", None), torch.Tensor):
                 m.running_mean.zero_()
 
 

@@ -3,7 +3,9 @@ what is kept). A torch DataLoader feeds batches; one forward pass per batch with
 hooks feeds every statistic of every layer and the activation-pattern digests. Work is cut
 into chunks of images; each finished chunk is saved atomically, so Stop or Ctrl-C loses at
 most the chunk in progress and the next call resumes. Under torch.distributed each rank scans
-its share of the chunks and rank 0 folds them (:mod:`.distributed`)."""
+its share of the chunks and rank 0 folds them (:mod:`.distributed`). A file lock serialises
+builds of one index (a second one waits, then opens the first one's result); a damaged chunk
+is discarded and scanned again; a full disk is a :class:`StorageError` (:mod:`.files`)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,10 +20,11 @@ import torch
 from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InvalidArgument, NoSuitableLayer, NotAChain, NotPiecewiseLinear
+from ..core.errors import CacheCorrupt, InvalidArgument, NoSuitableLayer, NotAChain, NotPiecewiseLinear
 from ..core.gates import Gate, gates_of
 from ..etalons import regions
 from . import distributed as D
+from . import files
 from .source import (
     architecture_hash,
     as_source,
@@ -144,22 +147,26 @@ def build(engine, data=None, layers=None, *, path=None, k: int = 64,
     names = list(check.layer_list(engine, layers) or ()) or default_layers(engine)
     bs = check.optional_count("batch_size", batch_size) or engine.batch_size
     chunk = max(1, (check.optional_count("chunk_size", chunk_size) or CHUNK_BATCHES * bs) // bs) * bs
+    num_workers = check.count("num_workers", num_workers, minimum=0)
     plan = plan_for(engine, ds, description, names, check.count("k", k), chunk, patterns,
                     class_sums)
     key = key_of(plan)
-    root = Path(path) if path is not None else default_root()
-    final, work = root / key, root / f"{key}.partial"
     rank, world = D.rank_and_world()
     D.agree(plan, world)              # every rank the same model, data and plan, or none builds
-    if not final.exists():
-        work.mkdir(parents=True, exist_ok=True)
-        atomic_json(work / f"plan-{rank}.json", plan)
-        _scan(engine, ds, plan, work, rank, world, bs, num_workers, control,
-              sys.stderr.isatty() if progress is None else progress)
-        D.barrier(world)
-        _merge(plan, work, final, rank, world)
-        D.barrier(world)
-        shutil.rmtree(work, ignore_errors=True)
+    root = files.index_root(path if path is not None else default_root())
+    final, work = root / key, root / f"{key}.partial"
+    with files.build_lock(root / f"{key}.lock", control, plan["n"], held=rank == 0):
+        if rank == 0:
+            files.sweep(root, key, work)                  # before any rank writes
+        if D.gather(not final.exists(), world)[0]:        # rank 0 decides, under the lock
+            files.work_dir(work)
+            atomic_json(work / f"plan-{rank}.json", plan)
+            _scan(engine, ds, plan, work, rank, world, bs, num_workers, control,
+                  sys.stderr.isatty() if progress is None else progress)
+            D.barrier(world)
+            _merge(plan, work, final, rank, world)
+            D.barrier(world)
+            shutil.rmtree(work, ignore_errors=True)
     return ActivationIndex(final, source=ds) if rank == 0 or final.exists() else None
 
 
@@ -167,11 +174,44 @@ def _chunk_file(work: Path, j: int) -> Path:
     return work / f"chunk-{j:06d}.npz"
 
 
+def _rows(plan, j: int) -> int:
+    return min(plan["chunk"], plan["n"] - j * plan["chunk"])
+
+
+def _load(plan, work: Path, j: int) -> dict[str, np.ndarray] | None:
+    """Chunk ``j`` (None when missing); a damaged one (unreadable, or other than its rows) is
+    deleted and raises :class:`CacheCorrupt`."""
+    path = _chunk_file(work, j)
+    try:
+        part = load_chunk(path)
+        if len(part.get("labels", ())) == _rows(plan, j):
+            return part
+        why = "it holds other rows"
+    except FileNotFoundError:
+        return None
+    except Exception as exc:                  # BadZipFile, a truncated member, not a file...
+        why = f"{type(exc).__name__}: {exc}"
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    raise CacheCorrupt(f"chunk {j} of the build in {work} was damaged ({why}); it was deleted "
+                       f"and the next build scans it again")
+
+
+def _saved(plan, work: Path, j: int) -> bool:
+    """Whether chunk ``j`` is saved and readable (a damaged one is deleted, to be rescanned)."""
+    try:
+        return _load(plan, work, j) is not None
+    except CacheCorrupt:
+        return False
+
+
 def _scan(engine, ds, plan, work, rank, world, bs, num_workers, control, progress) -> None:
     n, chunk = plan["n"], plan["chunk"]
     mine = range(rank, math.ceil(n / chunk), world)
     total = sum(min(chunk, n - j * chunk) for j in mine)
-    pending = [j for j in mine if not _chunk_file(work, j).exists()]
+    pending = [j for j in mine if not _saved(plan, work, j)]
     done = total - sum(min(chunk, n - j * chunk) for j in pending)
     batches = [list(range(s, min(s + bs, (j + 1) * chunk, n)))
                for j in pending for s in range(j * chunk, min((j + 1) * chunk, n), bs)]
@@ -204,13 +244,27 @@ def _tqdm(total, done, on):
 
 
 def _merge(plan, work, final, rank, world) -> None:
-    """Fold the chunks in dataset order into the final arrays (rank 0 writes them)."""
-    n, chunk, m = plan["n"], plan["chunk"], math.ceil(plan["n"] / plan["chunk"])
+    """Fold the chunks in dataset order into the final arrays (rank 0 writes them; its
+    temporary directory goes away on any error)."""
     writer = Writer(final) if rank == 0 else None
+    try:
+        _fold(plan, work, writer, rank, world)
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+
+
+def _fold(plan, work, writer, rank, world) -> None:
+    n, chunk, m = plan["n"], plan["chunk"], math.ceil(plan["n"] / plan["chunk"])
     acc = None
     for t in range(0, m, world):
         j = t + rank
-        got = D.gather(load_chunk(_chunk_file(work, j)) if j < m else None, world)
+        part = _load(plan, work, j) if j < m else None
+        if j < m and part is None:
+            raise CacheCorrupt(f"chunk {j} of the build in {work} vanished before the merge; "
+                               f"build again to scan it")
+        got = D.gather(part, world)
         if writer is None:
             continue
         for jj, part in enumerate(got, start=t):

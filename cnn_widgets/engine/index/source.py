@@ -54,10 +54,7 @@ def as_source(engine, data):
                                   "folder of images or a map-style dataset")
         return Rows(engine.dataset), "engine dataset"
     if isinstance(data, (str, Path)):
-        from torchvision.datasets import ImageFolder
-        if not Path(data).is_dir():
-            raise InvalidArgument(f"data={str(data)!r} is not a directory of class folders")
-        ds = ImageFolder(str(data), transform=engine_transform(engine))
+        ds = image_folder(Path(data).expanduser(), engine_transform(engine))
         return ds, f"ImageFolder {ds.transform!r}"
     if torch.is_tensor(data) or isinstance(data, np.ndarray):
         images = as_images(data, engine.input_shape, stack=True).cpu()
@@ -72,6 +69,29 @@ def as_source(engine, data):
         return data, f"{type(data).__name__} {transform}"
     raise InvalidType(f"data must be None, (images, labels), images, a folder path or a "
                       f"map-style dataset of (image, label); got {type(data).__name__}")
+
+
+def image_folder(root: Path, transform):
+    """torchvision's ``ImageFolder`` of ``root``; an empty folder, or an image that does not
+    open, is an :class:`InvalidArgument` naming it."""
+    from torchvision.datasets import ImageFolder
+    if not root.is_dir():
+        raise InvalidArgument(f"data={str(root)!r} is not a directory of class folders")
+    try:
+        return ImageFolder(str(root), transform=transform, loader=_load_image)
+    except FileNotFoundError as exc:         # no class folder, or no image in any
+        raise InvalidArgument(f"data={str(root)!r} holds no images ({exc}); expected one "
+                              f"folder per class, each holding image files") from None
+
+
+def _load_image(path: str):
+    """ImageFolder's own loader; a file it cannot read is named."""
+    from torchvision.datasets.folder import default_loader
+    try:
+        return default_loader(path)
+    except Exception as exc:                # PIL: not an image, truncated, too large...
+        raise InvalidArgument(f"the image {path} cannot be read ({type(exc).__name__}: {exc}); "
+                              f"expected an image file: fix or remove it") from None
 
 
 def _h(*parts) -> hashlib.blake2b:
