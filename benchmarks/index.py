@@ -248,8 +248,8 @@ on the CPU in CPU time with one thread (the machine is shared), on CUDA in wall 
     from torchvision.models import resnet18, resnet50
 
     from cnn_widgets.engine.core.change import PROBE_SHARE, signature
+    from cnn_widgets.engine.core.stamp import weights_stamp
     from cnn_widgets.engine.index.source import weights_hash
-    from cnn_widgets.engine.index.stamp import weights_stamp
 
     clock = time.perf_counter if device == "cuda" else time.process_time   # CPU: one thread
 

@@ -15,8 +15,8 @@ from cnn_widgets import Engine
 from cnn_widgets import objectives as O
 from cnn_widgets.engine import InputShapeError, InvalidArgument, LayerNotFound, ModelOutputError
 from cnn_widgets.engine.core import change
+from cnn_widgets.engine.core.stamp import CHUNK, device_sums, weights_stamp
 from cnn_widgets.engine.index import distributed as D
-from cnn_widgets.engine.index.stamp import CHUNK, device_sums, weights_stamp
 from cnn_widgets.testing import TINY_SHAPE, UntraceableNet, random_images, tiny_lenet, untouched
 
 
@@ -284,3 +284,38 @@ def test_a_compiled_model_is_analysed_through_its_module():
     et = engine.etalons(random_images(2))
     assert et.exact and engine.graph is not None and engine.model is model
     np.testing.assert_allclose(affine(et), logits(model, et.x), rtol=1e-4, atol=1e-4)
+
+
+def test_an_engine_on_a_copy_follows_edits_of_the_users_model():
+    """A float64 model (or one on another device) is analysed as a float32 copy: an edit of
+    the user's model, through ``.data`` too, reaches the copy at the next call."""
+    model = tiny_lenet(1).double()
+    x = random_images(3, TINY_SHAPE, seed=5)
+    with pytest.warns(UserWarning, match="float32 copy"):
+        engine = engine_on(model)
+    assert engine.model is not model
+
+    def expected():
+        with torch.no_grad():
+            return model.eval()(x.double()).float().numpy()
+    np.testing.assert_allclose(engine.predict(x), expected(), rtol=1e-5, atol=1e-6)
+    for p in model.parameters():
+        p.data.mul_(-1)                                      # no version counter moves
+    with pytest.warns(UserWarning, match="float32 copy"):
+        got = engine.predict(x)
+    np.testing.assert_allclose(got, expected(), rtol=1e-5, atol=1e-6)
+    model.fc2 = nn.Linear(16, 5).double()                    # a replaced submodule
+    with pytest.warns(UserWarning, match="float32 copy"):
+        et = engine.etalons(x[:1])
+    np.testing.assert_allclose(et.out, expected()[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_images_edited_through_data_never_use_the_old_index(tmp_path):
+    engine = engine_on(tiny_lenet(1))
+    target = O.channel("conv2", 3)
+    index = engine.index(layers=["conv2"], path=tmp_path, chunk_size=16, k=6, progress=False)
+    assert engine.top_images(target, k=3).source == str(index.path)
+    best = int(engine.top_images(target, k=1).indices[0])
+    engine.dataset.images.data[best] = 0.0                   # no version counter moves
+    top = engine.top_images(target, k=3)
+    assert top.source == "scan" and best not in top.indices[:1]

@@ -85,8 +85,8 @@ def working_model(model: nn.Module, device: torch.device) -> nn.Module:
         return model
     if dtypes:
         warnings.warn(f"the model's weights are {', '.join(dtypes)}; the engine works on a float32 "
-                      f"copy of the model (yours is not changed; later changes to it are not "
-                      f"seen by this engine)", stacklevel=4)
+                      f"copy of the model (yours is not changed; the copy follows your later "
+                      f"edits)", stacklevel=4)
     with model_lock(model):        # no borrow in progress: no foreign hooks or modes copied
         work = copy.deepcopy(model)
     return work.to(device=device, dtype=torch.float32) if dtypes else work.to(device)

@@ -14,6 +14,7 @@ from ..core.data import ImageSet, as_images
 from ..core.errors import InvalidArgument
 from ..core.results import RegionCount
 from ..core.selection import default_layer_for
+from ..core.stamp import tensors_stamp
 from ..etalons.regions import gate_names
 from ..probing.activation_stats import ActivationStats
 from ..probing.activation_stats import default_layers as rectified_layers
@@ -61,7 +62,7 @@ def _prep(engine) -> str:
 
 def _dataset_hash(engine) -> str:
     ds = engine.dataset
-    stamp = (id(ds), ds.images._version, ds.labels._version)
+    stamp = (id(ds), tensors_stamp(ds.images, ds.labels))       # .data edits bump no version
     cached = engine.__dict__.get("_index_data")
     if cached is None or cached[0] != stamp:
         cached = engine._index_data = (stamp, data_hash(Rows(ds)))

@@ -14,7 +14,7 @@ import torch.fx
 from ..core.change import plain_attributes
 from ..core.data import ImageSet, as_image_set, as_images
 from ..core.errors import InvalidArgument, InvalidType
-from .stamp import weights_stamp
+from ..core.stamp import weights_stamp
 
 SAMPLE = 16        # images hashed for the data fingerprint, evenly spaced
 
@@ -154,11 +154,15 @@ def _graph_text(fx) -> str:
 
 
 def data_hash(ds) -> str:
-    """blake2b of the length, every label when the dataset lists them, and ``SAMPLE`` evenly
-    spaced (image, label) items."""
+    """blake2b of the length, every label when the dataset lists them, and every image of a
+    dataset held in memory (an engine's), else ``SAMPLE`` evenly spaced (image, label) items."""
     n = len(ds)
     h = _h(n)
-    labels = ds.set.labels if isinstance(ds, Rows) else getattr(ds, "targets", None)
+    if isinstance(ds, Rows):                 # in memory: all of it, a change anywhere counts
+        for t in (ds.set.images, ds.set.labels):
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return h.hexdigest()
+    labels = getattr(ds, "targets", None)
     if labels is not None:                   # every label when they are at hand
         h.update(np.asarray(labels, dtype=np.int64).tobytes())
     for i in np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).astype(np.int64)):

@@ -1,4 +1,5 @@
-"""The content identity of a model's weights, cheap enough to take at every index read.
+"""The content identity of a model's weights (and of any tensors), cheap enough to take at
+every index read, and at every call of an engine that works on a copy of the user's model.
 
 An edit through ``.data`` (``p.data.mul_(-1)``) bumps no version counter, so only the bytes
 tell. CPU tensors: CRC-32 of each tensor's bytes (zlib, no copy; a changed tensor goes unseen
@@ -29,6 +30,11 @@ def weights_stamp(model: torch.nn.Module) -> tuple:
         if t.device.type != "cpu":
             by_device.setdefault(t.device, []).append(t)
     return layout, on_cpu, tuple(device_sums(ts) for ts in by_device.values())
+
+
+def tensors_stamp(*tensors: torch.Tensor) -> tuple:
+    """Equal stamps: the same tensors with the same bytes (a dataset's images and labels)."""
+    return tuple((id(t), t.dtype, t.shape, zlib.crc32(_bytes(t.cpu()).numpy())) for t in tensors)
 
 
 def _bytes(t: torch.Tensor) -> torch.Tensor:
