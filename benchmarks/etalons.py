@@ -152,7 +152,8 @@ def stroke_part(engine, repeat):
     for i in range(repeat * 10):
         y = 40 + (i % 15) * 10
         start = time.perf_counter()
-        grid.pad_canvas._handle_frontend_event(None, {"event": "mouse_move" if i % 15 else
+        grid.controls.drawing_pad.canvas._handle_frontend_event(
+            None, {"event": "mouse_move" if i % 15 else
                                                       "mouse_down", "x": 110, "y": y}, [])
         grid.wait(10)
         times.append(time.perf_counter() - start)

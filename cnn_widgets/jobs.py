@@ -8,9 +8,14 @@ the model back between its steps or chunks.
 
 Every callback a job makes (progress, partial, result, stopped, error) goes through
 :meth:`Job._emit`, under the runner's one lock, and is dropped once the job has been
-superseded, so an old request never paints over a newer one. Callbacks run on a worker
-thread; widgets may write their traits from there (measured live in JupyterLab with
-ipykernel 7: ``shared/recipes/long-jobs.md``). Pure threading: no widget import.
+superseded, so an old request never paints over a newer one. Progress and partial results
+(``control.partial(value)`` of a capability) are throttled alike: at most one every
+:data:`PROGRESS_INTERVAL_S`; of partials the latest is kept and delivered at the job's next
+report or check once the interval is over, and always before its result (or its stop). So a
+partial value must be the whole picture so far (every row done, not just the new one).
+Callbacks run on a worker thread; widgets may write their traits from there (measured live
+in JupyterLab with ipykernel 7: ``shared/recipes/long-jobs.md``). Pure threading: no widget
+import.
 
 Lifetime: a runner holds no reference to its engine. Its threads end when the engine is
 closed (``engine.close()`` or leaving ``with Engine(...)``), when it is garbage-collected,
@@ -30,9 +35,10 @@ from typing import Any
 from .engine.core.control import Control
 from .engine.core.errors import Cancelled, CnnWidgetsError, InvalidArgument
 
-PROGRESS_INTERVAL_S = 0.05     # at most ~20 progress callbacks a second, plus the final one
+PROGRESS_INTERVAL_S = 0.05     # at most ~20 progress (and partial) callbacks a second, plus the final one
 LANES = ("long", "interactive")
 _IDLE_POLL_S = 1.0             # an idle worker rechecks the closed flag this often
+_NOTHING = object()            # no partial value pending
 
 
 class RunnerClosed(CnnWidgetsError, RuntimeError):
@@ -57,6 +63,8 @@ class Job:
         self._superseded = False
         self._finished = threading.Event()
         self._last_report = 0.0
+        self._last_partial = 0.0
+        self._pending = _NOTHING       # the latest partial value not yet delivered
 
     def stop(self) -> None:
         """Ask the job to stop at its next check; it reports ``on_stopped``."""
@@ -81,6 +89,25 @@ class Job:
             self._last_report = now
             self._emit(self.on_progress, done, total, message)
 
+    def _partial(self, value: Any) -> None:
+        """``control.partial(value)``: kept as the latest, delivered if the interval is over."""
+        self._pending = value
+        self._flush_partial()
+
+    def _flush_partial(self, force: bool = False) -> None:
+        """Deliver the pending partial if there is one and the interval is over (or ``force``)."""
+        if self._pending is _NOTHING:
+            return
+        now = time.monotonic()
+        if force or now - self._last_partial >= PROGRESS_INTERVAL_S:
+            value, self._pending, self._last_partial = self._pending, _NOTHING, now
+            self._emit(self.on_partial, value)
+
+    def _should_stop(self) -> bool:
+        """Polled by every ``control.step``/``check``: a due partial goes out here too."""
+        self._flush_partial()
+        return self._stop.is_set() or self._superseded
+
     def _run(self) -> None:
         if self._stop.is_set() or self._superseded:
             self._end("superseded" if self._superseded else "stopped", self.on_stopped)
@@ -88,11 +115,11 @@ class Job:
         self.state = "running"
         start = time.perf_counter()
         try:
-            control = Control(lambda: self._stop.is_set() or self._superseded, self._report,
-                              lambda value: self._emit(self.on_partial, value))
+            control = Control(self._should_stop, self._report, self._partial)
             self.result = self.fn(control)
         except Cancelled:
             self.seconds = time.perf_counter() - start
+            self._flush_partial(force=True)       # what was done before the stop is shown
             self._end("superseded" if self._superseded else "stopped", self.on_stopped)
         except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt/SystemExit raised by a
             # job's own code must not kill the worker (signals never reach this thread)
@@ -100,6 +127,7 @@ class Job:
             self._end("error", self.on_error, exc, traceback.format_exc())
         else:
             self.seconds = time.perf_counter() - start
+            self._flush_partial(force=True)       # the last partial always precedes the result
             self._end("done", self.on_result, self.result)
 
     def _end(self, state, callback, *args):
@@ -120,6 +148,7 @@ class Job:
             # drop the work and the callbacks: they hold the widget, hence the engine
             self.fn = self.on_progress = self.on_result = self.on_partial = None
             self.on_stopped = self.on_error = None
+            self._pending = _NOTHING
             self._finished.set()
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import cnn_widgets
 from cnn_widgets import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,3 +151,77 @@ def test_modules_stay_small():
     big = sorted(f"{p.relative_to(ROOT)}: {n}" for p in PKG.rglob("*.py")
                  if (n := len(p.read_text().splitlines())) > MAX_LINES)
     assert not big, big
+
+
+# -- the widget contract (CONTRIBUTING.md, "Jobs and widgets") -----------------------------------
+WIDGETS = PKG / "widgets"
+PARTS = ("__init__.py", "controls.py", "paint.py", "geometry.py")
+WIDGET_LIBRARIES = ("ipywidgets", "ipycanvas", "bqplot", "traitlets", "IPython")
+#: widgets still in the old layout (one module, a controls module, widgets/layout/<name>.py);
+#: each leaves this set when it becomes a package like widgets/etalon_grid/
+NOT_YET_PACKAGES = {"fov_explorer", "maximizer_panel", "prediction_tree_view",
+                    "inverse_set_gallery"}
+PACKAGES = sorted(m.rpartition(".")[2] for m in cnn_widgets._LAZY.values()
+                  if m.rpartition(".")[2] not in NOT_YET_PACKAGES)
+
+
+def _external(path: Path) -> set[str]:
+    """Top-level names of the libraries ``path`` imports (its package's own modules excluded)."""
+    tree = ast.parse(path.read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
+    return {n.split(".")[0] for n in names if n and not n.startswith("cnn_widgets")}
+
+
+def _reached(mod: str) -> set[str]:
+    """``mod`` and every module of the package it imports, directly or not."""
+    seen, stack = set(), [mod]
+    while stack:
+        m = stack.pop()
+        if m not in seen:
+            seen.add(m)
+            stack.extend(GRAPH.get(m, ()))
+    return seen
+
+
+def test_the_list_of_widgets_still_to_convert_is_current():
+    names = {m.rpartition(".")[2] for m in cnn_widgets._LAZY.values()}
+    assert NOT_YET_PACKAGES <= names and PACKAGES
+    assert not [n for n in NOT_YET_PACKAGES if (WIDGETS / n).is_dir()], "converted: drop it"
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_a_widget_is_a_package_of_four_modules(name):
+    assert sorted(p.name for p in (WIDGETS / name).glob("*.py")) == sorted(PARTS)
+    left = [p for p in (WIDGETS / f"{name}.py", WIDGETS / f"{name}_controls.py",
+                        WIDGETS / "layout" / f"{name}.py") if p.exists()]
+    assert not left, left
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+@pytest.mark.parametrize("part", ("paint", "geometry"))
+def test_paint_and_geometry_import_no_widget_library(name, part):
+    mods = _reached(f"cnn_widgets.widgets.{name}.{part}")
+    bad = sorted(f"{m} imports {lib}" for m in mods for lib in _external(MODULES[m])
+                 if lib in WIDGET_LIBRARIES)
+    assert not bad and f"cnn_widgets.widgets.{name}" not in mods, bad
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_controls_assign_nothing_onto_the_widget(name):
+    tree = ast.parse((WIDGETS / name / "controls.py").read_text())
+    targets = [t for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AugAssign))
+               for t in (n.targets if isinstance(n, ast.Assign) else [n.target])]
+    assert not [ast.unparse(t) for t in targets if isinstance(t, ast.Attribute)]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_one_observer_named_on_state_and_one_way_to_sync_controls(name):
+    source = (WIDGETS / name / "__init__.py").read_text()
+    tree = ast.parse(source)
+    observers = [f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                 for d in f.decorator_list if "observe" in ast.unparse(d)]
+    assert observers == ["_on_state"]
+    for idiom in ("_syncing", "W.link(", "jslink(", "dlink(", "control.partial(",
+                  "on_samples", "nonlocal"):
+        assert idiom not in source, idiom

@@ -187,3 +187,60 @@ def test_leaving_with_engine_ends_its_threads():
     assert fresh is not runner and fresh.submit(slow(1)).wait(5)
     engine.close()
     assert fresh.threads == []
+
+
+def test_partials_are_throttled_keeping_the_latest_and_the_last_precedes_the_result(runner):
+    from cnn_widgets.jobs import PROGRESS_INTERVAL_S
+    seen, span = [], {}
+
+    def many(control):
+        start = time.monotonic()
+        for i in range(2000):
+            control.partial(i)
+        span["s"] = time.monotonic() - start
+        return "done"
+    job = runner.submit(many, on_partial=lambda v: seen.append(v),
+                        on_result=lambda r: seen.append(r))
+    assert job.wait(5)
+    assert seen[-2:] == [1999, "done"]                           # the last one, then the result
+    assert seen[:-1] == sorted(seen[:-1])                        # in order, none twice
+    assert len(seen) - 1 <= 2 + span["s"] / PROGRESS_INTERVAL_S  # at most one per interval
+
+
+def test_a_pending_partial_goes_out_at_the_next_check_without_waiting_for_a_newer_one(runner):
+    seen, arrived = [], threading.Event()
+
+    def pause_after_two(control):
+        control.partial("first")
+        control.partial("second")          # within the interval: kept, not sent yet
+        for _ in range(500):               # long work, checking for Stop between its steps
+            control.check()
+            if arrived.wait(0.01):
+                return "done"
+        return "second never came while the job ran"
+
+    def got(value):
+        seen.append(value)
+        if value == "second":
+            arrived.set()
+    job = runner.submit(pause_after_two, on_partial=got, on_result=seen.append)
+    assert job.wait(5) and job.state == "done"
+    assert seen == ["first", "second", "done"]                   # "second" came while it ran
+
+
+def test_the_rows_done_before_a_stop_are_delivered_before_on_stopped(runner):
+    seen, started, stopped = [], threading.Event(), threading.Event()
+
+    def stopped_after_partials(control):
+        control.partial(1)
+        control.partial(2)
+        started.set()
+        assert stopped.wait(5)
+        control.check()
+    job = runner.submit(stopped_after_partials, on_partial=seen.append,
+                        on_stopped=lambda: seen.append("stopped"))
+    assert started.wait(5)
+    job.stop()
+    stopped.set()
+    assert job.wait(5) and job.state == "stopped"
+    assert seen == [1, 2, "stopped"]

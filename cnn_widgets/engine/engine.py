@@ -58,11 +58,14 @@ class Engine(ModelHost):
 
     # -- etalons paper: engine/etalons/ ----------------------------------------------------
     def etalons(self, x, layer: str | None = None, units=None, method: str = "fast",
-                control: Control = NO_CONTROL, one_hot_batch: int | None = None) -> Etalons:
+                control: Control = NO_CONTROL, one_hot_batch: int | None = None,
+                top_k: int | None = None) -> Etalons:
         """Exact per-input affine maps f_p(x) = <W_p, x> + b_p of ``units`` of ``layer``
-        (default: the logits) at every image of ``x``; method "fast" (autograd) or "paper"
-        (Algorithm 1, ``one_hot_batch`` coordinate images at once)."""
-        return etalons(self, x, layer, units, method, control, one_hot_batch)
+        (default: the logits) at every image of ``x``, or of each image's own ``top_k``
+        highest units (its top-k classes); method "fast" (autograd; the rows done so far go
+        to ``control.partial``) or "paper" (Algorithm 1, ``one_hot_batch`` coordinate images
+        at once)."""
+        return etalons(self, x, layer, units, method, control, one_hot_batch, top_k)
 
     def activation_pattern(self, x, layers: Layers = None) -> np.ndarray:
         """(N, K) int64 codes of every ReLU's on/off state and every max-pool's choice."""

@@ -1,28 +1,31 @@
 """What every widget shares: a status bar (progress, status line, Stop, Save, error box), the
 job runner of its engine, requests (a result is shown only while the state it answers is still
-the widget's), closing every widget inside, one lock for all canvas drawing, and what it shows
-as a picture (:meth:`JobWidget.snapshot`, kept in the widget state and beside the view:
-``pictures.py``)."""
+the widget's), the one link of a trait with its control, painting a paint module's sheets (kept
+as what each canvas shows, ``pictures.py``), closing every widget inside, one drawing lock."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import sys
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, ClassVar
 
 import ipywidgets as W
 import numpy as np
+import traitlets as T
 from ipycanvas import Canvas, hold_canvas
 
 from ..engine.core.errors import InvalidArgument
 from ..jobs import Job, JobRunner, runner_for
 from . import pictures
+from .requests import Request, frozen
+from .sheets import Sheet
 from .snapshot import Snapshots
+from .validate import ENGINE_ERRORS
 
 # ipycanvas routes every canvas through one shared manager that remembers the current canvas,
 # so two threads drawing on two canvases could interleave; all drawing holds this lock.
@@ -108,41 +111,6 @@ def _truncate(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
-@dataclass(frozen=True)
-class Request:
-    """What a job answers: its key and the values of the state it reads (the attributes
-    :attr:`JobWidget.REQUESTS` names for that key), taken when it was asked."""
-    key: str
-    state: tuple
-
-
-class _Same:
-    """A request part without a value equality (an array, a result object): equal only to
-    itself."""
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __eq__(self, other):
-        return isinstance(other, _Same) and other.value is self.value
-
-    def __hash__(self):
-        return id(self.value)
-
-
-def frozen(value) -> Hashable:
-    """``value`` as a request part: lists and tuples as tuples, anything unhashable (an array,
-    a result holding arrays) by identity."""
-    if isinstance(value, (list, tuple)):
-        return tuple(frozen(v) for v in value)
-    try:
-        hash(value)
-    except TypeError:
-        return _Same(value)
-    return value
-
-
 class JobWidget(Snapshots, W.VBox):
     """A VBox with a status bar, wired to the engine's job runner.
 
@@ -176,22 +144,17 @@ class JobWidget(Snapshots, W.VBox):
         self.status = W.Label("ready")
         self.stop_button = W.Button(description="Stop", icon="stop", disabled=True,
                                     layout=W.Layout(width="80px"))
-        self.save_button = W.Button(description="Save", icon="save",
-                                    tooltip="Save what this view shows as a PNG file "
-                                            "(in the kernel's working folder)",
-                                    layout=W.Layout(width="80px"))
+        self.save_button = self._save_button()       # snapshot.py
         self.error = W.HTML("")
         for w, cls in ((self.progress, "cnnw-progress"), (self.status, "cnnw-status"),
-                       (self.stop_button, "cnnw-stop"), (self.save_button, "cnnw-save"),
-                       (self.error, "cnnw-error")):
+                       (self.stop_button, "cnnw-stop"), (self.error, "cnnw-error")):
             w.add_class(cls)
         self.stop_button.on_click(lambda _b: self.stop())
-        self.save_button.on_click(lambda _b: self._save_clicked())
         self.status_bar = W.HBox([self.progress, self.stop_button, self.save_button, self.status])
         self._keys: set = set()        # every job key this widget used (runner keys)
         self._long_keys: set = set()   # those of jobs that drive the progress bar and Stop
         self._jobs: dict = {}          # runner key -> the latest job (closing drops them)
-        self._displays: list = []      # IPython display handles of this widget's outputs
+        self._shown: dict = {}         # canvas -> the Sheet (or hint) it shows (`paint`)
 
     @property
     def runner(self) -> JobRunner:
@@ -230,6 +193,69 @@ class JobWidget(Snapshots, W.VBox):
         job = self.job(key)
         return (job is not None and job.state in ("pending", "running")
                 and self.answers(job.request))
+
+    # -- controls ----------------------------------------------------------------------------
+    def link(self, name: str, control: W.ValueWidget, *, show: Callable[[Any], Any] | None = None,
+             take: Callable[[Any], Any] | None = None) -> None:
+        """The one way a control follows a trait: ``control.value`` shows trait ``name`` (set
+        from code or by another control, it follows), and a change the user makes to the
+        control sets the trait, which validates it. ``show``: trait value -> control value;
+        ``take``: control value -> trait value (it may raise on a typo); both default to the
+        value itself. A value refused (by ``take`` or the trait) is shown in the error box and
+        stays in the control for the user to fix; the trait keeps its value."""
+        show = show or (lambda value: value)
+        take = take or (lambda value: value)
+        echo = threading.local()          # set while the trait is being shown on the control
+
+        def to_control(_change=None):
+            value = show(getattr(self, name))
+            if control.value != value:
+                echo.on = True
+                try:
+                    control.value = value
+                finally:
+                    echo.on = False
+
+        def to_trait(change):
+            if getattr(echo, "on", False):
+                return
+            try:
+                setattr(self, name, take(change["new"]))
+            except (T.TraitError, *ENGINE_ERRORS) as exc:
+                self.show_error(exc)      # a typo is shown, never raised into the void
+                return
+            self.show_error(None)
+
+        self.observe(to_control, names=name)
+        control.observe(to_trait, names="value")
+        to_control()
+
+    # -- canvases ----------------------------------------------------------------------------
+    def paint(self, canvas: Canvas, sheet: Sheet | str) -> None:
+        """Show ``sheet`` on ``canvas`` (sized to it): a paint module's :class:`Sheet` (RGBA
+        and its captions), or a hint text on an empty canvas. Kept as what the canvas shows
+        (:meth:`_sheets`) and painted again for every new front end."""
+        if canvas not in self._shown:
+            redraw_on_reconnect(canvas, lambda: self._paint_now(canvas, self._shown[canvas]))
+        self._shown[canvas] = sheet
+        self._paint_now(canvas, sheet)
+
+    @staticmethod
+    def _paint_now(canvas: Canvas, sheet: Sheet | str) -> None:
+        if isinstance(sheet, str):
+            placeholder(canvas, sheet)
+            return
+        with drawing():
+            paint_sheet(canvas, sheet.rgba, font=sheet.font)
+            for c in sheet.captions:
+                canvas.fill_text(c.text, c.x, c.y)
+        pictures.keep(canvas, pictures.with_captions(sheet.rgba, sheet.captions, sheet.font))
+
+    def _sheets(self) -> dict[Canvas, Sheet]:
+        """What each canvas shows now, as the widget's paint module made it: canvas -> its
+        :class:`Sheet` (RGBA and captions; canvases showing a hint are left out). The pictures
+        of :meth:`snapshot` come from here."""
+        return {c: s for c, s in self._shown.items() if isinstance(s, Sheet)}
 
     # -- jobs --------------------------------------------------------------------------------
     def run_job(self, key: str, fn: Callable, on_result: Callable[[Any], None], *,
@@ -352,8 +378,6 @@ class JobWidget(Snapshots, W.VBox):
                 manager = getattr(w, "_canvas_manager", None)
                 if manager is not None and manager._current_canvas in inside:
                     manager._current_canvas = None    # the shared manager remembers the last one
-                if isinstance(w, pictures.Layer):
-                    pictures.drop(w)
                 w.close()
         super().close()
 
@@ -382,9 +406,12 @@ def _descendants(root: W.Widget, attributes: list = ()) -> list[W.Widget]:
 
 
 def _widgets_in(value) -> list[W.Widget]:
-    """The widgets in a trait value (a widget, or lists, tuples and dicts of them)."""
+    """The widgets in a trait value (a widget, or lists, tuples and dicts of them) or in a
+    frozen controls record (a dataclass of them)."""
     if isinstance(value, W.Widget):
         return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
     if isinstance(value, dict):
         value = list(value.values())
     if isinstance(value, (list, tuple)):

@@ -79,6 +79,16 @@ def upscale(img: np.ndarray, k: int) -> np.ndarray:
     return img if k == 1 else img.repeat(k, 0).repeat(k, 1)
 
 
+def shrink(a: np.ndarray, d: int) -> np.ndarray:
+    """Means of d x d blocks over the first two axes of ``a`` (a remainder of fewer than d
+    rows or columns dropped); uint8 stays uint8. d = 1: ``a`` itself."""
+    if d == 1:
+        return a
+    h, w = a.shape[0] // d * d, a.shape[1] // d * d
+    m = a[:h, :w].reshape(h // d, d, w // d, d, *a.shape[2:]).mean(axis=(1, 3))
+    return np.rint(m).astype(np.uint8) if a.dtype == np.uint8 else m
+
+
 def tile(cells: Sequence[Sequence[np.ndarray]], cell: tuple[int, int], gap: tuple[int, int],
          origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, list[list[tuple[int, int]]]]:
     """Place equally sized RGBA cells on a white sheet.

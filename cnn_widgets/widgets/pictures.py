@@ -5,12 +5,14 @@ runs. So every canvas (:class:`Surface`) keeps the last pixels put on each of it
 :data:`DELAY` s after they last changed, stores them as PNG in the layer's ``image_data``
 (widget state, drawn by ipycanvas when its model is created: nbconvert's HTML, nbviewer, a
 reopened notebook). :func:`compose` lays a widget's canvases out as one RGBA picture (its
-snapshot). Only pixels put with ``put_image_data`` are kept; text and vector drawing are not.
-A cleared layer stores an empty picture.
+snapshot). Kept: pixels put with ``put_image_data``, and a paint module's sheet with its
+captions (:func:`keep`); not kept: other text and vector drawing. A cleared layer stores an
+empty picture.
 """
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 import weakref
@@ -40,6 +42,10 @@ class Layer(Canvas):
     def clear(self):
         super().clear()
         _STORE.set(self, None)
+
+    def close(self):
+        _STORE.drop(self)             # closed: nothing more is stored for it
+        super().close()
 
 
 class Surface(MultiCanvas):
@@ -113,6 +119,32 @@ def compose(widget: W.Widget) -> np.ndarray | None:
     return out
 
 
+def keep(canvas, rgba: np.ndarray) -> None:
+    """Keep ``rgba`` (a sheet with its captions written in: :func:`with_captions`) as what the
+    first layer of ``canvas`` shows, in place of the pixels put on it."""
+    layer = canvas._canvases[0] if isinstance(canvas, MultiCanvas) else canvas
+    out = np.zeros((layer.height, layer.width, 4), np.uint8)
+    _over(out, rgba, 0, 0)
+    _STORE.set(layer, out)
+
+
+def with_captions(rgba: np.ndarray, captions, font: str) -> np.ndarray:
+    """``rgba`` with each caption (``.text`` at ``.x, .y`` canvas px, the baseline's left end,
+    as a canvas's ``fill_text`` writes it) in dark grey, in Pillow's font at the size of the
+    CSS ``font`` ("11px sans-serif")."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not captions:
+        return rgba
+    size = re.search(r"(\d+(?:\.\d+)?)px", font)
+    face = ImageFont.load_default(size=float(size.group(1)) if size else 11.0)
+    img = Image.fromarray(np.ascontiguousarray(rgba))
+    draw = ImageDraw.Draw(img)
+    for c in captions:
+        draw.text((c.x, c.y), c.text, fill=(34, 34, 34, 255), font=face, anchor="ls")
+    return np.asarray(img)
+
+
 def painted(widget: W.Widget) -> bool:
     """Whether any canvas inside ``widget`` (hidden or not) holds pixels."""
     if isinstance(widget, MultiCanvas):
@@ -134,12 +166,6 @@ def png(rgba: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba)).save(buf, "PNG", compress_level=6)
     return buf.getvalue()
-
-
-def drop(canvas) -> None:
-    """Forget the pixels of a closed :class:`Surface` or :class:`Layer`."""
-    for layer in (canvas._canvases if isinstance(canvas, MultiCanvas) else [canvas]):
-        _STORE.drop(layer)
 
 
 def store_now() -> None:

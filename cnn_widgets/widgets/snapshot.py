@@ -8,6 +8,7 @@ import os
 import weakref
 from pathlib import Path
 
+import ipywidgets as W
 import numpy as np
 
 from ..engine.core.errors import InvalidType
@@ -17,7 +18,14 @@ from . import pictures
 class Snapshots:
     """For :class:`~._base.JobWidget`: what the widget shows, as a picture."""
 
-    _displays: list   # IPython display handles of this widget's outputs
+    def _save_button(self) -> W.Button:
+        """The status bar's Save button (``cnnw-save``): :meth:`_save_clicked`."""
+        button = W.Button(description="Save", icon="save", layout=W.Layout(width="80px"),
+                          tooltip="Save what this view shows as a PNG file (in the kernel's "
+                                  "working folder)")
+        button.add_class("cnnw-save")
+        button.on_click(lambda _b: self._save_clicked())
+        return button
 
     def snapshot(self) -> np.ndarray:
         """What the widget shows now, as an (H, W, 4) uint8 RGBA picture on white: its
@@ -60,7 +68,8 @@ class Snapshots:
         shows (at display time the jobs have only started: no picture yet)."""
         from IPython.display import display
 
-        self._displays.append(display(self._repr_mimebundle_(), raw=True, display_id=True))
+        handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
+        self._displays = [*getattr(self, "_displays", []), handle]   # this widget's outputs
         _SHOWN.add(self)
 
 
@@ -79,6 +88,6 @@ def settle(timeout: float = 600.0) -> bool:
     pictures.store_now()
     for w in widgets:
         bundle = w._bundle()
-        for handle in w._displays:
+        for handle in getattr(w, "_displays", []):
             handle.update(bundle, raw=True)
     return done

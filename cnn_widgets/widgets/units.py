@@ -1,11 +1,24 @@
 """Parse and format unit and index lists typed into text boxes (no numerics)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..engine import InvalidArgument
 
 MAX_ITEMS = 100      # rows or units one text box may ask for (a grid of more is no help)
+_TOP = re.compile(r"top\s*-?\s*(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Units chosen per row: each row's own ``k`` highest units (at the logits: its top-k
+    predicted classes), written "top k"."""
+    k: int
+
+    def __str__(self) -> str:
+        return f"top {self.k}"
 
 
 def _int(text: str, what: str) -> int:
@@ -44,12 +57,15 @@ def parse_indices(text: str, n: int | None = None, what: str = "row",
     return [i for lo, hi in spans for i in range(lo, hi + 1)]
 
 
-def parse_units(text: str, n_units: int | None = None, limit: int = MAX_ITEMS) -> list | None:
+def parse_units(text: str, n_units: int | None = None,
+                limit: int = MAX_ITEMS) -> list | TopK | None:
     """"0-9" -> flat indices (each < ``n_units`` when given); "3:14:14, 5:7:7" -> (channel, y,
-    x) tuples; "" -> None (all); at most ``limit`` units."""
+    x) tuples; "top 5" -> :class:`TopK`; "" -> None (all); at most ``limit`` units."""
     text = text.strip()
     if text in ("", "all"):
         return None
+    if (top := _TOP.fullmatch(text)) is not None:
+        return TopK(_int(top.group(1), "count of units"))
     units: list = []
     for part in (p.strip() for p in text.split(",")):
         if ":" in part:
@@ -61,8 +77,10 @@ def parse_units(text: str, n_units: int | None = None, limit: int = MAX_ITEMS) -
     return units
 
 
-def format_units(units: Sequence[tuple[int, ...]]) -> str:
-    """Inverse of :func:`parse_units` for resolved unit tuples."""
+def format_units(units: Sequence[tuple[int, ...]] | TopK) -> str:
+    """Inverse of :func:`parse_units` for resolved unit tuples (or a :class:`TopK`)."""
+    if isinstance(units, TopK):
+        return str(units)
     if all(len(u) == 1 for u in units):
         flat = [u[0] for u in units]
         if flat == list(range(flat[0], flat[0] + len(flat))) and len(flat) > 2:

@@ -48,14 +48,17 @@ RUN_FINISHED_JS = """sel => {
   const p = [...document.querySelectorAll(sel)];
   return window.__cnnwRunning.size > 0 && !p.some(e => e.textContent.trim() === '[*]:');
 }"""
+# lit: pixels not black; coloured: as COLOURED_JS (an EtalonGrid shows its inputs and grey
+# cells at once, its etalons when they are done)
 CANVAS_STATS_JS = """el => {
   const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
-  let lit = 0, h = 0;
+  let lit = 0, coloured = 0, h = 0;
   for (let i = 0; i < d.length; i += 4) {
     if (d[i + 3] > 0 && (d[i] > 32 || d[i + 1] > 32 || d[i + 2] > 32)) lit++;
+    if (d[i + 3] > 0 && Math.abs(d[i] - d[i + 2]) > 40) coloured++;
     h = (((h * 31 + d[i]) * 31 + d[i + 1]) * 31 + d[i + 2]) >>> 0;
   }
-  return {w: el.width, h: el.height, lit, hash: h};
+  return {w: el.width, h: el.height, lit, coloured, hash: h};
 }"""
 
 

@@ -25,7 +25,7 @@ def test_tour_etalon_grid(lab_server, page, artifacts):
     root.scroll_into_view_if_needed()
 
     # 1. the grid shows etalons: non-blank, coloured pixels
-    wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000")
+    wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000 && s.coloured > 10000")
     assert root.locator(".cnnw-grid").evaluate(COLOURED_JS) > 10000
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
 

@@ -18,7 +18,7 @@ def test_tour_in_notebook7(lab_server, page, artifacts):
     assert "/notebooks/" in page.url and "/lab" not in page.url   # Notebook 7, not JupyterLab
     root = page.locator(".cnnw-etalon-grid")
     root.scroll_into_view_if_needed()
-    wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000")
+    wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000 && s.coloured > 10000")
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
     detail = root.locator(".cnnw-detail-text")
     before = detail.inner_text() if detail.count() else ""

@@ -63,7 +63,7 @@ def test_etalon_grids_of_the_logits_and_of_a_conv_unit_on_a_resnet(lab_server, p
     logits, unit = page.locator(".cnnw-etalon-grid").nth(0), page.locator(".cnnw-etalon-grid").nth(1)
     for root, lit in ((logits, 100000), (unit, 20000)):
         root.scroll_into_view_if_needed()
-        wait_canvas(page, root.locator(".cnnw-grid"), f"s.lit > {lit}")
+        wait_canvas(page, root.locator(".cnnw-grid"), f"s.lit > {lit} && s.coloured > {lit // 10}")
         assert root.locator(".cnnw-grid").evaluate(COLOURED_JS) > lit // 10
         text_matches(root.locator(".cnnw-status"), r"etalons: done")
         no_errors(page, root)

@@ -57,7 +57,7 @@ def check_tour_app(page, artifacts, name):
     root = page.locator(".cnnw-etalon-grid")
     root.wait_for(timeout=180_000)             # Voilà runs the whole tour before showing it
     root.scroll_into_view_if_needed()
-    wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000")
+    wait_canvas(page, root.locator(".cnnw-grid"), "s.lit > 100000 && s.coloured > 10000")
     assert SOURCE not in page.locator("body").inner_text()                # no code shown
     assert page.locator(STDERR).count() == 0, page.locator(STDERR).all_inner_texts()
     for widget in (".cnnw-fov", ".cnnw-maximizer", ".cnnw-prediction-tree", ".cnnw-inverse-set"):

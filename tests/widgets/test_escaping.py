@@ -68,11 +68,11 @@ def etalon_grid(engine, monkeypatch):
     g.count_regions()                                       # class names in the region table
     g.wait(60)
     h, w = g.cell
-    event(g.grid_canvas, "mouse_down", 2 * (w + 6) + 5, 18 + 1 * (h + 16) + 5)   # row 1, unit 1
+    event(g.controls.grid_canvas, "mouse_down", 2 * (w + 6) + 5, 18 + 1 * (h + 16) + 5)  # row 1, unit 1
     g.wait(60)
-    yield g, g.report
-    yield g, g.detail_text
-    g.units_box.value = CLASS_NAMES[1]                      # a typo with markup
+    yield g, g.controls.report
+    yield g, g.controls.detail_text
+    g.controls.units_box.value = CLASS_NAMES[1]             # a typo with markup
     yield g, g.error
     fail_with_markup(monkeypatch, engine, "etalons")        # a job's error
     g.indices = [1, 2]

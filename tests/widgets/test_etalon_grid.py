@@ -1,4 +1,5 @@
-"""EtalonGrid state: simulated clicks and strokes, asserted on state and RGBA buffers."""
+"""EtalonGrid state: simulated clicks and strokes, asserted on state and RGBA buffers (its
+pictures themselves: test_etalon_grid_paint.py; its layout: test_etalon_grid_geometry.py)."""
 import re
 import time
 
@@ -9,6 +10,16 @@ import traitlets
 from cnn_widgets import EtalonGrid
 from cnn_widgets.testing.threads import held_elsewhere
 from cnn_widgets.widgets.etalon_grid import GAP, HEADER, Selection
+from cnn_widgets.widgets.etalon_grid.paint import PENDING
+from cnn_widgets.widgets.units import TopK
+
+
+def rows_done(g, rgba=None):
+    """How many rows of the grid picture show etalons (the others: their input, grey cells)."""
+    layout = g._layouts["grid"]
+    rgba = g.grid_rgba if rgba is None else rgba
+    return sum(not (rgba[top:top + 4, left:left + 4] == PENDING).all()
+               for top, left in (layout.corner(r, 1) for r in range(layout.rows)))
 
 
 def grid(engine, **kw):
@@ -36,51 +47,32 @@ def test_default_grid_is_one_row_per_class_with_all_logits(engine):
     np.testing.assert_allclose(res.out, engine.predict(engine.dataset.images[g.indices]), atol=1e-5)
     h, w = g.cell
     assert g.grid_rgba.shape == (HEADER + 10 * (h + GAP[0]), 11 * (w + GAP[1]), 4)
-    assert (g.grid_canvas.width, g.grid_canvas.height) == g.grid_rgba.shape[1::-1]
+    assert (g.controls.grid_canvas.width, g.controls.grid_canvas.height) == g.grid_rgba.shape[1::-1]
     scores = [c.text for c in g.captions if re.fullmatch(r"-?\d+\.\d\d", c.text)]
     assert scores == [f"{v:.2f}" for v in res.out.reshape(-1)]
 
 
-def test_cells_are_red_where_the_etalon_is_positive_and_blue_where_negative(engine):
-    g = grid(engine)
-    h, w = g.cell
-    k = g.k
-    for row, col in [(0, 0), (3, 7)]:
-        etalon = g.grid_result.W[row, col, 0]
-        top, left = HEADER + row * (h + GAP[0]), (col + 1) * (w + GAP[1])
-        cell = g.grid_rgba[top:top + h, left:left + w].astype(int)
-        strong = np.abs(etalon) > 0.5 * np.abs(etalon).max()
-        ys, xs = np.nonzero(strong)
-        for y, x in zip(ys, xs):
-            r, _, b = cell[y * k, x * k, :3]
-            assert (r > b) == (etalon[y, x] > 0), (row, col, y, x)
-        zero = np.abs(etalon) < 1e-9 * np.abs(etalon).max()
-        if zero.any():
-            y, x = np.argwhere(zero)[0]
-            assert cell[y * k, x * k, :3].min() > 240
-
-
 def test_click_shows_the_exact_decomposition(engine):
     g = grid(engine)
-    event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 3))       # column 3 = unit 2
+    event(g.controls.grid_canvas, "mouse_down", *cell_centre(g, 4, 3))       # column 3 = unit 2
     assert g.selected == Selection("grid", 4, 2)
-    nums = [float(v) for v in re.findall(r"-?\d+\.\d{4}", g.detail_text.value)]
+    nums = [float(v) for v in re.findall(r"-?\d+\.\d{4}", g.controls.detail_text.value)]
     linear, b, total, network = nums
     assert abs(linear + b - total) < 2e-4 and abs(total - network) < 2e-4
     assert abs(network - g.grid_result.out[4, 2]) < 1e-4
-    assert g.detail_rgba.shape[:2] == (g.detail_canvas.height, g.detail_canvas.width)
-    event(g.grid_canvas, "mouse_down", *cell_centre(g, 4, 0))       # the input column: no change
+    assert g.detail_rgba.shape[:2] == (g.controls.detail_canvas.height, g.controls.detail_canvas.width)
+    event(g.controls.grid_canvas, "mouse_down", *cell_centre(g, 4, 0))       # the input column: no change
     assert g.selected == Selection("grid", 4, 2)
 
 
 def test_a_stroke_on_the_pad_updates_the_pad_row(engine):
     g = grid(engine)
     before = g.pad_row_rgba.copy()
-    event(g.pad_canvas, "mouse_down", 90, 40)
+    event(g.controls.drawing_pad.canvas, "mouse_down", 90, 40)
     for y in range(40, 190, 10):
-        event(g.pad_canvas, "mouse_move", 90, y)
-    event(g.pad_canvas, "mouse_up", 90, 190)
-    event(g.pad_canvas, "mouse_move", 200, 200)                      # pen up: no ink
+        event(g.controls.drawing_pad.canvas, "mouse_move", 90, y)
+    event(g.controls.drawing_pad.canvas, "mouse_up", 90, 190)
+    event(g.controls.drawing_pad.canvas, "mouse_move", 200, 200)                      # pen up: no ink
     assert g.wait(10)
     assert g.pad[0, :, 20:].sum() == 0 and g.pad.max() > 0.9
     ink_cols = np.nonzero(g.pad[0].sum(0))[0]
@@ -94,11 +86,11 @@ def test_a_stroke_on_the_pad_updates_the_pad_row(engine):
 
 def test_changing_layer_and_units_recomputes(engine):
     g = grid(engine)
-    g.layer_box.value = "3"                                          # the second conv
+    g.controls.layer_box.value = "3"                                          # the second conv
     assert g.wait(10)
     assert g.grid_result.layer == "3" and g.units[0] == (0, 5, 5) and len(g.units) == 8
-    g.units_box.value = "2:1:1, 7:9:9"          # what Enter in the box sends
-    g.indices_box.value = "0, 1, 2"
+    g.controls.units_box.value = "2:1:1, 7:9:9"          # what Enter in the box sends
+    g.controls.indices_box.value = "0, 1, 2"
     assert g.wait(10)
     assert g.grid_result.units == ((2, 1, 1), (7, 9, 9)) and g.grid_result.W.shape[:2] == (3, 2)
 
@@ -110,17 +102,17 @@ def test_changing_layer_and_units_recomputes(engine):
 def test_bad_text_shows_an_error_and_keeps_the_picture(engine, box, text, message):
     g = grid(engine, layer="3")
     before = g.grid_result
-    getattr(g, box).value = text
+    getattr(g.controls, box).value = text
     g.wait(10)
     assert message in g.error.value and g.grid_result is before
 
 
 def test_count_regions_job_reports_the_engine_count(engine):
     g = grid(engine)
-    g.regions_button.click()
+    g.controls.regions_button.click()
     assert g.wait(30)
     expected = engine.count_regions()
-    assert g.region_count == expected and f"visit {expected.total} distinct" in g.report.value
+    assert g.region_count == expected and f"visit {expected.total} distinct" in g.controls.report.value
     assert g.progress.value == 1.0 and "done" in g.status.value and g.stop_button.disabled
 
 
@@ -130,7 +122,7 @@ def test_paper_check_agrees_and_stop_stops_it(engine):
     assert g.wait(60)
     fast, paper = g.paper_check.fast, g.paper_check.paper
     assert np.abs(fast.W - paper.W).max() <= 1e-5 * np.abs(paper.W).max()
-    assert "relative difference" in g.report.value
+    assert "relative difference" in g.controls.report.value
 
     g.indices = list(range(10))
     g.wait(10)
@@ -177,10 +169,11 @@ def test_engine_without_dataset_still_has_a_pad(engine):
 def test_a_new_front_end_gets_every_canvas_redrawn(engine, monkeypatch):
     g = grid(engine)
     g.selected = Selection("grid", 1, 1)                       # so the detail canvas has a picture too
-    manager = g.grid_canvas._canvas_manager
+    manager = g.controls.grid_canvas._canvas_manager
     sent = []
     monkeypatch.setattr(manager, "_send_custom", lambda command, buffers=None: sent.append(command))
-    for canvas in (g.grid_canvas, g.pad_canvas_row, g.pad_canvas, g.detail_canvas):
+    c = g.controls
+    for canvas in (c.grid_canvas, c.pad_row_canvas, c.drawing_pad.canvas, c.detail_canvas):
         layer = canvas[0]                              # what is drawn on (a pictures.Surface)
         manager._current_canvas = layer                # what the manager believes after drawing
         sent.clear()
@@ -204,10 +197,11 @@ def test_construction_never_waits_on_the_model_lock(engine):
     with held_elsewhere(engine):
         start = time.perf_counter()
         g = EtalonGrid(engine)
-        assert time.perf_counter() - start < 0.5 and g.grid_result is None     # a placeholder
+        assert time.perf_counter() - start < 0.5 and g.grid_result is None
+        assert rows_done(g) == 0 and g.grid_rgba.shape[0] > 10 * g.cell[0]   # the inputs at once
         start = time.perf_counter()
         g.indices = [1, 2]                       # observers only queue work too
-        g.layer_box.value = "3"
+        g.controls.layer_box.value = "3"
         assert time.perf_counter() - start < 0.5
     assert g.wait(30) and g.grid_result.W.shape[:2] == (2, 8)
 
@@ -232,7 +226,7 @@ def test_bad_trait_values_are_refused_and_the_old_value_kept(engine, trait, valu
 def test_huge_ranges_are_refused_before_they_are_expanded(engine, box, text):
     g = grid(engine)
     start = time.perf_counter()
-    getattr(g, box).value = text
+    getattr(g.controls, box).value = text
     assert time.perf_counter() - start < 1.0
     assert "out of range" in g.error.value or "at most 100" in g.error.value
     assert len(g.error.value) < 2500 and g.grid_result.W.shape[:2] == (10, 10)
@@ -245,11 +239,11 @@ def test_class_names_and_errors_are_escaped(engine):
                engine.dataset.labels), class_names=names, device="cpu")
     g = grid(e)
     g.count_regions()
-    event(g.grid_canvas, "mouse_down", *cell_centre(g, 1, 2))
+    event(g.controls.grid_canvas, "mouse_down", *cell_centre(g, 1, 2))
     assert g.wait(30)
-    for text in (g.report.value, g.detail_text.value):
+    for text in (g.controls.report.value, g.controls.detail_text.value):
         assert "<img" not in text and "&lt;img src=x onerror=alert(" in text
-    g.units_box.value = "<script>1</script>"
+    g.controls.units_box.value = "<script>1</script>"
     assert "<script>" not in g.error.value and "&lt;script&gt;" in g.error.value
 
 
@@ -274,10 +268,10 @@ def test_a_paper_check_of_rows_no_longer_shown_is_not_reported(engine, late):
     said = []
     g.status.observe(lambda change: said.append(change["new"]), names="value")
     release = late(engine, "etalons", lambda *a, **kw: kw.get("method") == "paper")
-    g.paper_button.click()
+    g.controls.paper_button.click()
     g.indices = [2, 3]
     release()
-    assert g.wait(60) and g.paper_check is None and g.report.value == ""
+    assert g.wait(60) and g.paper_check is None and g.controls.report.value == ""
     assert g.job("paper").state in ("done", "stopped") and g.grid_result.x.shape[0] == 2
     assert [s for s in said if s.startswith("paper's algorithm: ") and s.endswith(
         ": indices changed since it was asked")], said
@@ -286,12 +280,142 @@ def test_a_paper_check_of_rows_no_longer_shown_is_not_reported(engine, late):
 def test_the_enlarged_pad_etalon_follows_the_drawing(engine):
     """Issue 16: a pad cell's decomposition stayed the one of the drawing it was clicked on."""
     g = grid(engine)
-    event(g.pad_canvas_row, "mouse_down", *cell_centre(g, 0, 3))    # the pad row: unit 2
+    event(g.controls.pad_row_canvas, "mouse_down", *cell_centre(g, 0, 3))    # the pad row: unit 2
     assert g.selected == Selection("pad", 0, 2)
     before = g.detail_rgba.copy()
-    event(g.pad_canvas, "mouse_down", 90, 40)
+    event(g.controls.drawing_pad.canvas, "mouse_down", 90, 40)
     for y in range(40, 190, 10):
-        event(g.pad_canvas, "mouse_move", 90, y)
+        event(g.controls.drawing_pad.canvas, "mouse_move", 90, y)
     assert g.wait(10) and g.pad_result.x[0].max() > 0.9
-    assert f"the network gives {g.pad_result.out[0, 2]:.4f}" in g.detail_text.value
+    assert f"the network gives {g.pad_result.out[0, 2]:.4f}" in g.controls.detail_text.value
     assert not np.array_equal(before, g.detail_rgba)
+
+
+def test_rows_appear_as_their_etalons_are_done(engine):
+    """Issue 17: a row is painted when its etalons are done, not when the whole grid is."""
+    from cnn_widgets import Engine
+    e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
+               engine.dataset.labels), batch_size=2, device="cpu")
+    g = grid(e)
+    painted = []
+    real = g.paint
+    g.paint = lambda canvas, sheet: (painted.append(rows_done(g)) if canvas is
+                                     g.controls.grid_canvas else None, real(canvas, sheet))
+    g.indices = [0, 1, 2, 3, 4]
+    assert g.wait(30)
+    assert painted[0] == 0 and painted[-1] == 5 and painted == sorted(painted)
+    assert any(0 < n < 5 for n in painted), painted              # rows before the last ones
+
+
+def test_stop_keeps_the_rows_done(engine):
+    from cnn_widgets import Engine
+    e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
+               engine.dataset.labels), batch_size=1, device="cpu")
+    g = grid(e)
+    real = g._show_grid
+
+    def stop_at_the_first_rows(result):
+        real(result)
+        g.stop()
+    g._show_grid = stop_at_the_first_rows
+    g.indices = list(range(10, 20))
+    assert g.wait(30) and g.job("grid").state == "stopped"
+    assert 0 < len(g.grid_result.x) < 10 and rows_done(g) == len(g.grid_result.x)
+    assert "stopped at" in g.status.value
+
+
+def test_sheets_are_what_the_canvases_show(engine):
+    g = grid(engine)
+    g.selected = Selection("grid", 2, 3)
+    c, sheets = g.controls, g._sheets()
+    assert set(sheets) == {c.grid_canvas, c.pad_row_canvas, c.detail_canvas}
+    for canvas, rgba in ((c.grid_canvas, g.grid_rgba), (c.pad_row_canvas, g.pad_row_rgba),
+                         (c.detail_canvas, g.detail_rgba)):
+        assert sheets[canvas].rgba is rgba and (canvas.width, canvas.height) == rgba.shape[1::-1]
+    assert sheets[c.grid_canvas].captions == tuple(g.captions)
+
+
+def test_typing_top_k_shows_each_rows_own_highest_classes(engine):
+    g = grid(engine)
+    g.controls.units_box.value = "top 3"
+    assert g.wait(10) and g.units == TopK(3) and g.error.value == ""
+    res = g.grid_result
+    order = np.argsort(-engine.predict(engine.dataset.images[g.indices]), axis=1)[:, :3]
+    assert [[u[0] for u in res.units_of(i)] for i in range(10)] == order.tolist()
+    assert [c.text for c in g.captions[:4]] == ["input", "top 1", "top 2", "top 3"]
+    g.units = [1, 2]
+    assert g.controls.units_box.value == "1, 2"
+
+
+# -- a classifier of 1000 classes ------------------------------------------------------------
+NAMES = [f"class {i}" if i != 517 else "tabby cat" for i in range(1000)]
+
+
+@pytest.fixture
+def imagenet_like():
+    """A tiny CNN with 1000 logits and a dataset of 40 images of 40 classes."""
+    import torch
+    from torch import nn
+
+    from cnn_widgets import Engine
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(4 * 14 * 14, 1000))
+    x = torch.rand(40, 3, 28, 28, generator=torch.Generator().manual_seed(2))
+    return Engine(model, (3, 28, 28), dataset=(x, torch.arange(40) * 7), class_names=NAMES,
+                  device="cpu")
+
+
+def test_a_large_classifier_shows_a_few_rows_each_with_its_top_5(imagenet_like):
+    e = imagenet_like
+    g = grid(e)
+    assert g.indices == [0, 1, 2, 3] and g.units == TopK(5)
+    assert g.controls.units_box.value == "top 5"
+    res = g.grid_result
+    assert res.W.shape == (4, 5, 3, 28, 28)
+    order = np.argsort(-e.predict(e.dataset.images[:4]), axis=1)[:, :5]
+    assert [[u[0] for u in res.units_of(i)] for i in range(4)] == order.tolist()
+    texts = [c.text for c in g.captions]
+    assert texts[:6] == ["input"] + [f"top {j}" for j in range(1, 6)]
+    assert f"class {order[2, 0]}" in texts and f"{res.out[2, 0]:.2f}" in texts
+    assert g.pad_result.W.shape[:2] == (1, 5) and "pad: predicted class " in \
+        g.controls.pad_readout.value
+    event(g.controls.grid_canvas, "mouse_down", *cell_centre_of(g, 3, 2))   # row 3, top 2
+    assert g.selected == Selection("grid", 3, 1)
+    assert f"<b>unit class {order[3, 1]}</b>, row 3" in g.controls.detail_text.value
+
+
+def cell_centre_of(g, row, col):
+    top, left = g._layouts["grid"].corner(row, col)
+    return left + g.cell[1] / 2, top + g.cell[0] / 2
+
+
+def test_classes_are_picked_by_name(imagenet_like):
+    g = grid(imagenet_like)
+    box = g.controls.class_box
+    assert len(box.options) == 1000 and box.ensure_option and not box.disabled
+    tabby = [o for o in box.options if "tabby" in o]                 # what typing "tabby" offers
+    assert tabby == ["517: tabby cat"]
+    box.value = tabby[0]
+    assert g.wait(10) and g.units == [(517,)] and box.value == ""
+    assert g.grid_result.units == ((517,),) and g.captions[1].text == "tabby cat"
+    box.value = "3: class 3"
+    assert g.wait(10) and g.units == [(517,), (3,)]
+    box.value = "tabby"                                          # not an option: nothing changes
+    assert "no class &#x27;tabby&#x27;" in g.error.value and g.units == [(517,), (3,)]
+    g.layer = "0"
+    assert box.disabled                                          # classes name the logits only
+
+
+def test_the_digits_keep_every_logit(engine):
+    g = EtalonGrid(engine)
+    assert g.units == [(i,) for i in range(10)] and len(g.indices) == 10
+
+
+def test_checking_with_the_paper_without_rows_says_so(engine):
+    """Found while converting: with no dataset the button's handler raised AttributeError,
+    which a click loses (nothing was shown)."""
+    from cnn_widgets import Engine
+    g = grid(Engine(engine.model, engine.input_shape, device="cpu"))
+    g.check_with_paper()
+    assert "no input rows to check" in g.error.value

@@ -9,7 +9,8 @@ from cnn_widgets import EtalonGrid
 
 
 def stroke(grid, y):
-    grid.pad_canvas._handle_frontend_event(None, {"event": "mouse_down", "x": 90, "y": y}, [])
+    grid.controls.drawing_pad.canvas._handle_frontend_event(
+        None, {"event": "mouse_down", "x": 90, "y": y}, [])
 
 
 def test_pad_strokes_are_served_while_a_long_maximize_runs(engine):

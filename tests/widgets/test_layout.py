@@ -1,43 +1,13 @@
-"""Pure layout math of EtalonGrid and FOVExplorer, without a widget or a browser."""
-import numpy as np
+"""Pure layout math of FOVExplorer, without a widget or a browser (EtalonGrid's:
+test_etalon_grid_geometry.py)."""
 import pytest
 
-from cnn_widgets.widgets import draw
-from cnn_widgets.widgets.layout.etalon_grid import GAP, HEADER, GridLayout, cell_scale, detail_size
 from cnn_widgets.widgets.layout.fov_explorer import (
     PositionGrid,
     field_box,
     fit_box,
     image_scale,
 )
-
-
-def test_grid_corners_match_the_tiled_sheet_and_hits_invert_them():
-    g = GridLayout.of((28, 28), rows=3, units=4)
-    assert cell_scale((28, 28)) == 2 and g.cell == (56, 56) and g.cols == 5
-    cells = [[np.zeros((56, 56, 4), np.uint8)] * 5] * 3
-    sheet, corners = draw.tile(cells, g.cell, GAP, origin=(HEADER, 0))
-    assert sheet.shape[:2] == g.size
-    for r in range(3):
-        for c in range(5):
-            top, left = corners[r][c]
-            assert g.corner(r, c) == (top, left)
-            assert g.hit(left + 3, top + 55) == (r, c)
-            assert g.unit_at(left + 3, top + 3) == (None if c == 0 else (r, c - 1))
-    assert g.hit(10, HEADER - 1) is None                        # the header
-    assert g.hit(10, HEADER + 56) is None                       # the score line under row 0
-    assert g.hit(56 + 1, HEADER + 1) is None                    # the gap right of column 0
-    assert g.hit(*reversed(g.size)) is None                     # beyond the last cell
-
-
-def test_captions_and_frames_sit_around_their_cell():
-    g = GridLayout((10, 8), rows=2, units=3)
-    top, left = g.corner(1, 2)
-    assert g.title_at(2) == (left + 2, HEADER - 5)
-    assert g.caption_at(1, 2) == (left + 2, top + 10 + 12)      # inside the gap below
-    assert g.caption_at(1, 2)[1] < g.corner(2, 2)[0]
-    assert g.frame(1, 1) == (left - 1, top - 1, 10, 12)         # unit 1 = column 2
-    assert detail_size((28, 28)) == (3 * (28 * 3 + 8), 28 * 3 + HEADER)
 
 
 def test_position_grid_hits_cells_and_hides_lines_when_too_fine():

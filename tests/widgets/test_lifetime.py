@@ -43,7 +43,7 @@ def test_ten_closed_widgets_let_their_engines_and_threads_go():
     for _ in range(10):                  # a re-run cell: a new engine and a new widget
         engine = make_engine()
         grid = EtalonGrid(engine, indices=[0, 1])
-        grid.drawing_pad.clear()          # a pad job on the interactive lane too
+        grid.controls.drawing_pad.clear()          # a pad job on the interactive lane too
         assert grid.wait(30)
         refs.append(weakref.ref(engine))
         grid.close()
@@ -99,7 +99,8 @@ def test_closing_stops_the_widgets_jobs_and_shows_nothing_after(engine):
     assert job.wait(10) and job.state == "stopped" and w.picture is shown
 
 
-@pytest.mark.parametrize("cls, kw", [(FOVExplorer, {"image": 40}),
+@pytest.mark.parametrize("cls, kw", [(EtalonGrid, {"units": "top 0"}),
+                                     (FOVExplorer, {"image": 40}),
                                      (FOVExplorer, {"best_steps": 0}),
                                      (InverseSetGallery, {"range": (5, 1)}),
                                      (MaximizerPanel, {"steps": 0})])

@@ -128,6 +128,26 @@ def test_compose_lays_canvases_out_as_their_boxes_do():
     assert pictures.compose(W.VBox([W.Label("no canvas")])) is None
 
 
+def test_a_painted_sheet_is_kept_with_its_captions(engine):
+    from cnn_widgets.widgets._base import JobWidget, new_canvas
+    from cnn_widgets.widgets.sheets import Caption, Sheet
+
+    w = JobWidget(engine)
+    canvas = new_canvas(60, 20, "cnnw-test")
+    w.children = [canvas]
+    white = block(20, 60, (255, 255, 255, 255))
+    w.paint(canvas, Sheet(white, (Caption("Hi 42", 3, 14),)))
+    kept = pictures.pixels(canvas)
+    dark = kept[..., :3].max(-1) < 128                # written by the caption only
+    rows, cols = np.nonzero(dark)
+    assert dark.sum() > 10
+    assert rows.max() <= 14 and rows.min() >= 14 - 12 and cols.min() >= 3 and cols.max() < 40
+    np.testing.assert_array_equal(kept[~dark][:, 3], 255)   # the rest is the sheet
+    w.paint(canvas, "a hint")                         # a hint: nothing kept
+    assert pictures.pixels(canvas) is None
+    w.close()
+
+
 @pytest.fixture
 def grid(engine, monkeypatch):
     sent = {}                              # layer -> the last array sent to the browser
@@ -144,15 +164,18 @@ def grid(engine, monkeypatch):
 
 
 def test_snapshot_is_what_the_canvases_were_sent_laid_out(grid, tmp_path):
-    layer = grid.grid_canvas[0]
-    sheet = grid.sent[layer]
-    assert sheet.shape[:2] == (grid.grid_canvas.height, grid.grid_canvas.width)
-    np.testing.assert_array_equal(pictures.pixels(grid.grid_canvas), sheet)
+    canvas = grid.controls.grid_canvas
+    sheet = grid._sheets()[canvas]                    # what paint.py made for it
+    np.testing.assert_array_equal(grid.sent[canvas[0]], sheet.rgba)   # what the browser got
+    assert sheet.captions and sheet.rgba.shape[:2] == (canvas.height, canvas.width)
+    kept = pictures.pixels(canvas)
+    np.testing.assert_array_equal(kept, pictures.with_captions(sheet.rgba, sheet.captions,
+                                                               sheet.font))
+    assert (kept != sheet.rgba).any()                 # the captions are in the picture
     snap = grid.snapshot()
     assert snap.dtype == np.uint8 and snap.shape[2] == 4 and (snap[..., 3] == 255).all()
     # the grid is the first canvas of the layout: top left
-    np.testing.assert_array_equal(snap[:sheet.shape[0], :sheet.shape[1]],
-                                  pictures.on_white(sheet))
+    np.testing.assert_array_equal(snap[:kept.shape[0], :kept.shape[1]], pictures.on_white(kept))
     path = grid.save(tmp_path / "grid.png")
     np.testing.assert_array_equal(decode(path.read_bytes()), snap)
     with pytest.raises(InvalidType, match="expected a str or os.PathLike; got int"):
@@ -195,7 +218,7 @@ def test_settle_updates_the_png_beside_each_displayed_view(engine, monkeypatch):
     assert settle(60)
     png = decode(base64.b64decode(shown[0].data["image/png"]))
     np.testing.assert_array_equal(png, g.snapshot())
-    assert g.grid_canvas[0].image_data is not None           # stored without waiting
-    np.testing.assert_array_equal(decode(g.grid_canvas[0].image_data),
-                                  pictures.pixels(g.grid_canvas))
+    canvas = g.controls.grid_canvas
+    assert canvas[0].image_data is not None                  # stored without waiting
+    np.testing.assert_array_equal(decode(canvas[0].image_data), pictures.pixels(canvas))
     assert g in snapshot._SHOWN

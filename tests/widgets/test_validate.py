@@ -6,7 +6,7 @@ import traitlets as T
 from cnn_widgets import EtalonGrid, FOVExplorer, InverseSetGallery, MaximizerPanel, PredictionTreeView
 from cnn_widgets import objectives as O
 from cnn_widgets.engine import CnnWidgetsError, InvalidArgument
-from cnn_widgets.widgets.layout.etalon_grid import Selection
+from cnn_widgets.widgets.etalon_grid import Selection
 from cnn_widgets.widgets.validate import InvalidTrait, in_range, one_of, refused
 
 

@@ -23,7 +23,8 @@ class Etalons:
     """Exact per-input affine maps f_p(x) = <W_p(x), x> + b_p(x) of P units at N inputs.
 
     W: (N, P, *input_shape); b, out: (N, P); units: P unit indices (tuples into the layer's
-    output shape); exact: whether the map is exact on a neighbourhood of x (piecewise-linear
+    output shape), or () when each input has its own, ``row_units`` (N lists of P: each input's
+    top-k units); exact: whether the map is exact on a neighbourhood of x (piecewise-linear
     network) or only the Jacobian (tangent plane), with the reason in ``reason``.
     """
     W: np.ndarray
@@ -35,6 +36,11 @@ class Etalons:
     exact: bool
     reason: str
     method: str
+    row_units: tuple[tuple[tuple[int, ...], ...], ...] | None = None
+
+    def units_of(self, i: int) -> tuple[tuple[int, ...], ...]:
+        """The P units of input ``i`` (column j of its W, b and out is unit j)."""
+        return self.units if self.row_units is None else self.row_units[i]
 
     @property
     def contributions(self) -> np.ndarray:

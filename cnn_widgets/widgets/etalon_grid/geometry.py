@@ -1,19 +1,21 @@
-"""Geometry and records of the EtalonGrid (pure, canvas pixels): the cell size, where each
-cell of the grid sits, where its captions go, the frame of the row's strongest unit, and which
-cell a click hits; the records of a click, a caption and the paper's check.
+"""Geometry of the EtalonGrid (pure, canvas pixels): the cell size, where each cell of the grid
+sits, where its captions go, the frame of the row's strongest unit, which cell a click hits,
+and the detail panels.
 
-A grid is ``rows`` inputs by ``1 + units`` columns (the input, then one etalon per unit);
-every cell is ``cell`` = (h, w) px with ``GAP`` below (for the score) and right of it, below a
-``HEADER`` of column titles.
+A grid is ``rows`` inputs by ``1 + units`` columns (the input, then one etalon per unit); every
+cell is ``cell`` = (h, w) px with ``gap`` below (one caption line per ``lines``: the score, and
+the unit's name when each row has its own units) and right of it, below a ``HEADER`` of column
+titles.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 HEADER = 18          # px above the first row, for column titles
-GAP = (16, 6)        # px below (score line) and right of each cell
+GAP = (16, 6)        # px below (one caption line) and right of each cell
+LINE = 12            # px per further caption line below a cell
 CELL_TARGET = 56     # about this many px per cell
-DETAIL_SCALE = 3     # px per input pixel in the detail panels
+DETAIL_TARGET = 84   # about this many px per detail panel
 DETAIL_GAP = 8       # px between the detail panels
 DETAIL_PANELS = 3    # input x, etalon W, votes W ⊙ x
 
@@ -26,48 +28,51 @@ class Selection:
     unit: int
 
 
-@dataclass(frozen=True)
-class Caption:
-    """One text drawn on a sheet at canvas px (x, y)."""
-    text: str
-    x: int
-    y: int
+def cell_factor(input_hw: tuple[int, int]) -> tuple[int, int]:
+    """(up, down): a grid cell shows the input enlarged ``up`` times, or, for inputs of more
+    than twice :data:`CELL_TARGET` px, shrunk ``down`` times (block means)."""
+    side = max(input_hw)
+    if side > 2 * CELL_TARGET:
+        return 1, side // CELL_TARGET
+    return max(1, CELL_TARGET // side), 1
 
 
-@dataclass(frozen=True)
-class PaperCheck:
-    """The paper's Algorithm 1 next to the fast path, with the seconds each took."""
-    fast: object
-    paper: object
-    seconds_fast: float
-    seconds_paper: float
+def cell_size(input_hw: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) px of a grid cell."""
+    up, down = cell_factor(input_hw)
+    return input_hw[0] // down * up, input_hw[1] // down * up
 
 
-def cell_scale(input_hw: tuple[int, int]) -> int:
-    """Canvas px per input pixel of a grid cell."""
-    return max(1, CELL_TARGET // max(input_hw))
+def detail_scale(input_hw: tuple[int, int]) -> int:
+    """Canvas px per input pixel in the detail panels."""
+    return max(1, DETAIL_TARGET // max(input_hw))
 
 
 def detail_size(input_hw: tuple[int, int]) -> tuple[int, int]:
     """(width, height) px of the detail canvas."""
     h, w = input_hw
-    return DETAIL_PANELS * (w * DETAIL_SCALE + DETAIL_GAP), h * DETAIL_SCALE + HEADER
+    s = detail_scale(input_hw)
+    return DETAIL_PANELS * (w * s + DETAIL_GAP), h * s + HEADER
 
 
 @dataclass(frozen=True)
 class GridLayout:
     """Where the cells of one grid sheet are. cell: (h, w) px; rows: inputs; units: etalon
-    columns (the input column comes first)."""
+    columns (the input column comes first); lines: caption lines under each cell."""
     cell: tuple[int, int]
     rows: int
     units: int
-    gap: tuple[int, int] = GAP
+    lines: int = 1
     origin: tuple[int, int] = (HEADER, 0)
 
     @classmethod
-    def of(cls, input_hw: tuple[int, int], rows: int, units: int) -> GridLayout:
-        k = cell_scale(input_hw)
-        return cls((input_hw[0] * k, input_hw[1] * k), rows, units)
+    def of(cls, input_hw: tuple[int, int], rows: int, units: int, lines: int = 1) -> GridLayout:
+        return cls(cell_size(input_hw), rows, units, lines)
+
+    @property
+    def gap(self) -> tuple[int, int]:
+        """(below, right) px of each cell."""
+        return GAP[0] + LINE * (self.lines - 1), GAP[1]
 
     @property
     def cols(self) -> int:
@@ -104,10 +109,11 @@ class GridLayout:
         """(x, y) of a column title."""
         return self.corner(0, col)[1] + 2, self.origin[0] - 5
 
-    def caption_at(self, row: int, col: int) -> tuple[int, int]:
-        """(x, y) of the line under a cell (the row's label, or the unit's score)."""
+    def caption_at(self, row: int, col: int, line: int = 0) -> tuple[int, int]:
+        """(x, y) of caption line ``line`` under a cell (the row's label, a unit's score or
+        name)."""
         top, left = self.corner(row, col)
-        return left + 2, top + self.cell[0] + 12
+        return left + 2, top + self.cell[0] + 12 + LINE * line
 
     def frame(self, row: int, unit: int) -> tuple[int, int, int, int]:
         """(x, y, width, height) of the frame drawn around an etalon cell."""
