@@ -255,7 +255,7 @@ def test_probing_notebook_claims(notebook):
     assert v["3"] == "reproduced" or not offline
     # ... the picture survives a random top layer and shuffled labels, not every layer random
     survives = gain(top) > 0.05 and gain(full) <= 0.05
-    assert ("carried by the forward masks of the trained lower layers" in readings) == survives
+    assert ("carried by the trained lower layers" in readings) == survives
     assert survives or not offline
     # 4: random backward weights through the trained masks against the same with another image
     # (the comparison without confound): not above twice chance offline
