@@ -14,7 +14,9 @@ from .core.errors import (
                           InvalidArgument,
                           InvalidType,
                           LayerNotFound,
+                          MemoryBudgetExceeded,
                           ModelOutputError,
+                          NonFiniteResult,
                           NoSuitableLayer,
                           NotAChain,
                           NotPiecewiseLinear,
@@ -26,4 +28,5 @@ from .engine import Engine
 __all__ = ["Engine", "Control", "Etalons", "LayerInfo", "RegionCount", "CnnWidgetsError",
            "InputShapeError", "InvalidArgument", "InvalidType", "LayerNotFound",
            "ModelOutputError", "NoSuitableLayer", "NotAChain", "NotPiecewiseLinear",
-           "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "Cancelled"]
+           "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "Cancelled",
+           "NonFiniteResult", "MemoryBudgetExceeded"]

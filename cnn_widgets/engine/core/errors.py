@@ -55,3 +55,13 @@ class InfeasibleRange(CnnWidgetsError):
 
 class CacheCorrupt(CnnWidgetsError):
     """A cached file whose content hash or shapes do not match what was stored."""
+
+
+class NonFiniteResult(CnnWidgetsError, ArithmeticError):
+    """A computation gave NaN or inf (the model's output, a diverging ascent): nothing is
+    reported as a result; the message says where and what to change."""
+
+
+class MemoryBudgetExceeded(CnnWidgetsError, MemoryError):
+    """Even the smallest piece of a computation (one unit at one image) needs more memory than
+    the engine's ``memory_budget``; the message gives both sizes."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import hooks
+from . import hooks, memory
 from .borrow import borrowed, hand_over, model_lock
 from .control import NO_CONTROL, Control
 from .data import ImageSet, as_image_set, as_images, to_tensor
@@ -54,11 +54,15 @@ class ModelHost:
     mean, std: per-channel normalisation the engine applies before the model (None = none).
     eval_mode: run the model in eval mode (default). False keeps the model's own modes, so
     BatchNorm in train mode uses batch statistics (and etalons are flagged not exact).
+    memory_budget: bytes one call may allocate on the engine's device (on the CPU, results
+    included); None (default): half of the memory available when the call starts (see
+    :mod:`.memory`). Large calls work in chunks that fit it.
     """
 
     def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset=None,
                  class_names: Sequence[str] | None = None, mean=None, std=None,
-                 device=None, batch_size: int = 256, eval_mode: bool = True):
+                 device=None, batch_size: int = 256, eval_mode: bool = True,
+                 memory_budget: int | None = None):
         if not isinstance(model, nn.Module):
             raise InvalidType(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.input_shape = _input_shape(input_shape)
@@ -68,6 +72,7 @@ class ModelHost:
         model = _working_model(model, self.device)
         self.model = model
         self.batch_size = count("batch_size", batch_size)
+        self.memory_budget = memory_budget
         self.eval_mode = bool(eval_mode)
         c = self.input_shape[0]
         self.mean = self._channel_tensor(mean, c, 0.0, "mean")
@@ -82,12 +87,10 @@ class ModelHost:
             raise ModelOutputError(f"the model's output must be 2-D (batch, classes); for an input "
                                    f"of shape {(1, *self.input_shape)} it returned {shape}")
         self.n_classes = int(out.shape[1])
-        if class_names is None:
-            class_names = [str(i) for i in range(self.n_classes)]
-        if len(class_names) != self.n_classes:
-            raise InvalidArgument(f"class_names has {len(class_names)} names; the model has "
-                             f"{self.n_classes} outputs")
-        self.class_names = list(class_names)
+        self.class_names = _class_names(class_names, self.n_classes)
+        if self.dataset is not None:        # the labels' range needs the model's output size
+            self.dataset = as_image_set(self.dataset, self.input_shape, self.n_classes,
+                                        unlabelled=True)
         self._nonlinear: list[str] | None = None
         self.model_card: dict = {}
         self._closers: list[Callable[[], None]] = []
@@ -137,16 +140,33 @@ class ModelHost:
         short request) go first; see :func:`~.borrow.hand_over`."""
         hand_over(self.model)
 
+    @property
+    def memory_budget(self) -> int:
+        """Bytes one call may allocate: the value set, or half of what is available now."""
+        if self._memory_budget is not None:
+            return self._memory_budget
+        return memory.default_budget(self.device)
+
+    @memory_budget.setter
+    def memory_budget(self, value: int | None) -> None:
+        self._memory_budget = None if value is None else count("memory_budget", value)
+
     # -- inputs ----------------------------------------------------------------------------
     def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
         with outside_inference_mode():        # usable in autograd even if made under it
-            t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
+            try:
+                t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise InvalidType(f"{what} must be a number or one number per input channel; "
+                                  f"got {value!r}") from None
             t = t.reshape(-1).clone()
             if t.numel() == 1:
                 t = t.repeat(c)
             if t.numel() != c:
                 raise InputShapeError(f"{what} must have 1 or {c} values (one per input "
                                       f"channel); got {t.numel()}")
+            if not bool(torch.isfinite(t).all()):
+                raise InvalidArgument(f"{what} must be finite numbers; got {t.tolist()}")
             if what == "std" and bool((t <= 0).any()):
                 raise InvalidArgument(f"std must be positive; got {t.tolist()}")
             return t.view(c, 1, 1).to(self.device)
@@ -169,11 +189,13 @@ class ModelHost:
             raise InputShapeError("got an empty batch (N = 0)")
         with outside_inference_mode():
             t = t.to(self.device)                # a copy already: results never alias x
-        bad = ~torch.isfinite(t)
-        if bool(bad.any()):
-            first = tuple(int(i) for i in bad.nonzero()[0])
-            raise InputShapeError(f"input contains {int(bad.sum())} NaN/inf value(s); first at "
-                                  f"index {first}")
+        # a finite sum means no NaN/inf without the elementwise check's copies (twice the input)
+        if not bool(torch.isfinite(t.sum())):
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                first = tuple(int(i) for i in bad.nonzero()[0])
+                raise InputShapeError(f"input contains {int(bad.sum())} NaN/inf value(s); first "
+                                      f"at index {first}")
         return t
 
     # -- layers and units ------------------------------------------------------------------
@@ -328,6 +350,26 @@ def _input_shape(input_shape) -> tuple[int, int, int]:
     if shape is None or len(shape) != 3:
         raise InputShapeError(f"input_shape must be (C, H, W); got {input_shape!r}")
     return tuple(count(f"input_shape[{i}]", s) for i, s in enumerate(shape))
+
+
+def _class_names(names, n: int) -> list[str]:
+    """``names`` (any iterable of n strings; None: "0".."n-1") as a list."""
+    if names is None:
+        return [str(i) for i in range(n)]
+    if isinstance(names, str):
+        raise InvalidType(f"class_names must be a list of {n} strings; got the string {names!r}")
+    try:
+        names = list(names)
+    except TypeError:
+        raise InvalidType(f"class_names must be a list of {n} strings; got {names!r}") from None
+    bad = [(i, v) for i, v in enumerate(names) if not isinstance(v, str)]
+    if bad:
+        i, v = bad[0]
+        raise InvalidType(f"class_names must be strings; {len(bad)} are not, the first at index "
+                          f"{i} is {v!r} ({type(v).__name__}); e.g. use [str(c) for c in names]")
+    if len(names) != n:
+        raise InvalidArgument(f"class_names has {len(names)} names; the model has {n} outputs")
+    return names
 
 
 def _working_model(model: nn.Module, device: torch.device) -> nn.Module:
