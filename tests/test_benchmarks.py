@@ -22,6 +22,7 @@ EXPECTED = {
     "any_cnn.py": ("four reconstructions", "receptive fields of every unit",
                    "etalon of one logit"),
     "classroom.py": ("peak memory 00 (MB)", "tour first widget (s)"),
+    "memory.py": ("etalons peak memory / budget",),
 }
 
 
