@@ -68,7 +68,7 @@ def _fast(engine, x, layer, units, make_W, budget, control):
     (made once the plan fits ``budget``: (bytes left, the engine's budget)). Per chunk of
     inputs: one forward pass stopped at ``layer``, then per chunk of units one backward pass
     vmapped over one-hot cotangents (the inputs are independent in eval mode, so a unit's
-    gradient summed over the batch splits per input); chunk sizes from :func:`plan`."""
+    gradient summed over the batch splits per input); chunk sizes from :func:`fast_plan`."""
     n, p = x.shape[0], len(units)
     idx = engine.flat_index(layer, units)
     b, out = np.empty((n, p)), np.empty((n, p), np.float32)
