@@ -48,7 +48,7 @@ Layers = Sequence[str] | None
 class Engine(ModelHost):
     """Analysis engine for one image classifier; see :class:`~.core.model.ModelHost` for the
     constructor (model, input_shape, dataset, class_names, mean, std, device, batch_size,
-    eval_mode). Use it as a context manager, or call :meth:`close`, to end the worker thread
+    eval_mode, memory_budget). Use it as a context manager, or call :meth:`close`, to end the worker thread
     that widgets started for it."""
 
     def default_layer_for(self, purpose: str, layer: str | None = None) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import hooks
+from . import hooks, memory
 from .borrow import borrowed, busy, hand_over, model_lock
 from .change import Probe, check_public_methods, checked, signature
 from .control import NO_CONTROL, Control
@@ -55,6 +55,9 @@ class ModelHost:
     mean, std: per-channel normalisation the engine applies before the model (None = none).
     eval_mode: run the model in eval mode (default). False keeps the model's own modes, so
     BatchNorm in train mode uses batch statistics (and etalons are flagged not exact).
+    memory_budget: bytes one call may allocate on the engine's device (on the CPU, results
+    included); None (default): half of the memory available when the call starts (see
+    :mod:`.memory`). Large calls work in chunks that fit it.
 
     Every public call first checks that the model is still the one traced (:meth:`refresh`):
     edit the model between two calls and the next call analyses the new one.
@@ -62,7 +65,8 @@ class ModelHost:
 
     def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset=None,
                  class_names: Sequence[str] | None = None, mean=None, std=None,
-                 device=None, batch_size: int = 256, eval_mode: bool = True):
+                 device=None, batch_size: int = 256, eval_mode: bool = True,
+                 memory_budget: int | None = None):
         if not isinstance(model, nn.Module):
             raise InvalidType(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.input_shape = input_shape_of(input_shape)
@@ -71,6 +75,7 @@ class ModelHost:
         self.model = working_model(self._source, self.device)
         self._source_state = self._source_stamp()
         self.batch_size = count("batch_size", batch_size)
+        self.memory_budget = memory_budget
         self.eval_mode = bool(eval_mode)
         c = self.input_shape[0]
         self.mean = self._channel_tensor(mean, c, 0.0, "mean")
@@ -82,12 +87,10 @@ class ModelHost:
         self._calls = 0                        # public calls so far (see refresh)
         with self.borrow():
             self._analyse()
-        if class_names is None:
-            class_names = [str(i) for i in range(self.n_classes)]
-        if len(class_names) != self.n_classes:
-            raise InvalidArgument(f"class_names has {len(class_names)} names; the model has "
-                             f"{self.n_classes} outputs")
-        self.class_names = list(class_names)
+        self.class_names = _class_names(class_names, self.n_classes)
+        if self.dataset is not None:        # the labels' range needs the model's output size
+            self.dataset = as_image_set(self.dataset, self.input_shape, self.n_classes,
+                                        unlabelled=True)
         self.model_card: dict = {}
         self._closers: list[Callable[[], None]] = []
 
@@ -214,16 +217,33 @@ class ModelHost:
         short request) go first; see :func:`~.borrow.hand_over`."""
         hand_over(self.model)
 
+    @property
+    def memory_budget(self) -> int:
+        """Bytes one call may allocate: the value set, or half of what is available now."""
+        if self._memory_budget is not None:
+            return self._memory_budget
+        return memory.default_budget(self.device)
+
+    @memory_budget.setter
+    def memory_budget(self, value: int | None) -> None:
+        self._memory_budget = None if value is None else count("memory_budget", value)
+
     # -- inputs ----------------------------------------------------------------------------
     def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
         with outside_inference_mode():        # usable in autograd even if made under it
-            t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
+            try:
+                t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise InvalidType(f"{what} must be a number or one number per input channel; "
+                                  f"got {value!r}") from None
             t = t.reshape(-1).clone()
             if t.numel() == 1:
                 t = t.repeat(c)
             if t.numel() != c:
                 raise InputShapeError(f"{what} must have 1 or {c} values (one per input "
                                       f"channel); got {t.numel()}")
+            if not bool(torch.isfinite(t).all()):
+                raise InvalidArgument(f"{what} must be finite numbers; got {t.tolist()}")
             if what == "std" and bool((t <= 0).any()):
                 raise InvalidArgument(f"std must be positive; got {t.tolist()}")
             return t.view(c, 1, 1).to(self.device)
@@ -246,11 +266,13 @@ class ModelHost:
             raise InputShapeError("got an empty batch (N = 0)")
         with outside_inference_mode():
             t = t.to(self.device)                # a copy already: results never alias x
-        bad = ~torch.isfinite(t)
-        if bool(bad.any()):
-            first = tuple(int(i) for i in bad.nonzero()[0])
-            raise InputShapeError(f"input contains {int(bad.sum())} NaN/inf value(s); first at "
-                                  f"index {first}")
+        # a finite sum means no NaN/inf without the elementwise check's copies (twice the input)
+        if not bool(torch.isfinite(t.sum())):
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                first = tuple(int(i) for i in bad.nonzero()[0])
+                raise InputShapeError(f"input contains {int(bad.sum())} NaN/inf value(s); first "
+                                      f"at index {first}")
         return t
 
     # -- layers and units ------------------------------------------------------------------
@@ -396,6 +418,26 @@ class ModelHost:
         return (f"{type(self).__name__}({type(self.model).__name__}, input_shape={self.input_shape}, "
                 f"device={self.device}, layers={len(self._layers)}, classes={self.n_classes}, "
                 f"dataset={len(self.dataset) if self.dataset is not None else None})")
+
+
+def _class_names(names, n: int) -> list[str]:
+    """``names`` (any iterable of n strings; None: "0".."n-1") as a list."""
+    if names is None:
+        return [str(i) for i in range(n)]
+    if isinstance(names, str):
+        raise InvalidType(f"class_names must be a list of {n} strings; got the string {names!r}")
+    try:
+        names = list(names)
+    except TypeError:
+        raise InvalidType(f"class_names must be a list of {n} strings; got {names!r}") from None
+    bad = [(i, v) for i, v in enumerate(names) if not isinstance(v, str)]
+    if bad:
+        i, v = bad[0]
+        raise InvalidType(f"class_names must be strings; {len(bad)} are not, the first at index "
+                          f"{i} is {v!r} ({type(v).__name__}); e.g. use [str(c) for c in names]")
+    if len(names) != n:
+        raise InvalidArgument(f"class_names has {len(names)} names; the model has {n} outputs")
+    return names
 
 
 check_public_methods(ModelHost)
