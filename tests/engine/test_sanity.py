@@ -55,7 +55,7 @@ def _by_hand(model, layers, seed=0):
 
 def test_layers_are_the_parameterised_ones_top_down_and_the_maps_cover_every_method():
     model, engine = _engine()
-    assert randomizable(engine) == TOP_DOWN[::-1]
+    assert randomizable(engine) == TOP_DOWN[::-1] and engine.sanity_layers() == TOP_DOWN
     r = engine.sanity_check(random_images(3))
     assert r.layers == TOP_DOWN and r.methods == METHODS and r.cascade
     n, (c, h, w) = 3, TINY_SHAPE
