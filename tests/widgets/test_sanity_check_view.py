@@ -277,3 +277,23 @@ def test_a_large_model_checks_one_image_and_the_top_16_layers(imagenet_like):
     assert w.layers == e.sanity_layers()[:16] and w.layers[0] == "40"      # the logits first
     assert w._layout.cols == 17 and len(w.rows) == 2 * 17
     assert w.result.original_classes.tolist() == [int(e.predict(e.dataset.images[:1]).argmax())]
+
+
+def test_unlabelled_images_default_to_the_first_row(imagenet_like):
+    """Photos without labels (-1, as zoo.vgg16's): the default images were none at all."""
+    e = imagenet_like
+    bare = Engine(e.model, e.input_shape, dataset=(e.dataset.images, torch.full((40,), -1)),
+                  device="cpu")
+    w = view(bare, methods=["gradient"], layers=["40"])
+    assert w.indices == [0] and w.controls.shown_box.options == (("row 0", 0),)
+    assert len(w.rows) == 2 and w.result.rank.shape == (1, 1, 1)
+
+
+def test_class_names_are_escaped(engine):
+    names = [f"<img src=x onerror=alert({i})>" for i in range(10)]
+    e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
+               engine.dataset.labels), class_names=names, device="cpu")
+    w = view(e, methods=["gradient"])
+    click(w, 0, 1)
+    text = w.controls.detail_text.value
+    assert "<img" not in text and "&lt;img src=x onerror=alert(" in text

@@ -92,7 +92,8 @@ class SanityCheckView(JobWidget):
 
         data = engine.dataset
         if indices is None and data is not None:
-            first = data.first_of_each_class(engine.n_classes).tolist()
+            # unlabelled images (labels -1, e.g. photos): the first rows
+            first = data.first_of_each_class(engine.n_classes).tolist() or list(range(len(data)))
             indices = first[:FEW_IMAGES] if engine.n_classes <= MANY_CLASSES else first[:1]
         self.indices = list(indices or [])
         c.shown_box.options = self._shown_options()
@@ -201,8 +202,11 @@ class SanityCheckView(JobWidget):
 
     def _shown_options(self) -> list[tuple[str, int]]:
         data, names = self.engine.dataset, self.engine.class_names
-        return [(f"row {i} (label {names[int(data.labels[i])]})", k)
-                for k, i in enumerate(self.indices)]
+
+        def label(i: int) -> str:
+            y = int(data.labels[i])
+            return f" (label {names[y]})" if 0 <= y < len(names) else ""
+        return [(f"row {i}{label(i)}", k) for k, i in enumerate(self.indices)]
 
     def _titles(self) -> tuple[str, ...]:
         """The grid's column titles: the original, then each stage."""

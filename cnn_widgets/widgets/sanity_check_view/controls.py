@@ -16,7 +16,7 @@ from .geometry import detail_size
 
 #: method -> its name in the widget (deconvnet_masks is guided backpropagation)
 LABELS = {"etalon": "etalon", "deconvnet": "deconvnet", "deconvnet_masks": "guided backprop",
-          "random_masks": "masks, random w", "filter": "filter", "gradient": "gradient",
+          "random_masks": "masks, rand. w", "filter": "filter", "gradient": "gradient",
           "gradcam": "Grad-CAM"}
 MODES = {"cascade": "cascading", "independent": "independent", "data": "data: other model"}
 METRIC_LABELS = {"rank_abs": "rank |·|", "rank": "rank", "ssim": "SSIM"}
@@ -61,10 +61,10 @@ def build(engine, methods, modes, status_bar: W.Widget, error: W.Widget) -> Cont
         indices_box=W.Text(description="images", layout=wide(260), continuous_update=False,
                            placeholder="dataset rows, e.g. 0, 5, 10-12 (Enter)"),
         shown_box=W.Dropdown(description="show", layout=wide(220)),
-        method_buttons={m: W.ToggleButton(description=LABELS[m], layout=wide(128))
+        method_buttons={m: W.ToggleButton(description=LABELS[m], layout=wide(134))
                         for m in methods},
         mode_box=W.ToggleButtons(options=[(MODES[m], m) for m in modes],
-                                 style={"button_width": "130px"}),
+                                 style={"button_width": "150px"}),
         metric_box=W.ToggleButtons(options=[(v, k) for k, v in METRIC_LABELS.items()],
                                    style={"button_width": "70px"}),
         run_button=W.Button(description="Run again", icon="refresh", layout=wide(110)),
@@ -78,7 +78,7 @@ def build(engine, methods, modes, status_bar: W.Widget, error: W.Widget) -> Cont
                              legend_location="bottom-left",
                              layout=W.Layout(width="480px", height="300px",
                                              margin="0 0 0 12px"),
-                             fig_margin={"top": 30, "bottom": 70, "left": 50, "right": 10}),
+                             fig_margin={"top": 30, "bottom": 50, "left": 50, "right": 30}),
     )
     for name, cls in (("indices_box", "cnnw-images"), ("shown_box", "cnnw-shown"),
                       ("mode_box", "cnnw-mode"), ("metric_box", "cnnw-metric"),
