@@ -445,3 +445,4 @@ def test_sanity_notebook_claims(notebook):
     assert n["train_accuracy"] > 0.95 and n["test_accuracy"] < 0.2         # claim 4: memorised, chance
     assert n["data"]["rank"][gbp] > n["data"]["rank"]["gradient"]
     assert n["edges"][gbp][1] > n["edges"]["gradient"][1]                   # claim 5: edges
+    assert n["widget_same"]                          # SanityCheckView = engine.sanity_check
