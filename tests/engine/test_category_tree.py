@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cnn_widgets.engine.clustering import category_tree as ct
+from cnn_widgets.engine.core.control import Control
 from cnn_widgets.engine.core.noise import gaussian_noise
 from cnn_widgets.testing.data import labelled_engine
 from cnn_widgets.testing.hygiene import untouched
@@ -101,3 +102,48 @@ def test_bad_layer_and_data_are_refused_with_a_clear_message():
         engine.category_tree(layer="nope")
     with pytest.raises(ValueError, match="at least 2 categories"):
         engine.category_tree()
+
+
+def test_partials_are_the_trees_of_the_images_scanned_so_far():
+    """The view's first picture: the hierarchy of the classes seen so far, each time the images
+    scanned have doubled (1, 3, 7, 15, … images), the last before the result."""
+    engine, model = labelled_engine(30, model_seed=3, image_seed=4)
+    x, y = engine.dataset.images, engine.dataset.labels.numpy()
+    parts = []
+    tree = engine.category_tree(control=Control(partial=parts.append))
+    f = reference_unit_values(model, x, "pool2")
+    # 1 image has one class (no hierarchy); then 3, 7 and 15 images; 30 is the result
+    assert [int(p.counts.sum()) for p in parts] == [3, 7, 15]
+    for p in parts:
+        n = int(p.counts.sum())
+        assert p.classes == tuple(np.unique(y[:n]).tolist()) and p.layer == tree.layer
+        want = np.stack([f[:n][y[:n] == c].mean(0) for c in p.classes])
+        np.testing.assert_allclose(p.vectors, want, rtol=1e-5, atol=1e-6)
+        assert p.linkage.shape == (len(p.classes) - 1, 4)
+    np.testing.assert_allclose(tree.vectors, np.stack([f[y == c].mean(0) for c in range(3)]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_stop_is_checked_after_each_chunk_of_at_most_a_batch():
+    """Stop means stop: between two checks at most ``batch_size`` images go through the model,
+    the first check after one image; the distances check between blocks of rows."""
+    engine, _ = labelled_engine(40, model_seed=1, image_seed=2)
+    engine.batch_size = 8
+    ran, between = [0], []
+    real = engine.activations
+
+    def counted(x, layers):
+        ran[0] += len(x)
+        return real(x, layers)
+
+    def should_stop():
+        between.append(ran[0])
+        ran[0] = 0
+        return False
+    engine.activations = counted
+    engine.category_tree(include_noise=True, n_noise=12, control=Control(should_stop))
+    images = [n for n in between if n]
+    assert images[:4] == [1, 2, 4, 8] and max(images) == 8 and sum(images) == 40 + 12
+    checks = []
+    ct.cosine_distances(np.ones((150, 3)), Control(lambda: checks.append(1) or False))
+    assert len(checks) == 3                                   # rows 0-63, 64-127, 128-149
