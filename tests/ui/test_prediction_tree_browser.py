@@ -34,7 +34,7 @@ def test_prediction_tree_view_in_jupyterlab(lab_server, page, artifacts):
     # 1. the hierarchy + MST and the tree are drawn (the red path, the blue MST and nodes;
     # the hints shown at once have no colour)
     wait_canvas(page, ".cnnw-categories", "s.coloured > 300")
-    tree_before = wait_canvas(page, ".cnnw-tree", "s.coloured > 300")
+    wait_canvas(page, ".cnnw-tree", "s.coloured > 300")
     text_matches(root.locator(".cnnw-path"), r"path of image \d+")
     text_matches(root.locator(".cnnw-breadcrumb"), r"^all 10 › .* › 0$")
 

@@ -110,7 +110,8 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
     plus the noise category; ``class_sums`` (classes, D): the per-class sums already known
     (an activation index). Returns (classes, names, counts, vectors (K, D)). ``on_part``:
     called with the same four for the images scanned so far (no noise yet), each time their
-    number has doubled (1, 3, 7, … images: the chunks of :func:`~.features.spans`)."""
+    number has at least doubled (after the chunks of :func:`~.features.spans`: 1, 3, 7, …
+    images while the chunks double)."""
     data = labelled_data(engine, data)
     labels = data.labels.numpy()
     present, row, counts = np.unique(labels, return_inverse=True, return_counts=True)
