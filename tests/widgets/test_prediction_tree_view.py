@@ -137,6 +137,8 @@ def test_noise_category_and_errors(engine):
     assert v.category == 0
     with pytest.raises(T.TraitError, match=r"category must be in 0\.\.9; got 12"):
         PredictionTreeView(engine, category=12)
+    with pytest.raises(T.TraitError, match=r"max_images must be in 2\.\.40; got 1"):
+        PredictionTreeView(engine, max_images=1)
 
 
 def test_a_drawn_image_gets_its_own_path(engine):

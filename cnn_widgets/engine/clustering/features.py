@@ -12,7 +12,7 @@ import numpy as np
 from ..core.control import NO_CONTROL, Control
 
 GRAM_ROWS = 64       # rows of a Gram matrix between two stop checks
-CHUNK_S = 0.5        # seconds a chunk of images may take (Stop: within max(1 s, ...))
+CHUNK_S = 0.25       # seconds a chunk of images may take (Stop: within max(1 s, ...))
 
 
 def spans(n: int, batch_size: int, ramp: bool = True,

@@ -29,7 +29,7 @@ import traitlets as T
 from ...engine import Engine, InvalidArgument
 from ...engine.visualization import objectives
 from .._base import JobWidget
-from ..validate import InvalidTrait, Whole, in_range, one_of
+from ..validate import InvalidTrait, Whole, in_range, one_of, whole
 from .controls import build
 from .geometry import REST, TREE_LEAVES, TREE_SIZE, Hierarchy, category_view, nearest, opened, tree_layout
 from .paint import (
@@ -84,7 +84,8 @@ class PredictionTreeView(JobWidget):
         if engine.dataset is None:
             raise InvalidArgument("PredictionTreeView needs an engine with a dataset")
         self._ready = False
-        self.max_images = max_images
+        self.max_images = None if max_images is None else \
+            in_range("max_images", whole("max_images", max_images), 2, len(engine.dataset))
         self.labels = engine.dataset.labels.numpy()
         self.cat_tree = self.hierarchy = self.cat_view = None
         self.tree = self.path = self.top = None
@@ -320,8 +321,9 @@ class PredictionTreeView(JobWidget):
             return
         on_path = set(self.path.nodes) if self.path is not None else set()
         size = tree.merges.size
+        keep = [-1, *(self.path.nodes[:TREE_LEAVES - 2] if self.path is not None else ())]
         self.tree_open = opened(-1, tree.children, lambda k: len(size) if k < 0 else size[k],
-                                on_path | {-1}, TREE_LEAVES)
+                                keep, TREE_LEAVES)         # the path open, as far as rows allow
         self.node_pos = tree_layout(tree.top, tree.children, TREE_SIZE[1], TREE_SIZE[0],
                                     self.tree_open)
         self.paint(c.tree_canvas, tree_sheet(tree, self.node_pos, self.tree_open, on_path,
