@@ -7,6 +7,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from cnn_widgets.widgets.prediction_tree_view.geometry import (
     CAT_SIZE,
     DENDRO_W,
+    GROUP_R,
     LABEL_W,
     MARGIN,
     MAX_SHOWN,
@@ -103,7 +104,8 @@ def test_category_view_rows_lines_and_hits(k):
     assert len(red_lines) == len(v.red) - 1
     assert set(v.discs) == set(v.rows) and len(v.edges) == len(v.rows) - 1
     for r, (x, y) in v.discs.items():
-        assert DENDRO_W < x < CAT_SIZE[1] and TITLE < y < CAT_SIZE[0]
+        assert DENDRO_W + GROUP_R < x < CAT_SIZE[1] - GROUP_R          # whole discs inside
+        assert TITLE < y - GROUP_R and y + GROUP_R < CAT_SIZE[0]
         assert v.hit(x + 2, y - 2) == r
 
 

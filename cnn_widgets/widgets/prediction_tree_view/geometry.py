@@ -192,8 +192,9 @@ def category_view(h: Hierarchy, focus: int, leaf: int | None, distances: np.ndar
     if node != h.root:
         inside = set(h.leaves(node))
         groups[REST] = [i for i in range(h.n) if i not in inside]
-    discs, edges = mst_layout(groups, distances, mst, (DENDRO_W + 20, top, size[1] - DENDRO_W - 30,
-                                                      bottom - top))
+    r = GROUP_R + 2                              # disc centres this far inside the panel
+    discs, edges = mst_layout(groups, distances, mst, (DENDRO_W + r, top + r - 8,
+                                                      size[1] - DENDRO_W - 2 * r, bottom - top - 2 * r + 8))
     return CategoryView(int(node), is_open, tuple(rows), xy, red, row_h, discs, edges)
 
 
