@@ -14,7 +14,7 @@ superseded, so an old request never paints over a newer one. Progress and partia
 report or check once the interval is over, and always before its result (or its stop). So a
 partial value must be the whole picture so far (every row done, not just the new one).
 Callbacks run on a worker thread; widgets may write their traits from there (measured live
-in JupyterLab with ipykernel 7: ``shared/recipes/long-jobs.md``). Pure threading: no widget
+in JupyterLab with ipykernel 7). Pure threading: no widget
 import.
 
 Lifetime: a runner holds no reference to its engine. Its threads end when the engine is

@@ -116,7 +116,9 @@ def test_a_watched_run_hands_on_every_step_and_ascends_the_same():
         assert p.logits is None
 
 
-def test_forward_stops_at_the_objective_layer():
+def test_forward_stops_at_the_objective_layer(monkeypatch):
+    from cnn_widgets.engine.core import change
+    monkeypatch.setattr(change, "PROBE_SHARE", 1e-12)   # no freshness probe (it reaches fc2)
     e = make_engine(inplace=False)
     seen = []
     h = e.model.fc2.register_forward_hook(lambda *a: seen.append(1))

@@ -17,7 +17,7 @@ import torch
 from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InvalidArgument, InvalidType, UnitOutOfRange
+from ..core.errors import InvalidArgument, InvalidType, NonFiniteResult, UnitOutOfRange
 from ..core.grad import needs_grad
 from ..core.noise import gaussian_noise
 from .objectives import Objective, as_objective
@@ -252,6 +252,7 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
                                                      [logits_layer], stop_after=logits_layer,
                                                      clone=False)[logits_layer]
                 logits = logits.cpu().numpy()
+            _check_finite(values, shown, logits, trace, pen_trace)
             return MaximizeStep(shown_t, steps, values.cpu().numpy(), shown.cpu().numpy(), logits,
                                 torch.stack(trace).cpu().numpy() if trace else np.zeros((0, len(x))),
                                 torch.stack(pen_trace).cpu().numpy() if pen_trace
@@ -262,6 +263,23 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
         yield item
         if item.final:
             return
+
+
+def _check_finite(values, images, logits, trace, pen_trace) -> None:
+    """:class:`NonFiniteResult` naming the first step where the ascent left the finite
+    numbers (a too large ``lr``, weight or exponent), rather than yield NaN images."""
+    if bool(torch.isfinite(values).all()) and bool(torch.isfinite(images).all()) and (
+            logits is None or np.isfinite(logits).all()):
+        return
+    steps = [t for t, (v, p) in enumerate(zip(trace, pen_trace))
+             if not (bool(torch.isfinite(v).all()) and bool(torch.isfinite(p).all()))]
+    if steps and steps[0] == 0:
+        raise NonFiniteResult("the objective or a penalty is NaN or inf at the start images: "
+                              "the model's output (or a regulariser) is not finite there")
+    when = f"at step {steps[0]}" if steps else f"after step {len(trace)}"
+    raise NonFiniteResult(f"the ascent left the finite numbers {when} (the objective, a penalty "
+                          f"or the images became NaN or inf); lower lr, the regularisers' "
+                          f"weights or the alpha-norm exponent, or set clamp=(lo, hi)")
 
 
 def _chunked_grad(forward, obj, inp, x, chunk):

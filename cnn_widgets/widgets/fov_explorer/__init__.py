@@ -256,6 +256,11 @@ class FOVExplorer(JobWidget):
                      self._show_best, label="best input",
                      on_partial=lambda s: self._show_best(record(s, s.step)))
 
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until the pictures are done: the reconstructions that the activations ask
+        for (a job their result starts) too."""
+        return super().wait(timeout) and super().wait(timeout)
+
     # -- showing (worker thread, under the runner's lock; no engine calls) --------------------
     def _show_slices(self, slices):
         self.slices = slices
