@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cnn_widgets.engine.clustering import category_tree as ct
-from cnn_widgets.engine.clustering.features import CHUNK_S, next_size, spans
+from cnn_widgets.engine.core.chunks import CHUNK_S, next_size, spans
 from cnn_widgets.engine.core.control import Control
 from cnn_widgets.engine.core.noise import gaussian_noise
 from cnn_widgets.testing.data import labelled_engine

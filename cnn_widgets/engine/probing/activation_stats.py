@@ -11,7 +11,6 @@ The paper's "number of features activated" has two readings, both offered (``rea
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,14 +19,12 @@ import torch
 
 from ..core import hooks
 from ..core import validate as check
+from ..core.chunks import spans
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
 
 # Keep the captured activations of one chunk of images under this many floats.
 _CHUNK_FLOATS = 20_000_000
-# The chunks start at one image and double while a forward pass takes under half this many
-# seconds: Stop, and a click waiting for the model, get in within about one forward+backward.
-_STEP_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -98,8 +95,9 @@ def activation_stats(engine, x, layers: Sequence[str] | None = None,
                      control: Control = NO_CONTROL, reading: str = "position") -> ActivationStats:
     """Active-feature counts of every image in ``x`` at ``layers`` (default:
     :func:`default_layers`); reading: "position" or "anywhere" (module docstring).
-    ``control.step`` after each chunk of images (the first is one image), and
-    ``control.partial`` with the counts of the images done so far."""
+    In the chunks of :func:`~cnn_widgets.engine.core.chunks.spans` (the first is one image):
+    ``control.step`` after each, ``control.partial`` with the counts of the images done so
+    far."""
     if reading not in READINGS:
         raise InvalidArgument(f"reading must be one of {READINGS}; got {reading!r}")
     layers = check.layer_list(engine, layers) or default_layers(engine)
@@ -115,11 +113,9 @@ def activation_stats(engine, x, layers: Sequence[str] | None = None,
     def first(k: int) -> ActivationStats:      # views: the rows done never change again
         return ActivationStats(layers=layers, channels=channels,
                                counts={n: c[:k] for n, c in counts.items()}, reading=reading)
-    done, chunk = 0, 1
     with engine.borrow(), torch.no_grad():
-        while done < len(x):
-            began, part = time.perf_counter(), x[done:done + chunk]
-            got = hooks.run_capturing(engine.model, engine.normalize(part), layers,
+        for s, e in spans(len(x), most):
+            got = hooks.run_capturing(engine.model, engine.normalize(x[s:e]), layers,
                                       stop_after=last)
             for n in layers:
                 a = got[n]
@@ -127,14 +123,11 @@ def activation_stats(engine, x, layers: Sequence[str] | None = None,
                 on = a > 0
                 if reading == "anywhere":
                     on = on.any(2, keepdim=True)
-                counts[n][done:done + len(part)] = on.sum(1, dtype=torch.int32).reshape(
-                    len(part), *counts[n].shape[1:]).cpu().numpy()
-            done += len(part)
-            if time.perf_counter() - began < _STEP_S / 2:
-                chunk = min(2 * chunk, most)
-            if done < len(x):
-                control.partial(first(done))
-            control.step(done, len(x), "activation statistics")
+                counts[n][s:e] = on.sum(1, dtype=torch.int32).reshape(
+                    e - s, *counts[n].shape[1:]).cpu().numpy()
+            if e < len(x):
+                control.partial(first(e))
+            control.step(e, len(x), "activation statistics")
             engine.hand_over()
     return first(len(x))
 
