@@ -252,30 +252,28 @@ class InverseSetGallery(JobWidget):
         def work(control):
             ranges = [(c.lo, c.hi) if c.lo is not None
                       else default_range(self._unit_values(c.layer, c.unit)) for c in constraints]
-            chunks: list = []
-            last = [0.0]
-
-            def arrived(images, acts):      # newest wins: the runner drops superseded ones
-                chunks.append((images, acts))
-                if time.monotonic() - last[0] >= LIVE_INTERVAL_S:
-                    last[0] = time.monotonic()
-                    chunks[:] = [tuple(np.concatenate(a) for a in zip(*chunks))]
-                    control.partial(Samples(*chunks[0]))
             return self.engine.inverse_set([(c.layer, c.unit) for c in constraints], ranges,
                                            generator=self.generator, encoder=self.encoder,
-                                           K=min(K, n), n=n, control=control, on_samples=arrived)
+                                           K=min(K, n), n=n, control=control)
 
         with self.runner.lock:    # no partial of the last run lands between reset and submit
             self.result, self.selected, self.summary.value = None, None, ""
             self.samples = Samples(np.zeros((0, *self.engine.input_shape), np.float32),
                                    np.zeros((0, len(constraints))))
+            self._live_drawn = 0.0
             self._draw_gallery()
             return self.run_job("run", work, self._show_result, label="inverse set",
                                 on_partial=self._show_live)
 
-    def _show_live(self, samples: Samples):
-        self.samples = samples
-        self._draw_gallery()
+    def _show_live(self, batch):
+        """A batch of new samples (the engine's ``SampleBatch``): kept, drawn at most every
+        LIVE_INTERVAL_S (the result draws them all)."""
+        old = self.samples
+        self.samples = Samples(np.concatenate([old.images, batch.images]),
+                               np.concatenate([old.activations, batch.activations]))
+        if time.monotonic() - self._live_drawn >= LIVE_INTERVAL_S:
+            self._live_drawn = time.monotonic()
+            self._draw_gallery()
 
     def _show_result(self, res):
         self.result, self.samples = res, Samples(res.images, res.activations)

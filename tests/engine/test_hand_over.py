@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from cnn_widgets import objectives as O
+from cnn_widgets.engine import InverseSetSettings
 from cnn_widgets.engine.core import hooks
 from cnn_widgets.engine.core.borrow import model_lock
 from cnn_widgets.testing import (
@@ -64,7 +65,7 @@ def test_etalons_get_in_between_inverse_set_steps():
     got = []
     times = _latency_behind(
         engine, lambda: engine.inverse_set(("fc2", 1), (0.0, 0.5), K=4, n=400,
-                                           max_sampling_steps=3000),
+                                           settings=InverseSetSettings(max_sampling_steps=3000)),
         lambda: got.append(engine.etalons(x).W), n=3)
     assert max(times) < 0.5, times
     for g in got:

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from ..core import hooks
-from ..core import validate as check
 from ..core.borrow import lent, model_lock
 from ..core.errors import InputShapeError, InvalidArgument, InvalidType
 from ..core.selection import default_layer_for
@@ -184,24 +183,6 @@ def build_problem(engine, units, ranges, generator, encoder, margin,
                    torch.tensor(r[:, 1], dtype=torch.float32, device=dev), generator, enc_layer,
                    enc_module, code_shape, float(margin), code_norm)
     return prob, r
-
-
-def check_settings(*, K, seed, mu0, mu_factor, inner_steps, max_outer, lr, margin, tv,
-                   diversity_weight, code_norm) -> None:
-    """Refuse counts below 1, non-positive rates and a margin outside [0, 0.5)."""
-    check.count("K", K)
-    check.seed(seed)
-    check.count("inner_steps", inner_steps)
-    if max_outer is not None:
-        check.count("max_outer", max_outer)
-    check.number("mu0", mu0, above=0)
-    check.number("mu_factor", mu_factor, at_least=1)
-    check.number("lr", lr, above=0)
-    check.number("margin", margin, at_least=0, below=0.5)
-    check.number("tv", tv, at_least=0)
-    check.number("diversity_weight", diversity_weight, at_least=0)
-    if code_norm is not None:
-        check.number("code_norm", code_norm, above=0)
 
 
 def _moved(module: nn.Module, device) -> nn.Module:
