@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core.errors import InvalidArgument, InvalidType
 from ..core.model import ModelHost
-from .problem import in_ranges
+from .problem import in_ranges, prior_norm_quantile
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def judged_share(engine, judge: ModelHost, images: np.ndarray, classes) -> float
 
 def prior_norm(d: int) -> tuple[float, tuple[float, float]]:
     """Median and central 95 % interval of ||c|| for c ~ N(0, I_d) (chi distribution)."""
-    from scipy.stats import chi  # scipy loads on first use, not import
-    return float(chi.median(d)), (float(chi.ppf(0.025, d)), float(chi.ppf(0.975, d)))
+    median, lo, hi = (float(v) for v in prior_norm_quantile(d, [0.5, 0.025, 0.975]))
+    return median, (lo, hi)
 
 
 def naturalness(engine, images: np.ndarray, codes: np.ndarray | None, units, ranges,

@@ -213,7 +213,7 @@ def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *, s
     settings = settings_or_default(settings)
     K, seed = check.count("K", K), check.seed(seed)
     prob, _ = build_problem(engine, units, ranges, generator, encoder, settings.margin,
-                            settings.code_norm)
+                            settings.code_norm, settings.min_norm_quantile)
     with optimising(prob):
         z0, obj = _start(prob, K, seed, settings)
         return _seeds(prob, obj, z0, settings, control=control, total=K)
@@ -259,7 +259,7 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
     K, n, seed = int(K), int(n), check.seed(seed)
     judge = check_judge(engine, judge)
     prob, ranges_np = build_problem(engine, units, ranges, generator, encoder, settings.margin,
-                                    settings.code_norm)
+                                    settings.code_norm, settings.min_norm_quantile)
     beta = settings.beta if settings.beta is not None else (0.2 if generator is not None else 0.05)
     budget = settings.max_sampling_steps if settings.max_sampling_steps is not None else \
         10 * -(-(n - K) // K) + 50

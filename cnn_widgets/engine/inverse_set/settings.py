@@ -25,8 +25,11 @@ class InverseSetSettings:
     over pairs divided by a typical squared distance of the dataset) or "sum" (the paper's);
     ``prior_weight`` times ||c||^2 / (2 d), the generator's N(0, I) prior as a penalty (the
     codes of a generator only; 0 is the paper's eq. 8, which leaves codes free to reach norms
-    far outside the prior's mass); ``code_norm``: codes kept within code_norm * sqrt(d) of the
-    origin by projection (None: no bound); ``tv``: total variation weight (pixel mode only);
+    far outside the prior's mass); ``min_norm_quantile``: codes kept at a norm of at least
+    that quantile of the prior's ||c|| (projected steps; in d dimensions the prior's mass is
+    a shell, and the penalty alone pulls codes towards the origin, where there is little of
+    it; None: no floor); ``code_norm``: codes kept within code_norm * sqrt(d) of the origin
+    (None: no bound); ``tv``: total variation weight (pixel mode only);
     ``margin``: the constraints aim at the range shrunk by margin * width on each side.
 
     Seeds (eq. 8): ``start`` "random" (N(0, I) codes; pixels: uniform), "same" (one code
@@ -48,6 +51,7 @@ class InverseSetSettings:
     diversity_weight: float = 1.0
     diversity_form: str = "scaled_mean"
     prior_weight: float = 10.0
+    min_norm_quantile: float | None = 0.05
     code_norm: float | None = None
     tv: float = 0.05
     margin: float = 0.25
@@ -79,6 +83,8 @@ class InverseSetSettings:
             check.number(name, getattr(self, name), above=0)
         check.number("mu_factor", self.mu_factor, at_least=1)
         check.number("margin", self.margin, at_least=0, below=0.5)
+        if self.min_norm_quantile is not None:
+            check.number("min_norm_quantile", self.min_norm_quantile, above=0, below=1)
         for name in ("code_norm", "beta"):
             if getattr(self, name) is not None:
                 check.number(name, getattr(self, name), above=0)
