@@ -1,7 +1,8 @@
 """Live results and Stop of the ascent and the dataset scan: ``maximize`` hands
 MaximizeSteps to ``control.partial`` when its watcher wants one (the same pictures the stream
 yields, the result unchanged), builds none for nobody, and stops within one forward and
-backward pass, chunked starts too; the scan hands the top images so far after each batch."""
+backward pass, chunked starts too; a watched scan hands the top images so far after each
+batch, its first batch small."""
 import numpy as np
 import pytest
 import torch
@@ -12,6 +13,7 @@ from cnn_widgets.engine.core.control import NO_CONTROL, Control
 from cnn_widgets.engine.core.errors import Cancelled
 from cnn_widgets.engine.visualization import maximize as mx
 from cnn_widgets.engine.visualization.regularizers import Jitter
+from cnn_widgets.engine.visualization.scan import FIRST_BATCH
 from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet, untouched
 
 
@@ -79,17 +81,22 @@ def test_stop_acts_within_one_forward_and_backward(chunked, monkeypatch):
 
 
 def test_the_scan_hands_the_top_images_so_far_after_each_batch():
-    e, _ = counted()
+    e, passes = counted()
     got = []
-    top, hist = e.top_images_and_histogram(("fc1", 2), k=5, bins=7, batch_size=8,
+    top, hist = e.top_images_and_histogram(("fc1", 2), k=5, bins=7, batch_size=16,
                                            control=Control(partial=got.append))
+    assert passes == [FIRST_BATCH, 16, 30 - 16 - FIRST_BATCH]     # the first picture early
     values = e.activations(e.dataset.images, ["fc1"])["fc1"][:, 2]
-    assert [len(h.values) for _, h in got] == [8, 16, 24, 30]
+    assert [len(h.values) for _, h in got] == [FIRST_BATCH, FIRST_BATCH + 16, 30]
     for t, h in got:
         n = len(h.values)
         np.testing.assert_array_equal(t.indices, np.argsort(-values[:n], kind="stable")[:5])
         assert h.counts.sum() == n
     np.testing.assert_array_equal(got[-1][0].indices, top.indices)
     alone = []
+    passes.clear()
     e.top_images(("fc1", 2), k=3, batch_size=16, control=Control(partial=alone.append))
-    assert [len(t.indices) for t in alone] == [3, 3]
+    assert [len(t.indices) for t in alone] == [3, 3, 3]
+    passes.clear()
+    e.top_images(("fc1", 2), k=3, batch_size=16)                     # unwatched: full batches
+    assert passes == [16, 14]

@@ -456,6 +456,7 @@ def test_top_images_show_from_the_first_batch(engine):
                device="cpu")
     w = MaximizerPanel(e, objective=O.unit("3", 7), top_k=5)
     assert w.wait(60)
+    first = e.top_images(("3", 7), k=5, data=e.dataset.images[:8])    # the first batch alone
     go = threading.Event()
     seen, handle = forward_counter(e.model, 2, lambda: go.wait(30))   # the second batch waits
     try:
@@ -464,7 +465,6 @@ def test_top_images_show_from_the_first_batch(engine):
         while w.top is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert w.job("scan").state == "running" and len(seen) <= 2     # before batch 2 ends
-        first = e.top_images(("3", 7), k=5, data=e.dataset.images[:8])
         np.testing.assert_array_equal(w.top.indices, first.indices)
         assert w.top_rgba is not None and w.controls.top_canvas in w._sheets()
     finally:

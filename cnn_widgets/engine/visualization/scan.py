@@ -14,6 +14,8 @@ from ..core.data import ImageSet, as_image_set, as_images
 from ..core.errors import InvalidArgument
 from .objectives import as_objective
 
+FIRST_BATCH = 8      # images in a watched scan's first batch (its first picture)
+
 
 @dataclass(frozen=True)
 class TopImages:
@@ -60,22 +62,25 @@ def _scan(engine, target, data=None, control: Control = NO_CONTROL, batch_size: 
           live=None):
     """(values, the data set, the bound objective) of :func:`objective_values`. ``live``:
     (values so far, data set, objective) -> what ``control.partial`` gets after a batch, when
-    its watcher wants one."""
+    its watcher wants one; then the first batch is only :data:`FIRST_BATCH` images, so the
+    first picture comes early."""
     obj = as_objective(target).bind(engine)
     ds = _data(engine, data)
     names = engine.layer_names
     last = max(obj.layers, key=names.index)
     bs = check.optional_count("batch_size", batch_size) or engine.batch_size
-    out = []
-    for s, images, _ in ds.batches(bs):
+    size = min(bs, FIRST_BATCH) if live is not None and control.partial_due() else bs
+    out, s = [], 0
+    while s < len(ds):
         with engine.borrow(), torch.no_grad():    # the borrow restores grad mode, interrupted too
-            x = engine.prepare(images)
+            x = engine.prepare(ds.images[s:s + size])
             outs = hooks.run_capturing(engine.model, engine.normalize(x), obj.layers,
                                        stop_after=last)
             out.append(obj.evaluate(outs).cpu())
+        s, size = min(s + size, len(ds)), bs
         if live is not None and control.partial_due():
             control.partial(live(torch.cat(out).numpy(), ds, obj))
-        control.step(min(s + bs, len(ds)), len(ds), "scan")
+        control.step(s, len(ds), "scan")
     return torch.cat(out).numpy(), ds, obj
 
 
