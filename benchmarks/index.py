@@ -11,7 +11,9 @@ Side by side in one run on this machine:
 - a build stopped after 2 chunks and resumed against an uninterrupted one (file hashes);
 - peak extra memory of the build over the plain forward (fresh processes; max RSS on the CPU,
   the allocator's peak on CUDA) against 2x one batch's activations of the indexed layers plus
-  the statistics held in memory.
+  the statistics held in memory;
+- the per-call cost of the freshness checks (weights stamp per index read, model signature and
+  probe per call) on ResNet-18/50 against one forward pass (printed, no bar).
 
 Usage: python benchmarks/index.py [--quick] [--device cuda]
 """
@@ -237,6 +239,55 @@ def memory(n, batch, device):
     return extra / budget
 
 
+def freshness(device: str, reps: int, quick: bool = False):
+    """Per-call cost of the checks that keep answers for the model of now, on torchvision
+    ResNet-18/50 (224x224, weights=None) against one forward pass of one image: the weights'
+    content stamp (every index read), the model's signature (every public call) and the probe
+    (graph vs model(x) on one image, run at most PROBE_SHARE of the wall time). Best of ``reps``;
+on the CPU in CPU time with one thread (the machine is shared), on CUDA in wall time."""
+    from torchvision.models import resnet18, resnet50
+
+    from cnn_widgets.engine.core.change import PROBE_SHARE, signature
+    from cnn_widgets.engine.core.stamp import weights_stamp
+    from cnn_widgets.engine.index.source import weights_hash
+
+    clock = time.perf_counter if device == "cuda" else time.process_time   # CPU: one thread
+
+    def ms(fn):
+        def synced():
+            fn()
+            if device == "cuda":
+                torch.cuda.synchronize()
+        synced()
+        times = []
+        for _ in range(reps):
+            start = clock()
+            synced()
+            times.append(clock() - start)
+        return 1e3 * min(times)          # best of reps: the machine is shared
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    for make in (resnet18,) if quick else (resnet18, resnet50):
+        torch.manual_seed(0)
+        engine = Engine(make(weights=None), (3, 224, 224), device=device)
+        x = engine.normalize(torch.rand(1, 3, 224, 224, device=engine.device))
+        with engine.borrow(), torch.no_grad():
+            forward = ms(lambda: engine.model(x))
+            probe = ms(lambda: engine._probe.run(engine.graph, engine.model, x))
+        stamp, full = ms(lambda: weights_stamp(engine.model)), ms(lambda: weights_hash(engine.model))
+        sig = ms(lambda: signature(engine.model))
+        mb = sum(t.numel() * t.element_size() for t in engine.model.state_dict().values()) / 2**20
+        print(f"{make.__name__} ({mb:.0f} MiB of weights, {device}), one 224x224 image: forward "
+              f"{forward:.1f} ms; per index read: weights stamp {stamp:.1f} ms = "
+              f"{stamp / forward:.2f} forward (blake2b of the weights: {full:.1f} ms); per call: "
+              f"signature {sig:.2f} ms = {sig / forward:.3f} forward; probe {probe:.1f} ms = "
+              f"{probe / forward:.1f} forward, run at most {PROBE_SHARE:.0%} of the wall time"
+              f"{'' if device == 'cuda' else ' (CPU time, one thread)'}")
+    torch.set_num_threads(threads)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
@@ -254,6 +305,7 @@ def main():
     exact = two_ranks()
     same = resumed(8 * batch, batch, a.device)
     mem = memory(n, batch, a.device)
+    freshness(a.device, 3 if a.quick else 7, a.quick)    # last: it changes the thread count
     print(bar("index build / plain forward throughput", ratio, ">=", 0.9, "x"))
     print(bar(f"top-k click from a {'1440' if a.quick else '10080'}-image index", ms, "<=", 50, " ms"))
     print(bar("2 gloo ranks equal 1 process (exact)", exact, ">=", 1))

@@ -12,6 +12,7 @@ _LAZY = {  # name -> module that defines it, imported on first use
     "MaximizerPanel": "cnn_widgets.widgets.maximizer_panel",
     "PredictionTreeView": "cnn_widgets.widgets.prediction_tree_view",
     "InverseSetGallery": "cnn_widgets.widgets.inverse_set_gallery",
+    "SanityCheckView": "cnn_widgets.widgets.sanity_check_view",
 }
 __all__ = ["Engine", "objectives", *_LAZY]
 

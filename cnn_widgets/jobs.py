@@ -16,7 +16,7 @@ partial value must be the whole picture so far (every row done, not just the new
 ``control.partial_due()`` tells a capability when one would be taken, so it builds a costly
 one (a live picture's class scores) only then.
 Callbacks run on a worker thread; widgets may write their traits from there (measured live
-in JupyterLab with ipykernel 7: ``shared/recipes/long-jobs.md``). Pure threading: no widget
+in JupyterLab with ipykernel 7). Pure threading: no widget
 import.
 
 Lifetime: a runner holds no reference to its engine. Its threads end when the engine is

@@ -23,6 +23,7 @@ EXPECTED = {
                    "etalon of one logit"),
     "classroom.py": ("peak memory 00 (MB)", "tour first widget (s)"),
     "sanity.py": ("sanity cascade of 8 digits", "sanity cascade / the maps alone"),
+    "memory.py": ("etalons peak memory / budget",),
 }
 
 

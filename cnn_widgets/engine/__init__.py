@@ -14,7 +14,9 @@ from .core.errors import (
                           InvalidArgument,
                           InvalidType,
                           LayerNotFound,
+                          MemoryBudgetExceeded,
                           ModelOutputError,
+                          NonFiniteResult,
                           NoSuitableLayer,
                           NotAChain,
                           NotPiecewiseLinear,
@@ -28,4 +30,4 @@ __all__ = ["Engine", "Control", "Etalons", "LayerInfo", "RegionCount", "CnnWidge
            "InputShapeError", "InvalidArgument", "InvalidType", "LayerNotFound",
            "ModelOutputError", "NoSuitableLayer", "NotAChain", "NotPiecewiseLinear",
            "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "StorageError",
-           "Cancelled"]
+           "Cancelled", "NonFiniteResult", "MemoryBudgetExceeded"]

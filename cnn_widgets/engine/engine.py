@@ -30,6 +30,7 @@ from .probing.field_patterns import FieldPatterns, field_patterns
 from .probing.receptive_field import FieldMap, ReceptiveField, field_map, receptive_field
 from .probing.reconstruct import Reconstruction, reconstruct
 from .sanity.check import SanityCheck, sanity_check, sanity_check_data
+from .sanity.randomize import randomizable
 from .visualization.fooling import Fooling, fool
 from .visualization.gradcam import GradCam, gradcam
 from .visualization.maximize import MaximizeResult, iterate_maximize, maximize, start_images
@@ -48,7 +49,7 @@ Layers = Sequence[str] | None
 class Engine(ModelHost):
     """Analysis engine for one image classifier; see :class:`~.core.model.ModelHost` for the
     constructor (model, input_shape, dataset, class_names, mean, std, device, batch_size,
-    eval_mode). Use it as a context manager, or call :meth:`close`, to end the worker thread
+    eval_mode, memory_budget). Use it as a context manager, or call :meth:`close`, to end the worker thread
     that widgets started for it."""
 
     def default_layer_for(self, purpose: str, layer: str | None = None) -> str:
@@ -296,6 +297,11 @@ class Engine(ModelHost):
         absolute values) and SSIM to the original maps, (M, L, N); ``classes``: the class per
         image (default: each model's prediction)."""
         return sanity_check(self, x, methods, cascade, classes, layers, seed, keep_maps, control)
+
+    def sanity_layers(self) -> tuple[str, ...]:
+        """The layers :meth:`sanity_check` can re-initialise (parameters of their own and a
+        ``reset_parameters()``), top (logits) first: its stages when ``layers`` is None."""
+        return tuple(reversed(randomizable(self)))
 
     def sanity_check_data(self, x, other, methods: str | Sequence[str] = "all",
                           classes: Sequence[int] | None = None, keep_maps: bool = True,

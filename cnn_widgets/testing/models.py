@@ -218,16 +218,17 @@ class UntraceableNet(nn.Module):
 
 
 class Boom(nn.Identity):
-    """Identity that raises ``RuntimeError('boom')`` on real tensors while ``armed`` (an
-    nn.Identity subclass, so the engine treats it as piecewise linear and lets every method
-    reach it; torch.fx traces through it without raising)."""
+    """Identity that raises ``RuntimeError('boom')`` on real batches of two or more images
+    while ``armed`` (an nn.Identity subclass, so the engine treats it as piecewise linear and
+    lets every method reach it; torch.fx traces through it without raising; the engine's own
+    one-image checks of the model, at construction and after a change, go through)."""
 
     def __init__(self):
         super().__init__()
         self.armed = False
 
     def forward(self, x):
-        if self.armed and not isinstance(x, torch.fx.Proxy):
+        if self.armed and not isinstance(x, torch.fx.Proxy) and x.shape[0] > 1:
             raise RuntimeError("boom: raised inside the model on purpose")
         return x
 

@@ -26,9 +26,12 @@ MAX_BYTES = 3 * 1024 * 1024
 #: a code cell with this tag is not expected to print or show anything
 NO_OUTPUT_TAG = "no-output"
 # Run after the last cell (and not saved): waits for every widget's background jobs, so that
-# the saved widget state and the measured memory are those of the finished views.
+# the saved widget state and the measured memory are those of the finished views, then stores
+# what each widget shows (its canvases' pictures in the widget state, a PNG beside each view).
 SETTLE = ("from cnn_widgets import jobs as _jobs\n"
-          "[_job.wait(1200) for _r in list(_jobs._ALIVE) for _job in list(_r._latest.values())];")
+          "[_job.wait(1200) for _r in list(_jobs._ALIVE) for _job in list(_r._latest.values())]\n"
+          "import cnn_widgets.widgets as _widgets\n"
+          "_widgets.settle(1200);")
 
 
 @dataclass
@@ -177,6 +180,45 @@ def stored_problems(path: Path) -> list[str]:
             view = o.get("data", {}).get(WIDGET_VIEW)
             if view is not None and view.get("model_id") not in models:
                 problems.append(f"{where}: widget view {view.get('model_id')} has no saved state")
+    return problems
+
+
+def missing_pictures(path: Path) -> list[str]:
+    """What keeps a stored notebook's widgets from showing their last view without a kernel:
+    a widget view with no PNG beside it (what JupyterLab shows for a notebook it does not
+    trust, and GitHub), or none of whose canvases holds a picture in the saved widget state
+    (what nbconvert's HTML, nbviewer and a trusted JupyterLab show)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    models = nb.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+    def pictured(model_id: str) -> bool:
+        seen, stack = set(), [model_id]
+        while stack:
+            m = stack.pop()
+            if m in seen or m not in models:
+                continue
+            seen.add(m)
+            if any(b.get("path") == ["image_data"] for b in models[m].get("buffers", [])):
+                return True
+            state = models[m].get("state", {})
+            stack += [r.removeprefix("IPY_MODEL_") for key in ("children", "_canvases")
+                      for r in state.get(key, [])]
+        return False
+
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        for o in cell.get("outputs", []):
+            view = o.get("data", {}).get(WIDGET_VIEW)
+            if view is None:
+                continue
+            where = f"cell {i} ({cell.source.strip().splitlines()[0][:40]!r})"
+            if "image/png" not in o.data:
+                problems.append(f"{where}: no PNG beside the widget view")
+            if not pictured(view.get("model_id", "")):
+                problems.append(f"{where}: no canvas picture in the widget state")
     return problems
 
 

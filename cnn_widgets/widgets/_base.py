@@ -1,7 +1,7 @@
-"""What every widget shares: a status bar (progress, status line, Stop, error box), the job
-runner of its engine, requests (a result is shown only while the state it answers is still the
-widget's), the one link of a trait with its control, painting a paint module's sheets (kept as
-what each canvas shows), closing every widget inside, and one lock for all canvas drawing."""
+"""What every widget shares: a status bar (progress, status line, Stop, Save, error box), the
+job runner of its engine, requests (a result is shown only while the state it answers is still
+the widget's), the one link of a trait with its control, painting a paint module's sheets (kept
+as what each canvas shows, ``pictures.py``), closing every widget inside, one drawing lock."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,12 +17,14 @@ from typing import Any, ClassVar
 import ipywidgets as W
 import numpy as np
 import traitlets as T
-from ipycanvas import Canvas, MultiCanvas, hold_canvas
+from ipycanvas import Canvas, hold_canvas
 
 from ..engine.core.errors import InvalidArgument
 from ..jobs import Job, JobRunner, runner_for
+from . import pictures
 from .requests import Request, frozen
 from .sheets import Sheet
+from .snapshot import Snapshots
 from .validate import ENGINE_ERRORS
 
 # ipycanvas routes every canvas through one shared manager that remembers the current canvas,
@@ -38,11 +40,10 @@ def drawing():
 
 
 def new_canvas(width: int, height: int, cls: str, layers: int | None = None):
-    """A canvas whose CSS size equals its pixel size, with DOM class ``cls``; ``layers``: a
-    MultiCanvas of that many layers instead."""
+    """A canvas whose CSS size equals its pixel size, with DOM class ``cls``; ``layers``: that
+    many layers (``c[i]``) instead of one. It keeps the pixels put on it (``pictures.Surface``)."""
     layout = W.Layout(width=f"{width}px", height=f"{height}px")
-    c = (Canvas(width=width, height=height, layout=layout) if layers is None
-         else MultiCanvas(layers, width=width, height=height, layout=layout))
+    c = pictures.Surface(layers or 1, width=width, height=height, layout=layout)
     c.add_class(cls)
     return c
 
@@ -110,7 +111,7 @@ def _truncate(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
-class JobWidget(W.VBox):
+class JobWidget(Snapshots, W.VBox):
     """A VBox with a status bar, wired to the engine's job runner.
 
     Subclasses call :meth:`run_job`; the Stop button stops every job they started. Every job
@@ -143,12 +144,13 @@ class JobWidget(W.VBox):
         self.status = W.Label("ready")
         self.stop_button = W.Button(description="Stop", icon="stop", disabled=True,
                                     layout=W.Layout(width="80px"))
+        self.save_button = self._save_button()       # snapshot.py
         self.error = W.HTML("")
         for w, cls in ((self.progress, "cnnw-progress"), (self.status, "cnnw-status"),
                        (self.stop_button, "cnnw-stop"), (self.error, "cnnw-error")):
             w.add_class(cls)
         self.stop_button.on_click(lambda _b: self.stop())
-        self.status_bar = W.HBox([self.progress, self.stop_button, self.status])
+        self.status_bar = W.HBox([self.progress, self.stop_button, self.save_button, self.status])
         self._keys: set = set()        # every job key this widget used (runner keys)
         self._long_keys: set = set()   # those of jobs that drive the progress bar and Stop
         self._jobs: dict = {}          # runner key -> the latest job (closing drops them)
@@ -247,6 +249,7 @@ class JobWidget(W.VBox):
             paint_sheet(canvas, sheet.rgba, font=sheet.font)
             for c in sheet.captions:
                 canvas.fill_text(c.text, c.x, c.y)
+        pictures.keep(canvas, pictures.with_captions(sheet.rgba, sheet.captions, sheet.font))
 
     def _sheets(self) -> dict[Canvas, Sheet]:
         """What each canvas shows now, as the widget's paint module made it: canvas -> its

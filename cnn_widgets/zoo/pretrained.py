@@ -109,8 +109,9 @@ def classifier_engine(name, title, recipe, fresh, train, test, *, device, retrai
         retrain=retrain, verbose=verbose, device=train_device,
         announce=f"{title}: training on {len(y_train)} images{where} ...")
     if verbose:
-        if hit:
-            print(f"{title}: loaded from {path}")
+        if hit:   # the file's name only: printed outputs (stored notebooks) name no machine's folders
+            where = "the package's shipped weights" if cache.is_shipped(path) else "the cache"
+            print(f"{title}: loaded from {where} ({path.name})")
         print(f"{title}: test accuracy {meta['test_accuracy']:.2%} on {len(y_test)} images, "
               f"trained in {meta['trained_seconds']:.1f} s")
     engine = Engine(model, tuple(x_test.shape[1:]), dataset=(x_test, y_test),

@@ -99,7 +99,9 @@ def test_stop_and_errors_leave_the_model():
         e.maximize(O.logit(0), steps=2, regularizers=["tv"])
 
 
-def test_forward_stops_at_the_objective_layer():
+def test_forward_stops_at_the_objective_layer(monkeypatch):
+    from cnn_widgets.engine.core import change
+    monkeypatch.setattr(change, "PROBE_SHARE", 1e-12)   # no freshness probe (it reaches fc2)
     e = make_engine(inplace=False)
     seen = []
     h = e.model.fc2.register_forward_hook(lambda *a: seen.append(1))

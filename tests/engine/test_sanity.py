@@ -55,7 +55,7 @@ def _by_hand(model, layers, seed=0):
 
 def test_layers_are_the_parameterised_ones_top_down_and_the_maps_cover_every_method():
     model, engine = _engine()
-    assert randomizable(engine) == TOP_DOWN[::-1]
+    assert randomizable(engine) == TOP_DOWN[::-1] and engine.sanity_layers() == TOP_DOWN
     r = engine.sanity_check(random_images(3))
     assert r.layers == TOP_DOWN and r.methods == METHODS and r.cascade
     n, (c, h, w) = 3, TINY_SHAPE
@@ -166,12 +166,16 @@ def test_user_model_and_rng_untouched_after_success_error_and_stop():
 def test_progress_and_live_rows():
     _, engine = _engine()
     x = random_images(2)
-    rows, steps = [], []
+    seen, steps = [], []
     r = engine.sanity_check(x, methods=["gradient", "deconvnet", "filter", "gradcam"],
-                            control=Control(partial=rows.append, report=lambda *a: steps.append(a)))
+                            control=Control(partial=seen.append, report=lambda *a: steps.append(a)))
     groups = 3                                   # the two reconstructions share one group
     assert [s[0] for s in steps] == list(range(1, (len(TOP_DOWN) + 1) * groups + 1))
     assert all(s[1] == (len(TOP_DOWN) + 1) * groups for s in steps)
+    # each partial is the whole picture so far: the previous one and one more row
+    assert [len(p) for p in seen] == list(range(1, len(seen) + 1))
+    assert all(p[:-1] == q for p, q in zip(seen[1:], seen))
+    rows = seen[-1]
     assert [(row.stage, row.method) for row in rows[:4]] == [(-1, m) for m in r.methods]
     for row in rows[4:]:
         k = r.methods.index(row.method)
@@ -179,6 +183,28 @@ def test_progress_and_live_rows():
         np.testing.assert_array_equal(row.rank_abs, r.rank_abs[k, row.stage])
         assert row.layer == r.layers[row.stage]
     assert len(rows) == (len(TOP_DOWN) + 1) * len(r.methods)
+
+
+def test_a_watcher_that_sees_only_the_latest_partial_gets_every_row():
+    """Issue 18: each partial was one SanityRow, so a job's watcher (it gets only the latest
+    partial per interval) lost rows; the last partial is now every row."""
+    from cnn_widgets.jobs import JobRunner
+    _, engine = _engine()
+    x = random_images(2)
+    runner, seen = JobRunner(), []
+    try:
+        job = runner.submit(lambda control: engine.sanity_check(x, methods=["gradient", "gradcam"],
+                                                                control=control),
+                            on_partial=seen.append)
+        assert job.wait(60) and job.state == "done"
+    finally:
+        runner.shutdown()
+    r = job.result
+    last = seen[-1]
+    assert {(row.stage, row.method) for row in last} == {
+        (s, m) for s in range(-1, len(r.layers)) for m in r.methods}
+    for row in last[len(r.methods):]:
+        np.testing.assert_array_equal(row.maps, r.maps[row.method][row.stage])
 
 
 def test_seed_and_keep_maps():

@@ -1,11 +1,21 @@
 """The notebooks are committed executed (``python -m cnn_widgets.testing.notebooks``), so a
 reader on GitHub, nbviewer or a slow Binder sees results without running anything: no error
 output, every code cell executed and, unless it only imports, defines or assigns (or is tagged
-``no-output``), showing something; every widget view with its saved state; at most 3 MB each."""
+``no-output``), showing something; every widget view with its saved state; at most 3 MB each;
+and no machine's folders in what they show."""
+import json
+from pathlib import Path
+
 import nbformat
 import pytest
 
-from cnn_widgets.testing.notebooks import MAX_BYTES, NOTEBOOKS, needs_output, stored_problems
+from cnn_widgets.testing.notebooks import (
+    MAX_BYTES,
+    NOTEBOOKS,
+    missing_pictures,
+    needs_output,
+    stored_problems,
+)
 
 NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 
@@ -15,6 +25,41 @@ def test_stored_notebook_is_executed_complete_and_small(name):
     problems = stored_problems(NOTEBOOKS / name)
     assert not problems, f"{name} (re-run python -m cnn_widgets.testing.notebooks):\n" + \
         "\n".join(problems)
+
+
+#: stored before zoo loading stopped printing its folder: re-store them (then drop them here)
+STORED_WITH_PATHS = {"00_tour.ipynb", "04_inverse_set.ipynb"}
+
+
+def machine_paths(nb) -> list[str]:
+    """The outputs and widget state of ``nb`` (images aside) that name a folder of the machine
+    that ran it: a worktree under /work/ or the user's home."""
+    home = str(Path.home())
+    paths = ["/work/"] + ([home + "/"] if len(home) > 1 else [])     # a home of "/" names no folder
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            shown = {k: v for k, v in out.items() if k != "data"}
+            shown["data"] = {k: v for k, v in out.get("data", {}).items() if not k.startswith("image/")}
+            text = json.dumps(shown)
+            found += [f"cell {i}: {p}" for p in paths if p in text]
+    state = json.dumps(nb.metadata.get("widgets", {}))
+    return found + [f"widget state: {p}" for p in paths if p in state]
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
+    strict=True, reason="stored before zoo loading stopped printing its folder: re-store it"))
+    if n in STORED_WITH_PATHS else n for n in NAMES])
+def test_stored_notebook_names_no_machine_path(name):
+    found = machine_paths(nbformat.read(NOTEBOOKS / name, as_version=4))
+    assert not found, f"{name} (re-run python -m cnn_widgets.testing.notebooks):\n" + "\n".join(found)
+
+
+def test_the_path_check_finds_a_path_in_text_but_not_in_images(tmp_path):
+    text = dict(TEXT, text=f"loaded from {Path.home()}/.cache/x.pt\n")
+    assert machine_paths(nbformat.read(_write(tmp_path, [_cell("f()", [text])]), as_version=4))
+    image = {"output_type": "display_data", "metadata": {}, "data": {"image/png": "AA/work/AA"}}
+    assert not machine_paths(nbformat.read(_write(tmp_path, [_cell("f()", [image])]), as_version=4))
 
 
 def _cell(source, outputs=(), tags=(), count=1):
@@ -61,3 +106,28 @@ def test_which_cells_must_show_something():
     assert needs_output(_cell("for i in range(2):\n    print(i)"))
     assert needs_output(_cell("show(panels)"))
 
+
+# stored since the widgets keep their last view (issue 17, part 3); the others join when
+# they are stored again with python -m cnn_widgets.testing.notebooks
+WITH_PICTURES = ["00_tour.ipynb"]
+
+
+@pytest.mark.parametrize("name", WITH_PICTURES)
+def test_stored_widgets_keep_their_last_view(name):
+    problems = missing_pictures(NOTEBOOKS / name)
+    assert not problems, f"{name} (re-run python -m cnn_widgets.testing.notebooks):\n" + \
+        "\n".join(problems)
+
+
+def test_the_picture_check_finds_each_fault(tmp_path):
+    canvas = {"model_name": "CanvasModel", "state": {},
+              "buffers": [{"path": ["image_data"], "encoding": "base64", "data": "iVBO"}]}
+    tree = {"abc": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_m"]}},
+            "m": {"model_name": "MultiCanvasModel", "state": {"_canvases": ["IPY_MODEL_c"]}},
+            "c": canvas}
+    blank = {**tree, "c": {**canvas, "buffers": []}}
+    with_png = {**VIEW, "data": {**VIEW["data"], "image/png": "iVBO"}}
+    assert missing_pictures(_write(tmp_path, [_cell("grid", [with_png])], widgets=tree)) == []
+    assert "no PNG" in missing_pictures(_write(tmp_path, [_cell("grid", [VIEW])], widgets=tree))[0]
+    assert "no canvas picture" in missing_pictures(
+        _write(tmp_path, [_cell("grid", [with_png])], widgets=blank))[0]

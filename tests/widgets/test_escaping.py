@@ -108,7 +108,7 @@ def maximizer_panel(engine, monkeypatch):
 def prediction_tree_view(engine, monkeypatch):
     v = cnn_widgets.PredictionTreeView(engine, layer=LAYER)
     v.wait(120)
-    yield v, v.path_text                                    # the class label of the path
+    yield v, v.controls.path_text                           # the class label of the path
     fail_with_markup(monkeypatch, engine, "prediction_tree")
     v.category = 2
     v.wait(60)

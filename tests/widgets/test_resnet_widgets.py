@@ -83,7 +83,7 @@ def test_prediction_tree_view_on_a_resnet_uses_its_last_spatial_layer(resnet):
     assert v.cat_tree.names == tuple(resnet.class_names)
     node = v.tree.n_nodes - 1                          # the root: every image
     x, y = v.node_pos[node]
-    event(v.tree_canvas, "mouse_down", x + 1, y - 1)
+    event(v.controls.tree_canvas, "mouse_down", x + 1, y - 1)
     assert v.selected == node and v.wait(60)
     f = v.tree.critical(node)
     want = resnet.top_images(objectives.channel(layer, f), k=6)

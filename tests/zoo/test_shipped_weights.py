@@ -165,3 +165,23 @@ def test_the_manifest_names_the_kernel_family_it_was_made_with():
     family = manifest()["kernel_family"]
     assert set(family) >= {"torch", "cpu_capability"} and family["torch"]
     assert "overrides" not in family and set(ship.kernel_family()) == set(family)
+
+
+def test_loading_prints_no_machine_path(empty_cache, capsys):
+    """Stored notebooks print what ``verbose`` loading says: the file's name and whether it came
+    from the package or the cache, never a folder of the machine that ran them."""
+    from cnn_widgets.zoo.pretrained import lenet_digits, lenet_engine
+    shipped = lenet_digits(verbose=True)                               # from the package
+    first = capsys.readouterr().out
+    data = digits()
+    recipe = {"model": "LeNet", "train": TINY, "data": {"name": "a test"}}
+    make = lambda: lenet_engine("tiny-lenet", "tiny LeNet", recipe, data.x_train[:64], data.y_train[:64],  # noqa: E731
+                                data.x_test[:8], data.y_test[:8], train_device=None, device="cpu",
+                                retrain=False, verbose=True)
+    make()                                                             # trained, then cached
+    again = make()                                                     # loaded from the cache
+    out = first + capsys.readouterr().out
+    for folder in (WEIGHTS, empty_cache, Path.home()):
+        assert str(folder) not in out, out
+    assert f"shipped weights ({Path(shipped.model_card['cache_file']).name})" in first
+    assert f"cache ({Path(again.model_card['cache_file']).name})" in out

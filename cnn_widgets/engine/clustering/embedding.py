@@ -18,6 +18,8 @@ from ..core.errors import InvalidArgument
 from ..core.selection import default_layer_for
 from .features import features
 
+MIN_IMAGES = 3
+
 
 @dataclass(frozen=True)
 class Embedding:
@@ -47,6 +49,9 @@ def _reducer(method: str, n_components: int, seed: int, n: int = 100):
         return "pca", PCA(n_components=n_components, random_state=seed)
     if method not in ("auto", "tsne"):
         raise InvalidArgument(f"method must be 'auto', 'umap', 'tsne' or 'pca'; got {method!r}")
+    if n_components > 3:
+        raise InvalidArgument(f"t-SNE (Barnes-Hut) makes at most 3 components; got n_components="
+                              f"{n_components} (use method='pca', or install umap-learn)")
     from sklearn.manifold import TSNE
     return "tsne", TSNE(n_components=n_components, random_state=seed, metric="cosine",
                         init="pca", max_iter=500, perplexity=float(min(30.0, max(2.0, (n - 1) / 3))))
@@ -60,10 +65,18 @@ def embedding(engine, layer: str | None = None, data=None, max_images: int | Non
     from sklearn.metrics import silhouette_score
 
     layer = default_layer_for(engine, "features", layer)
-    max_images = check.optional_count("max_images", max_images, 2)
+    max_images = check.optional_count("max_images", max_images, MIN_IMAGES)
     n_components, seed = check.count("n_components", n_components), check.seed(seed)
     data = labelled_data(engine, data)
     n = len(data) if max_images is None else min(int(max_images), len(data))
+    if n < MIN_IMAGES:
+        raise InvalidArgument(f"an embedding needs at least {MIN_IMAGES} images (t-SNE's "
+                              f"perplexity must lie between 2 and the number of images); the "
+                              f"data has {n}")
+    if n_components >= n:
+        raise InvalidArgument(f"n_components must be below the number of images ({n}); got "
+                              f"{n_components}")
+    _reducer(method, n_components, seed, n)        # its errors before the features pass
     idx = np.arange(n)
     images, labels = data.images[:n], data.labels[:n].numpy()
     raw = images.reshape(n, -1).numpy().astype(np.float64)
@@ -73,7 +86,8 @@ def embedding(engine, layer: str | None = None, data=None, max_images: int | Non
         name, reducer = _reducer(method, n_components, seed, n)      # a fresh one per space
         maps.append(reducer.fit_transform(x))
         control.step(i + 1, 2, f"{name} embedding")
-    sil = [float(silhouette_score(x, labels, metric="cosine")) if len(set(labels)) > 1 else np.nan
-           for x in (raw, feat)]
+    # the silhouette needs 2 <= classes <= images - 1: else it is undefined (NaN)
+    sil = [float(silhouette_score(x, labels, metric="cosine")) if 1 < len(set(labels)) < n
+           else np.nan for x in (raw, feat)]
     return Embedding(pixels=maps[0], features=maps[1], labels=labels, indices=idx, layer=layer,
                      method=name, silhouette_pixels=sil[0], silhouette_features=sil[1])

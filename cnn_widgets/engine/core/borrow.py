@@ -90,6 +90,12 @@ def model_lock(module: nn.Module) -> ModelLock:
         return lock
 
 
+def busy(module: nn.Module) -> bool:
+    """Whether another thread holds ``module``'s lock now (a borrow would wait)."""
+    lock = _LOCKS.get(module)
+    return lock is not None and lock._owner not in (None, threading.get_ident())
+
+
 # -- interrupts ------------------------------------------------------------------------------
 _HELD: set[CodeType] = set()    # an interrupt inside these (at any depth) waits for their end
 _WAITS: set[CodeType] = set()   # ... except inside these: waiting for the lock stays interruptible

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import InputShapeError, InvalidArgument
+from .errors import InputShapeError, InvalidArgument, InvalidType
 from .grad import outside_inference_mode
 
 
@@ -90,11 +90,17 @@ def _hint(t, want, stack) -> str:
     return ""
 
 
-def as_image_set(data, input_shape: Sequence[int]) -> ImageSet | None:
+def as_image_set(data, input_shape: Sequence[int], n_classes: int | None = None,
+                 unlabelled: bool = False) -> ImageSet | None:
     """Accept None, an ImageSet, a pair (images, labels) of arrays/tensors, or a map-style
-    dataset whose items are (image, label); images by :func:`as_images` (on the CPU)."""
-    if data is None or isinstance(data, ImageSet):
+    dataset whose items are (image, label); images by :func:`as_images` (on the CPU), labels
+    by :func:`as_labels` (with ``n_classes``: each a class of the model, or -1 for an image
+    without a label where ``unlabelled``)."""
+    if data is None:
         return data
+    if isinstance(data, ImageSet):
+        return data if n_classes is None else ImageSet(
+            data.images, as_labels(data.labels, n_classes, unlabelled))
     if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
         images, labels = data
     else:
@@ -102,26 +108,59 @@ def as_image_set(data, input_shape: Sequence[int]) -> ImageSet | None:
         if not items:
             raise InvalidArgument("the data set is empty; it needs at least one image")
         images = torch.stack([to_tensor(img) for img, _ in items])
-        labels = [int(lab) for _, lab in items]
+        labels = [lab.item() if hasattr(lab, "item") and np.size(lab) == 1 else lab
+                  for _, lab in items]
     if len(images) == 0:
         raise InvalidArgument("the data set is empty (0 images); it needs at least one image")
     images = as_images(images, input_shape, stack=True).cpu()
-    labels = to_tensor(labels).to(torch.int64).reshape(-1).cpu()
+    labels = as_labels(labels, n_classes, unlabelled)
     if images.shape[0] != labels.shape[0]:
         raise InvalidArgument(f"dataset has {images.shape[0]} images but {labels.shape[0]} labels")
     return ImageSet(images, labels)
 
 
+def as_labels(labels, n_classes: int | None = None, unlabelled: bool = False) -> torch.Tensor:
+    """(N,) int64 CPU labels from integers or whole-valued floats (3.0; never 3.7 truncated
+    or NaN); with ``n_classes``, each must be a class, 0 <= label < n_classes, or, where
+    ``unlabelled``, -1: an image without a label (the engine's dataset may hold such)."""
+    try:
+        t = to_tensor(labels).detach().cpu().reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise InvalidType(f"labels must be integers (class indices); got {_short(labels)}") from None
+    if t.dtype == torch.bool or t.is_complex():
+        raise InvalidType(f"labels must be integers (class indices); got dtype {t.dtype}")
+    if t.is_floating_point():
+        d = t.double()
+        bad = ~torch.isfinite(d) | (d != d.round()) | (d.abs() >= 2.0 ** 62)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise InvalidArgument(f"labels must be whole numbers (class indices); "
+                                  f"{int(bad.sum())} of {len(d)} are not: the first, at index "
+                                  f"{i}, is {float(d[i])!r}")
+    t = t.to(torch.int64)
+    if n_classes is not None:
+        bad = (t < (-1 if unlabelled else 0)) | (t >= n_classes)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise InvalidArgument(
+                f"{int(bad.sum())} label(s) are not classes of the model: expected 0 <= label < "
+                f"{n_classes}{' (or -1: no label)' if unlabelled else ''}; the first, at index "
+                f"{i}, is {int(t[i])}" + ("; -1 marks an image without a label, and this call "
+                                          "needs labels" if int(t[i]) == -1 else ""))
+    return t.clone()            # never a view of the caller's array
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def labelled_data(engine, data=None) -> ImageSet:
     """``data`` as an ImageSet in the engine's input shape, or the engine's dataset for None;
     every label must be a class of the model."""
-    data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
+    data = as_image_set(engine.dataset if data is None else data, engine.input_shape,
+                        engine.n_classes)
     if data is None:
-        raise InvalidArgument("the engine has no dataset; pass data=(images, labels)")
-    bad = (data.labels < 0) | (data.labels >= engine.n_classes)
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0])
-        raise InvalidArgument(f"{int(bad.sum())} label(s) are not classes of the model: expected "
-                              f"0 <= label < {engine.n_classes}; the first, at index {i}, is "
-                              f"{int(data.labels[i])}")
+        raise InvalidArgument("this call needs data: the engine has no dataset; pass "
+                              "data=(images, labels)")
     return data

@@ -60,3 +60,13 @@ class CacheCorrupt(CnnWidgetsError):
 class StorageError(CnnWidgetsError, OSError):
     """A file the package keeps could not be written or read: a full disk, no permission, a
     read-only file system, or a path it will not write through (a symbolic link)."""
+
+
+class NonFiniteResult(CnnWidgetsError, ArithmeticError):
+    """A computation gave NaN or inf (the model's output, a diverging ascent): nothing is
+    reported as a result; the message says where and what to change."""
+
+
+class MemoryBudgetExceeded(CnnWidgetsError, MemoryError):
+    """Even the smallest piece of a computation (one unit at one image) needs more memory than
+    the engine's ``memory_budget``; the message gives both sizes."""

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .borrow import uninterrupted
+from .change import outputs_agree, signature
 from .model_hooks import InlinedHooks, call_with_hooks, has_forward_hooks
 from .results import LayerInfo
 
@@ -135,11 +136,16 @@ def _layer_of(node) -> tuple[str, str] | None:
 
 class ModelGraph:
     """The traced forward pass of one model: ``calls`` (the layers), ``fx`` (the torch.fx graph,
-    every tensor node's ``meta['tensor_meta'].shape`` filled in), ``module`` (the runner)."""
+    every tensor node's ``meta['tensor_meta'].shape`` filled in), ``module`` (the runner),
+    ``signature`` (:func:`~.change.signature` of the model when traced), ``mode`` (its
+    ``training`` flag then), ``output_shape`` (the model's output for one input)."""
 
-    def __init__(self, model: nn.Module, graph: torch.fx.Graph):
+    def __init__(self, model: nn.Module, graph: torch.fx.Graph, output_shape: tuple = ()):
         self.key = next(_KEYS)
         self.fx = graph
+        self.mode = model.training                  # the train/eval mode it was traced in
+        self.signature = signature(model)           # the model it describes (see .change)
+        self.output_shape = tuple(output_shape)
         counts: dict[str, int] = {}
         calls, table = [], {}
         modules = dict(model.named_modules())
@@ -225,24 +231,44 @@ class ModelGraph:
         return [c for c in self.calls if c.node in seen]
 
 
-def trace(model: nn.Module, example: torch.Tensor) -> tuple[ModelGraph, torch.Tensor]:
-    """(the graph of ``model``, its output for ``example``). Call borrowing the model: tracing
-    patches ``nn.Module.__call__`` process-wide, so no other forward pass of it may run
-    meanwhile, and it is never cut short by an interrupt (which would leave the patch)."""
-    from torch.fx.passes.shape_prop import ShapeProp
+def trace(model: nn.Module, example: torch.Tensor, direct=None) -> tuple[ModelGraph, torch.Tensor]:
+    """(the graph of ``model``, its output for ``example``). ``direct``: ``model(example)``
+    if already computed. Call borrowing the model: tracing patches ``nn.Module.__call__``
+    process-wide, so no other forward pass of it may run meanwhile, and it is never cut short by
+    an interrupt (which would leave the patch)."""
     graph = uninterrupted(_Tracer().trace, model)
     plain = torch.fx.GraphModule(model, graph)
     with torch.no_grad():
-        out = ShapeProp(plain).propagate(example)
+        out = _Shapes(plain).run(example)
         if not any(m.training for m in model.modules()):     # train mode may be random
-            direct = model(example)
+            direct = model(example) if direct is None else direct
             if has_forward_hooks(model):
                 out = call_with_hooks(model, plain, example)
-            if not (isinstance(out, torch.Tensor) and isinstance(direct, torch.Tensor)
-                    and out.shape == direct.shape
-                    and torch.allclose(out, direct, rtol=1e-4, atol=1e-5)):
+            if not outputs_agree(direct, out):
                 raise RuntimeError("the traced graph does not reproduce the model's output")
-    return ModelGraph(model, graph), out
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+    return ModelGraph(model, graph, shape), out
+
+
+class _Shapes(torch.fx.Interpreter):
+    """torch.fx's ShapeProp without its printed traceback when a node fails (the engine
+    reports the failure itself): every tensor node's ``meta['tensor_meta']``."""
+
+    def run_node(self, n):
+        from torch.fx.passes.shape_prop import _extract_tensor_metadata
+        result = super().run_node(n)
+        found = []
+
+        def meta(obj):
+            if isinstance(obj, torch.Tensor):
+                found.append(True)
+                return _extract_tensor_metadata(obj)
+            return obj
+        described = torch.fx.node.map_aggregate(result, meta)
+        if found:
+            n.meta["tensor_meta"] = described
+        n.meta["type"] = type(result)
+        return result
 
 
 # graphs of models, set by the engine that built them (hooks look them up by model), one per
@@ -251,14 +277,29 @@ _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _GRAPHS_LOCK = threading.Lock()
 
 
-def register(model: nn.Module, graph: ModelGraph) -> ModelGraph:
-    """Make ``graph`` the one hooks use for ``model`` in its current mode; if another engine
-    registered one already, that one stays and is returned (engines on one model share it)."""
+def register(model: nn.Module, graph: ModelGraph, replace: bool = False) -> ModelGraph:
+    """Make ``graph`` the one hooks use for ``model`` in the mode it was traced in, and return
+    the one in use: another engine's graph of the same model as it is now stays (engines on one
+    model share it), unless ``replace``; graphs of an earlier state of the model are dropped."""
     with _GRAPHS_LOCK:
         graphs = _GRAPHS.setdefault(model, {})
-        if model.training not in graphs:
-            graphs[model.training] = graph
-        return graphs[model.training]
+        for mode in [m for m, g in graphs.items() if g.signature != graph.signature]:
+            del graphs[mode]
+        if replace or graph.mode not in graphs:
+            graphs[graph.mode] = graph
+        return graphs[graph.mode]
+
+
+def forget(model: nn.Module) -> None:
+    """Drop every graph of ``model``: as it is now it cannot be traced (hooks then run it
+    directly, never through a graph of an earlier state)."""
+    with _GRAPHS_LOCK:
+        _GRAPHS.pop(model, None)
+
+
+def registered(model: nn.Module, mode: bool) -> ModelGraph | None:
+    """The graph in use for ``model`` in train (True) or eval (False) mode, if any."""
+    return (_GRAPHS.get(model) or {}).get(mode)
 
 
 def graph_of(model: nn.Module) -> ModelGraph | None:

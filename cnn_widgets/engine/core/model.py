@@ -3,16 +3,16 @@ passes. Paper packages take an object of this kind; the :class:`~cnn_widgets.eng
 facade adds the capabilities."""
 from __future__ import annotations
 
-import copy
-import warnings
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import hooks
-from .borrow import borrowed, hand_over, model_lock
+from . import hooks, memory
+from .borrow import borrowed, busy, hand_over, model_lock
+from .change import Probe, check_public_methods, checked, signature
 from .control import NO_CONTROL, Control
 from .data import ImageSet, as_image_set, as_images, to_tensor
 from .errors import (
@@ -26,9 +26,11 @@ from .errors import (
 )
 from .gates import GATE_KINDS
 from .grad import outside_inference_mode
-from .graph import ModelGraph, register, trace
+from .graph import ModelGraph, forget, register, registered, trace
 from .layers import nonlinear_parts, registry
 from .results import LayerInfo
+from .setup import default_device, device_of, input_shape_of, run_example, unwrap, working_model
+from .stamp import weights_stamp
 from .validate import count, layer_list
 
 Unit = int | tuple[int, ...]
@@ -36,9 +38,7 @@ Unit = int | tuple[int, ...]
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
 MAX_DEFAULT_UNITS = 1024
 
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+__all__ = ["ModelHost", "default_device"]
 
 
 class ModelHost:
@@ -48,64 +48,144 @@ class ModelHost:
     each computation borrows it under a lock in eval mode with parameter gradients off and
     gives it back with every module's mode and every parameter's ``requires_grad`` restored.
     If ``device`` differs from the model's, the engine works on a copy moved there; if its
-    weights are float64, half or bfloat16, on a float32 copy (with a warning).
+    weights are float64, half or bfloat16, on a float32 copy (with a warning). A
+    ``torch.compile``d model is analysed through the module it wraps (same weights, eager).
     input_shape: (C, H, W) of one input, in the space images are given to the engine.
     dataset: None, ``(images, labels)`` or a map-style dataset of (image, label).
     mean, std: per-channel normalisation the engine applies before the model (None = none).
     eval_mode: run the model in eval mode (default). False keeps the model's own modes, so
     BatchNorm in train mode uses batch statistics (and etalons are flagged not exact).
+    memory_budget: bytes one call may allocate on the engine's device (on the CPU, results
+    included); None (default): half of the memory available when the call starts (see
+    :mod:`.memory`). Large calls work in chunks that fit it.
+
+    Every public call first checks that the model is still the one traced (:meth:`refresh`):
+    edit the model between two calls and the next call analyses the new one.
     """
 
     def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset=None,
                  class_names: Sequence[str] | None = None, mean=None, std=None,
-                 device=None, batch_size: int = 256, eval_mode: bool = True):
+                 device=None, batch_size: int = 256, eval_mode: bool = True,
+                 memory_budget: int | None = None):
         if not isinstance(model, nn.Module):
             raise InvalidType(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.input_shape = _input_shape(input_shape)
-        self.device = torch.device(device) if device is not None else default_device()
-        if self.device.type == "cuda" and self.device.index is None:   # "cuda" != "cuda:0"
-            self.device = torch.device("cuda", torch.cuda.current_device())
-        model = _working_model(model, self.device)
-        self.model = model
+        self.input_shape = input_shape_of(input_shape)
+        self.device = device_of(device)
+        self._source = unwrap(model)           # the user's model; self.model may be a copy
+        self.model = working_model(self._source, self.device)
+        self._source_state = self._source_stamp()
         self.batch_size = count("batch_size", batch_size)
+        self.memory_budget = memory_budget
         self.eval_mode = bool(eval_mode)
         c = self.input_shape[0]
         self.mean = self._channel_tensor(mean, c, 0.0, "mean")
         self.std = self._channel_tensor(std, c, 1.0, "std")
         self.dataset: ImageSet | None = as_image_set(dataset, self.input_shape)
-
-        with self.borrow():
-            example = self.normalize(torch.zeros(1, *self.input_shape, device=self.device))
-            self.layers, out = self._trace(example)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ModelOutputError(f"the model's output must be 2-D (batch, classes); for an input "
-                                   f"of shape {(1, *self.input_shape)} it returned {shape}")
-        self.n_classes = int(out.shape[1])
-        if class_names is None:
-            class_names = [str(i) for i in range(self.n_classes)]
-        if len(class_names) != self.n_classes:
-            raise InvalidArgument(f"class_names has {len(class_names)} names; the model has "
-                             f"{self.n_classes} outputs")
-        self.class_names = list(class_names)
+        self.n_classes = 0
         self._nonlinear: list[str] | None = None
+        self._probe = Probe()
+        self._calls = 0                        # public calls so far (see refresh)
+        with self.borrow():
+            self._analyse()
+        self.class_names = _class_names(class_names, self.n_classes)
+        if self.dataset is not None:        # the labels' range needs the model's output size
+            self.dataset = as_image_set(self.dataset, self.input_shape, self.n_classes,
+                                        unlabelled=True)
         self.model_card: dict = {}
         self._closers: list[Callable[[], None]] = []
 
-    def _trace(self, example):
+    def _analyse(self, replace: bool = False) -> None:
+        """(Re)trace the model as it is now (call borrowing it): the layers, the graph (shared
+        with the other engines on this model unless ``replace``) and the class count."""
+        changed = self.n_classes > 0
+        sig = signature(self.model)
+        shared = registered(self.model, self.model.training)
+        if not replace and shared is not None and shared.signature == sig:
+            self.graph, self.graph_error = shared, None
+            layers, shape = shared.layers, shared.output_shape
+        else:
+            start, example = time.perf_counter(), self._probe_input()
+            out = run_example(self.model, example, self.input_shape, changed)
+            layers, out = self._trace(example, out, replace or changed)
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            self._probe.done(time.perf_counter() - start)    # the trace compared them
+        if not isinstance(shape, tuple) or len(shape) != 2:
+            raise ModelOutputError(f"the model's output must be 2-D (batch, classes); for an input "
+                                   f"of shape {(1, *self.input_shape)} it returned {shape}")
+        if changed and shape[1] != self.n_classes:
+            raise ModelOutputError(f"the model changed: it now has {shape[1]} outputs, and this "
+                                   f"engine was made for {self.n_classes} classes (class names, "
+                                   "labels); make a new Engine for it")
+        self.n_classes = int(shape[1])
+        self._layers, self._signature, self._nonlinear = layers, sig, None
+
+    def _trace(self, example, direct, replace: bool):
         """(layers, output): from the model's torch.fx graph (every module call and functional
         gate, add and concatenation), or, if it cannot be traced, from module hooks (module
         calls only; :attr:`graph_error` says why)."""
         self.graph: ModelGraph | None = None
         self.graph_error: str | None = None
         try:
-            self.graph, out = trace(self.model, example)
+            graph, out = trace(self.model, example, direct)
         except Exception as e:  # noqa: BLE001 - any tracing failure: the module-hook path
             self.graph_error = (f"the forward pass could not be traced with torch.fx "
                                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            forget(self.model)
             return registry(self.model, example)
-        self.graph = register(self.model, self.graph)
+        self.graph = register(self.model, graph, replace)
         return self.graph.layers, out
+
+    def refresh(self) -> None:
+        """Bring the engine up to the model as it is now (run at the start of every public
+        call): retrace when a submodule, a parameter's identity or shape or a plain attribute
+        changed, or another engine on the model retraced it; now and then (see
+        :mod:`.change`) compare the graph's output with ``model(x)`` on one image and retrace
+        when they differ. Raises when the changed model cannot be analysed."""
+        self._calls += 1                       # a new call: what was read for the last is stale
+        if self.model is not self._source and self._source_stamp() != self._source_state:
+            with model_lock(self._source):     # the user's model changed: copy it again
+                self.model = working_model(self._source, self.device)
+            self._source_state = self._source_stamp()
+            with self.borrow():
+                self._analyse()
+            return
+        graph = self.graph
+        if signature(self.model) != self._signature or (
+                graph is not None and registered(self.model, graph.mode) is not graph):
+            with self.borrow():
+                self._analyse()
+        elif graph is not None and self._probe.due() and not busy(self.model):
+            with self.borrow():
+                if not self._probe.run(graph, self.model, self._probe_input()):
+                    self._analyse(replace=True)
+
+    def _source_stamp(self) -> tuple | None:
+        """The user's model's structure and weights' bytes when the engine works on a copy (on
+        another device, or float32 of other float weights), which the copy must follow; None
+        when it works on the model itself. Takes a CRC of every weight: 31 ms for a ResNet-50
+        on the CPU, at each call; put the model on the engine's device to skip it."""
+        if self.model is self._source:
+            return None
+        return signature(self._source), weights_stamp(self._source)
+
+    def _probe_input(self) -> torch.Tensor:
+        """One fixed random image, normalised: traced on, checked against ``model(x)`` when
+        traced and by :class:`~.change.Probe` (a retrace after a probe fails is checked on the
+        same image, so a graph that cannot reproduce it is dropped, not retraced forever)."""
+        if getattr(self, "_probe_x", None) is None:
+            g = torch.Generator().manual_seed(0)
+            self._probe_x = torch.rand(1, *self.input_shape, generator=g).to(self.device)
+        return self.normalize(self._probe_x)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        check_public_methods(cls)          # every capability refreshes first
+
+    @property
+    @checked
+    def layers(self) -> list[LayerInfo]:
+        """The layers in forward order (name, kind, output shape) of the model as it is now."""
+        return self._layers
 
     def require_graph(self, what: str) -> ModelGraph:
         """The model's graph, or :class:`NotAChain` saying that ``what`` needs it and what
@@ -137,16 +217,33 @@ class ModelHost:
         short request) go first; see :func:`~.borrow.hand_over`."""
         hand_over(self.model)
 
+    @property
+    def memory_budget(self) -> int:
+        """Bytes one call may allocate: the value set, or half of what is available now."""
+        if self._memory_budget is not None:
+            return self._memory_budget
+        return memory.default_budget(self.device)
+
+    @memory_budget.setter
+    def memory_budget(self, value: int | None) -> None:
+        self._memory_budget = None if value is None else count("memory_budget", value)
+
     # -- inputs ----------------------------------------------------------------------------
     def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
         with outside_inference_mode():        # usable in autograd even if made under it
-            t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
+            try:
+                t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise InvalidType(f"{what} must be a number or one number per input channel; "
+                                  f"got {value!r}") from None
             t = t.reshape(-1).clone()
             if t.numel() == 1:
                 t = t.repeat(c)
             if t.numel() != c:
                 raise InputShapeError(f"{what} must have 1 or {c} values (one per input "
                                       f"channel); got {t.numel()}")
+            if not bool(torch.isfinite(t).all()):
+                raise InvalidArgument(f"{what} must be finite numbers; got {t.tolist()}")
             if what == "std" and bool((t <= 0).any()):
                 raise InvalidArgument(f"std must be positive; got {t.tolist()}")
             return t.view(c, 1, 1).to(self.device)
@@ -169,11 +266,13 @@ class ModelHost:
             raise InputShapeError("got an empty batch (N = 0)")
         with outside_inference_mode():
             t = t.to(self.device)                # a copy already: results never alias x
-        bad = ~torch.isfinite(t)
-        if bool(bad.any()):
-            first = tuple(int(i) for i in bad.nonzero()[0])
-            raise InputShapeError(f"input contains {int(bad.sum())} NaN/inf value(s); first at "
-                                  f"index {first}")
+        # a finite sum means no NaN/inf without the elementwise check's copies (twice the input)
+        if not bool(torch.isfinite(t.sum())):
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                first = tuple(int(i) for i in bad.nonzero()[0])
+                raise InputShapeError(f"input contains {int(bad.sum())} NaN/inf value(s); first "
+                                      f"at index {first}")
         return t
 
     # -- layers and units ------------------------------------------------------------------
@@ -274,6 +373,7 @@ class ModelHost:
 
     # -- piecewise linearity -------------------------------------------------------------------
     @property
+    @checked
     def nonlinear_parts(self) -> list[str]:
         """Why the model is not piecewise linear (empty list when it is)."""
         if self._nonlinear is None:
@@ -316,35 +416,31 @@ class ModelHost:
 
     def __repr__(self):
         return (f"{type(self).__name__}({type(self.model).__name__}, input_shape={self.input_shape}, "
-                f"device={self.device}, layers={len(self.layers)}, classes={self.n_classes}, "
+                f"device={self.device}, layers={len(self._layers)}, classes={self.n_classes}, "
                 f"dataset={len(self.dataset) if self.dataset is not None else None})")
 
 
-def _input_shape(input_shape) -> tuple[int, int, int]:
+def _class_names(names, n: int) -> list[str]:
+    """``names`` (any iterable of n strings; None: "0".."n-1") as a list."""
+    if names is None:
+        return [str(i) for i in range(n)]
+    if isinstance(names, str):
+        raise InvalidType(f"class_names must be a list of {n} strings; got the string {names!r}")
     try:
-        shape = tuple(input_shape)
+        names = list(names)
     except TypeError:
-        shape = None
-    if shape is None or len(shape) != 3:
-        raise InputShapeError(f"input_shape must be (C, H, W); got {input_shape!r}")
-    return tuple(count(f"input_shape[{i}]", s) for i, s in enumerate(shape))
+        raise InvalidType(f"class_names must be a list of {n} strings; got {names!r}") from None
+    bad = [(i, v) for i, v in enumerate(names) if not isinstance(v, str)]
+    if bad:
+        i, v = bad[0]
+        raise InvalidType(f"class_names must be strings; {len(bad)} are not, the first at index "
+                          f"{i} is {v!r} ({type(v).__name__}); e.g. use [str(c) for c in names]")
+    if len(names) != n:
+        raise InvalidArgument(f"class_names has {len(names)} names; the model has {n} outputs")
+    return names
 
 
-def _working_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` itself, or a float32 copy on ``device`` if it lives elsewhere or holds
-    float64/half/bfloat16 weights (the engine computes in float32; a warning says so)."""
-    tensors = list(model.parameters()) + list(model.buffers())
-    dtypes = sorted({str(t.dtype) for t in tensors if t.is_floating_point()} - {"torch.float32"})
-    moved = any(t.device != device for t in tensors[:1])
-    if not dtypes and not moved:
-        return model
-    if dtypes:
-        warnings.warn(f"the model's weights are {', '.join(dtypes)}; the engine works on a float32 "
-                      f"copy of the model (yours is not changed; later changes to it are not "
-                      f"seen by this engine)", stacklevel=4)
-    with model_lock(model):        # no borrow in progress: no foreign hooks or modes copied
-        work = copy.deepcopy(model)
-    return work.to(device=device, dtype=torch.float32) if dtypes else work.to(device)
+check_public_methods(ModelHost)
 
 
 def _axes(shape):

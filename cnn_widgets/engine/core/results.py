@@ -5,6 +5,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .memory import ResultArray
+
+_BLOCK = 2 ** 22         # float64 values converted at once by Etalons.linear_part (32 MB)
+
 
 @dataclass(frozen=True)
 class LayerInfo:
@@ -44,14 +48,29 @@ class Etalons:
 
     @property
     def contributions(self) -> np.ndarray:
-        """The votes W ⊙ x, (N, P, *input_shape); each map sums to out - b."""
-        return self.W * self.x[:, None]
+        """The votes W ⊙ x, (N, P, *input_shape); each map sums to out - b. As large as W and
+        held where W is (a disk-backed W gives a disk-backed array), filled map by map."""
+        if not isinstance(self.W, np.memmap):
+            return self.W * self.x[:, None]
+        out = ResultArray(self.W.shape, self.W.dtype, on_disk=True)
+        for i in range(len(self.W)):
+            for p in range(self.W.shape[1]):
+                out.write(i, p, (self.W[i, p] * self.x[i])[None])
+        return out.array()
 
     @property
     def linear_part(self) -> np.ndarray:
-        """<W_p, x>, (N, P)."""
+        """<W_p, x>, (N, P) float32, summed in float64 a few maps at a time (never a copy of
+        the whole W)."""
         n, p = self.b.shape
-        return self.contributions.reshape(n, p, -1).sum(-1)
+        x = self.x.reshape(n, -1).astype(np.float64)
+        step = max(1, _BLOCK // x.shape[1])
+        out = np.empty((n, p), np.float32)
+        for i in range(n):
+            for j in range(0, p, step):
+                out[i, j:j + step] = self.W[i, j:j + step].reshape(-1, x.shape[1]).astype(
+                    np.float64) @ x[i]
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """Checks of the numbers and lists the engine's public calls take: each raises
-:class:`InvalidType` / :class:`InvalidArgument` naming the argument and what it accepts."""
+:class:`InvalidType` / :class:`InvalidArgument` naming the argument and what it accepts; and
+of the numbers a computation gives back (:func:`finite`)."""
 from __future__ import annotations
 
 import math
 from numbers import Integral, Real
 
-from .errors import InvalidArgument, InvalidType
+import numpy as np
+
+from .errors import InvalidArgument, InvalidType, NonFiniteResult
 
 
 def integer(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -45,9 +48,13 @@ def number(name: str, value, *, above: float | None = None, at_least: float | No
     return v
 
 
+# numpy's and scikit-learn's seeds stop at 2**32 - 1 (torch's at 2**64 - 1): one range for all
+MAX_SEED = 2**32 - 1
+
+
 def seed(value) -> int:
-    """A random seed: any integer >= 0."""
-    return integer("seed", value, 0)
+    """A random seed: an integer in 0..2**32 - 1 (every generator the engine uses takes it)."""
+    return integer("seed", value, 0, MAX_SEED)
 
 
 def one_of(name: str, value, options) -> str:
@@ -84,6 +91,19 @@ def class_index(host, name: str, value) -> int:
     if not 0 <= v < host.n_classes:
         raise InvalidArgument(f"{name} {v} out of range: expected 0 <= {name} < {host.n_classes}")
     return v
+
+
+def finite(t, what: str, first: int = 0) -> np.ndarray:
+    """Tensor or array ``t`` (images first) as a CPU numpy array; :class:`NonFiniteResult`
+    naming ``what`` and the image (``first`` + row) if any value is NaN or inf."""
+    a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        i = first + int(np.argwhere(bad)[0][0])
+        raise NonFiniteResult(f"{what} at image {i} contain NaN or inf: the model's output is "
+                              f"not finite there (check its weights and buffers); no result is "
+                              f"reported")
+    return a
 
 
 def _range(lo, hi) -> str:

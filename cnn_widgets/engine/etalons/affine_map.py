@@ -8,16 +8,20 @@ Two ways to compute the same W and b:
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 from torch import nn
 
+from ..core import memory
 from ..core import validate as check
 from ..core.borrow import uninterrupted
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
 from ..core.grad import needs_grad
 from ..core.results import Etalons
+from .budget import fast_plan
 from .conv_grad import flipped_conv_grads
 from .paper import paper
 
@@ -31,11 +35,14 @@ def etalons(engine, x, layer: str | None = None, units=None, method: str = "fast
     """Etalons of ``units`` of ``layer`` (default: the logits) at every input in ``x``.
 
     one_hot_batch: for ``method="paper"``, how many coordinate images go through at once
-    (1 = one at a time, as written in the paper; default: the engine's batch size).
+    (1 = one at a time, as written in the paper; default: the engine's batch size, fewer
+    when they would not fit the memory budget). W is held in RAM when it fits the budget,
+    else in a disk-backed array (:class:`~..core.memory.ResultArray`).
     top_k: instead of ``units``, each input's own k highest units of ``layer`` (at the logits:
     its top-k predicted classes), highest first, named in the result's ``row_units``.
     ``control.partial`` gets the :class:`Etalons` of the first inputs, final, after each chunk
-    of inputs but the last (method "fast"); ``control.step`` comes after every backward pass.
+    of inputs but the last (method "fast", W in RAM); ``control.step`` comes after every
+    backward pass.
     """
     if method not in METHODS:
         raise InvalidArgument(f"method must be one of {METHODS}; got {method!r}")
@@ -54,28 +61,41 @@ def etalons(engine, x, layer: str | None = None, units=None, method: str = "fast
         idx = _top(engine, x, layer, k, control)
         units, row_units = (), tuple(tuple(tuple(int(i) for i in np.unravel_index(j, shape))
                                            for j in row) for row in idx.cpu().numpy())
-    if method == "fast":
-        exact, reason = engine.exactness(layer)
+    n, p, m = x.shape[0], idx.shape[1], int(np.prod(engine.input_shape))
+    total = engine.memory_budget
+    budget = total - 4 * n * m                               # the prepared copy of x
+    result = 4 * n * p * m                                   # W, float32
+    on_disk = result > memory.host_budget(engine, total) // 2
+    if engine.device.type == "cpu" and not on_disk:
+        budget -= result                                     # W shares the RAM budget
+    make_W = partial(memory.ResultArray, (n, p, *engine.input_shape), np.float32, on_disk)
+    exact, reason = (engine.exactness(layer) if method == "fast" else
+                     (True, "Algorithm 1: masks and max-pool choices replayed"))
 
-        def record(W, out, n):
-            """The Etalons of the first ``n`` inputs."""
-            b = out[:n].double() - (W[:n].double() * x[:n, None].double()).flatten(2).sum(-1)
-            return Etalons(W=W[:n].cpu().numpy(), b=b.cpu().numpy().astype(np.float32),
-                           out=out[:n].cpu().numpy(), x=x[:n].cpu().numpy(), layer=layer,
-                           units=units, exact=exact, reason=reason, method=method,
-                           row_units=row_units and row_units[:n])
-        W, out = _fast(engine, x, layer, idx, control,
-                       lambda W, out, n: control.partial(record(W, out, n)))
-        return record(W, out, len(x))
-    chunk = one_hot_batch or engine.batch_size
-    rows = [(x, units, control)] if row_units is None else \
-        [(x[i:i + 1], row_units[i], _row(control, i, len(x))) for i in range(len(x))]
-    W, b, out = (torch.cat(t) for t in zip(*[paper(engine, xs, layer, us, c, chunk)
-                                               for xs, us, c in rows]))
-    return Etalons(W=W.cpu().numpy(), b=b.cpu().numpy().astype(np.float32),
-                   out=out.cpu().numpy(), x=x.cpu().numpy(), layer=layer, units=units,
-                   exact=True, reason="Algorithm 1: masks and max-pool choices replayed",
-                   method=method, row_units=row_units)
+    def record(W, b, out, k) -> Etalons:
+        """The Etalons of the first ``k`` inputs."""
+        return Etalons(W=W[:k], b=b[:k].astype(np.float32), out=out[:k], x=x[:k].cpu().numpy(),
+                       layer=layer, units=units, exact=exact, reason=reason, method=method,
+                       row_units=row_units and row_units[:k])
+
+    def rows_done(W, b, out, k) -> None:
+        if W.file is None:                                   # a disk-backed W: at the end
+            control.partial(record(W.data, b, out, k))
+
+    if method == "fast":
+        W, b, out = _fast(engine, x, layer, idx, make_W, (budget, total), control, rows_done)
+    elif row_units is None:
+        W, b, out = paper(engine, x, layer, units, make_W, (budget, total), control,
+                          one_hot_batch or engine.batch_size)
+    else:                                                    # each input its own units
+        W, b, out = make_W(), np.empty((n, p)), np.empty((n, p), np.float32)
+        one = partial(memory.ResultArray, (1, p, *engine.input_shape), np.float32, False)
+        for i in range(n):
+            Wi, b[i:i + 1], out[i:i + 1] = paper(engine, x[i:i + 1], layer, row_units[i], one,
+                                                 (budget, total), _row(control, i, n),
+                                                 one_hot_batch or engine.batch_size)
+            W.write(i, 0, Wi.array()[0])
+    return record(W.array(), b, out, n)
 
 
 def _top(engine, x, layer, k, control) -> torch.Tensor:
@@ -96,39 +116,56 @@ def _row(control, i, n) -> Control:
                                                                     n * total, message))
 
 
-def _fast(engine, x, layer, idx, control, rows_done):
-    """W (N, P, *input_shape) and out (N, P) of the units ``idx`` (N, P) (flat indices, each
-    input its own row). Per chunk of inputs: one forward pass stopped at ``layer``, then per
-    chunk of units one backward pass vmapped over one-hot cotangents (the inputs are
-    independent in eval mode, so a unit's gradient summed over the batch splits per input);
-    ``rows_done(W, out, i1)`` after each chunk of inputs but the last (inputs < i1 final)."""
+def _fast(engine, x, layer, idx, make_W, budget, control, rows_done):
+    """W (N, P, *input_shape) in a ``make_W()`` result array, b (N, P) float64 and out (N, P)
+    of the units ``idx`` (N, P) (flat indices, each input its own row), made once the plan fits
+    ``budget`` ((bytes left, the engine's budget)). Per chunk of inputs: one forward pass
+    stopped at ``layer``, then per chunk of units one backward pass vmapped over one-hot
+    cotangents (the inputs are independent in eval mode, so a unit's gradient summed over the
+    batch splits per input); chunk sizes from :func:`fast_plan`; ``rows_done(W, b, out, i1)``
+    after each chunk of inputs but the last (inputs < i1 final)."""
     n, p = idx.shape
-    chunk = max(1, engine.batch_size)
-    per_pass = max(1, chunk // min(n, chunk))       # units per backward, bounded like a batch
-    W = torch.empty(n, p, *engine.input_shape, device=engine.device)
-    out = torch.empty(n, p, device=engine.device)
+    b, out = np.empty((n, p)), np.empty((n, p), np.float32)
     with engine.borrow() as model, torch.enable_grad():
         vjp = _vjp_func
-        if _batch_coupled(model):
+        coupled = _batch_coupled(model)
+        if coupled:
             # batch statistics: one image per pass, or the images' gradients would mix; and
             # plain autograd, since torch.func refuses the running-statistics update
-            chunk, vjp = 1, _vjp_autograd
+            vjp = _vjp_autograd
+        chunk, per_pass = fast_plan(engine, n, p, layer, *budget, coupled)
+        W = make_W()
         for i0 in range(0, n, chunk):
             xs = x[i0:i0 + chunk]
             i1 = i0 + len(xs)
             rows = idx[i0:i1]
-            out[i0:i1], backward = uninterrupted(
-                _flipped(vjp), lambda v, rows=rows: engine.layer_output(v, layer).gather(1, rows), xs)
+            values, backward = uninterrupted(
+                _flipped(vjp), lambda v, rows=rows: engine.layer_output(v, layer).gather(1, rows),
+                xs)
+            out[i0:i1] = check.finite(values, "the unit values (the model's output)", i0)
             for p0 in range(0, p, per_pass):
                 k = min(per_pass, p - p0)
                 onehots = torch.zeros(k, len(xs), p, device=engine.device)
                 onehots[torch.arange(k), :, p0 + torch.arange(k)] = 1.0
-                W[i0:i1, p0:p0 + k] = uninterrupted(_flipped(backward), onehots).transpose(0, 1)
+                block = uninterrupted(_flipped(backward), onehots).transpose(0, 1)  # (i, k, ...)
+                del onehots
+                b[i0:i1, p0:p0 + k] = out[i0:i1, p0:p0 + k] - _dot(block, xs)
+                block = check.finite(block, "the affine maps W", i0)
+                for j in range(len(xs)):
+                    W.write(i0 + j, p0, block[j])
+                del block
+                memory.release()
                 control.step(i0 * p + (p0 + k) * len(xs), n * p, "etalons")
                 engine.hand_over()
             if i1 < n:
-                rows_done(W, out, i1)
-    return W, out
+                rows_done(W, b, out, i1)
+    return W, b, out
+
+
+def _dot(block, xs) -> np.ndarray:
+    """<W, x> per image and unit, (i, k) float64, from a W block (i, k, *input_shape)."""
+    w = block.reshape(*block.shape[:2], -1).double()
+    return torch.bmm(w, xs.reshape(len(xs), -1, 1).double())[..., 0].cpu().numpy()
 
 
 def _flipped(fn):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import memory
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.noise import gaussian_noise
@@ -75,15 +76,18 @@ def last_layer_bias(engine) -> np.ndarray | None:
 
 def noise_explanation(engine, n: int = 200, seed: int = 0,
                       control: Control = NO_CONTROL) -> NoiseExplanation:
-    """Etalons of every logit at ``n`` noise images, in chunks of the engine's batch size."""
+    """Etalons of every logit at ``n`` noise images, in chunks of the engine's batch size,
+    fewer when their maps W would take more than a quarter of the host's budget."""
     n, seed = check.count("n", n), check.seed(seed)
     x = gaussian_noise(engine, n, seed)
+    w = 4 * engine.n_classes * int(np.prod(engine.input_shape))       # W of one image
+    step = max(1, min(engine.batch_size, memory.host_budget(engine) // (4 * w)))
     parts = []
-    for s in range(0, n, engine.batch_size):
-        e = etalons(engine, x[s:s + engine.batch_size])
+    for s in range(0, n, step):
+        e = etalons(engine, x[s:s + step])
         parts.append((e.out.astype(np.float64), e.b.astype(np.float64),
                       e.linear_part.astype(np.float64)))
-        control.step(min(s + engine.batch_size, n), n, "noise etalons")
+        control.step(min(s + step, n), n, "noise etalons")
     logits, bias, linear = (np.concatenate(p) for p in zip(*parts))
     return NoiseExplanation(logits=logits, bias=bias, linear=linear,
                             last_bias=last_layer_bias(engine),

@@ -14,9 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core import hooks
+from ..core import hooks, memory
+from ..core import validate as check
 from ..core.errors import NotPiecewiseLinear
 from ..core.gates import GATE_KINDS, UNRECORDED_KINDS, gates_of
+from .budget import paper_plan
 
 
 def _check_paper_model(engine, layer):
@@ -78,33 +80,46 @@ def _unit_values(engine, work, inputs, layer, idx, subs):
     return out.flatten(1)[:, idx]                                  # (batch, P)
 
 
-def paper(engine, x, layer, units, control, chunk):
-    """W (N, P, *input_shape), b (N, P) and out (N, P) by Algorithm 1."""
+def paper(engine, x, layer, units, make_W, budget, control, chunk):
+    """W (N, P, *input_shape) in a ``make_W()`` result array (written one image and block of
+    units at a time), b (N, P) and out (N, P) by Algorithm 1. ``chunk`` coordinate images go
+    through at once, fewer if they would not fit ``budget`` (bytes left, the engine's)."""
     names = _check_paper_model(engine, layer)
     n, p = x.shape[0], len(units)
     m = int(np.prod(engine.input_shape))
     idx = engine.flat_index(layer, units)
-    W = torch.empty(n, p, m, device=engine.device)
-    b = torch.empty(n, p, device=engine.device)
+    chunk, per_block = paper_plan(engine, layer, p, chunk, *budget)
+    W = make_W()
+    b, out = np.empty((n, p)), np.empty((n, p), np.float32)
     with engine.borrow(), torch.no_grad():
         gates = gates_of(engine, names)
         # the graph's runner with its own copy of every weight, so biases can be zeroed
         work = copy.deepcopy(engine.graph.module)
-        out = _unit_values(engine, work, engine.normalize(x), layer, idx, None)
-        record = _record(engine, work, x, gates)
-        zero = torch.zeros(1, *engine.input_shape, device=engine.device)
-        for i in range(n):                                      # bias: the zero image, step 1.5
-            b[i] = _unit_values(engine, work, engine.normalize(zero), layer, idx,
-                                _replay(record, gates, i))[0]
+        records, zero = [], torch.zeros(1, *engine.input_shape, device=engine.device)
+        for i in range(n):                 # step 1 and the bias (the zero image), per image
+            xi = x[i:i + 1]
+            out[i] = check.finite(_unit_values(engine, work, engine.normalize(xi), layer, idx,
+                                               None), "the unit values", i)[0]
+            records.append(_record(engine, work, xi, gates))
+            b[i] = check.finite(_unit_values(engine, work, engine.normalize(zero), layer, idx,
+                                             _replay(records[i], gates, 0)), "the biases b", i)[0]
         _zero_biases(work)
+        done, total = 0, n * m * -(-p // per_block)
         for i in range(n):
-            replay = _replay(record, gates, i, constants=False)
-            for j0 in range(0, m, chunk):                       # step 3: coordinate images
-                j1 = min(j0 + chunk, m)
-                e = torch.zeros(j1 - j0, m, device=engine.device)
-                e[torch.arange(j1 - j0), torch.arange(j0, j1)] = 1.0
-                e = e.view(-1, *engine.input_shape) / engine.std  # normalisation minus its shift
-                W[i, :, j0:j1] = _unit_values(engine, work, e, layer, idx, replay).T
-                control.step(i * m + j1, n * m, "paper algorithm")
-                engine.hand_over()
-    return W.view(n, p, *engine.input_shape), b, out
+            replay = _replay(records[i], gates, 0, constants=False)
+            for p0 in range(0, p, per_block):                   # blocks of units of W[i]
+                p1 = min(p0 + per_block, p)
+                block = torch.empty(p1 - p0, m, device=engine.device)
+                for j0 in range(0, m, chunk):                   # step 3: coordinate images
+                    j1 = min(j0 + chunk, m)
+                    e = torch.zeros(j1 - j0, m, device=engine.device)
+                    e[torch.arange(j1 - j0), torch.arange(j0, j1)] = 1.0
+                    e = e.view(-1, *engine.input_shape) / engine.std  # normalisation minus its shift
+                    block[:, j0:j1] = _unit_values(engine, work, e, layer, idx[p0:p1], replay).T
+                    done += j1 - j0
+                    control.step(done, total, "paper algorithm")
+                    engine.hand_over()
+                W.write(i, p0, check.finite(block[None], "the affine maps W", i)[0].reshape(
+                    p1 - p0, *engine.input_shape))
+                memory.release()
+    return W, b, out

@@ -15,7 +15,8 @@ import torch
 from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InvalidArgument, LayerNotFound, NotPiecewiseLinear
+from ..core.data import labelled_data
+from ..core.errors import LayerNotFound, NotPiecewiseLinear
 from ..core.gates import UNRECORDED_KINDS, gates_of
 from ..core.results import RegionCount
 
@@ -75,11 +76,7 @@ def count_regions(engine, data=None, layers=None, control: Control = NO_CONTROL)
     the whole network). Restricting to late layers shows how many distinct maps the data
     needs there, where whole-network regions are often one per image.
     """
-    from ..core.data import as_image_set
-    data = engine.dataset if data is None else as_image_set(data, engine.input_shape)
-    if data is None:
-        raise InvalidArgument("count_regions needs data: pass (images, labels) or give the engine a "
-                         "dataset")
+    data = labelled_data(engine, data)
     _check(engine)
     names = gate_names(engine, check.layer_list(engine, layers))
     gates = gates_of(engine, names)

@@ -25,7 +25,14 @@ from ..core.gates import Gate, gates_of
 from ..etalons import regions
 from . import distributed as D
 from . import files
-from .source import as_source, data_hash, engine_weights_hash, key_of, preprocessing
+from .source import (
+    architecture_hash,
+    as_source,
+    data_hash,
+    engine_weights_hash,
+    key_of,
+    preprocessing,
+)
 from .stats import LayerStats, fold
 from .store import ActivationIndex, Writer, atomic_json, default_root, load_chunk, save_chunk
 
@@ -126,7 +133,8 @@ def plan_for(engine, ds, description: str, layers, k: int, chunk: int, patterns:
             "class_sums": bool(class_sums),
             "layers": {n: list(engine.layer(n).output_shape) for n in names},
             "fingerprint": {"weights": engine_weights_hash(engine), "data": data_hash(ds),
-                            "n": len(ds), "preprocessing": preprocessing(engine, description)}}
+                            "architecture": architecture_hash(engine), "n": len(ds),
+                            "preprocessing": preprocessing(engine, description)}}
 
 
 def build(engine, data=None, layers=None, *, path=None, k: int = 64,
@@ -143,9 +151,10 @@ def build(engine, data=None, layers=None, *, path=None, k: int = 64,
     plan = plan_for(engine, ds, description, names, check.count("k", k), chunk, patterns,
                     class_sums)
     key = key_of(plan)
+    rank, world = D.rank_and_world()
+    D.agree(plan, world)              # every rank the same model, data and plan, or none builds
     root = files.index_root(path if path is not None else default_root())
     final, work = root / key, root / f"{key}.partial"
-    rank, world = D.rank_and_world()
     with files.build_lock(root / f"{key}.lock", control, plan["n"], held=rank == 0):
         if rank == 0:
             files.sweep(root, key, work)                  # before any rank writes

@@ -14,6 +14,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from ..core.errors import InvalidArgument
+
 
 def rank_and_world() -> tuple[int, int]:
     """(rank, world size) of the default process group, (0, 1) without one."""
@@ -28,6 +30,33 @@ def gather(obj, world: int) -> list:
         return [obj]
     out = [None] * world
     dist.all_gather_object(out, obj)
+    return out
+
+
+def agree(plan: dict, world: int) -> None:
+    """Check, before anything is scanned or merged, that every rank has rank 0's plan (the
+    fingerprint of weights, architecture, data and preprocessing; data length, chunking,
+    layers, settings); otherwise raise on every rank an error naming the ranks that differ
+    and in what."""
+    plans = gather(plan, world)
+    differ = {r: _differences(plans[0], p) for r, p in enumerate(plans) if p != plans[0]}
+    if differ:
+        detail = "; ".join(f"rank {r}: {', '.join(d)}" for r, d in differ.items())
+        raise InvalidArgument(f"ranks {sorted(differ)} of {world} differ from rank 0 ({detail}): "
+                              "every rank must index the same model and data with the same "
+                              "settings (engine factory, --data, --layers, --k, --chunk-size); "
+                              "nothing was merged")
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The keys (dotted) whose values differ between two plans."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict) and key == "fingerprint":
+            out += _differences(x, y, f"{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}")
     return out
 
 

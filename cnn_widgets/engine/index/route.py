@@ -1,5 +1,5 @@
-"""Reads served from an attached index that matches the engine (same weights and
-preprocessing) and the data (the engine's dataset, or the index's own source when the engine
+"""Reads served from an attached index that matches the engine (same architecture, weights
+by content, and preprocessing) and the data (the engine's dataset, or the index's own source when the engine
 has none). Each function returns the result the scanning path would return, or None when no
 index can answer, and the facade then scans."""
 from __future__ import annotations
@@ -14,12 +14,13 @@ from ..core.data import ImageSet, as_images
 from ..core.errors import InvalidArgument
 from ..core.results import RegionCount
 from ..core.selection import default_layer_for
+from ..core.stamp import tensors_stamp
 from ..etalons.regions import gate_names
 from ..probing.activation_stats import ActivationStats
 from ..probing.activation_stats import default_layers as rectified_layers
 from ..visualization.objectives import as_objective
 from ..visualization.scan import Histogram, TopImages, histogram_from_values
-from .source import Rows, data_hash, engine_weights_hash
+from .source import Rows, architecture_hash, data_hash, engine_weights_hash
 from .store import ActivationIndex
 
 
@@ -33,6 +34,10 @@ def attach(engine, index: ActivationIndex) -> ActivationIndex:
 def mismatch(engine, index: ActivationIndex) -> str | None:
     """Why ``index`` cannot answer for ``engine`` and its dataset (None when it can)."""
     fp = index.fingerprint
+    if "architecture" not in fp:
+        return "its fingerprint has no architecture (an earlier version built it): rebuild it"
+    if fp["architecture"] != architecture_hash(engine):
+        return "it was built for another architecture (the traced graph or a module differs)"
     if fp["weights"] != engine_weights_hash(engine):
         return "it was built with other weights"
     ours, theirs = json.loads(_prep(engine)), json.loads(fp["preprocessing"])
@@ -57,7 +62,7 @@ def _prep(engine) -> str:
 
 def _dataset_hash(engine) -> str:
     ds = engine.dataset
-    stamp = (id(ds), ds.images._version, ds.labels._version)
+    stamp = (id(ds), tensors_stamp(ds.images, ds.labels))       # .data edits bump no version
     cached = engine.__dict__.get("_index_data")
     if cached is None or cached[0] != stamp:
         cached = engine._index_data = (stamp, data_hash(Rows(ds)))

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.fx
 
+from ..core.change import plain_attributes
 from ..core.data import ImageSet, as_image_set, as_images
 from ..core.errors import InvalidArgument, InvalidType
+from ..core.stamp import weights_stamp
 
 SAMPLE = 16        # images hashed for the data fingerprint, evenly spaced
 
@@ -109,25 +112,57 @@ def weights_hash(model: torch.nn.Module) -> str:
 
 
 def engine_weights_hash(engine) -> str:
-    """:func:`weights_hash` of the engine's model, hashed again only when a weight changed."""
-    version = weights_version(engine.model)
+    """:func:`weights_hash` of the engine's model, hashed again only when the weights' content
+    changed (:func:`~.stamp.weights_stamp`, taken once per engine call: ``.data`` edits too)."""
     cached = engine.__dict__.get("_index_weights")
-    if cached is None or cached[0] != version:
-        cached = engine._index_weights = (version, weights_hash(engine.model))
-    return cached[1]
+    if cached is not None and cached[0] == engine._calls:
+        return cached[2]
+    stamp = weights_stamp(engine.model)
+    digest = cached[2] if cached is not None and cached[1] == stamp else weights_hash(engine.model)
+    engine._index_weights = (engine._calls, stamp, digest)
+    return digest
 
 
-def weights_version(model: torch.nn.Module) -> tuple:
-    """Cheap stand-in that changes whenever a weight is replaced or changed in place."""
-    return tuple((id(t), t._version, t.data_ptr()) for t in model.state_dict(keep_vars=True).values())
+def architecture_hash(engine) -> str:
+    """blake2b of what the model computes besides its weights: the traced graph (every op and
+    module call) and every module's class name and plain attributes (hyper-parameters);
+    without a graph, the layers. Cached per graph (a change makes a new one)."""
+    graph, cached = engine.graph, engine.__dict__.get("_index_architecture")
+    key = graph if graph is not None else engine.layers
+    if cached is not None and cached[0] is key:
+        return cached[1]
+    text = [_graph_text(graph.fx) if graph is not None else f"untraced {engine.layers}"]
+    # classes by name: the same class imported in a notebook or loaded by the CLI from a file
+    text += [f"{name}:{type(m).__qualname__}({plain_attributes(m)})"
+             for name, m in engine.model.named_modules()]
+    digest = _h(re.sub(r" at 0x[0-9a-fA-F]+", "", "|".join(text))).hexdigest()
+    engine._index_architecture = (key, digest)
+    return digest
+
+
+def _graph_text(fx) -> str:
+    """Every node of a torch.fx graph: op, name, target (module path, qualified function or
+    method name), arguments (nodes by name, constants by repr)."""
+    def target(t):
+        return t if isinstance(t, str) else \
+            f"{getattr(t, '__module__', '')}.{getattr(t, '__qualname__', repr(t))}"
+
+    def args(a):
+        return repr(torch.fx.node.map_arg(a, lambda n: f"%{n.name}"))
+    return "\n".join(f"{n.op} {n.name} {target(n.target)} {args(n.args)} {args(n.kwargs)}"
+                     for n in fx.nodes)
 
 
 def data_hash(ds) -> str:
-    """blake2b of the length, every label when the dataset lists them, and ``SAMPLE`` evenly
-    spaced (image, label) items."""
+    """blake2b of the length, every label when the dataset lists them, and every image of a
+    dataset held in memory (an engine's), else ``SAMPLE`` evenly spaced (image, label) items."""
     n = len(ds)
     h = _h(n)
-    labels = ds.set.labels if isinstance(ds, Rows) else getattr(ds, "targets", None)
+    if isinstance(ds, Rows):                 # in memory: all of it, a change anywhere counts
+        for t in (ds.set.images, ds.set.labels):
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return h.hexdigest()
+    labels = getattr(ds, "targets", None)
     if labels is not None:                   # every label when they are at hand
         h.update(np.asarray(labels, dtype=np.int64).tobytes())
     for i in np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).astype(np.int64)):

@@ -71,6 +71,9 @@ def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, 
     codes kept in the same ball as the sampler's."""
     t0 = time.perf_counter()
     check.count("n", n), check.count("steps", steps), check.number("lr", lr, above=0)
+    check.seed(seed), check.number("tv", tv, at_least=0)
+    if code_norm is not None:
+        check.number("code_norm", code_norm, above=0)
     prob, r = build_problem(engine, units, ranges, generator, encoder, 0.25, code_norm)
     with optimising(prob):
         z = initial_codes(prob, int(n), "random", seed).requires_grad_(True)
@@ -90,7 +93,8 @@ def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, 
     a = f.cpu().numpy().astype(np.float64)
     inside = in_ranges(a, r)
     fe = feats.cpu().numpy()
-    return Baseline("activation-maximisation restarts", x.cpu().numpy(), a, fe, inside,
+    # without a generator the images are the codes themselves, a leaf that requires grad
+    return Baseline("activation-maximisation restarts", x.detach().cpu().numpy(), a, fe, inside,
                     mean_distance(fe), steps * int(n), time.perf_counter() - t0)
 
 

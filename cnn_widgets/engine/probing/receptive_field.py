@@ -124,8 +124,9 @@ class _Field:
 
 
 def _cached(engine, key, compute):
-    """``compute(engine)``, computed once per engine and key."""
-    cached = _CACHE.setdefault(engine, {})
+    """``compute(engine)``, computed once per graph of the engine's model (an edited model is
+    traced again: a new graph) and key."""
+    cached = _CACHE.setdefault(engine.require_graph("receptive fields"), {})
     if key not in cached:
         cached[key] = compute(engine)
     return cached[key]
@@ -315,7 +316,7 @@ def _bounds(lo, hi):
 
 def field_maps(engine) -> dict[str, FieldMap]:
     """Receptive fields of every position of every layer, name -> FieldMap. Layers the
-    geometry cannot reach (after an unsupported node) are left out. Cached per engine."""
+    geometry cannot reach (after an unsupported node) are left out. Cached per graph."""
     return _cached(engine, "maps", _compute_fields)[0]
 
 

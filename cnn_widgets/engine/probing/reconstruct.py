@@ -233,10 +233,12 @@ def _random_weights(engine, seed) -> dict[str, torch.Tensor]:
     out = {}
     for i, name in enumerate(weighted):
         w = modules[name].weight
-        key = (name, seed, w.data_ptr(), w._version)
+        mean, std = float(w.mean()), float(w.std()) if w.numel() > 1 else 0.0
+        key = (name, seed, tuple(w.shape), mean, std)    # by value: .data edits bump no version
         if key not in cache:
+            for old in [k for k in cache if k[:2] == key[:2]]:      # weights since changed
+                del cache[old]
             g = torch.Generator().manual_seed(seed * 1_000_003 + i)
-            mean, std = float(w.mean()), float(w.std()) if w.numel() > 1 else 0.0
             cache[key] = (torch.randn(w.shape, generator=g) * std + mean).to(w.device, w.dtype)
         out[name] = cache[key]
     return out

@@ -92,7 +92,8 @@ def sanity_check(engine, x, methods: str | Sequence[str] = "all", cascade: bool 
     layers: which of :func:`~.randomize.randomizable` to re-initialise (default all), always
     from the top (logits) down; cascade: cumulatively (the paper's cascading test) or one at a
     time with the others trained (independent test); seed: see :mod:`.randomize`.
-    ``control.step`` after each method (group) of each stage; ``control.partial(SanityRow)``.
+    ``control.step`` after each method (group) of each stage; ``control.partial(rows)`` as
+    each method's maps of a stage are done, rows: the tuple of every :class:`SanityRow` so far.
     """
     methods, x, fixed = _inputs(engine, x, methods, classes)
     cascade, keep_maps = _flag("cascade", cascade), _flag("keep_maps", keep_maps)
@@ -127,14 +128,24 @@ def sanity_check_data(engine, x, other, methods: str | Sequence[str] = "all",
 
 
 def _run(first, stages, n_stages, x, methods, fixed, cascade, seed, keep_maps, control):
-    """Maps of ``first`` (the original), then of each (name, engine) of ``stages``."""
+    """Maps of ``first`` (the original), then of each (name, engine) of ``stages``.
+
+    ``control.partial`` gets the whole picture so far, every row done (a watcher may see only
+    the latest value it was given)."""
     total, done = (n_stages + 1) * n_groups(methods), 0
     original_classes = fixed if fixed is not None else predicted(first, x)
     original: dict[str, np.ndarray] = {}
+    rows: list[SanityRow] = []
+
+    def live(row: SanityRow) -> SanityRow:
+        rows.append(row)
+        control.partial(tuple(rows))
+        return row
+
     for group in explain(first, x, original_classes, methods, control.check):
         original.update(group)
         for m, maps in group.items():
-            control.partial(_row(-1, "original", m, maps, maps, original_classes))
+            live(_row(-1, "original", m, maps, maps, original_classes))
         done += 1
         control.step(done, total, "original model")
     names, classes, kept = [], [], {m: [] for m in methods}
@@ -144,12 +155,11 @@ def _run(first, stages, n_stages, x, methods, fixed, cascade, seed, keep_maps, c
         classes.append(fixed if fixed is not None else predicted(engine, x))
         for group in explain(engine, x, classes[-1], methods, control.check):
             for m, maps in group.items():
-                row = _row(s, name, m, original[m], maps, classes[-1])
+                row = live(_row(s, name, m, original[m], maps, classes[-1]))
                 for k in METRICS:
                     scores[k][methods.index(m), s] = getattr(row, k)
                 if keep_maps:
                     kept[m].append(maps)
-                control.partial(row)
             done += 1
             control.step(done, total, f"{name}: {', '.join(group)}")
     return SanityCheck(x=x.cpu().numpy(), methods=methods, layers=tuple(names), cascade=cascade,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core import hooks
+from ..core import hooks, memory
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.grad import needs_grad
@@ -48,6 +48,12 @@ def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None =
     # a 1x1 layer (a global pool) would give a constant map: refused, naming the spatial ones
     layer = default_layer_for(engine, "gradcam", layer)
     logits_layer = engine.default_layer
+    if classes is None:
+        classes = range(engine.n_classes) if engine.n_classes == 2 else [None]
+    n, p, (h, w) = x.shape[0], len(classes), x.shape[2:]
+    chunk, on_disk = _plan(engine, n, p, layer, logits_layer)
+    maps = memory.ResultArray((n, p, h, w), np.float32, on_disk)
+    logits = np.empty((n, engine.n_classes), np.float32)
     captured = {}
 
     def keep(module, inputs, output):
@@ -55,23 +61,42 @@ def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None =
         return output.clone()     # later in-place ops act on the copy, not on A
 
     with engine.borrow(), torch.enable_grad():
-        with hooks.hooked(engine.model, {layer: keep}):
-            out = hooks.run_capturing(engine.model, engine.normalize(x), [logits_layer],
-                                      stop_after=logits_layer, clone=False)[logits_layer]
-        A = captured["A"]
-        if classes is None:
-            classes = range(engine.n_classes) if engine.n_classes == 2 else [None]
-        maps = []
-        for i, c in enumerate(classes):
-            target = out.argmax(1) if c is None else torch.full((x.shape[0],), int(c),
-                                                                  device=x.device)
-            score = out.gather(1, target[:, None]).sum()
-            (g,) = torch.autograd.grad(score, [A], retain_graph=True)
-            alpha = g.mean(dim=(2, 3), keepdim=True)
-            cam = F.relu((alpha * A).sum(1, keepdim=True))
-            maps.append(F.interpolate(cam, size=x.shape[2:], mode="bilinear",
-                                      align_corners=False)[:, 0].detach())
-            control.step(i + 1, len(classes), "grad-cam")
-    return GradCam(maps=torch.stack(maps, 1).cpu().numpy(),
-                   classes=tuple(-1 if c is None else int(c) for c in classes), layer=layer,
-                   logits=out.detach().cpu().numpy())
+        for i0 in range(0, n, chunk):
+            xs = x[i0:i0 + chunk]
+            with hooks.hooked(engine.model, {layer: keep}):
+                out = hooks.run_capturing(engine.model, engine.normalize(xs), [logits_layer],
+                                          stop_after=logits_layer, clone=False)[logits_layer]
+            A = captured.pop("A")
+            logits[i0:i0 + len(xs)] = out.detach().cpu().numpy()
+            for j, c in enumerate(classes):
+                target = out.argmax(1) if c is None else torch.full((len(xs),), int(c),
+                                                                      device=x.device)
+                score = out.gather(1, target[:, None]).sum()
+                (g,) = torch.autograd.grad(score, [A], retain_graph=j + 1 < p)
+                alpha = g.mean(dim=(2, 3), keepdim=True)
+                cam = F.relu((alpha * A).sum(1, keepdim=True))
+                cam = F.interpolate(cam, size=(h, w), mode="bilinear", align_corners=False)
+                for k, image in enumerate(cam.detach().cpu().numpy()):
+                    maps.write(i0 + k, j, image)
+                control.step(i0 * p + (j + 1) * len(xs), n * p, "grad-cam")
+            del out, A
+            memory.release()
+    return GradCam(maps=maps.array(), classes=tuple(-1 if c is None else int(c) for c in classes),
+                   layer=layer, logits=logits)
+
+
+def _plan(engine, n, p, layer, logits_layer) -> tuple[int, bool]:
+    """(images per pass, maps on disk): a pass keeps its activations for the classes'
+    backward passes (one at a time) to ``layer``; the (N, P, H, W) maps stay in RAM when
+    they take at most half of the host's budget."""
+    forward, _ = memory.grad_costs(engine, logits_layer)
+    backward = memory.grad_costs(engine, layer)[1]
+    m = memory.layer_bytes(engine, logits_layer)[1]
+    total, result = engine.memory_budget, n * p * m // engine.input_shape[0]
+    on_disk = result > memory.host_budget(engine, total) // 2
+    budget = total - n * m - (0 if on_disk or engine.device.type != "cpu" else result)
+    per_image = forward + backward + 3 * m // engine.input_shape[0]
+    if per_image > budget:
+        raise memory.refuse(f"Grad-CAM of one image ({engine.input_shape} input)", per_image,
+                            budget, total)
+    return min(n, engine.batch_size, budget // per_image), on_disk

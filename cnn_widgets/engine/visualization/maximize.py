@@ -20,7 +20,7 @@ import torch
 from ..core import hooks
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
-from ..core.errors import InvalidArgument, InvalidType, UnitOutOfRange
+from ..core.errors import InvalidArgument, InvalidType, NonFiniteResult, UnitOutOfRange
 from ..core.grad import needs_grad
 from ..core.noise import gaussian_noise
 from .objectives import Objective, as_objective
@@ -213,8 +213,9 @@ class Ascent:
                 logits = hooks.run_capturing(self.engine.model, self.engine.normalize(images),
                                              [self.logits], stop_after=self.logits,
                                              clone=False)[self.logits]
-        return MaximizeStep(step, self.steps, values.cpu().numpy(), images.cpu().numpy(),
-                            None if logits is None else logits.cpu().numpy(),
+        logits = None if logits is None else logits.cpu().numpy()
+        _check_finite(values, images, logits, self.trace, self.penalty_trace)
+        return MaximizeStep(step, self.steps, values.cpu().numpy(), images.cpu().numpy(), logits,
                             _stacked(self.trace, len(images)),
                             _stacked(self.penalty_trace, len(images)))
 
@@ -283,6 +284,23 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
         yield item
         if item.final:
             return
+
+
+def _check_finite(values, images, logits, trace, pen_trace) -> None:
+    """:class:`NonFiniteResult` naming the first step where the ascent left the finite
+    numbers (a too large ``lr``, weight or exponent), rather than yield NaN images."""
+    if bool(torch.isfinite(values).all()) and bool(torch.isfinite(images).all()) and (
+            logits is None or np.isfinite(logits).all()):
+        return
+    steps = [t for t, (v, p) in enumerate(zip(trace, pen_trace))
+             if not (bool(torch.isfinite(v).all()) and bool(torch.isfinite(p).all()))]
+    if steps and steps[0] == 0:
+        raise NonFiniteResult("the objective or a penalty is NaN or inf at the start images: "
+                              "the model's output (or a regulariser) is not finite there")
+    when = f"at step {steps[0]}" if steps else f"after step {len(trace)}"
+    raise NonFiniteResult(f"the ascent left the finite numbers {when} (the objective, a penalty "
+                          f"or the images became NaN or inf); lower lr, the regularisers' "
+                          f"weights or the alpha-norm exponent, or set clamp=(lo, hi)")
 
 
 def _chunked_grad(forward, obj, inp, x, chunk, control: Control = NO_CONTROL):

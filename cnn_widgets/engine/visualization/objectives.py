@@ -14,13 +14,15 @@ An objective is a weighted sum of terms; every term reads one layer's output:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 import torch
 
-from ..core.errors import InvalidType, UnitOutOfRange
+from ..core import validate as check
+from ..core.errors import InvalidArgument, InvalidType, UnitOutOfRange
 
 Index = int | tuple[int, ...]
 
@@ -62,6 +64,10 @@ class Objective:
 
     def __init__(self, terms: tuple[tuple[float, Term], ...], description: str | None = None):
         self.terms = tuple((float(w), t) for w, t in terms)
+        bad = [f"{w:g}·{t.describe()}" for w, t in self.terms if not math.isfinite(w)]
+        if bad:     # a NaN or infinite weight makes every value and gradient NaN or inf
+            raise InvalidArgument(f"an objective's weights must be finite numbers; got "
+                                  f"{', '.join(bad)}")
         self._description = description         # a bound objective keeps the user's text
 
     # -- algebra -------------------------------------------------------------------------
@@ -90,7 +96,11 @@ class Objective:
         return (-1.0) * self
 
     def __truediv__(self, k):
-        return self * (1.0 / float(k)) if isinstance(k, Real) else NotImplemented
+        if not isinstance(k, Real):
+            return NotImplemented
+        if k == 0:
+            raise InvalidArgument(f"an objective divided by zero: {self.description} / {k!r}")
+        return self * (1.0 / float(k))
 
     @property
     def description(self) -> str:
@@ -150,12 +160,12 @@ class Objective:
 
 def logit(k: int) -> Objective:
     """Pre-softmax score of class ``k``."""
-    return Objective(((1.0, Term("logit", None, int(k))),))
+    return Objective(((1.0, Term("logit", None, check.integer("class", k))),))
 
 
 def probability(k: int) -> Objective:
     """Softmax probability of class ``k``."""
-    return Objective(((1.0, Term("probability", None, int(k))),))
+    return Objective(((1.0, Term("probability", None, check.integer("class", k))),))
 
 
 def layer_mean(layer: str) -> Objective:
@@ -165,12 +175,18 @@ def layer_mean(layer: str) -> Objective:
 
 def channel(layer: str, c: int) -> Objective:
     """Mean of channel ``c`` of ``layer`` over positions (unit ``c`` of a flat layer)."""
-    return Objective(((1.0, Term("channel", str(layer), int(c))),))
+    return Objective(((1.0, Term("channel", str(layer), check.integer("channel", c))),))
 
 
 def unit(layer: str, index: Index) -> Objective:
     """One unit of ``layer``: a flat index (row-major) or a coordinate tuple (c, y, x)."""
-    index = tuple(int(i) for i in index) if isinstance(index, (tuple, list)) else int(index)
+    try:
+        index = (tuple(check.integer("unit", i) for i in index)
+                 if isinstance(index, (tuple, list)) else check.integer("unit", index))
+    except InvalidType:
+        raise InvalidType(f"unit of layer {layer!r} must be a flat index (an integer) or a "
+                          f"coordinate tuple of integers such as (channel, y, x); got "
+                          f"{index!r}") from None
     return Objective(((1.0, Term("unit", str(layer), index)),))
 
 

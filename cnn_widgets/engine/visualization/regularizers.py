@@ -20,8 +20,24 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from ..core import validate as check
 from ..core.errors import InvalidArgument, InvalidType
 from ..core.noise import channel_stats
+
+
+def _checked(reg, **rules) -> None:
+    """Validate (and normalise to float/int) the numeric fields of a frozen regulariser:
+    ``rules`` maps a field to ``validate.number`` bounds, or to "count"/"size" (int >= 1/>= 0)."""
+    kind = type(reg).__name__
+    for field, rule in rules.items():
+        name, value = f"{kind} {field}", getattr(reg, field)
+        if rule == "count":
+            value = check.count(name, value)
+        elif rule == "size":
+            value = check.count(name, value, 0)
+        else:
+            value = check.number(name, value, **rule)
+        object.__setattr__(reg, field, value)
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,11 @@ class AlphaNorm:
     mean: tuple[float, ...] | None = None
 
     def __post_init__(self):
+        # alpha < 1: |x - m|^alpha has an infinite gradient where x = m (NaN steps)
+        _checked(self, weight={"at_least": 0}, alpha={"at_least": 1})
+        if self.mean is not None:
+            object.__setattr__(self, "mean", tuple(check.number("AlphaNorm mean", m)
+                                                   for m in self.mean))
         if self.center not in ("dataset", "image"):
             raise InvalidArgument(f"AlphaNorm center must be 'dataset' or 'image'; got "
                                   f"{self.center!r}")
@@ -75,6 +96,9 @@ class TotalVariation:
     enabled: bool = True
     eps: float = 1e-8          # keeps the gradient finite where the image is flat and β < 2
 
+    def __post_init__(self):
+        _checked(self, weight={"at_least": 0}, beta={"above": 0}, eps={"above": 0})
+
     def penalty(self, x: torch.Tensor) -> torch.Tensor:
         dx = x[:, :, :-1, 1:] - x[:, :, :-1, :-1]
         dy = x[:, :, 1:, :-1] - x[:, :, :-1, :-1]
@@ -96,6 +120,9 @@ class GradientTrick:
     translate: int = 1
     rotate: float = 2.0
     enabled: bool = True
+
+    def __post_init__(self):
+        _checked(self, blur={"at_least": 0}, translate="size", rotate={"at_least": 0})
 
     def apply(self, g: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         u = torch.rand(4, generator=gen).tolist()
@@ -121,6 +148,9 @@ class Jitter:
     forward pass, zero-filled (same size), like Lucent's ``transform.jitter(d)``."""
     d: int = 8
     enabled: bool = True
+
+    def __post_init__(self):
+        _checked(self, d="count")
 
     def transform(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         dy, dx = torch.randint(0, self.d, (2,), generator=gen).tolist()

@@ -48,7 +48,7 @@ def _data(engine, data) -> ImageSet:
         images = as_images(data, engine.input_shape, stack=True).cpu()
         return as_image_set((images, -torch.ones(len(images), dtype=torch.int64)),
                             engine.input_shape)
-    return as_image_set(data, engine.input_shape)
+    return as_image_set(data, engine.input_shape, engine.n_classes, unlabelled=True)
 
 
 def objective_values(engine, target, data=None, control: Control = NO_CONTROL,
