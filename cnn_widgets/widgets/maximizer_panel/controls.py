@@ -147,7 +147,7 @@ def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
     """The panel's controls for ``engine``, laid out around the widget's ``status_bar`` and
     ``error`` box (values are the traits' to show: the panel links them)."""
     wide = (lambda px: W.Layout(width=f"{px}px"))
-    small = wide(150)
+    small, short = wide(150), {"description_width": "45px"}     # the start row fits 960 px
     data = engine.dataset is not None
     classes = class_options(engine.class_names)
     c = dict(
@@ -176,16 +176,17 @@ def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
         jitter_on=W.Checkbox(description="jitter the input", indent=False, layout=wide(150)),
         cam_on=W.Checkbox(description="Grad-CAM overlay", indent=False),
         start_box=W.Dropdown(options=["noise", "dataset"] if data else ["noise"],
-                             description="start", layout=wide(170)),
+                             description="start", layout=wide(150), style=short),
         start_image_box=W.BoundedIntText(min=0, max=len(engine.dataset) - 1 if data else 0,
-                                         description="image", layout=small),
+                                         description="image", layout=wide(120), style=short),
         n_starts_box=W.BoundedIntText(min=1, max=MAX_STARTS, description="starts",
-                                      layout=small),
-        steps_box=W.BoundedIntText(min=1, max=MAX_STEPS, description="steps", layout=small),
+                                      layout=wide(100), style=short),
+        steps_box=W.BoundedIntText(min=1, max=MAX_STEPS, description="steps", layout=wide(130),
+                                   style=short),
         lr_box=W.BoundedFloatText(min=RANGES["lr"][0], max=RANGES["lr"][1], step=0.01,
-                                  description="lr", layout=small),
+                                  description="lr", layout=wide(120), style=short),
         optimizer_box=W.Dropdown(options=OPTIMIZERS, value="adam", description="optimizer",
-                                 layout=wide(260)),
+                                 layout=wide(270), style={"description_width": "65px"}),
         fool_target_box=W.Combobox(options=classes, value=classes[-1], ensure_option=True,
                                    description="raise class", placeholder="type to search",
                                    layout=wide(300)),
