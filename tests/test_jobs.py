@@ -245,3 +245,19 @@ def test_the_rows_done_before_a_stop_are_delivered_before_on_stopped(runner):
     stopped.set()
     assert job.wait(5) and job.state == "stopped"
     assert seen == [1, 2, "stopped"]
+
+
+def test_a_job_says_when_a_partial_is_due(runner, monkeypatch):
+    """``control.partial_due()``: someone takes partials and the interval since the last one
+    is over (the capability builds a costly live picture only then)."""
+    import cnn_widgets.jobs as jobs
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL_S", 3600.0)     # the next one: never, here
+    asked = []
+
+    def fn(control):
+        asked.append(control.partial_due())                       # the first: at once
+        control.partial("first")
+        asked.append(control.partial_due())                       # within the interval
+    assert runner.submit(fn, on_partial=lambda v: None).wait(5)
+    assert runner.submit(fn).wait(5)                              # nobody takes partials
+    assert asked == [True, False, False, False]

@@ -99,9 +99,10 @@ def test_stop_and_errors_leave_the_model():
         e.maximize(O.logit(0), steps=2, regularizers=["tv"])
 
 
-def test_a_watched_run_hands_on_every_step_and_ascends_the_same():
-    """Issue 17: live results come from the capability (FOVExplorer's best input paints them);
-    each partial is the whole state before an update, and watching changes nothing."""
+def test_a_watched_run_hands_on_live_steps_and_ascends_the_same():
+    """Issue 17: live results come from the capability (FOVExplorer's best input paints them):
+    the first step at once, later ones as the live share of the run's time allows; each
+    partial is the whole state before an update, and watching changes nothing."""
     e = make_engine()
     x0 = random_images(2, TINY_SHAPE, seed=3)
     parts = []
@@ -109,7 +110,9 @@ def test_a_watched_run_hands_on_every_step_and_ascends_the_same():
     watched = e.maximize(O.channel("conv2", 1), control=Control(partial=parts.append), **kw)
     plain = e.maximize(O.channel("conv2", 1), **kw)
     np.testing.assert_array_equal(watched.images, plain.images)
-    assert [p.step for p in parts] == list(range(6)) and not any(p.final for p in parts)
+    steps = [p.step for p in parts]
+    assert steps[0] == 0 and steps == sorted(set(steps)) and steps[-1] < 6
+    assert not any(p.final for p in parts)
     np.testing.assert_array_equal(parts[0].images, x0.numpy())
     for p in parts:
         np.testing.assert_array_equal(p.trace, watched.trace[:p.step + 1])   # and its value

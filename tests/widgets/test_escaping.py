@@ -94,12 +94,12 @@ def maximizer_panel(engine, monkeypatch):
     m = cnn_widgets.MaximizerPanel(engine)
     m.wait(60)
     m.set_objective((LAYER, 0))                             # the layer name in the objective
-    yield m, m.objective_label
+    yield m, m.controls.objective_label
     m.fool_rows = CLASS_NAMES[1]                            # fooling with images "<img ...>"
     attempt(m.run_fooling)
     m.wait(60)
     yield m, m.error
-    fail_with_markup(monkeypatch, engine, "iterate_maximize")
+    fail_with_markup(monkeypatch, engine, "maximize")
     attempt(m.run)
     m.wait(60)
     yield m, m.error

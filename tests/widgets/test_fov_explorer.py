@@ -196,7 +196,7 @@ def test_a_stopped_best_input_ends_within_one_step(engine):
         hook.remove()
     assert w.job("best").state == "stopped" and "best input: stopped at" in w.status.value
     assert forwards == [BEST_STARTS] * 3            # that step ended, none began after it
-    assert w.best is not None and w.best.step == 1  # the images before the stopped update
+    assert w.best is not None and w.best.step <= 1  # a live picture before the stopped update
 
 
 def test_construction_hover_and_clicks_never_wait_on_the_model_lock(engine):
