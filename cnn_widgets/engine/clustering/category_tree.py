@@ -16,8 +16,10 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
 from ..core.selection import default_layer_for
+from ..core.types import Data, Seed
 from .features import features
 
 NOISE_NAME = "noise"
@@ -132,8 +134,9 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
     return tuple(classes), tuple(names), counts, vectors
 
 
-def category_tree(engine, layer: str | None = None, include_noise: bool = False, data=None,
-                  n_noise: int | None = None, seed: int = 0, control: Control = NO_CONTROL,
+def category_tree(engine: ModelHost, layer: str | None = None, include_noise: bool = False,
+                  data: Data = None, n_noise: int | None = None, seed: Seed = 0,
+                  control: Control = NO_CONTROL,
                   class_sums: np.ndarray | None = None) -> CategoryTree:
     """Algorithm 1 on the engine's dataset (or ``data``): hierarchy (WPGMA) and MST.
 

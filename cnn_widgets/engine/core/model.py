@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -31,14 +32,14 @@ from .layers import nonlinear_parts, registry
 from .results import LayerInfo
 from .setup import default_device, device_of, input_shape_of, run_example, unwrap, working_model
 from .stamp import weights_stamp
+from .types import ChannelValues, Data, Device, Images, Units
 from .validate import count, layer_list
-
-Unit = int | tuple[int, ...]
 
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
 MAX_DEFAULT_UNITS = 1024
 
 __all__ = ["ModelHost", "default_device"]
+H = TypeVar("H", bound="ModelHost")
 
 
 class ModelHost:
@@ -63,10 +64,10 @@ class ModelHost:
     edit the model between two calls and the next call analyses the new one.
     """
 
-    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset=None,
-                 class_names: Sequence[str] | None = None, mean=None, std=None,
-                 device=None, batch_size: int = 256, eval_mode: bool = True,
-                 memory_budget: int | None = None):
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset: Data = None,
+                 class_names: Sequence[str] | None = None, mean: ChannelValues = None,
+                 std: ChannelValues = None, device: Device = None, batch_size: int = 256,
+                 eval_mode: bool = True, memory_budget: int | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidType(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.input_shape = input_shape_of(input_shape)
@@ -252,7 +253,7 @@ class ModelHost:
         """(x - mean) / std per channel: engine input space -> the model's input."""
         return (x - self.mean) / self.std
 
-    def prepare(self, x) -> torch.Tensor:
+    def prepare(self, x: Images) -> torch.Tensor:
         """Validate ``x`` and return a float32 (N, *input_shape) tensor on the engine's device.
 
         Accepts one image (C, H, W), a batch (N, C, H, W), and for one-channel models also one
@@ -299,7 +300,7 @@ class ModelHost:
         raise LayerNotFound(f"unknown layer {name!r}; layers in forward order: "
                             f"{', '.join(self.layer_names)}")
 
-    def resolve_units(self, layer: str | None, units=None) -> tuple[tuple[int, ...], ...]:
+    def resolve_units(self, layer: str | None, units: Units = None) -> tuple[tuple[int, ...], ...]:
         """Turn ``units`` into coordinate tuples of the layer's output shape.
 
         units: None (every unit, for layers with at most 1024), an int (a flat index into the
@@ -347,7 +348,7 @@ class ModelHost:
                                   clone=False)[layer]
         return out.reshape(out.shape[0], -1)
 
-    def predict(self, x, control: Control = NO_CONTROL) -> np.ndarray:
+    def predict(self, x: Images, control: Control = NO_CONTROL) -> np.ndarray:
         """Logits (N, classes) as numpy, computed in chunks of ``batch_size``."""
         x = self.prepare(x)
         outs = []
@@ -357,7 +358,7 @@ class ModelHost:
                 control.step(min(s + self.batch_size, x.shape[0]), x.shape[0], "predict")
         return torch.cat(outs).numpy()
 
-    def activations(self, x, layers: Sequence[str]) -> dict[str, np.ndarray]:
+    def activations(self, x: Images, layers: Sequence[str]) -> dict[str, np.ndarray]:
         """Outputs of the named layers, name -> (N, *output_shape) numpy."""
         layers = list(layer_list(self, layers))
         x = self.prepare(x)
@@ -408,10 +409,10 @@ class ModelHost:
         for fn in closers:
             fn()
 
-    def __enter__(self):
+    def __enter__(self: H) -> H:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self):

@@ -13,7 +13,9 @@ import numpy as np
 from ..core import memory
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
+from ..core.types import Seed
 from .affine_map import etalons
 
 
@@ -74,7 +76,7 @@ def last_layer_bias(engine) -> np.ndarray | None:
     return None if bias is None else bias.detach().cpu().double().numpy().reshape(-1)
 
 
-def noise_explanation(engine, n: int = 200, seed: int = 0,
+def noise_explanation(engine: ModelHost, n: int = 200, seed: Seed = 0,
                       control: Control = NO_CONTROL) -> NoiseExplanation:
     """Etalons of every logit at ``n`` noise images, in chunks of the engine's batch size,
     fewer when their maps W would take more than a quarter of the host's budget."""

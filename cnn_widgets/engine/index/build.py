@@ -22,6 +22,8 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import CacheCorrupt, InvalidArgument, NoSuitableLayer, NotAChain, NotPiecewiseLinear
 from ..core.gates import Gate, gates_of
+from ..core.model import ModelHost
+from ..core.types import IndexData, Layers, PathLike
 from ..etalons import regions
 from . import distributed as D
 from . import files
@@ -137,7 +139,8 @@ def plan_for(engine, ds, description: str, layers, k: int, chunk: int, patterns:
                             "preprocessing": preprocessing(engine, description)}}
 
 
-def build(engine, data=None, layers=None, *, path=None, k: int = 64,
+def build(engine: ModelHost, data: IndexData = None, layers: Layers = None, *,
+          path: PathLike | None = None, k: int = 64,
           batch_size: int | None = None, chunk_size: int | None = None, num_workers: int = 0,
           patterns: bool = False, class_sums: bool = True, control: Control = NO_CONTROL,
           progress: bool | None = None) -> ActivationIndex | None:

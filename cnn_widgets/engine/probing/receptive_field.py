@@ -23,6 +23,7 @@ from torch import nn
 
 from ..core import validate as check
 from ..core.errors import NotAChain, UnitOutOfRange
+from ..core.model import ModelHost
 from ..core.shapes import pair
 
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -320,7 +321,7 @@ def field_maps(engine) -> dict[str, FieldMap]:
     return _cached(engine, "maps", _compute_fields)[0]
 
 
-def field_map(engine, layer: str) -> FieldMap:
+def field_map(engine: ModelHost, layer: str) -> FieldMap:
     """The :class:`FieldMap` of one layer, with a clear error when it has none."""
     name = engine.layer(layer).name
     maps, missing = _cached(engine, "maps", _compute_fields)
@@ -331,7 +332,7 @@ def field_map(engine, layer: str) -> FieldMap:
     return maps[name]
 
 
-def receptive_field(engine, layer: str, y: int, x: int) -> ReceptiveField:
+def receptive_field(engine: ModelHost, layer: str, y: int, x: int) -> ReceptiveField:
     """The input box the unit at position (y, x) of ``layer`` sees (any channel: all channels
     of one position share it). For a layer without a spatial grid pass y = x = 0. A unit whose
     window lies wholly in the zero padding sees nothing: an empty box (height or width 0)."""

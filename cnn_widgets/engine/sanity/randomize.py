@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from ..core.borrow import model_lock
+from ..core.model import ModelHost
 
 SEED_STRIDE = 1_000_003
 
 
-def randomizable(engine) -> tuple[str, ...]:
+def randomizable(engine: ModelHost) -> tuple[str, ...]:
     """Module paths of the layers with their own parameters and ``reset_parameters()``, in
     forward order (of their first call)."""
     modules = dict(engine.model.named_modules())

@@ -4,6 +4,7 @@ small learning rate, track the prediction, and compare the Grad-CAMs of start an
 smallest change along its path that flips it."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,8 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
+from ..core.types import Seed, Start
 from .gradcam import gradcam
 from .maximize import iterate_maximize, start_images
 from .objectives import logit
@@ -50,9 +53,10 @@ class Fooling:
 
 
 @needs_grad
-def fool(engine, target: int, *, start="dataset", indices=None, n_starts: int = 4,
+def fool(engine: ModelHost, target: int, *, start: Start = "dataset",
+         indices: Sequence[int] | None = None, n_starts: int = 4,
          source: int | None = None, steps: int = 100, lr: float = 1e-2,
-         optimizer: str = "sgd", every: int = 1, cam_layer: str | None = None, seed: int = 0,
+         optimizer: str = "sgd", every: int = 1, cam_layer: str | None = None, seed: Seed = 0,
          until_flip: bool = False, control: Control = NO_CONTROL) -> Fooling:
     """Raise the logit of class ``target`` on the start images (``start``/``indices``/
     ``n_starts`` as in :func:`maximize.start_images`) with plain SGD at a small ``lr`` for

@@ -16,7 +16,9 @@ from ..core import hooks, memory
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
 from ..core.selection import default_layer_for
+from ..core.types import Images
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class GradCam:
 
 
 @needs_grad
-def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None = None,
+def gradcam(engine: ModelHost, x: Images, classes: Sequence[int] | None = None, layer: str | None = None,
             control: Control = NO_CONTROL) -> GradCam:
     """Grad-CAM maps of ``classes`` for images ``x`` (N, C, H, W) at ``layer`` (default: the
     last spatial layer, (C, h, w) with h * w > 1; a layer that is not spatial raises

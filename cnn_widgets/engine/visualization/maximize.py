@@ -19,7 +19,9 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument, InvalidType, NonFiniteResult, UnitOutOfRange
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
+from ..core.types import Regularizers, Seed, Start, Target
 from .objectives import Objective, as_objective
 from .regularizers import split
 
@@ -80,7 +82,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(1, keepdims=True)
 
 
-def start_images(engine, start="noise", n_starts: int = 1, seed: int = 0,
+def start_images(engine: ModelHost, start: Start = "noise", n_starts: int = 1, seed: Seed = 0,
                  indices: Sequence[int] | None = None) -> torch.Tensor:
     """(N, C, H, W) starting images on the engine's device.
 
@@ -123,8 +125,9 @@ class _Stop(Exception):
 
 
 @needs_grad
-def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
-                     lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+def iterate_maximize(engine: ModelHost, objective: Target, *, steps: int = 256,
+                     start: Start = "noise", n_starts: int = 1, lr: float = 0.05,
+                     optimizer: str = "adam", regularizers: Regularizers = None, seed: Seed = 0,
                      indices: Sequence[int] | None = None,
                      every: int | None | Callable[[int], bool] = 1, predict: bool = True,
                      clamp: tuple[float, float] | None = None,
@@ -302,8 +305,9 @@ def _chunked_grad(forward, obj, inp, x, chunk):
 
 
 @needs_grad
-def maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
-             lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+def maximize(engine: ModelHost, objective: Target, *, steps: int = 256, start: Start = "noise",
+             n_starts: int = 1, lr: float = 0.05, optimizer: str = "adam",
+             regularizers: Regularizers = None, seed: Seed = 0,
              indices: Sequence[int] | None = None, predict: bool = True,
              clamp: tuple[float, float] | None = None,
              control: Control = NO_CONTROL) -> MaximizeResult:

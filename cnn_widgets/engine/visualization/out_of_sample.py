@@ -10,7 +10,9 @@ import numpy as np
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
+from ..core.types import Images, Labels, Seed
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class OutOfSample:
         return "\n".join(lines)
 
 
-def out_of_sample(engine, images, labels, names: Sequence[str] | None = None,
-                  n_noise: int = 1000, seed: int = 0,
+def out_of_sample(engine: ModelHost, images: Images, labels: Labels,
+                  names: Sequence[str] | None = None, n_noise: int = 1000, seed: Seed = 0,
                   control: Control = NO_CONTROL) -> OutOfSample:
     """Percent of ``images`` (N, C, H, W) of each label, and of ``n_noise`` noise images
     (:func:`~..core.noise.gaussian_noise`: the dataset's channel mean and std, the same noise
