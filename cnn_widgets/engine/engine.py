@@ -362,7 +362,8 @@ class Engine(ModelHost):
               path: PathLike | None = None, k: int = 64,
               batch_size: int | None = None, chunk_size: int | None = None,
               num_workers: int = 0, patterns: bool = False, class_sums: bool = True,
-              control: Control = NO_CONTROL, progress: bool | None = None) -> ActivationIndex:
+              control: Control = NO_CONTROL, progress: bool | None = None,
+              ) -> ActivationIndex | None:
         """Scan ``data`` (default: the dataset; or (images, labels), a folder of class folders,
         any map-style dataset) once and keep per channel of ``layers``: top-``k`` images by
         spatial mean and max, per-image values, mean/variance, active fraction, class sums;

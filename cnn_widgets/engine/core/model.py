@@ -33,7 +33,7 @@ from .results import LayerInfo
 from .setup import default_device, device_of, input_shape_of, run_example, unwrap, working_model
 from .stamp import weights_stamp
 from .types import ChannelValues, Data, Device, Images, Units
-from .validate import count, layer_list
+from .validate import count, name_list
 
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
 MAX_DEFAULT_UNITS = 1024
@@ -360,7 +360,7 @@ class ModelHost:
 
     def activations(self, x: Images, layers: Sequence[str]) -> dict[str, np.ndarray]:
         """Outputs of the named layers, name -> (N, *output_shape) numpy."""
-        layers = list(layer_list(self, layers))
+        layers = [self.layer(n).name for n in name_list("layers", layers)]
         x = self.prepare(x)
         result: dict[str, list] = {n: [] for n in layers}
         last = max(layers, key=self.layer_names.index)
