@@ -197,8 +197,9 @@ class Engine(ModelHost):
                                  ) -> tuple[TopImages, Histogram]:
         """:meth:`top_images` and :meth:`activation_histogram` from one pass over the data."""
         top = indexed.top_images(self, target, k, data)
-        if top is not None:
-            return top, indexed.histogram(self, target, bins, data)
+        hist = indexed.histogram(self, target, bins, data) if top is not None else None
+        if top is not None and hist is not None:        # one index answers both or neither
+            return top, hist
         return top_images_and_histogram(self, target, k, bins, data, control, batch_size)
 
     def gradcam(self, x: Images, classes: Sequence[int] | None = None, layer: str | None = None,

@@ -84,7 +84,7 @@ def paper_linkage(distances: np.ndarray) -> np.ndarray:
         size[s] = size[u] + size[v]
         others = {a for pair in edges for a in pair} - {u, v}
         for c in others:
-            du, dv = edges.pop(tuple(sorted((c, u)))), edges.pop(tuple(sorted((c, v))))
+            du, dv = edges.pop((min(c, u), max(c, u))), edges.pop((min(c, v), max(c, v)))
             edges[(c, s)] = (du + dv) / 2
         rows.append([u, v, w, size[s]])
     return np.array(rows, dtype=np.float64).reshape(-1, 4)

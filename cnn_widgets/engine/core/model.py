@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -63,6 +63,8 @@ class ModelHost:
     Every public call first checks that the model is still the one traced (:meth:`refresh`):
     edit the model between two calls and the next call analyses the new one.
     """
+    graph: ModelGraph | None    # the model's torch.fx graph; None: module hooks (graph_error)
+    graph_error: str | None
 
     def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset: Data = None,
                  class_names: Sequence[str] | None = None, mean: ChannelValues = None,
@@ -101,6 +103,7 @@ class ModelHost:
         changed = self.n_classes > 0
         sig = signature(self.model)
         shared = registered(self.model, self.model.training)
+        shape: tuple[int, ...] | str
         if not replace and shared is not None and shared.signature == sig:
             self.graph, self.graph_error = shared, None
             layers, shape = shared.layers, shared.output_shape
@@ -120,12 +123,12 @@ class ModelHost:
         self.n_classes = int(shape[1])
         self._layers, self._signature, self._nonlinear = layers, sig, None
 
-    def _trace(self, example, direct, replace: bool):
+    def _trace(self, example: torch.Tensor, direct: torch.Tensor | None,
+               replace: bool) -> tuple[list[LayerInfo], torch.Tensor]:
         """(layers, output): from the model's torch.fx graph (every module call and functional
         gate, add and concatenation), or, if it cannot be traced, from module hooks (module
         calls only; :attr:`graph_error` says why)."""
-        self.graph: ModelGraph | None = None
-        self.graph_error: str | None = None
+        self.graph, self.graph_error = None, None
         try:
             graph, out = trace(self.model, example, direct)
         except Exception as e:  # noqa: BLE001 - any tracing failure: the module-hook path
@@ -178,7 +181,7 @@ class ModelHost:
             self._probe_x = torch.rand(1, *self.input_shape, generator=g).to(self.device)
         return self.normalize(self._probe_x)
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         check_public_methods(cls)          # every capability refreshes first
 
@@ -230,7 +233,7 @@ class ModelHost:
         self._memory_budget = None if value is None else count("memory_budget", value)
 
     # -- inputs ----------------------------------------------------------------------------
-    def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
+    def _channel_tensor(self, value: ChannelValues, c: int, fill: float, what: str) -> torch.Tensor:
         with outside_inference_mode():        # usable in autograd even if made under it
             try:
                 t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
@@ -415,13 +418,13 @@ class ModelHost:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"{type(self).__name__}({type(self.model).__name__}, input_shape={self.input_shape}, "
                 f"device={self.device}, layers={len(self._layers)}, classes={self.n_classes}, "
                 f"dataset={len(self.dataset) if self.dataset is not None else None})")
 
 
-def _class_names(names, n: int) -> list[str]:
+def _class_names(names: Any, n: int) -> list[str]:
     """``names`` (any iterable of n strings; None: "0".."n-1") as a list."""
     if names is None:
         return [str(i) for i in range(n)]
@@ -444,11 +447,11 @@ def _class_names(names, n: int) -> list[str]:
 check_public_methods(ModelHost)
 
 
-def _axes(shape):
+def _axes(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(["channel", "y", "x"][-len(shape):] if len(shape) <= 3
                            else [f"d{i}" for i in range(len(shape))]) + ")"
 
 
-def _ranges(shape):
+def _ranges(shape: tuple[int, ...]) -> str:
     names = ["c", "y", "x"][-len(shape):] if len(shape) <= 3 else [f"d{i}" for i in range(len(shape))]
     return ", ".join(f"0 <= {n} < {s}" for n, s in zip(names, shape))

@@ -53,7 +53,7 @@ class NoiseExplanation:
     @property
     def last_bias_wins(self) -> np.ndarray | None:
         """(n,) bool: the class with the largest last-layer bias is the winner."""
-        return None if self.last_bias is None else int(self.last_bias.argmax()) == self.winners
+        return None if self.last_bias is None else self.winners == int(self.last_bias.argmax())
 
     def table(self) -> str:
         """Per class: share won, mean logit, mean effective bias, mean <W, x>, last-layer bias."""
@@ -62,10 +62,11 @@ class NoiseExplanation:
             last = "" if self.last_bias is None else f"{self.last_bias[p]:9.3f}"
             lines.append(f"{name:>10}{self.share[p]:8.1f}{self.logits[:, p].mean():9.3f}"
                          f"{self.bias[:, p].mean():9.3f}{self.linear[:, p].mean():9.3f}{last}")
+        last_wins = self.last_bias_wins
         lines.append(f"largest effective bias = winner on {100 * self.bias_wins.mean():.1f}% "
-                     "of the noise" + ("" if self.last_bias is None else
+                     "of the noise" + ("" if last_wins is None else
                                        f"; largest last-layer bias on "
-                                       f"{100 * self.last_bias_wins.mean():.1f}%"))
+                                       f"{100 * last_wins.mean():.1f}%"))
         return "\n".join(lines)
 
 

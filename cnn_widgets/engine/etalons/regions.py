@@ -84,7 +84,7 @@ def count_regions(engine: ModelHost, data: Data = None, layers: Layers = None,
     names = gate_names(engine, check.layer_list(engine, layers))
     gates = gates_of(engine, names)
     seen = defaultdict(set)
-    counts = defaultdict(int)
+    counts: defaultdict[int, int] = defaultdict(int)
     total = len(data)
     with engine.borrow(), torch.no_grad():
         for start, images, labels in data.batches(engine.batch_size):

@@ -160,7 +160,7 @@ def data_hash(ds) -> str:
     h = _h(n)
     if isinstance(ds, Rows):                 # in memory: all of it, a change anywhere counts
         for t in (ds.set.images, ds.set.labels):
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
         return h.hexdigest()
     labels = getattr(ds, "targets", None)
     if labels is not None:                   # every label when they are at hand

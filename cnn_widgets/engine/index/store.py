@@ -58,7 +58,7 @@ def atomic_json(path: Path, obj) -> None:
 
 def save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """One finished chunk, atomically (the unit an interrupted build resumes from)."""
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # (no key is allow_pickle)
 
 
 def load_chunk(path: Path) -> dict[str, np.ndarray]:
@@ -74,7 +74,8 @@ class Writer:
     :class:`StorageError`, never a SIGBUS."""
 
     def __init__(self, final: Path):
-        self.final, self.maps = final, {}
+        self.final = final
+        self.maps: dict[str, np.memmap] = {}
         self.tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
         with writing(self.tmp):
             self.tmp.mkdir()

@@ -65,10 +65,12 @@ def field_patterns(engine: ModelHost, layer: str, unit: tuple[int, int, int],
         raise InvalidArgument(f"layer {name!r} has output shape {shape}; a field of view needs "
                               "a (channels, H, W) layer")
     ((c, y, x),) = engine.resolve_units(name, [tuple(unit)])
-    if data is None and engine.dataset is None:
-        raise InvalidArgument("field_patterns needs data: pass images or give the engine a dataset")
-    images = engine.dataset.images if data is None else getattr(data, "images", None)
-    images = as_images(data if images is None else images, engine.input_shape, stack=True)
+    if data is None:
+        if engine.dataset is None:
+            raise InvalidArgument("field_patterns needs data: pass images or give the engine a "
+                                  "dataset")
+        data = engine.dataset
+    images = as_images(getattr(data, "images", data), engine.input_shape, stack=True)
     boxes = tree_boxes(engine, name, y, x)
     if gates is not None:
         unknown = [g for g in gates if g not in boxes]

@@ -97,14 +97,14 @@ class FieldMap:
 
 
 # -- geometry ----------------------------------------------------------------------------------
-def zero_padding(m: nn.Module) -> tuple[int, int]:
+def zero_padding(m: nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d) -> tuple[int, int]:
     """(top, left) zero padding of a conv/pool, also for Conv2d(padding='same' / 'valid')."""
     pad = m.padding
     if isinstance(pad, str):
         if pad == "valid":
             return 0, 0
-        return tuple(d * (k - 1) // 2 for d, k in zip(pair(getattr(m, "dilation", 1)),
-                                                      pair(m.kernel_size)))
+        (dh, dw), (kh, kw) = pair(getattr(m, "dilation", 1)), pair(m.kernel_size)
+        return dh * (kh - 1) // 2, dw * (kw - 1) // 2
     return pair(pad)
 
 
@@ -120,8 +120,9 @@ class _Field:
         return len(self.rows[0]), len(self.cols[0])
 
     def union_all(self) -> _Field:
-        return _Field(*[(np.array([a[0].min()]), np.array([a[1].max()]))
-                        for a in (self.rows, self.cols)], grid=False)
+        rows, cols = [(np.array([a[0].min()]), np.array([a[1].max()]))
+                      for a in (self.rows, self.cols)]
+        return _Field(rows, cols, grid=False)
 
 
 def _cached(engine, key, compute):

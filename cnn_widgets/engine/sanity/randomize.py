@@ -51,7 +51,7 @@ def reinitialize(module: nn.Module, seed: int) -> None:
     fresh = copy.deepcopy(module).cpu()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        fresh.reset_parameters()
+        fresh.reset_parameters()  # type: ignore[operator]  # an attribute of the layer's class
     with torch.no_grad():
         for name, value in list(fresh.named_parameters(recurse=False)) + \
                 list(fresh.named_buffers(recurse=False)):

@@ -81,12 +81,12 @@ def fool(engine: ModelHost, target: int, *, start: Start = "dataset",
             raise InvalidArgument(f"no dataset image is labelled {wanted}")
         indices = rows[:int(n_starts)].tolist()
     x0 = start_images(engine, start, n_starts, seed, indices)
-    recorded, probs, end, at_flip = [], [], None, None
+    recorded, per_step, end, at_flip = [], [], None, None
     flip_step = np.full(len(x0), -1)
     for s in iterate_maximize(engine, logit(target), steps=steps, start=x0, lr=lr,
                               optimizer=optimizer, every=every, control=control):
         recorded.append(s.step)
-        probs.append(s.probabilities)
+        per_step.append(s.probabilities)
         end = s.images
         new = (flip_step < 0) & (s.probabilities.argmax(1) == target)
         flip_step[new] = s.step
@@ -94,9 +94,11 @@ def fool(engine: ModelHost, target: int, *, start: Start = "dataset",
             at_flip = end.copy() if at_flip is None else np.where(new[:, None, None, None], end, at_flip)
             if (flip_step >= 0).all():
                 break
+    assert end is not None                  # steps >= 1: the final step at least
     if until_flip:
+        assert at_flip is not None          # set with end
         end = np.where((flip_step >= 0)[:, None, None, None], at_flip, end)
-    probs = np.stack(probs)
+    probs = np.stack(per_step)
     if source is None:
         source = int(np.bincount(probs[0].argmax(1), minlength=engine.n_classes).argmax())
         if source == target:   # the starts are already the target: compare with the runner-up

@@ -50,9 +50,9 @@ def gradcam(engine: ModelHost, x: Images, classes: Sequence[int] | None = None, 
     # a 1x1 layer (a global pool) would give a constant map: refused, naming the spatial ones
     layer = default_layer_for(engine, "gradcam", layer)
     logits_layer = engine.default_layer
-    if classes is None:
-        classes = range(engine.n_classes) if engine.n_classes == 2 else [None]
-    n, p, (h, w) = x.shape[0], len(classes), x.shape[2:]
+    chosen: Sequence[int | None] = classes if classes is not None else \
+        range(engine.n_classes) if engine.n_classes == 2 else [None]     # None: the prediction
+    n, p, (h, w) = x.shape[0], len(chosen), x.shape[2:]
     chunk, on_disk = _plan(engine, n, p, layer, logits_layer)
     maps = memory.ResultArray((n, p, h, w), np.float32, on_disk)
     logits = np.empty((n, engine.n_classes), np.float32)
@@ -70,7 +70,7 @@ def gradcam(engine: ModelHost, x: Images, classes: Sequence[int] | None = None, 
                                           stop_after=logits_layer, clone=False)[logits_layer]
             A = captured.pop("A")
             logits[i0:i0 + len(xs)] = out.detach().cpu().numpy()
-            for j, c in enumerate(classes):
+            for j, c in enumerate(chosen):
                 target = out.argmax(1) if c is None else torch.full((len(xs),), int(c),
                                                                       device=x.device)
                 score = out.gather(1, target[:, None]).sum()
@@ -83,7 +83,7 @@ def gradcam(engine: ModelHost, x: Images, classes: Sequence[int] | None = None, 
                 control.step(i0 * p + (j + 1) * len(xs), n * p, "grad-cam")
             del out, A
             memory.release()
-    return GradCam(maps=maps.array(), classes=tuple(-1 if c is None else int(c) for c in classes),
+    return GradCam(maps=maps.array(), classes=tuple(-1 if c is None else int(c) for c in chosen),
                    layer=layer, logits=logits)
 
 

@@ -155,6 +155,7 @@ def iterate_maximize(engine: ModelHost, objective: Target, *, steps: int = 256,
         wanted = lambda t: t % k == 0                 # noqa: E731
     x = start_images(engine, start, n_starts, seed, indices).requires_grad_(True)
     penalties, tricks, transforms = split(regularizers, engine)
+    opt: torch.optim.Optimizer
     if optimizer == "adam":
         opt = torch.optim.Adam([x], lr=lr)
     elif optimizer == "sgd":
@@ -318,6 +319,7 @@ def maximize(engine: ModelHost, objective: Target, *, steps: int = 256, start: S
     last = None
     for last in iterate_maximize(engine, objective, start=x0, control=control, **kw):  # noqa: B007
         pass
+    assert last is not None                     # the final step is always yielded
     return MaximizeResult(images=last.images, start=x0.cpu().numpy(), values=last.values,
                           logits=last.logits, trace=last.trace, penalty_trace=last.penalty_trace,
                           objective=as_objective(objective).description)

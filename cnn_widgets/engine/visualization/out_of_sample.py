@@ -54,8 +54,8 @@ def out_of_sample(engine: ModelHost, images: Images, labels: Labels,
         noise_pred = engine.predict(gaussian_noise(engine, n_noise, seed), control=control).argmax(1)
         rows.append(np.bincount(noise_pred, minlength=engine.n_classes))
         counts.append(int(n_noise))
-    counts = np.asarray(counts)
+    totals = np.asarray(counts)
     names = [str(names[k]) if names is not None else str(k) for k in kinds]
-    return OutOfSample(shares=100.0 * np.stack(rows) / counts[:, None],
+    return OutOfSample(shares=100.0 * np.stack(rows) / totals[:, None],
                        rows=tuple(names + (["random noise"] if n_noise else [])),
-                       columns=tuple(engine.class_names), counts=counts)
+                       columns=tuple(engine.class_names), counts=totals)
