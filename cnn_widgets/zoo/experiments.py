@@ -23,10 +23,10 @@ from ..engine.sanity.randomize import layer_seed, randomizable, reinitialize, wo
 from ..engine.visualization.objectives import logit
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .pretrained import RECIPE, fresh_lenet, lenet_digits, lenet_engine
-from .training import accuracy, train_classifier
+from .training import Recipe, accuracy, train_classifier
 
 # Training of the student classifiers: the LeNet recipe, more epochs for the tiny sets.
-STUDENT = {**RECIPE, "epochs": 40}
+STUDENT: Recipe = {**RECIPE, "epochs": 40}
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ def super_image_training(engine: Engine | None = None, per_class: int = 10, *, s
 
 def _student(x: torch.Tensor, y: torch.Tensor, seed: int):
     model = fresh_lenet(seed)
-    train_classifier(model, x.float(), y.long(), **{**STUDENT, "seed": seed})
+    recipe: Recipe = {**STUDENT, "seed": seed}
+    train_classifier(model, x.float(), y.long(), **recipe)
     return model
 
 
