@@ -63,14 +63,15 @@ class FOVExplorer(JobWidget):
         self.best_steps = best_steps
         self.add_class("cnnw-fov")
         self.k = image_scale(engine.input_shape[1:])
-        self.custom = None
+        self.custom: np.ndarray | None = None
         if image is not None and not isinstance(image, (int, np.integer)):
             self.custom = engine.prepare(image)[0].cpu().numpy()
         elif engine.dataset is None:
             raise InvalidArgument("FOVExplorer needs an image: pass image=(C, H, W) array (the "
                                   "engine has no dataset)")
         self.view: View | None = None
-        self.recon = self.dataset_stats = self.best = None
+        self.recon = self.dataset_stats = None
+        self.best: BestInput | None = None
         self.hover: tuple[int, int] | None = None
         self.image_rgba = self.recon_rgba = self.slices_rgba = self.best_rgba = None
         self._syncing = False
@@ -163,6 +164,7 @@ class FOVExplorer(JobWidget):
     def x(self) -> np.ndarray:
         """The image shown, (C, H, W)."""
         if self.index < 0:
+            assert self.custom is not None      # index -1 means the image given
             return self.custom
         return self.engine.dataset.images[self.index].numpy()
 

@@ -43,8 +43,10 @@ def _controls(v) -> None:
                      (v.hover_text, "cnnw-hover"), (v.best_button, "cnnw-best"),
                      (v.best_text, "cnnw-best-text")):
         wdg.add_class(cls)
-    v.layer_box.observe(lambda ch: v._syncing or setattr(v, "layer", ch["new"]), names="value")
-    v.index_box.observe(lambda ch: v._syncing or setattr(v, "index", ch["new"]), names="value")
+    v.layer_box.observe(lambda ch: v._syncing or setattr(v, "layer", ch["new"]),  # type: ignore[func-returns-value]
+                        names="value")
+    v.index_box.observe(lambda ch: v._syncing or setattr(v, "index", ch["new"]),  # type: ignore[func-returns-value]
+                        names="value")
     v.channel_box.observe(v._on_channel_box, names="value")
 
 

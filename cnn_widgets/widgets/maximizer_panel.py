@@ -301,6 +301,7 @@ class MaximizerPanel(JobWidget):
     def _show_step(self, picture: Picture):
         self._show_picture(picture)
         step = picture.step
+        assert step is not None and step.trace is not None      # a live picture's step
         self._set_curve(*curve(step.trace, step.values if step.final else None))
 
     def _set_curve(self, x: np.ndarray, y: np.ndarray):

@@ -18,12 +18,14 @@ import numpy as np
 import traitlets as T
 
 from ..engine import Engine, InvalidArgument
+from ..engine.clustering.category_tree import CategoryTree
 from ..engine.visualization import objectives
 from . import draw
 from ._base import JobWidget, drawing, new_canvas, paint_sheet, placeholder, redraw_on_reconnect
 from .layout.prediction_tree_view import (
     CAT_SIZE,
     Categories,
+    CategoryLayout,
     TreeResult,
     category_at,
     category_layout,
@@ -65,7 +67,9 @@ class PredictionTreeView(JobWidget):
         if engine.dataset is None:
             raise InvalidArgument("PredictionTreeView needs an engine with a dataset")
         self.max_images = max_images
-        self.cat_tree = self.cat_layout = self.tree = self.path = self.top = None
+        self.cat_tree: CategoryTree | None = None
+        self.cat_layout: CategoryLayout | None = None
+        self.tree = self.path = self.top = None
         self.node_pos: dict[int, tuple[float, float]] = {}
         self.detail_rgba = None
         self.use_pad = False          # the path follows the pad (True) or the dataset image

@@ -6,8 +6,14 @@ and one best-input search hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ...engine.probing.activation_stats import ActivationSlices, ActivationStats
+    from ...engine.probing.receptive_field import FieldMap
+    from ...engine.probing.reconstruct import Reconstruction
 
 IMAGE_PX = 280       # about this many px for the image's longer side
 MIN_GRID_PX = 4      # grid lines finer than this would hide the image
@@ -20,10 +26,10 @@ class View:
     """What one (image, layer) shows: the layer's strongest slices, the image's activity per
     layer, the reconstructions of the layer's strongest unit and the layer's receptive fields."""
     layer: str
-    slices: object       # ActivationSlices
-    stats: object        # ActivationStats
-    recon: object        # Reconstruction
-    fields: object       # FieldMap
+    slices: ActivationSlices
+    stats: ActivationStats
+    recon: Reconstruction
+    fields: FieldMap
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class BestInput:
     start: np.ndarray
     values: np.ndarray
     trace: np.ndarray
-    fields: object       # FieldMap
+    fields: FieldMap
     step: int
     total: int
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ...engine.visualization.gradcam import GradCam
+    from ...engine.visualization.maximize import MaximizeStep
+    from ...engine.visualization.scan import Histogram, TopImages
 
 GAP = 6              # px right of each cell
 CAPTION = 16         # px below each cell (and above a sheet), for its caption
@@ -18,15 +24,15 @@ class Picture:
     step (None: the start) and the Grad-CAM overlay (None: off)."""
     images: np.ndarray
     probs: np.ndarray
-    step: object = None
-    cam: object = None
+    step: MaximizeStep | None = None
+    cam: GradCam | None = None
 
 
 @dataclass(frozen=True)
 class Scan:
     """The dataset scan of one objective: top images and histogram."""
-    top: object
-    histogram: object
+    top: TopImages
+    histogram: Histogram
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ...engine.clustering.category_tree import CategoryTree
+    from ...engine.clustering.prediction_tree import PredictionTree, TreePath
 
 CAT_SIZE = (250, 470)          # category canvas (height, width): dendrogram left, MST right
 DENDRO_W = 270
@@ -61,8 +66,8 @@ class CategoryLayout:
 
 @dataclass(frozen=True)
 class Categories:
-    """The category hierarchy (a CategoryTree) and where it is drawn."""
-    tree: object
+    """The category hierarchy and where it is drawn."""
+    tree: CategoryTree
     layout: CategoryLayout
 
 
@@ -70,8 +75,8 @@ class Categories:
 class TreeResult:
     """One category's prediction tree, the path of the query (version ``query``) and the
     nodes' canvas positions."""
-    tree: object
-    path: object
+    tree: PredictionTree
+    path: TreePath | None
     node_pos: dict
     query: int
 

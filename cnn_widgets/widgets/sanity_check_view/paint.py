@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...engine.sanity.check import SanityRow
 from .. import draw
 from ..sheets import Caption, Sheet, fit_text
 from .geometry import (
@@ -34,7 +35,7 @@ VIEWS = {"rank_abs": "|map| summed over channels, black to white up to its maxim
          "ssim": "the map scaled from its minimum (black) to its maximum (white)"}
 
 
-def placed(rows: Sequence, methods: Sequence[str]) -> dict[tuple[int, int], object]:
+def placed(rows: Sequence[SanityRow], methods: Sequence[str]) -> dict[tuple[int, int], SanityRow]:
     """(row, col) of the grid -> the SanityRow shown there, for ``rows`` of ``methods`` (col 0:
     the original model, stage -1; col k: stage k - 1); rows of other methods are left out."""
     index = {m: i for i, m in enumerate(methods)}
