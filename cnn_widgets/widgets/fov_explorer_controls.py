@@ -43,6 +43,7 @@ def _controls(v) -> None:
                      (v.hover_text, "cnnw-hover"), (v.best_button, "cnnw-best"),
                      (v.best_text, "cnnw-best-text")):
         wdg.add_class(cls)
+    # (type: ignore: `or` as a guard, the value unused)
     v.layer_box.observe(lambda ch: v._syncing or setattr(v, "layer", ch["new"]),  # type: ignore[func-returns-value]
                         names="value")
     v.index_box.observe(lambda ch: v._syncing or setattr(v, "index", ch["new"]),  # type: ignore[func-returns-value]

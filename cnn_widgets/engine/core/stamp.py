@@ -23,6 +23,7 @@ def weights_stamp(model: torch.nn.Module) -> tuple:
     same bytes as when the other stamp was taken."""
     tensors = model.state_dict(keep_vars=True)
     layout = tuple((n, id(t), t.dtype, t.shape, t.device, t.data_ptr()) for n, t in tensors.items())
+    # (type: ignore below: an ndarray is a buffer; numpy's stubs say so from Python 3.12 on only)
     on_cpu = tuple(zlib.crc32(_bytes(t).numpy()) for t in tensors.values()  # type: ignore[arg-type]
                    if t.device.type == "cpu")
     by_device: dict = {}
@@ -34,6 +35,7 @@ def weights_stamp(model: torch.nn.Module) -> tuple:
 
 def tensors_stamp(*tensors: torch.Tensor) -> tuple:
     """Equal stamps: the same tensors with the same bytes (a dataset's images and labels)."""
+    # (type: ignore: an ndarray is a buffer; numpy's stubs say so from Python 3.12 on only)
     return tuple((id(t), t.dtype, t.shape, zlib.crc32(_bytes(t.cpu()).numpy()))  # type: ignore[arg-type]
                  for t in tensors)
 
