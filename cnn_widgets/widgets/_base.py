@@ -362,7 +362,7 @@ class JobWidget(Snapshots, W.VBox):
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Block until this widget's jobs have finished (scripts, tests, headless notebooks)."""
-        return all(job.wait(timeout) for key in self._keys
+        return all(job.wait(timeout) for key in list(self._keys)   # a result may start a job
                    if (job := self.runner.latest(key)) is not None)
 
     def close(self) -> None:

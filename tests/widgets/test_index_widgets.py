@@ -62,7 +62,7 @@ def test_fov_explorer_says_its_dataset_activity_comes_from_the_index(engine):
     engine.index(progress=False)
     w = FOVExplorer(engine)
     assert w.wait(60)
-    assert w.means.labels == ["dataset mean (index)"]
+    assert w.controls.means.labels == ["dataset mean (index)"]
     plain = Engine(small_lenet(), (1, 28, 28), dataset=engine.dataset, device="cpu")
     v = FOVExplorer(plain)
-    assert v.wait(60) and v.means.labels == ["dataset mean"]
+    assert v.wait(60) and v.controls.means.labels == ["dataset mean"]

@@ -312,13 +312,18 @@ def maximize(engine: ModelHost, objective: Target, *, steps: int = 256, start: S
              indices: Sequence[int] | None = None, predict: bool = True,
              clamp: tuple[float, float] | None = None,
              control: Control = NO_CONTROL) -> MaximizeResult:
-    """Run :func:`iterate_maximize` to the end (same arguments, no ``every``)."""
+    """Run :func:`iterate_maximize` to the end (same arguments, no ``every``). With a
+    ``control``, every step but the last goes to ``control.partial`` (a
+    :class:`MaximizeStep`, logits only if ``predict``) and ``control.step`` follows every
+    update."""
     x0 = start_images(engine, start, n_starts, seed, indices)    # built once, passed on
+    live = control is not NO_CONTROL       # someone may watch: every step is a partial
     kw = dict(steps=steps, lr=lr, optimizer=optimizer, regularizers=regularizers, seed=seed,
-              every=None, predict=predict, clamp=clamp)
+              every=1 if live else None, predict=predict, clamp=clamp)
     last = None
-    for last in iterate_maximize(engine, objective, start=x0, control=control, **kw):  # noqa: B007
-        pass
+    for last in iterate_maximize(engine, objective, start=x0, control=control, **kw):
+        if live and not last.final:
+            control.partial(last)
     assert last is not None                     # the final step is always yielded
     return MaximizeResult(images=last.images, start=x0.cpu().numpy(), values=last.values,
                           logits=last.logits, trace=last.trace, penalty_trace=last.penalty_trace,
