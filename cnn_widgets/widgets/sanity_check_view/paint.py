@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...engine.sanity.check import SanityRow
 from .. import draw
 from ..sheets import Caption, Sheet, fit_text
 from .geometry import (
@@ -27,6 +27,9 @@ from .geometry import (
     cell_size,
     detail_factor,
 )
+
+if TYPE_CHECKING:
+    from ...engine.sanity.check import SanityRow
 
 PENDING = (238, 238, 238, 255)  # a cell still being computed
 DETAIL_FONT = "12px sans-serif"
