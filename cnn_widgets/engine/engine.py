@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from .clustering.category_tree import CategoryTree, category_tree
@@ -22,7 +21,6 @@ from .core.results import Etalons, RegionCount
 from .core.selection import default_layer_for
 from .core.types import (
     Category,
-    CodeEncoder,
     Data,
     Encoder,
     Generator,
@@ -49,6 +47,7 @@ from .index import route as indexed
 from .inverse_set.baselines import Baseline, full_optimisation, restarts
 from .inverse_set.mcmc import McmcSamples, mcmc
 from .inverse_set.sampling import InverseSet, Seeds, inverse_set
+from .inverse_set.settings import InverseSetSettings
 from .probing.activation_stats import ActivationSlices, ActivationStats, activation_slices, activation_stats
 from .probing.field_patterns import FieldPatterns, field_patterns
 from .probing.receptive_field import FieldMap, ReceptiveField, field_map, receptive_field
@@ -250,58 +249,39 @@ class Engine(ModelHost):
 
     # -- inverse-set paper: engine/inverse_set/ ---------------------------------------------
     def inverse_set(self, units: LayerUnits, ranges: Ranges, generator: Generator = None,
-                    encoder: Encoder = None, K: int = 10, n: int = 500,
-                    control: Control = NO_CONTROL, *,
-                    start: str | torch.Tensor | CodeEncoder = "random", seed: Seed = 0,
-                    diversity: str = "encoder", diversity_weight: float = 1.0,
-                    tv: float = 0.05, mu0: float = 10.0, mu_factor: float = 10.0,
-                    inner_steps: int = 100, max_outer: int | None = 6, lr: float = 0.05,
-                    beta: float | None = None, margin: float = 0.25,
-                    code_norm: float | None = None, full_seeds: bool = False,
-                    max_sampling_steps: int | None = None,
-                    on_samples: Callable[[np.ndarray, np.ndarray], None] | None = None,
-                    step: str = "rms", diversity_form: str = "scaled_mean", tol: float = 1e-3,
-                    ) -> InverseSet:
+                    encoder: Encoder = None, K: int = 10, n: int = 500, *, seed: Seed = 0,
+                    settings: InverseSetSettings | None = None, judge: ModelHost | None = None,
+                    control: Control = NO_CONTROL) -> InverseSet:
         """``n`` diverse inputs G(c) whose ``units`` ((layer, unit) pairs) lie in ``ranges``
-        ((z1, z2) each): ``K`` seeds by the augmented Lagrangian, then sampling steps. The
-        paper's variants: ``start=code_encoder`` (E of noise images), ``step="plain"``
-        (c - beta g), ``diversity_form="sum"``; see :func:`~.inverse_set.sampling.inverse_set`."""
-        return inverse_set(self, units, ranges, generator, encoder, K, n, control, start=start,
-                           seed=seed, diversity=diversity, diversity_weight=diversity_weight,
-                           tv=tv, mu0=mu0, mu_factor=mu_factor, inner_steps=inner_steps,
-                           max_outer=max_outer, lr=lr, beta=beta, margin=margin,
-                           code_norm=code_norm, full_seeds=full_seeds,
-                           max_sampling_steps=max_sampling_steps, on_samples=on_samples,
-                           step=step, diversity_form=diversity_form, tol=tol)
+        ((z1, z2) each): ``K`` seeds by the augmented Lagrangian, then sampling steps, solved
+        as ``settings`` say (:class:`InverseSetSettings`: the paper's variants, eq. 13/14, the
+        prior on the codes, the steps). ``judge``: another network's Engine on the same inputs,
+        for the share of samples it calls the units' class (``InverseSet.naturalness``). Every
+        sample so far goes to ``control.partial`` as new ones come (a ``SampleBatch``); see
+        :func:`~.inverse_set.sampling.inverse_set`."""
+        return inverse_set(self, units, ranges, generator, encoder, K, n, seed=seed,
+                           settings=settings, judge=judge, control=control)
 
     def inverse_set_restarts(self, units: LayerUnits, ranges: Ranges, generator: Generator = None,
                              encoder: Encoder = None, n: int = 500, *,
                              steps: int = 100, lr: float = 0.05, seed: Seed = 1, tv: float = 0.05,
-                             code_norm: float | None = None,
+                             code_norm: float | None = None, judge: ModelHost | None = None,
                              control: Control = NO_CONTROL) -> Baseline:
         """Baseline: ``n`` independent activation-maximisation restarts through the same G."""
         return restarts(self, units, ranges, generator, encoder, n, steps=steps, lr=lr,
-                        seed=seed, tv=tv, code_norm=code_norm, control=control)
+                        seed=seed, tv=tv, code_norm=code_norm, judge=judge, control=control)
 
     def inverse_set_full_optimisation(
             self, units: LayerUnits, ranges: Ranges, generator: Generator = None,
-            encoder: Encoder = None, n: int = 100, *,
-            start: str | torch.Tensor | CodeEncoder = "random", seed: Seed = 0,
-            max_outer: int | None = None, inner_steps: int = 100,
-            diversity: str = "encoder", diversity_weight: float = 1.0, tv: float = 0.05,
-            mu0: float = 10.0, mu_factor: float = 10.0, lr: float = 0.05, margin: float = 0.25,
-            code_norm: float | None = None, tol: float = 1e-3, max_steps: int = 15_000,
-            mu_max: float = 1e6, diversity_form: str = "scaled_mean",
+            encoder: Encoder = None, n: int = 100, *, seed: Seed = 0,
+            settings: InverseSetSettings | None = None, judge: ModelHost | None = None,
             control: Control = NO_CONTROL) -> tuple[Baseline, Seeds]:
-        """Baseline eq. 15: all ``n`` codes optimised at once with eq. 8 to convergence (all
-        inside and the objective within ``tol`` over an outer iteration, at most ``max_steps``
-        steps); the Baseline carries the objective and violation per outer iteration."""
-        return full_optimisation(self, units, ranges, generator, encoder, n, start=start,
-                                 seed=seed, max_outer=max_outer, inner_steps=inner_steps,
-                                 diversity=diversity, diversity_weight=diversity_weight, tv=tv,
-                                 mu0=mu0, mu_factor=mu_factor, lr=lr, margin=margin,
-                                 code_norm=code_norm, tol=tol, max_steps=max_steps,
-                                 mu_max=mu_max, diversity_form=diversity_form, control=control)
+        """Baseline eq. 15: all ``n`` codes optimised at once with eq. 8 "all the way" (all
+        inside and the objective within ``settings.tol`` over three outer iterations, or a cap;
+        default settings :data:`FULL_OPTIMISATION`: at most 15,000 steps, mu capped at 1e6);
+        the Baseline carries the objective and violation per outer iteration."""
+        return full_optimisation(self, units, ranges, generator, encoder, n, seed=seed,
+                                 settings=settings, judge=judge, control=control)
 
     # -- fidelity helpers (issue 12): the papers' own checks ----------------------------------
     def noise_explanation(self, n: int = 200, seed: Seed = 0,
@@ -316,13 +296,15 @@ class Engine(ModelHost):
                          chains: int = 10, steps: int = 200, eps1: float = 1e-2,
                          eps2: float = 1e-2, eps3: float | None = None, burn_in: int = 0,
                          seed: Seed = 0, stop_at_n: bool = True,
+                         judge: ModelHost | None = None,
                          control: Control = NO_CONTROL) -> McmcSamples:
         """PPGN-style Langevin chains in G's code space (prior -c, the units' gradient, noise),
-        states filtered to ``ranges`` (inverse-set paper, Fig. 2 comparison): accepted samples,
-        share in range, chain steps per sample, diversity."""
+        states filtered to ``ranges`` (PPGN itself gives no range; inverse-set paper, Fig. 2
+        comparison): accepted samples, share in range, chain steps per sample, diversity,
+        naturalness (``judge`` as in :meth:`inverse_set`)."""
         return mcmc(self, units, ranges, generator, encoder, n, chains=chains, steps=steps,
                     eps1=eps1, eps2=eps2, eps3=eps3, burn_in=burn_in, seed=seed,
-                    stop_at_n=stop_at_n, control=control)
+                    stop_at_n=stop_at_n, judge=judge, control=control)
 
     def field_patterns(self, layer: str, unit: tuple[int, int, int],
                        data: Images | ImageSet | None = None, gates: Layers = None,

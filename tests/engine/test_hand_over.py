@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from cnn_widgets import objectives as O
+from cnn_widgets.engine import InverseSetSettings
 from cnn_widgets.engine.core import hooks
 from cnn_widgets.engine.core.borrow import model_lock
 from cnn_widgets.engine.core.control import Control
@@ -76,8 +77,8 @@ def test_etalons_get_in_between_inverse_set_steps():
     alone = engine.etalons(x).W
     got = []
     _latency_behind(
-        engine, lambda c: engine.inverse_set(("fc2", 1), (0.0, 0.5), K=4, n=10**9,
-                                            max_sampling_steps=10**9, control=c),
+        engine, lambda c: engine.inverse_set(("fc2", 1), (0.0, 0.5), K=4, n=10**9, control=c,
+                                            settings=InverseSetSettings(max_sampling_steps=10**9)),
         lambda: got.append(engine.etalons(x).W), n=3)
     for g in got:
         np.testing.assert_array_equal(g, alone)
