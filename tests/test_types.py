@@ -10,10 +10,6 @@ from cnn_widgets.engine import Engine
 from cnn_widgets.engine.core import types
 from cnn_widgets.engine.core.model import ModelHost
 
-#: paper packages whose bound functions are still being reworked on another branch: their
-#: parameters get the aliases (LayerUnits, Ranges, Generator, Encoder) once that lands
-PENDING = ("cnn_widgets.engine.inverse_set.",)
-
 
 def _public_methods(cls):
     for name, fn in inspect.getmembers(cls, inspect.isfunction):
@@ -24,8 +20,7 @@ def _public_methods(cls):
 def _bound_functions():
     """The paper (and core) functions the facade calls by name."""
     for name, fn in vars(facade).items():
-        if inspect.isfunction(fn) and fn.__module__ != facade.__name__ \
-                and not fn.__module__.startswith(PENDING):
+        if inspect.isfunction(fn) and fn.__module__ != facade.__name__:
             yield f"{fn.__module__}.{name}", fn
 
 
