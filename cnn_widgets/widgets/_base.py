@@ -9,7 +9,7 @@ import functools
 import html
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -286,7 +286,8 @@ class JobWidget(Snapshots, W.VBox):
             """The request still holds; else the job is stopped (its values are no use)."""
             if self.answers(request):
                 return True
-            job.stop()
+            if job is not None:                 # (always: set before the worker can run this)
+                job.stop()
             return False
 
         def progress(done, total, message):
@@ -386,7 +387,7 @@ class JobWidget(Snapshots, W.VBox):
 _SHARED_TRAITS = frozenset({"_canvas_manager"})
 
 
-def _descendants(root: W.Widget, attributes: list = ()) -> list[W.Widget]:
+def _descendants(root: W.Widget, attributes: Sequence = ()) -> list[W.Widget]:
     """Every widget ``root`` holds, directly or through others, in any trait (children,
     layout, style, a MultiCanvas's layers, a figure's marks, axes and scales, a mark's
     scales and tooltip) or in its ``attributes`` (what a constructor built before it failed),

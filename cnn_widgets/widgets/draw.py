@@ -100,7 +100,7 @@ def tile(cells: Sequence[Sequence[np.ndarray]], cell: tuple[int, int], gap: tupl
     top0, left0 = origin
     sheet = np.empty((top0 + rows * (h + gap[0]), left0 + cols * (w + gap[1]), 4), np.uint8)
     sheet[:] = BACKGROUND
-    corners = []
+    corners: list[list[tuple[int, int]]] = []
     for r, row in enumerate(cells):
         corners.append([])
         for c, img in enumerate(row):

@@ -260,7 +260,8 @@ class InverseSetGallery(JobWidget):
             return Constraint(layer, u)
         if not isinstance(range, (tuple, list, np.ndarray)) or len(range) != 2:
             raise InvalidTrait(f"range must be (z1, z2) with z1 < z2; got {range!r}")
-        return Constraint(layer, u, *_valid_range(*range, "range"))
+        lo, hi = range
+        return Constraint(layer, u, *_valid_range(lo, hi, "range"))
 
     def remove_unit(self):
         if len(self.constraints) > 1:

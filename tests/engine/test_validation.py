@@ -37,6 +37,8 @@ CASES = [
     ("activations layers str", lambda e: e.activations(X, "relu1"), InvalidType,
      ["layers", "list", "['relu1']"]),
     ("activations layers []", lambda e: e.activations(X, []), InvalidArgument, ["layers", "empty"]),
+    ("activations layers None", lambda e: e.activations(X, None), InvalidType,
+     ["layers", "list", "None"]),
     ("activation_stats layers str", lambda e: e.activation_stats(X, layers="relu1"), InvalidType,
      ["layers", "['relu1']"]),
     ("activation_pattern layers str", lambda e: e.activation_pattern(X, layers="relu1"),

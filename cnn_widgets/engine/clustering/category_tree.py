@@ -17,8 +17,10 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
 from ..core.selection import default_layer_for
+from ..core.types import Data, Seed
 from .features import features, gram, spans
 
 NOISE_NAME = "noise"
@@ -83,7 +85,7 @@ def paper_linkage(distances: np.ndarray) -> np.ndarray:
         size[s] = size[u] + size[v]
         others = {a for pair in edges for a in pair} - {u, v}
         for c in others:
-            du, dv = edges.pop(tuple(sorted((c, u)))), edges.pop(tuple(sorted((c, v))))
+            du, dv = edges.pop((min(c, u), max(c, u))), edges.pop((min(c, v), max(c, v)))
             edges[(c, s)] = (du + dv) / 2
         rows.append([u, v, w, size[s]])
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
@@ -142,8 +144,9 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
     return tuple(classes), tuple(names), counts, vectors
 
 
-def category_tree(engine, layer: str | None = None, include_noise: bool = False, data=None,
-                  n_noise: int | None = None, seed: int = 0, control: Control = NO_CONTROL,
+def category_tree(engine: ModelHost, layer: str | None = None, include_noise: bool = False,
+                  data: Data = None, n_noise: int | None = None, seed: Seed = 0,
+                  control: Control = NO_CONTROL,
                   class_sums: np.ndarray | None = None) -> CategoryTree:
     """Algorithm 1 on the engine's dataset (or ``data``): hierarchy (WPGMA) and MST.
 

@@ -39,7 +39,9 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
 from ..core.selection import default_layer_for
+from ..core.types import Category, Data
 from .features import features, gram
 
 
@@ -337,7 +339,8 @@ def mean_activations(X: np.ndarray, merges: Merges) -> np.ndarray:
     return out
 
 
-def prediction_tree(engine, category, layer: str | None = None, data=None,
+def prediction_tree(engine: ModelHost, category: Category, layer: str | None = None,
+                    data: Data = None,
                     max_images: int | None = None, method: str = "fast",
                     control: Control = NO_CONTROL) -> PredictionTree:
     """Algorithm 2 for the images of ``category`` (a class index or name) in ``data``

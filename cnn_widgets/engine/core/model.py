@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -31,14 +32,14 @@ from .layers import nonlinear_parts, registry
 from .results import LayerInfo
 from .setup import default_device, device_of, input_shape_of, run_example, unwrap, working_model
 from .stamp import weights_stamp
-from .validate import count, layer_list
-
-Unit = int | tuple[int, ...]
+from .types import ChannelValues, Data, Device, Images, Units
+from .validate import count, name_list
 
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
 MAX_DEFAULT_UNITS = 1024
 
 __all__ = ["ModelHost", "default_device"]
+H = TypeVar("H", bound="ModelHost")
 
 
 class ModelHost:
@@ -62,11 +63,13 @@ class ModelHost:
     Every public call first checks that the model is still the one traced (:meth:`refresh`):
     edit the model between two calls and the next call analyses the new one.
     """
+    graph: ModelGraph | None    # the model's torch.fx graph; None: module hooks (graph_error)
+    graph_error: str | None
 
-    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset=None,
-                 class_names: Sequence[str] | None = None, mean=None, std=None,
-                 device=None, batch_size: int = 256, eval_mode: bool = True,
-                 memory_budget: int | None = None):
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset: Data = None,
+                 class_names: Sequence[str] | None = None, mean: ChannelValues = None,
+                 std: ChannelValues = None, device: Device = None, batch_size: int = 256,
+                 eval_mode: bool = True, memory_budget: int | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidType(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.input_shape = input_shape_of(input_shape)
@@ -100,6 +103,7 @@ class ModelHost:
         changed = self.n_classes > 0
         sig = signature(self.model)
         shared = registered(self.model, self.model.training)
+        shape: tuple[int, ...] | str
         if not replace and shared is not None and shared.signature == sig:
             self.graph, self.graph_error = shared, None
             layers, shape = shared.layers, shared.output_shape
@@ -119,12 +123,12 @@ class ModelHost:
         self.n_classes = int(shape[1])
         self._layers, self._signature, self._nonlinear = layers, sig, None
 
-    def _trace(self, example, direct, replace: bool):
+    def _trace(self, example: torch.Tensor, direct: torch.Tensor | None,
+               replace: bool) -> tuple[list[LayerInfo], torch.Tensor]:
         """(layers, output): from the model's torch.fx graph (every module call and functional
         gate, add and concatenation), or, if it cannot be traced, from module hooks (module
         calls only; :attr:`graph_error` says why)."""
-        self.graph: ModelGraph | None = None
-        self.graph_error: str | None = None
+        self.graph, self.graph_error = None, None
         try:
             graph, out = trace(self.model, example, direct)
         except Exception as e:  # noqa: BLE001 - any tracing failure: the module-hook path
@@ -177,7 +181,7 @@ class ModelHost:
             self._probe_x = torch.rand(1, *self.input_shape, generator=g).to(self.device)
         return self.normalize(self._probe_x)
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         check_public_methods(cls)          # every capability refreshes first
 
@@ -229,7 +233,7 @@ class ModelHost:
         self._memory_budget = None if value is None else count("memory_budget", value)
 
     # -- inputs ----------------------------------------------------------------------------
-    def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
+    def _channel_tensor(self, value: ChannelValues, c: int, fill: float, what: str) -> torch.Tensor:
         with outside_inference_mode():        # usable in autograd even if made under it
             try:
                 t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
@@ -252,7 +256,7 @@ class ModelHost:
         """(x - mean) / std per channel: engine input space -> the model's input."""
         return (x - self.mean) / self.std
 
-    def prepare(self, x) -> torch.Tensor:
+    def prepare(self, x: Images) -> torch.Tensor:
         """Validate ``x`` and return a float32 (N, *input_shape) tensor on the engine's device.
 
         Accepts one image (C, H, W), a batch (N, C, H, W), and for one-channel models also one
@@ -299,7 +303,7 @@ class ModelHost:
         raise LayerNotFound(f"unknown layer {name!r}; layers in forward order: "
                             f"{', '.join(self.layer_names)}")
 
-    def resolve_units(self, layer: str | None, units=None) -> tuple[tuple[int, ...], ...]:
+    def resolve_units(self, layer: str | None, units: Units = None) -> tuple[tuple[int, ...], ...]:
         """Turn ``units`` into coordinate tuples of the layer's output shape.
 
         units: None (every unit, for layers with at most 1024), an int (a flat index into the
@@ -347,7 +351,7 @@ class ModelHost:
                                   clone=False)[layer]
         return out.reshape(out.shape[0], -1)
 
-    def predict(self, x, control: Control = NO_CONTROL) -> np.ndarray:
+    def predict(self, x: Images, control: Control = NO_CONTROL) -> np.ndarray:
         """Logits (N, classes) as numpy, computed in chunks of ``batch_size``."""
         x = self.prepare(x)
         outs = []
@@ -357,9 +361,9 @@ class ModelHost:
                 control.step(min(s + self.batch_size, x.shape[0]), x.shape[0], "predict")
         return torch.cat(outs).numpy()
 
-    def activations(self, x, layers: Sequence[str]) -> dict[str, np.ndarray]:
+    def activations(self, x: Images, layers: Sequence[str]) -> dict[str, np.ndarray]:
         """Outputs of the named layers, name -> (N, *output_shape) numpy."""
-        layers = list(layer_list(self, layers))
+        layers = [self.layer(n).name for n in name_list("layers", layers)]
         x = self.prepare(x)
         result: dict[str, list] = {n: [] for n in layers}
         last = max(layers, key=self.layer_names.index)
@@ -408,19 +412,19 @@ class ModelHost:
         for fn in closers:
             fn()
 
-    def __enter__(self):
+    def __enter__(self: H) -> H:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"{type(self).__name__}({type(self.model).__name__}, input_shape={self.input_shape}, "
                 f"device={self.device}, layers={len(self._layers)}, classes={self.n_classes}, "
                 f"dataset={len(self.dataset) if self.dataset is not None else None})")
 
 
-def _class_names(names, n: int) -> list[str]:
+def _class_names(names: Any, n: int) -> list[str]:
     """``names`` (any iterable of n strings; None: "0".."n-1") as a list."""
     if names is None:
         return [str(i) for i in range(n)]
@@ -443,11 +447,11 @@ def _class_names(names, n: int) -> list[str]:
 check_public_methods(ModelHost)
 
 
-def _axes(shape):
+def _axes(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(["channel", "y", "x"][-len(shape):] if len(shape) <= 3
                            else [f"d{i}" for i in range(len(shape))]) + ")"
 
 
-def _ranges(shape):
+def _ranges(shape: tuple[int, ...]) -> str:
     names = ["c", "y", "x"][-len(shape):] if len(shape) <= 3 else [f"d{i}" for i in range(len(shape))]
     return ", ".join(f"0 <= {n} < {s}" for n, s in zip(names, shape))

@@ -57,15 +57,16 @@ def input_shape_of(input_shape) -> tuple[int, int, int]:
         shape = None
     if shape is None or len(shape) != 3:
         raise InputShapeError(f"input_shape must be (C, H, W); got {input_shape!r}")
-    return tuple(count(f"input_shape[{i}]", s) for i, s in enumerate(shape))
+    c, h, w = (count(f"input_shape[{i}]", s) for i, s in enumerate(shape))
+    return c, h, w
 
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The module a ``torch.compile`` wrapper (``OptimizedModule``) holds: the engine analyses
     it in eager mode (the compiled code has no graph to hook); it shares its weights."""
-    while isinstance(getattr(model, "_orig_mod", None), nn.Module) \
+    while isinstance(inner := getattr(model, "_orig_mod", None), nn.Module) \
             and type(model).__name__ == "OptimizedModule":
-        model = model._orig_mod
+        model = inner
     return model
 
 

@@ -20,6 +20,8 @@ import torch
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
+from ..core.types import Encoder, Generator, LayerUnits, Ranges, Seed
 from .naturalness import Naturalness, check_judge, naturalness
 from .objective import initial_codes, mean_distance
 from .problem import build_problem, in_ranges, optimising, parse_units, total_variation
@@ -70,9 +72,10 @@ def pair_objective(features: np.ndarray) -> float:
 
 
 @needs_grad
-def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, *,
-             steps: int = 100, lr: float = 0.05, seed: int = 1, tv: float = 0.05,
-             code_norm: float | None = None, judge=None,
+def restarts(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator: Generator = None,
+             encoder: Encoder = None, n: int = 500, *,
+             steps: int = 100, lr: float = 0.05, seed: Seed = 1, tv: float = 0.05,
+             code_norm: float | None = None, judge: ModelHost | None = None,
              control: Control = NO_CONTROL) -> Baseline:
     """Independent activation-maximisation restarts: ``steps`` Adam steps on
     sum_p f_p(G(c)) / (z2_p - z1_p) from n prior codes (seed differs from the sampler's),
@@ -109,8 +112,10 @@ def restarts(engine, units, ranges, generator=None, encoder=None, n: int = 500, 
 
 
 @needs_grad
-def full_optimisation(engine, units, ranges, generator=None, encoder=None, n: int = 100, *,
-                      seed: int = 0, settings: InverseSetSettings | None = None, judge=None,
+def full_optimisation(engine: ModelHost, units: LayerUnits, ranges: Ranges,
+                      generator: Generator = None, encoder: Encoder = None, n: int = 100, *,
+                      seed: Seed = 0, settings: InverseSetSettings | None = None,
+                      judge: ModelHost | None = None,
                       control: Control = NO_CONTROL) -> tuple[Baseline, object]:
     """eq. 15: all n codes at once with eq. 8, "all the way": whole outer iterations of
     ``inner_steps`` Adam steps until every sample is inside its range and the eq. 15

@@ -24,6 +24,8 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
+from ..core.types import Encoder, Generator, LayerUnits, Ranges, Seed
 from .naturalness import Naturalness, check_judge, naturalness
 from .objective import initial_codes, mean_distance
 from .problem import build_problem, in_ranges, optimising
@@ -65,9 +67,11 @@ class McmcSamples:
 
 
 @needs_grad
-def mcmc(engine, units, ranges, generator, encoder=None, n: int = 500, *, chains: int = 10,
+def mcmc(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator: Generator,
+         encoder: Encoder = None, n: int = 500, *, chains: int = 10,
          steps: int = 200, eps1: float = 1e-2, eps2: float = 1e-2, eps3: float | None = None,
-         burn_in: int = 0, seed: int = 0, stop_at_n: bool = True, judge=None,
+         burn_in: int = 0, seed: Seed = 0, stop_at_n: bool = True,
+         judge: ModelHost | None = None,
          control: Control = NO_CONTROL) -> McmcSamples:
     """``chains`` Langevin chains of ``steps`` steps from prior codes (``seed``); every state
     after ``burn_in`` steps that lies inside all ``ranges`` is accepted, until ``n`` (with

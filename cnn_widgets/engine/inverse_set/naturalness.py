@@ -92,7 +92,7 @@ def naturalness(engine, images: np.ndarray, codes: np.ndarray | None, units, ran
             judged = judged_share(engine, judge, images, classes)
         layers = sorted({name for name, _ in units})
         acts = engine.activations(images, layers)
-        got = np.stack([acts[name][(slice(None), *u)] for name, u in units], axis=1)
+        got = np.stack([acts[name][(slice(None),) + u] for name, u in units], axis=1)
         in_range = float(in_ranges(got.astype(np.float64), np.asarray(ranges)).mean())
     return Naturalness(norm, median, interval, typical, judged, classes,
                        type(judge.model).__name__ if judge is not None else None, in_range)

@@ -21,6 +21,7 @@ from torch import nn
 from ..core import hooks
 from ..core.borrow import lent, model_lock
 from ..core.errors import InputShapeError, InvalidArgument, InvalidType
+from ..core.model import ModelHost
 from ..core.selection import default_layer_for
 
 
@@ -57,7 +58,7 @@ def parse_units(engine, units, ranges) -> tuple[list[tuple[str, tuple[int, ...]]
 @dataclass
 class Problem:
     """Everything one inverse-set call optimises over; used inside ``engine.borrow()``."""
-    engine: object
+    engine: ModelHost
     units: list[tuple[str, tuple[int, ...]]]
     lo: torch.Tensor            # (P,)
     hi: torch.Tensor            # (P,)
@@ -105,6 +106,7 @@ class Problem:
         if self.encoder_layer is not None:
             feats = got[self.encoder_layer]
         else:
+            assert self.encoder_module is not None      # E is a layer or a module
             feats = self.encoder_module(x)
         return x, f, feats.reshape(x.shape[0], -1)
 
@@ -120,7 +122,7 @@ class Problem:
 
 def in_ranges(a: np.ndarray, r: np.ndarray) -> np.ndarray:
     """(N,) bool: every column of activations a (N, P) within its row of ranges r (P, 2)."""
-    return ((a >= r[:, 0]) & (a <= r[:, 1])).all(1)
+    return ((a >= r[:, 0]) & (a <= r[:, 1])).all(1)  # type: ignore[return-value]  # (N,), not 0-d
 
 
 def penalty(c: torch.Tensor, lam: torch.Tensor, mu: float) -> torch.Tensor:

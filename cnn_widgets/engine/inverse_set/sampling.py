@@ -25,6 +25,8 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InfeasibleRange, InvalidArgument
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
+from ..core.types import Encoder, Generator, LayerUnits, Ranges, Seed
 from .naturalness import Naturalness, check_judge, naturalness
 from .objective import _Objective, _start, mean_distance
 from .problem import (
@@ -165,6 +167,7 @@ def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, settings: InverseSet
         if not stop_when_feasible and trace[-1][1] == 0 and settled(trace, s.tol):
             return _make_seeds(z, x, f, feats, lam, mu, steps, outer, trace, True)
         mu = mu * s.mu_factor if s.mu_max is None else min(mu * s.mu_factor, s.mu_max)
+    assert best is not None             # max_outer, max_steps >= 1: an outer iteration ran
     x, f, feats = best
     inside = prob.inside(f)
     if bool(inside.all()):      # mu was already raised for an outer iteration that never ran
@@ -229,8 +232,9 @@ def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *, s
 
 
 @needs_grad
-def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10, n: int = 500,
-                *, seed: int = 0, settings: InverseSetSettings | None = None, judge=None,
+def inverse_set(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator: Generator = None,
+                encoder: Encoder = None, K: int = 10, n: int = 500, *, seed: Seed = 0,
+                settings: InverseSetSettings | None = None, judge: ModelHost | None = None,
                 control: Control = NO_CONTROL) -> InverseSet:
     """Sample n inputs whose units all lie in their ranges.
 

@@ -12,6 +12,7 @@ import torch
 
 from ..core import validate as check
 from ..core.errors import InvalidArgument, InvalidType
+from ..core.types import CodeEncoder
 
 FULL_MAX_STEPS = 15_000     # "all the way" cap: the paper's eq. 15 took about 13,000 steps
 
@@ -46,7 +47,7 @@ class InverseSetSettings:
     ``step`` "rms" (each code's gradient scaled to unit RMS) or "plain" (c - beta g, the
     paper's); at most ``max_sampling_steps`` (None: 10 per batch of K plus 50).
     """
-    start: object = "random"
+    start: str | torch.Tensor | np.ndarray | CodeEncoder = "random"
     diversity: str = "encoder"
     diversity_weight: float = 1.0
     diversity_form: str = "scaled_mean"

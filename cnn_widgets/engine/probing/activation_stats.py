@@ -11,7 +11,6 @@ The paper's "number of features activated" has two readings, both offered (``rea
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,8 @@ from ..core import validate as check
 from ..core.chunks import spans
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
+from ..core.types import Images, Layers
 
 # Keep the captured activations of one chunk of images under this many floats.
 _CHUNK_FLOATS = 20_000_000
@@ -91,7 +92,7 @@ def default_layers(engine) -> tuple[str, ...]:
 READINGS = ("position", "anywhere")
 
 
-def activation_stats(engine, x, layers: Sequence[str] | None = None,
+def activation_stats(engine: ModelHost, x: Images, layers: Layers = None,
                      control: Control = NO_CONTROL, reading: str = "position") -> ActivationStats:
     """Active-feature counts of every image in ``x`` at ``layers`` (default:
     :func:`default_layers`); reading: "position" or "anywhere" (module docstring).
@@ -132,7 +133,7 @@ def activation_stats(engine, x, layers: Sequence[str] | None = None,
     return first(len(x))
 
 
-def activation_slices(engine, x, layer: str, k: int = 8) -> ActivationSlices:
+def activation_slices(engine: ModelHost, x: Images, layer: str, k: int = 8) -> ActivationSlices:
     """The ``k`` channels of ``layer`` with the largest mean rectified activation at one image
     ``x`` (for a layer before its ReLU, what the ReLU lets through)."""
     k = check.count("k", k)

@@ -22,7 +22,9 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument, InvalidType, NonFiniteResult, UnitOutOfRange
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
+from ..core.types import Regularizers, Seed, Start, Target
 from .objectives import Objective, as_objective
 from .regularizers import split
 
@@ -86,7 +88,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(1, keepdims=True)
 
 
-def start_images(engine, start="noise", n_starts: int = 1, seed: int = 0,
+def start_images(engine: ModelHost, start: Start = "noise", n_starts: int = 1, seed: Seed = 0,
                  indices: Sequence[int] | None = None) -> torch.Tensor:
     """(N, C, H, W) starting images on the engine's device.
 
@@ -165,7 +167,8 @@ class Ascent:
         return hooks.run_capturing(self.engine.model, self.engine.normalize(inp), self.read,
                                    stop_after=self.last)
 
-    def update(self, show: bool, control: Control = NO_CONTROL):
+    def update(self, show: bool, control: Control = NO_CONTROL
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
         """Update ``t``: Φ and the penalties of x, the gradient, the optimiser's step.
         ``show``: return (images, values, logits or None) of x before the update (the logits of
         this pass when it computed them for the unjittered images), else None."""
@@ -213,9 +216,9 @@ class Ascent:
                 logits = hooks.run_capturing(self.engine.model, self.engine.normalize(images),
                                              [self.logits], stop_after=self.logits,
                                              clone=False)[self.logits]
-        logits = None if logits is None else logits.cpu().numpy()
-        _check_finite(values, images, logits, self.trace, self.penalty_trace)
-        return MaximizeStep(step, self.steps, values.cpu().numpy(), images.cpu().numpy(), logits,
+        scores = None if logits is None else logits.cpu().numpy()
+        _check_finite(values, images, scores, self.trace, self.penalty_trace)
+        return MaximizeStep(step, self.steps, values.cpu().numpy(), images.cpu().numpy(), scores,
                             _stacked(self.trace, len(images)),
                             _stacked(self.penalty_trace, len(images)))
 
@@ -251,8 +254,9 @@ def _stacked(trace: list[torch.Tensor], n: int) -> np.ndarray:
 
 
 @needs_grad
-def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
-                     lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+def iterate_maximize(engine: ModelHost, objective: Target, *, steps: int = 256,
+                     start: Start = "noise", n_starts: int = 1, lr: float = 0.05,
+                     optimizer: str = "adam", regularizers: Regularizers = None, seed: Seed = 0,
                      indices: Sequence[int] | None = None,
                      every: int | None | Callable[[int], bool] = 1, predict: bool = True,
                      clamp: tuple[float, float] | None = None,
@@ -326,8 +330,9 @@ def _chunked_grad(forward, obj, inp, x, chunk, control: Control = NO_CONTROL):
 
 
 @needs_grad
-def maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
-             lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+def maximize(engine: ModelHost, objective: Target, *, steps: int = 256, start: Start = "noise",
+             n_starts: int = 1, lr: float = 0.05, optimizer: str = "adam",
+             regularizers: Regularizers = None, seed: Seed = 0,
              indices: Sequence[int] | None = None, predict: bool = True,
              clamp: tuple[float, float] | None = None,
              control: Control = NO_CONTROL) -> MaximizeResult:
@@ -355,6 +360,7 @@ def maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: in
             control.step(ascent.t, ascent.steps, "maximize")
             engine.hand_over()              # a short request of another thread goes first
         last = ascent.final()
+    assert last.logits is not None and last.trace is not None and last.penalty_trace is not None
     return MaximizeResult(images=last.images, start=x0.cpu().numpy(), values=last.values,
                           logits=last.logits, trace=last.trace, penalty_trace=last.penalty_trace,
                           objective=ascent.obj.description)

@@ -12,6 +12,8 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import ImageSet, as_image_set, as_images
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
+from ..core.types import Data, Target
 from .objectives import as_objective
 
 FIRST_BATCH = 8      # images in a watched scan's first batch (its first picture)
@@ -51,7 +53,7 @@ def _data(engine, data) -> ImageSet:
     return as_image_set(data, engine.input_shape, engine.n_classes, unlabelled=True)
 
 
-def objective_values(engine, target, data=None, control: Control = NO_CONTROL,
+def objective_values(engine: ModelHost, target: Target, data: Data = None, control: Control = NO_CONTROL,
                      batch_size: int | None = None) -> np.ndarray:
     """(N,) value of ``target`` (an objective or a (layer, unit) pair) on every image of
     ``data`` (default: the engine's dataset), in batches with progress and Stop."""
@@ -98,7 +100,8 @@ def histogram_from_values(values: np.ndarray, bins: int, description: str) -> Hi
     return Histogram(counts=counts, edges=edges, values=values, objective=description)
 
 
-def top_images(engine, target, k: int = 9, data=None, control: Control = NO_CONTROL,
+def top_images(engine: ModelHost, target: Target, k: int = 9, data: Data = None,
+               control: Control = NO_CONTROL,
                batch_size: int | None = None) -> TopImages:
     """The ``k`` images of ``data`` (default: the engine's dataset) with the highest value of
     ``target`` (an objective, or a (layer, unit) pair). ``control.partial`` gets the top k of
@@ -110,7 +113,8 @@ def top_images(engine, target, k: int = 9, data=None, control: Control = NO_CONT
     return top_from_values(values, ds, k, obj.description)
 
 
-def top_images_and_histogram(engine, target, k: int = 9, bins: int = 50, data=None,
+def top_images_and_histogram(engine: ModelHost, target: Target, k: int = 9, bins: int = 50,
+                             data: Data = None,
                              control: Control = NO_CONTROL,
                              batch_size: int | None = None) -> tuple[TopImages, Histogram]:
     """:func:`top_images` and :func:`activation_histogram` from one pass over ``data``;
@@ -124,7 +128,7 @@ def top_images_and_histogram(engine, target, k: int = 9, bins: int = 50, data=No
             histogram_from_values(values, bins, obj.description))
 
 
-def activation_histogram(engine, target, bins: int = 50, data=None,
+def activation_histogram(engine: ModelHost, target: Target, bins: int = 50, data: Data = None,
                          control: Control = NO_CONTROL,
                          batch_size: int | None = None) -> Histogram:
     """Histogram of ``target`` over every image of ``data`` (default: the engine's dataset)."""

@@ -66,7 +66,7 @@ class FOVExplorer(JobWidget):
         self._ready = False
         self.add_class("cnnw-fov")
         self.best_steps = best_steps
-        self.custom = None
+        self.custom: np.ndarray | None = None
         if image is not None and not isinstance(image, (int, np.integer)):
             self.custom = engine.prepare(image)[0].cpu().numpy()
         elif engine.dataset is None:
@@ -74,7 +74,8 @@ class FOVExplorer(JobWidget):
                                   "engine has no dataset)")
         self.k = image_scale(engine.input_shape[1:])
         self.fields = None                  # the layer's FieldMap (geometry, no model run)
-        self.slices = self.recon = self.stats = self.dataset_stats = self.best = None
+        self.slices = self.recon = self.stats = self.dataset_stats = None
+        self.best: BestInput | None = None
         self.hover: tuple[int, int] | None = None
         self.layer = engine.default_layer_for("probing", layer)
         self.row = -1 if self.custom is not None else int(image or 0)
@@ -176,6 +177,7 @@ class FOVExplorer(JobWidget):
     def x(self) -> np.ndarray:
         """The image shown, (C, H, W)."""
         if self.row < 0:
+            assert self.custom is not None      # row -1 means the image given
             return self.custom
         return self.engine.dataset.images[self.row].numpy()
 
@@ -198,7 +200,7 @@ class FOVExplorer(JobWidget):
             self.fields = engine.field_map(layer)
             self.slices = self.recon = self.hover = None
             c.info.value = c.hover_text.value = ""
-            self.unit = None
+            self.unit = None        # type: ignore[assignment]  # allow_none (traitlets' types miss it)
             c.channel_box.max = self._channels() - 1
             self._draw_image()
             self.paint(c.recon_canvas, "computing the reconstructions of the strongest unit…")

@@ -286,8 +286,9 @@ class MaximizerPanel(JobWidget):
 
     def _show_cam(self, cam, images: np.ndarray):
         """Laid over the picture of its start or run, unless that has its own already."""
-        if not self.picture.exact_cam:
-            self._show_picture(replace(self.picture, cam=cam, cam_for=images))
+        picture = self.picture
+        if picture is not None and not picture.exact_cam:
+            self._show_picture(replace(picture, cam=cam, cam_for=images))
 
     # -- runs ----------------------------------------------------------------------------------
     def run(self):
@@ -322,8 +323,10 @@ class MaximizerPanel(JobWidget):
         else:
             cam_for = step.images if cam is not None else None
         self._show_picture(Picture(step.images, step.probabilities, step, cam, cam_for, origin))
+        assert step.trace is not None                  # every step the engine hands on has it
         self._set_curve(*curve(step.trace, step.values if step.final else None))
-        if self.cam_overlay and not self.picture.exact_cam and not self.busy("cam"):
+        shown = self.picture
+        if self.cam_overlay and shown is not None and not shown.exact_cam and not self.busy("cam"):
             self._request_cam()
 
     def _show_result(self, result, origin: int):

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ...engine.visualization.maximize import MaximizeStep
 
 GAP = 6              # px right of each cell
 CAPTION = 16         # px below each cell (and above a sheet), for its caption
@@ -28,8 +32,8 @@ class Picture:
     laid over them (None: none), computed for ``cam_for`` (the images themselves, or during a
     run an earlier picture of it); ``origin``: the start or run the picture belongs to."""
     images: np.ndarray
-    probs: np.ndarray
-    step: object = None
+    probs: np.ndarray | None
+    step: MaximizeStep | None = None
     cam: object = None
     cam_for: np.ndarray | None = None
     origin: int = 0

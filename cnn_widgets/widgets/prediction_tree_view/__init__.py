@@ -27,6 +27,7 @@ import numpy as np
 import traitlets as T
 
 from ...engine import Engine, InvalidArgument
+from ...engine.clustering.prediction_tree import PredictionTree, TreePath
 from ...engine.visualization import objectives
 from .._base import JobWidget
 from ..validate import InvalidTrait, Whole, in_range, one_of, whole
@@ -51,8 +52,8 @@ TOP_K = 6                      # dataset images shown for a node's critical filt
 @dataclass(frozen=True)
 class TreeResult:
     """One category's prediction tree and the path of the query (version ``query``)."""
-    tree: object
-    path: object
+    tree: PredictionTree
+    path: TreePath
     query: int
 
 
@@ -88,7 +89,9 @@ class PredictionTreeView(JobWidget):
             in_range("max_images", whole("max_images", max_images), 2, len(engine.dataset))
         self.labels = engine.dataset.labels.numpy()
         self.cat_tree = self.hierarchy = self.cat_view = None
-        self.tree = self.path = self.top = None
+        self.tree: PredictionTree | None = None
+        self.path: TreePath | None = None
+        self.top = None
         self.node_pos: dict[int, tuple[float, float]] = {}
         self.tree_open: frozenset[int] = frozenset()
         self.detail_rgba = None

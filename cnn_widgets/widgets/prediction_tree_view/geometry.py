@@ -188,7 +188,7 @@ def category_view(h: Hierarchy, focus: int, leaf: int | None, distances: np.ndar
     for k in sorted(is_open, key=lambda n: h.height[n]):      # children before parents
         ys = [xy[c][1] for c in h.children(k)]
         xy[k] = (right - h.height[k] * scale, (min(ys) + max(ys)) / 2)
-    groups = {k: h.leaves(k) for k in rows}
+    groups: dict[int, Sequence[int]] = {k: h.leaves(k) for k in rows}
     if node != h.root:
         inside = set(h.leaves(node))
         groups[REST] = [i for i in range(h.n) if i not in inside]

@@ -137,8 +137,8 @@ def categories_sheet(h: Hierarchy, view: CategoryView, names: Sequence[str],
             first = ", ".join(names[i] for i in h.leaves(k)[:2])
             text = f"({h.size[k]}) {first}, …"
         caps.append(Caption(fit_text(key[k] + text, LABEL_W - 10), right + 6, int(round(y + 4))))
-    for a, b in view.edges:
-        line(rgba, view.discs[a], view.discs[b], BLUE, 2.0)
+    for i, j in view.edges:
+        line(rgba, view.discs[i], view.discs[j], BLUE, 2.0)
     for k, c in view.discs.items():
         if k == REST:
             disc(rgba, c, GROUP_R, (245, 245, 245), GREY)
