@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -23,20 +23,27 @@ from .errors import (
     LayerNotFound,
     ModelOutputError,
     NotAChain,
-    UnitOutOfRange,
 )
 from .gates import GATE_KINDS
 from .grad import outside_inference_mode
 from .graph import ModelGraph, forget, register, registered, trace
 from .layers import nonlinear_parts, registry
 from .results import LayerInfo
-from .setup import default_device, device_of, input_shape_of, run_example, unwrap, working_model
+from .setup import (
+    class_names_of,
+    default_device,
+    device_of,
+    input_shape_of,
+    run_example,
+    unwrap,
+    working_model,
+)
 from .stamp import weights_stamp
 from .types import ChannelValues, Data, Device, Images, Units
+from .units import resolve_units
 from .validate import count, name_list
 
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
-MAX_DEFAULT_UNITS = 1024
 
 __all__ = ["ModelHost", "default_device"]
 H = TypeVar("H", bound="ModelHost")
@@ -90,7 +97,7 @@ class ModelHost:
         self._calls = 0                        # public calls so far (see refresh)
         with self.borrow():
             self._analyse()
-        self.class_names = _class_names(class_names, self.n_classes)
+        self.class_names = class_names_of(class_names, self.n_classes)
         if self.dataset is not None:        # the labels' range needs the model's output size
             self.dataset = as_image_set(self.dataset, self.input_shape, self.n_classes,
                                         unlabelled=True)
@@ -310,32 +317,7 @@ class ModelHost:
         layer's output, row-major), a tuple of ints (one coordinate, such as (channel, y, x)),
         or a list of those.
         """
-        info = self.layer(layer)
-        shape = info.output_shape
-        if units is None:
-            if info.n_units > MAX_DEFAULT_UNITS:
-                raise UnitOutOfRange(f"layer {info.name!r} has {info.n_units} units {shape}; pass "
-                                     f"units=[...] as flat indices or tuples {_axes(shape)}")
-            return tuple(np.ndindex(*shape))
-        if isinstance(units, (int, np.integer)) or (
-                isinstance(units, tuple) and all(isinstance(u, (int, np.integer)) for u in units)):
-            units = [units]                 # one unit; a tuple of ints is always a coordinate
-        out = []
-        for u in units:
-            if isinstance(u, (int, np.integer)):
-                if not 0 <= int(u) < info.n_units:
-                    raise UnitOutOfRange(f"unit {int(u)} out of range for layer {info.name!r}: "
-                                         f"expected 0 <= unit < {info.n_units} (shape {shape})")
-                out.append(tuple(int(i) for i in np.unravel_index(int(u), shape)))
-            else:
-                u = tuple(int(i) for i in u)
-                if len(u) != len(shape) or any(not 0 <= i < s for i, s in zip(u, shape)):
-                    raise UnitOutOfRange(f"unit {u} out of range for layer {info.name!r} with "
-                                         f"output shape {shape}: expected {_ranges(shape)}")
-                out.append(u)
-        if not out:
-            raise UnitOutOfRange("units is empty; pass at least one unit")
-        return tuple(out)
+        return resolve_units(self.layer(layer), units)
 
     def flat_index(self, layer: str, units: Iterable[tuple[int, ...]]) -> torch.Tensor:
         """(P,) row-major flat indices of unit coordinates into the layer's output."""
@@ -424,34 +406,4 @@ class ModelHost:
                 f"dataset={len(self.dataset) if self.dataset is not None else None})")
 
 
-def _class_names(names: Any, n: int) -> list[str]:
-    """``names`` (any iterable of n strings; None: "0".."n-1") as a list."""
-    if names is None:
-        return [str(i) for i in range(n)]
-    if isinstance(names, str):
-        raise InvalidType(f"class_names must be a list of {n} strings; got the string {names!r}")
-    try:
-        names = list(names)
-    except TypeError:
-        raise InvalidType(f"class_names must be a list of {n} strings; got {names!r}") from None
-    bad = [(i, v) for i, v in enumerate(names) if not isinstance(v, str)]
-    if bad:
-        i, v = bad[0]
-        raise InvalidType(f"class_names must be strings; {len(bad)} are not, the first at index "
-                          f"{i} is {v!r} ({type(v).__name__}); e.g. use [str(c) for c in names]")
-    if len(names) != n:
-        raise InvalidArgument(f"class_names has {len(names)} names; the model has {n} outputs")
-    return names
-
-
 check_public_methods(ModelHost)
-
-
-def _axes(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(["channel", "y", "x"][-len(shape):] if len(shape) <= 3
-                           else [f"d{i}" for i in range(len(shape))]) + ")"
-
-
-def _ranges(shape: tuple[int, ...]) -> str:
-    names = ["c", "y", "x"][-len(shape):] if len(shape) <= 3 else [f"d{i}" for i in range(len(shape))]
-    return ", ".join(f"0 <= {n} < {s}" for n, s in zip(names, shape))
