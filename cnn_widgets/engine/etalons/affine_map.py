@@ -157,7 +157,8 @@ def _fast(engine, x, layer, idx, make_W, budget, control, rows_done):
                 for j in range(len(xs)):
                     W.write(i0 + j, p0, block[j])
                 del block
-                memory.release()
+                if i1 < n or p0 + k < p:     # more passes follow: give back what this one freed
+                    memory.release()
                 control.step(i0 * p + (p0 + k) * len(xs), n * p, "etalons")
                 engine.hand_over()
             if i1 < n:

@@ -121,5 +121,6 @@ def paper(engine, x, layer, units, make_W, budget, control, chunk):
                     engine.hand_over()
                 W.write(i, p0, check.finite(block[None], "the affine maps W", i)[0].reshape(
                     p1 - p0, *engine.input_shape))
-                memory.release()
+                if i + 1 < n or p1 < p:     # more blocks follow: give back what this one freed
+                    memory.release()
     return W, b, out

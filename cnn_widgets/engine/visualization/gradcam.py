@@ -82,7 +82,8 @@ def gradcam(engine: ModelHost, x: Images, classes: Sequence[int] | None = None, 
                     maps.write(i0 + k, j, image)
                 control.step(i0 * p + (j + 1) * len(xs), n * p, "grad-cam")
             del out, A
-            memory.release()
+            if i0 + len(xs) < n:        # more chunks follow: give back what this one freed
+                memory.release()
     return GradCam(maps=maps.array(), classes=tuple(-1 if c is None else int(c) for c in chosen),
                    layer=layer, logits=logits)
 
