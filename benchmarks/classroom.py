@@ -8,10 +8,12 @@ Usage: python benchmarks/classroom.py [--quick] [--only 03_probing.ipynb ...]
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
-from cnn_widgets.testing.notebooks import NOTEBOOKS, run_notebook
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))   # not in the package
+from notebook_runner import NOTEBOOKS, run_notebook  # noqa: E402
 
 PEAK_MB = 1536          # 1.5 GB: a free Binder gives 1-2 GB
 FIRST_WIDGET_S = 15.0

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BINDER_REQS = ROOT / "binder" / "requirements.txt"
 WIDGET_MODULES = {"ipywidgets", "ipycanvas", "bqplot", "IPython", "traitlets"}
 ALLOWED_TOP = {"pyproject.toml", "cnn_widgets", "notebooks", "tests", "binder", "README.md",
-               "benchmarks", ".ci", "docs", "CONTRIBUTING.md"}
+               "benchmarks", ".ci", "docs", "CONTRIBUTING.md", "tools"}
+DEVELOPER_MODULES = {"nbclient", "nbformat", "nbconvert", "playwright", "pytest"}
 
 
 def _norm(name: str) -> str:  # PEP 503
@@ -58,6 +59,15 @@ def test_engine_source_never_imports_widget_libraries():
     assert files
     bad = {f"{f.relative_to(ROOT)}: {m}" for f in files for m in _imported_roots(f)
            if m in WIDGET_MODULES}
+    assert not bad, sorted(bad)
+
+
+def test_the_package_never_imports_developer_tools():
+    """The notebook runner (nbclient) and the test tools live outside the package (tools/,
+    tests/): a user's install has none of them."""
+    files = sorted((ROOT / "cnn_widgets").rglob("*.py"))
+    bad = {f"{f.relative_to(ROOT)}: {m}" for f in files for m in _imported_roots(f)
+           if m in DEVELOPER_MODULES}
     assert not bad, sorted(bad)
 
 

@@ -1,4 +1,4 @@
-"""The notebooks are committed executed (``python -m cnn_widgets.testing.notebooks``), so a
+"""The notebooks are committed executed (``python tools/notebook_runner.py``), so a
 reader on GitHub, nbviewer or a slow Binder sees results without running anything: no error
 output, every code cell executed and, unless it only imports, defines or assigns (or is tagged
 ``no-output``), showing something; every widget view with its saved state; at most 3 MB each;
@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnn_widgets.testing.notebooks import (
+from notebook_runner import (
     MAX_BYTES,
     NOTEBOOKS,
     missing_pictures,
@@ -23,7 +23,7 @@ NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 @pytest.mark.parametrize("name", NAMES)
 def test_stored_notebook_is_executed_complete_and_small(name):
     problems = stored_problems(NOTEBOOKS / name)
-    assert not problems, f"{name} (re-run python -m cnn_widgets.testing.notebooks):\n" + \
+    assert not problems, f"{name} (re-run python tools/notebook_runner.py):\n" + \
         "\n".join(problems)
 
 
@@ -52,7 +52,7 @@ def machine_paths(nb) -> list[str]:
     if n in STORED_WITH_PATHS else n for n in NAMES])
 def test_stored_notebook_names_no_machine_path(name):
     found = machine_paths(nbformat.read(NOTEBOOKS / name, as_version=4))
-    assert not found, f"{name} (re-run python -m cnn_widgets.testing.notebooks):\n" + "\n".join(found)
+    assert not found, f"{name} (re-run python tools/notebook_runner.py):\n" + "\n".join(found)
 
 
 def test_the_path_check_finds_a_path_in_text_but_not_in_images(tmp_path):
@@ -108,14 +108,14 @@ def test_which_cells_must_show_something():
 
 
 # stored since the widgets keep their last view (issue 17, part 3); the others join when
-# they are stored again with python -m cnn_widgets.testing.notebooks
+# they are stored again with python tools/notebook_runner.py
 WITH_PICTURES = ["00_tour.ipynb"]
 
 
 @pytest.mark.parametrize("name", WITH_PICTURES)
 def test_stored_widgets_keep_their_last_view(name):
     problems = missing_pictures(NOTEBOOKS / name)
-    assert not problems, f"{name} (re-run python -m cnn_widgets.testing.notebooks):\n" + \
+    assert not problems, f"{name} (re-run python tools/notebook_runner.py):\n" + \
         "\n".join(problems)
 
 

@@ -1,5 +1,5 @@
 """Views that outlive the kernel (issue 17, part 3): the tour, executed with nbclient (smoke
-sizes) and stored with its widget state the way ``python -m cnn_widgets.testing.notebooks``
+sizes) and stored with its widget state the way ``python tools/notebook_runner.py``
 stores it, shows each widget's last view as a picture where no kernel runs:
 
 - exported to HTML with nbconvert (what nbviewer serves) and opened in Chromium on a closed
@@ -30,9 +30,8 @@ import numpy as np
 import pytest
 from jupyter_core.paths import jupyter_path
 from lab_helpers import NOTEBOOK
+from notebook_runner import NOTEBOOKS, WIDGET_VIEW, run_notebook
 from PIL import Image
-
-from cnn_widgets.testing.notebooks import NOTEBOOKS, WIDGET_VIEW, run_notebook
 
 ROOTS = {"EtalonGrid": ".cnnw-etalon-grid", "FOVExplorer": ".cnnw-fov",
          "MaximizerPanel": ".cnnw-maximizer", "PredictionTreeView": ".cnnw-prediction-tree",

@@ -1,7 +1,7 @@
 """Run the notebooks in fresh kernels (nbclient): time, kernel peak memory, time to the first
-widget, and the command that stores them executed.
+widget, and the command that stores them executed. A developer tool, not part of the package.
 
-``python -m cnn_widgets.testing.notebooks`` re-executes every notebook of ``notebooks/`` at
+``python tools/notebook_runner.py`` re-executes every notebook of ``notebooks/`` at
 full size and saves it in place with its outputs and widget state (views render without a
 kernel on GitHub, nbviewer and in JupyterLab), then checks each file is at most 3 MB and has
 no error output. ``--only 00_tour.ipynb ...`` limits it; ``--smoke`` runs the small sizes
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MAX_BYTES = 3 * 1024 * 1024
 #: a code cell with this tag is not expected to print or show anything
@@ -245,7 +245,7 @@ def execute_all(names: list[str], *, smoke: bool = False, folder: Path = NOTEBOO
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnn_widgets.testing.notebooks",
+    parser = argparse.ArgumentParser(prog="python tools/notebook_runner.py",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", metavar="NAME",
