@@ -1,9 +1,9 @@
 """Chunk sizes of the etalon computations that fit a memory budget (bytes), from the layer
-registry's output sizes (float32). The allowances are checked against measured peaks in
-benchmarks/memory.py."""
+registry's output sizes (float32), and that keep each pass short enough for Stop. The
+allowances are checked against measured peaks in benchmarks/memory.py."""
 from __future__ import annotations
 
-from ..core.memory import grad_costs, layer_bytes, refuse
+from ..core.memory import STEP_BYTES, grad_costs, layer_bytes, refuse
 
 
 def fast_costs(engine, layer) -> tuple[int, int]:
@@ -16,14 +16,24 @@ def fast_costs(engine, layer) -> tuple[int, int]:
 def fast_plan(engine, n, p, layer, budget, total, coupled=False) -> tuple[int, int]:
     """(images per forward pass, units per backward pass) whose estimated peak fits
     ``budget`` (what is left of the engine's ``total``), at most ``batch_size`` images x
-    units per pass; :class:`MemoryBudgetExceeded` when one image and one unit do not fit."""
+    units per pass and within :data:`~..core.memory.STEP_BYTES` (at least one image and one
+    unit: a large model's rows come one by one, and Stop waits for one backward pass at most);
+    :class:`MemoryBudgetExceeded` when one image and one unit do not fit."""
     forward, backward = fast_costs(engine, layer)
     if forward + backward > budget:
         raise refuse(f"the etalon of one unit at one image ({engine.input_shape} input, up to "
                      f"layer {layer!r})", forward + backward, budget, total)
-    ni = 1 if coupled else min(n, engine.batch_size, budget // (forward + backward))
-    k = min(p, max(1, engine.batch_size // ni), (budget // ni - forward) // backward)
+    ni = 1 if coupled else min(n, engine.batch_size, budget // (forward + backward),
+                               max(1, STEP_BYTES // (forward + backward)))
+    k = min(p, max(1, engine.batch_size // ni), (budget // ni - forward) // backward,
+            max(1, (STEP_BYTES // ni - forward) // backward))
     return ni, k
+
+
+def forward_chunk(engine, layer) -> int:
+    """Images per gradient-free forward pass to ``layer``: at most ``batch_size``, and within
+    :data:`~..core.memory.STEP_BYTES` (at least one)."""
+    return max(1, min(engine.batch_size, STEP_BYTES // fast_costs(engine, layer)[0]))
 
 
 def paper_plan(engine, layer, p, chunk, budget, total) -> tuple[int, int]:

@@ -100,18 +100,21 @@ def sanity_check(engine, x, methods: str | Sequence[str] = "all", cascade: bool 
     seed = check.seed(seed)
     order = randomizable(engine)
     chosen = _chosen(order, layers)
-    work = working_copy(engine)
-    modules = dict(work.model.named_modules())
-    trained = None if cascade else {k: v.clone() for k, v in work.model.state_dict().items()}
 
     def stages() -> Iterator[tuple[str, object]]:
+        # the copy is made once the original maps are shown (a ResNet-50's copy and its
+        # analysis take a few forward passes), with a Stop check between its two steps
+        work = working_copy(engine, control.check)
+        modules = dict(work.model.named_modules())
+        trained = None if cascade else {k: v.clone() for k, v in work.model.state_dict().items()}
         for name in chosen:
             if trained is not None:
                 work.model.load_state_dict(trained)
             reinitialize(modules[name], layer_seed(seed, order.index(name)))
             yield name, work
 
-    return _run(work, stages(), len(chosen), x, methods, fixed, cascade, seed, keep_maps, control)
+    return _run(engine, stages(), len(chosen), x, methods, fixed, cascade, seed, keep_maps,
+                control)
 
 
 def sanity_check_data(engine, x, other, methods: str | Sequence[str] = "all",
@@ -128,12 +131,14 @@ def sanity_check_data(engine, x, other, methods: str | Sequence[str] = "all",
 
 
 def _run(first, stages, n_stages, x, methods, fixed, cascade, seed, keep_maps, control):
-    """Maps of ``first`` (the original), then of each (name, engine) of ``stages``.
+    """Maps of ``first`` (the original), then of each (name, engine) of ``stages``; every
+    engine call between two Stop checks is one forward+backward pass of at most a
+    :func:`~..core.memory.images_per_step` chunk of the images.
 
     ``control.partial`` gets the whole picture so far, every row done (a watcher may see only
     the latest value it was given)."""
     total, done = (n_stages + 1) * n_groups(methods), 0
-    original_classes = fixed if fixed is not None else predicted(first, x)
+    original_classes = fixed if fixed is not None else predicted(first, x, control.check)
     original: dict[str, np.ndarray] = {}
     rows: list[SanityRow] = []
 
@@ -152,7 +157,7 @@ def _run(first, stages, n_stages, x, methods, fixed, cascade, seed, keep_maps, c
     scores = {k: np.full((len(methods), n_stages, len(x)), np.nan) for k in METRICS}
     for s, (name, engine) in enumerate(stages):
         names.append(name)
-        classes.append(fixed if fixed is not None else predicted(engine, x))
+        classes.append(fixed if fixed is not None else predicted(engine, x, control.check))
         for group in explain(engine, x, classes[-1], methods, control.check):
             for m, maps in group.items():
                 row = live(_row(s, name, m, original[m], maps, classes[-1]))
