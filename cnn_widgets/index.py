@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -33,6 +34,7 @@ def load_engine(spec: str, device=None):
         if not Path(module_name).is_file():
             raise InvalidArgument(f"--engine {spec!r}: there is no file {module_name}; {want}")
         loader = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
+        assert loader is not None and loader.loader is not None     # a .py file: source loader
         module = importlib.util.module_from_spec(loader)
         loader.loader.exec_module(module)
     else:
@@ -47,6 +49,7 @@ def load_engine(spec: str, device=None):
     factory = getattr(module, fn_name, None)
     if not callable(factory):
         raise InvalidType(f"--engine {spec!r}: {module_name} has no function {fn_name!r}; {want}")
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):             # a builtin without a signature

@@ -12,9 +12,11 @@ superseded, so an old request never paints over a newer one. Progress and partia
 (``control.partial(value)`` of a capability) are throttled alike: at most one every
 :data:`PROGRESS_INTERVAL_S`; of partials the latest is kept and delivered at the job's next
 report or check once the interval is over, and always before its result (or its stop). So a
-partial value must be the whole picture so far (every row done, not just the new one).
+partial value must be the whole picture so far (every row done, not just the new one);
+``control.partial_due()`` tells a capability when one would be taken, so it builds a costly
+one (a live picture's class scores) only then.
 Callbacks run on a worker thread; widgets may write their traits from there (measured live
-in JupyterLab with ipykernel 7: ``shared/recipes/long-jobs.md``). Pure threading: no widget
+in JupyterLab with ipykernel 7). Pure threading: no widget
 import.
 
 Lifetime: a runner holds no reference to its engine. Its threads end when the engine is
@@ -103,6 +105,11 @@ class Job:
             value, self._pending, self._last_partial = self._pending, _NOTHING, now
             self._emit(self.on_partial, value)
 
+    def _partial_due(self) -> bool:
+        """``control.partial_due()``: someone takes partials and the interval is over."""
+        return (self.on_partial is not None
+                and time.monotonic() - self._last_partial >= PROGRESS_INTERVAL_S)
+
     def _should_stop(self) -> bool:
         """Polled by every ``control.step``/``check``: a due partial goes out here too."""
         self._flush_partial()
@@ -115,7 +122,8 @@ class Job:
         self.state = "running"
         start = time.perf_counter()
         try:
-            control = Control(self._should_stop, self._report, self._partial)
+            control = Control(self._should_stop, self._report, self._partial,
+                              self._partial_due)
             self.result = self.fn(control)
         except Cancelled:
             self.seconds = time.perf_counter() - start

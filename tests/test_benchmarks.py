@@ -24,6 +24,7 @@ EXPECTED = {
     "classroom.py": ("peak memory 00 (MB)", "tour first widget (s)"),
     "sanity.py": ("sanity cascade of 8 digits", "sanity cascade / the maps alone"),
     "memory.py": ("etalons peak memory / budget",),
+    "maximizer_view.py": ("MaximizerPanel first result / fwd+bwd", "MaximizerPanel stop / fwd+bwd"),
 }
 
 

@@ -25,8 +25,10 @@ from .core.errors import (
 )
 from .core.results import Etalons, LayerInfo, RegionCount
 from .engine import Engine
+from .inverse_set.settings import FULL_OPTIMISATION, InverseSetSettings
 
-__all__ = ["Engine", "Control", "Etalons", "LayerInfo", "RegionCount", "CnnWidgetsError",
+__all__ = ["Engine", "Control", "Etalons", "LayerInfo", "RegionCount", "InverseSetSettings",
+           "FULL_OPTIMISATION", "CnnWidgetsError",
            "InputShapeError", "InvalidArgument", "InvalidType", "LayerNotFound",
            "ModelOutputError", "NoSuitableLayer", "NotAChain", "NotPiecewiseLinear",
            "UnitOutOfRange", "InfeasibleRange", "CacheCorrupt", "StorageError",

@@ -8,7 +8,8 @@ a forward pass torch.fx cannot trace, a model that raises mid-forward, a non-2-D
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 import torch.fx
@@ -16,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine.core.errors import InvalidArgument
+
+M = TypeVar("M", bound=nn.Module)
 
 #: Input shape of :func:`tiny_lenet` and the other small conv nets here.
 TINY_SHAPE = (1, 8, 8)
@@ -43,7 +46,7 @@ def _seeded(seed: int):
     return g
 
 
-def _reinit(model: nn.Module, seed: int, bias_scale: float = 0.3) -> nn.Module:
+def _reinit(model: M, seed: int, bias_scale: float = 0.3) -> M:
     """Deterministic weights independent of torch's global RNG; biases big enough that some
     ReLUs are off and some on for inputs in [0, 1]."""
     g = _seeded(seed)
@@ -56,11 +59,13 @@ def _reinit(model: nn.Module, seed: int, bias_scale: float = 0.3) -> nn.Module:
                 if m.bias is not None:
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * bias_scale)
             elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.weight.copy_(0.5 + torch.rand(c, generator=g))
-                m.bias.copy_(torch.randn(c, generator=g) * 0.2)
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
-                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+                c, w, b, mean, var = m.num_features, m.weight, m.bias, m.running_mean, m.running_var
+                # ours are affine and keep running statistics
+                assert w is not None and b is not None and mean is not None and var is not None
+                w.copy_(0.5 + torch.rand(c, generator=g))
+                b.copy_(torch.randn(c, generator=g) * 0.2)
+                mean.copy_(torch.randn(c, generator=g) * 0.3)
+                var.copy_(0.5 + torch.rand(c, generator=g))
             elif isinstance(m, nn.PReLU):
                 m.weight.copy_(0.1 + 0.2 * torch.rand(m.weight.shape, generator=g))
     return model
@@ -101,8 +106,9 @@ def tiny_mlp(seed: int = 0, *, activation: str = "relu", shape: Sequence[int] = 
              hidden: int = 12, classes: int = TINY_CLASSES) -> nn.Sequential:
     """flatten -> fc1 -> act -> fc2 -> act2 -> fc3, with ``activation`` one of relu, leaky,
     sigmoid, tanh, gelu, softmax (softmax over the hidden features, i.e. inside the net)."""
-    makers = {"relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.2), "sigmoid": nn.Sigmoid,
-              "tanh": nn.Tanh, "gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=1)}
+    makers: dict[str, Callable[[], nn.Module]] = {
+        "relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.2), "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh, "gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=1)}
     if activation not in makers:
         raise InvalidArgument(f"activation must be one of {sorted(makers)}; got {activation!r}")
     n_in = 1
@@ -122,8 +128,9 @@ def tiny_mlp(seed: int = 0, *, activation: str = "relu", shape: Sequence[int] = 
 def smooth_conv_net(activation: str, seed: int = 0) -> nn.Sequential:
     """A conv net on (1, 8, 8) with one smooth activation (sigmoid, tanh, gelu or softmax over
     channels) between ReLU stages: not piecewise linear, so etalons are only a Jacobian."""
-    makers = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
-              "softmax": lambda: nn.Softmax(dim=1)}
+    makers: dict[str, Callable[[], nn.Module]] = {
+        "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
+        "softmax": lambda: nn.Softmax(dim=1)}
     model = nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(1, 3, 3, padding=1)),
         ("act", makers[activation]()),
@@ -140,9 +147,10 @@ def gated_conv_net(gate: str, seed: int = 0) -> nn.Sequential:
     """A piecewise-linear conv net on (1, 8, 8) whose gate after conv1 is ``gate``: relu6,
     hardtanh, prelu or adaptive_max (AdaptiveMaxPool2d(4) in place of the 2x2 max-pool).
     Exact for autograd; its gate is not one Algorithm 1's replay knows."""
-    gates = {"relu6": (nn.ReLU6, nn.MaxPool2d(2)), "hardtanh": (nn.Hardtanh, nn.MaxPool2d(2)),
-             "prelu": (lambda: nn.PReLU(3), nn.MaxPool2d(2)),
-             "adaptive_max": (nn.ReLU, nn.AdaptiveMaxPool2d(4))}
+    gates: dict[str, tuple[Callable[[], nn.Module], nn.Module]] = {
+        "relu6": (nn.ReLU6, nn.MaxPool2d(2)), "hardtanh": (nn.Hardtanh, nn.MaxPool2d(2)),
+        "prelu": (lambda: nn.PReLU(3), nn.MaxPool2d(2)),
+        "adaptive_max": (nn.ReLU, nn.AdaptiveMaxPool2d(4))}
     act, pool = gates[gate]
     model = nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(1, 3, 3, padding=1)),
@@ -164,18 +172,19 @@ def fig2_mlp(alpha, b_hidden, beta, b_out) -> nn.Sequential:
     Y_{l+1} to Z_{k+1} (3 x 2), ``b_out`` = (b4, b5). Z = ReLU(beta^T ReLU(alpha^T X + b) + b'),
     so the model's output is (Z1, Z2) and the registry is flatten, hidden, relu_y, out, relu_z.
     """
+    hidden, out = nn.Linear(2, 3), nn.Linear(3, 2)
     model = nn.Sequential(OrderedDict([
         ("flatten", nn.Flatten()),
-        ("hidden", nn.Linear(2, 3)),
+        ("hidden", hidden),
         ("relu_y", nn.ReLU()),
-        ("out", nn.Linear(3, 2)),
+        ("out", out),
         ("relu_z", nn.ReLU()),
     ]))
     with torch.no_grad():
-        model.hidden.weight.copy_(torch.tensor(alpha, dtype=torch.float32).T)
-        model.hidden.bias.copy_(torch.tensor(b_hidden, dtype=torch.float32))
-        model.out.weight.copy_(torch.tensor(beta, dtype=torch.float32).T)
-        model.out.bias.copy_(torch.tensor(b_out, dtype=torch.float32))
+        hidden.weight.copy_(torch.tensor(alpha, dtype=torch.float32).T)
+        hidden.bias.copy_(torch.tensor(b_hidden, dtype=torch.float32))
+        out.weight.copy_(torch.tensor(beta, dtype=torch.float32).T)
+        out.bias.copy_(torch.tensor(b_out, dtype=torch.float32))
     return model
 
 

@@ -9,7 +9,7 @@ import functools
 import html
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -286,7 +286,8 @@ class JobWidget(Snapshots, W.VBox):
             """The request still holds; else the job is stopped (its values are no use)."""
             if self.answers(request):
                 return True
-            job.stop()
+            if job is not None:                 # (always: set before the worker can run this)
+                job.stop()
             return False
 
         def progress(done, total, message):
@@ -362,7 +363,7 @@ class JobWidget(Snapshots, W.VBox):
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Block until this widget's jobs have finished (scripts, tests, headless notebooks)."""
-        return all(job.wait(timeout) for key in self._keys
+        return all(job.wait(timeout) for key in list(self._keys)   # a result may start a job
                    if (job := self.runner.latest(key)) is not None)
 
     def close(self) -> None:
@@ -387,7 +388,7 @@ class JobWidget(Snapshots, W.VBox):
 _SHARED_TRAITS = frozenset({"_canvas_manager"})
 
 
-def _descendants(root: W.Widget, attributes: list = ()) -> list[W.Widget]:
+def _descendants(root: W.Widget, attributes: Sequence = ()) -> list[W.Widget]:
     """Every widget ``root`` holds, directly or through others, in any trait (children,
     layout, style, a MultiCanvas's layers, a figure's marks, axes and scales, a mark's
     scales and tooltip) or in its ``attributes`` (what a constructor built before it failed),

@@ -8,8 +8,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .layout.fov_explorer import fit_box
-
 # Diverging map centred at zero: blue = negative (ignoring), white = 0, red = positive (attention).
 _DIVERGING = np.array([[5, 48, 97], [67, 147, 195], [247, 247, 247], [214, 96, 77],
                        [103, 0, 31]], dtype=np.float64)
@@ -102,7 +100,7 @@ def tile(cells: Sequence[Sequence[np.ndarray]], cell: tuple[int, int], gap: tupl
     top0, left0 = origin
     sheet = np.empty((top0 + rows * (h + gap[0]), left0 + cols * (w + gap[1]), 4), np.uint8)
     sheet[:] = BACKGROUND
-    corners = []
+    corners: list[list[tuple[int, int]]] = []
     for r, row in enumerate(cells):
         corners.append([])
         for c, img in enumerate(row):
@@ -112,6 +110,14 @@ def tile(cells: Sequence[Sequence[np.ndarray]], cell: tuple[int, int], gap: tupl
             sheet[top:top + h, left:left + w] = img
             corners[-1].append((top, left))
     return sheet, corners
+
+
+def fit_box(h: int, w: int, size: int) -> tuple[float, int, int, int, int]:
+    """Where an (h, w) image goes on a (size, size) panel, longer side ``size``, centred:
+    (scale, new h, new w, top, left)."""
+    s = size / max(h, w)
+    nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+    return s, nh, nw, (size - nh) // 2, (size - nw) // 2
 
 
 def fit(img: np.ndarray, size: int) -> np.ndarray:

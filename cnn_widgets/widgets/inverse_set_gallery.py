@@ -13,7 +13,6 @@ was asked with are still the gallery's (the runner drops those of a superseded r
 from __future__ import annotations
 
 import html
-import time
 from dataclasses import replace
 
 import ipywidgets as W
@@ -43,8 +42,6 @@ from .layout.inverse_set_gallery import (
 )
 from .units import default_units, format_units, parse_units
 from .validate import InvalidTrait, Whole, finite, in_range
-
-LIVE_INTERVAL_S = 0.25  # gallery redraws while samples arrive
 
 
 def _unit_text(unit) -> str:
@@ -263,7 +260,8 @@ class InverseSetGallery(JobWidget):
             return Constraint(layer, u)
         if not isinstance(range, (tuple, list, np.ndarray)) or len(range) != 2:
             raise InvalidTrait(f"range must be (z1, z2) with z1 < z2; got {range!r}")
-        return Constraint(layer, u, *_valid_range(*range, "range"))
+        lo, hi = range
+        return Constraint(layer, u, *_valid_range(lo, hi, "range"))
 
     def remove_unit(self):
         if len(self.constraints) > 1:
@@ -284,18 +282,9 @@ class InverseSetGallery(JobWidget):
         def work(control):
             ranges = [(c.lo, c.hi) if c.lo is not None
                       else default_range(self._unit_values(c.layer, c.unit)) for c in constraints]
-            chunks: list = []
-            last = [0.0]
-
-            def arrived(images, acts):      # newest wins: the runner drops superseded ones
-                chunks.append((images, acts))
-                if time.monotonic() - last[0] >= LIVE_INTERVAL_S:
-                    last[0] = time.monotonic()
-                    chunks[:] = [tuple(np.concatenate(a) for a in zip(*chunks))]
-                    control.partial(Samples(*chunks[0]))
             return self.engine.inverse_set([(c.layer, c.unit) for c in constraints], ranges,
                                            generator=self.generator, encoder=self.encoder,
-                                           K=min(K, n), n=n, control=control, on_samples=arrived)
+                                           K=min(K, n), n=n, control=control)
 
         with self.runner.lock:    # no partial of the last run lands between reset and submit
             self.result, self.selected, self.summary.value = None, None, ""
@@ -305,8 +294,9 @@ class InverseSetGallery(JobWidget):
             return self.run_job("run", work, self._show_result, label="inverse set",
                                 on_partial=self._show_live)
 
-    def _show_live(self, samples: Samples):
-        self.samples = samples
+    def _show_live(self, batch):
+        """Every sample so far (the engine's ``SampleBatch``; the job throttles how often)."""
+        self.samples = Samples(batch.images, batch.activations)
         self._draw_gallery()
 
     def _show_result(self, res):

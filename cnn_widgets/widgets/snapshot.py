@@ -7,6 +7,7 @@ import base64
 import os
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 import numpy as np
@@ -17,6 +18,13 @@ from . import pictures
 
 class Snapshots:
     """For :class:`~._base.JobWidget`: what the widget shows, as a picture."""
+    if TYPE_CHECKING:                   # what JobWidget, which mixes this in, has
+        status: W.HTML
+
+        def show_error(self, error: BaseException | str | None,
+                       detail: str | None = None) -> None: ...
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> dict: ...
 
     def _save_button(self) -> W.Button:
         """The status bar's Save button (``cnnw-save``): :meth:`_save_clicked`."""

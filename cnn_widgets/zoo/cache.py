@@ -11,10 +11,13 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from ..engine.core.errors import CacheCorrupt
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 ENV_VAR = "CNN_WIDGETS_CACHE"
 #: "0" ignores the weights shipped in the package (the recipes then train on first use).
@@ -150,7 +153,7 @@ def _checked(source, path: Path, recipe: dict) -> tuple[dict[str, torch.Tensor],
     return state, meta
 
 
-def _cached(name: str, recipe: dict, build: Callable[[], torch.nn.Module]):
+def _cached(name: str, recipe: dict, build: Callable[[], M]) -> tuple[M, dict, Path] | None:
     """(model with the cached, else the shipped, weights, metadata, file), or None (and a
     warning naming the file and the fault for each that is corrupt or does not fit)."""
     for loader, path in ((load, cache_path(name, recipe)),
@@ -171,11 +174,10 @@ def _cached(name: str, recipe: dict, build: Callable[[], torch.nn.Module]):
     return None
 
 
-def trained(name: str, recipe: dict, build: Callable[[], torch.nn.Module],
-            train: Callable[[torch.nn.Module], object], *,
-            measure: Callable[[torch.nn.Module], dict] | None = None, retrain: bool = False,
+def trained(name: str, recipe: dict, build: Callable[[], M], train: Callable[[M], object], *,
+            measure: Callable[[M], dict] | None = None, retrain: bool = False,
             verbose: bool = False, announce: str | None = None, device=None,
-            what: str = "the trained weights") -> tuple[torch.nn.Module, dict, bool, Path]:
+            what: str = "the trained weights") -> tuple[M, dict, bool, Path]:
     """The model of ``recipe``: its cached weights, else the weights shipped in the package
     (:func:`load_shipped`), else trained now and cached.
 

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..engine import Engine
+from ..engine import Engine, InvalidArgument
 from ..engine.sanity.randomize import layer_seed, randomizable, reinitialize, working_copy
 from ..engine.visualization.objectives import logit
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .pretrained import RECIPE, fresh_lenet, lenet_digits, lenet_engine
-from .training import accuracy, train_classifier
+from .training import Recipe, accuracy, train_classifier
 
 # Training of the student classifiers: the LeNet recipe, more epochs for the tiny sets.
-STUDENT = {**RECIPE, "epochs": 40}
+STUDENT: Recipe = {**RECIPE, "epochs": 40}
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,12 @@ def super_image_training(engine: Engine | None = None, per_class: int = 10, *, s
     training set of a fresh LeNet (``train_seed``), tested on the engine's real test digits."""
     t0 = time.perf_counter()
     engine = lenet_digits() if engine is None else engine
+    if engine.dataset is None:
+        raise InvalidArgument("super_image_training tests the students on the engine's dataset; "
+                              "this engine has none: make it with dataset=(images, labels)")
+    x_test, y_test = engine.dataset.images, engine.dataset.labels
     images, labels = super_images(engine, per_class, steps=steps, lr=lr, optimizer=optimizer,
                                   seed=seed)
-    x_test, y_test = engine.dataset.images, engine.dataset.labels
     teacher = float((engine.predict(x_test).argmax(1) == y_test.numpy()).mean())
     on_super = float((engine.predict(images).argmax(1) == labels).mean())
     student = _student(torch.as_tensor(images), torch.as_tensor(labels), train_seed)
@@ -85,7 +88,8 @@ def super_image_training(engine: Engine | None = None, per_class: int = 10, *, s
 
 def _student(x: torch.Tensor, y: torch.Tensor, seed: int):
     model = fresh_lenet(seed)
-    train_classifier(model, x.float(), y.long(), **{**STUDENT, "seed": seed})
+    recipe: Recipe = {**STUDENT, "seed": seed}
+    train_classifier(model, x.float(), y.long(), **recipe)
     return model
 
 

@@ -21,6 +21,7 @@ RECIPE = {"code_dim": CODE_DIM, "epochs": 30, "batch_size": 64, "lr": 3e-3, "see
 
 class DigitsDecoder(nn.Module):
     """G: (N, code_dim) codes -> (N, 1, 28, 28) images in [0, 1] (sigmoid output)."""
+    model_card: dict        # set by digits_generator()
 
     def __init__(self, code_dim: int = CODE_DIM):
         super().__init__()

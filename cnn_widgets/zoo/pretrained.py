@@ -10,10 +10,10 @@ from ..engine.core.model import default_device
 from . import cache
 from .digits import CLASS_NAMES, SPLIT_SEED, TEST_FRACTION, digits
 from .lenet import LeNet
-from .training import accuracy, train_classifier
+from .training import Recipe, accuracy, train_classifier
 
 # Keyword arguments of train_classifier. Part of every cache key: editing them retrains.
-RECIPE = {"epochs": 15, "batch_size": 32, "lr": 2e-3, "seed": 0, "augment_shift": 2}
+RECIPE: Recipe = {"epochs": 15, "batch_size": 32, "lr": 2e-3, "seed": 0, "augment_shift": 2}
 MNIST_EPOCHS = 3
 INPUT_SHAPE = (1, 28, 28)
 

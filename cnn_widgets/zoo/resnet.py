@@ -16,7 +16,7 @@ from ..engine.core.model import default_device
 from . import cache
 from .digits import CLASS_NAMES, SPLIT_SEED, TEST_FRACTION, digits
 from .pretrained import classifier_engine
-from .training import accuracy, train_classifier
+from .training import Recipe, accuracy, train_classifier
 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                  "truck")
@@ -27,8 +27,8 @@ RESNET18 = {"blocks": (2, 2, 2, 2), "widths": (64, 128, 256, 512)}
 #: The digits ResNet: one basic block per stage, 8..64 channels (layer4 is 4x4 at 28x28).
 DIGITS_RESNET = {"blocks": (1, 1, 1, 1), "widths": (8, 16, 32, 64)}
 # Keyword arguments of train_classifier; part of every cache key (editing them retrains).
-DIGITS_RECIPE = {"epochs": 6, "batch_size": 32, "lr": 2e-3, "seed": 0, "augment_shift": 2}
-CIFAR_RECIPE = {"epochs": 15, "batch_size": 128, "lr": 1e-3, "seed": 0, "augment_shift": 4}
+DIGITS_RECIPE: Recipe = {"epochs": 6, "batch_size": 32, "lr": 2e-3, "seed": 0, "augment_shift": 2}
+CIFAR_RECIPE: Recipe = {"epochs": 15, "batch_size": 128, "lr": 1e-3, "seed": 0, "augment_shift": 4}
 
 
 class CifarResNet(nn.Module):

@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -32,7 +33,7 @@ from . import cache
 
 #: name -> a call that builds the model through ``cache.trained`` and returns an object with
 #: ``.model_card["cache_file"]`` (an Engine or the generator). A new default: one line here.
-SHIPPED: dict[str, Callable[[], object]] = {
+SHIPPED: dict[str, Callable[[], Any]] = {      # an Engine or a module, with its model_card
     "two-digits-38": lambda: _zoo().two_digits((3, 8)),
     "two-digits-18": lambda: _zoo().two_digits((1, 8)),
     "lenet-digits": lambda: _zoo().lenet_digits(device="cpu"),
@@ -56,7 +57,7 @@ def kernel_family() -> dict:
     """What decides the float rounding of a training run on this machine: torch's version and
     CPU capability, the CPU's vendor, family and model, the instruction-set features that
     oneDNN and MKL pick kernels by, and the environment settings that override their pick."""
-    cpu = {"processor": platform.processor() or platform.machine()}
+    cpu: dict[str, str | list[str]] = {"processor": platform.processor() or platform.machine()}
     try:
         fields = dict(line.split(":", 1) for line in
                       Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines() if ":" in line)

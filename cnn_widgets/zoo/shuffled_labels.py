@@ -16,9 +16,9 @@ import torch
 from ..engine import Engine
 from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .pretrained import RECIPE, lenet_engine
-from .training import accuracy
+from .training import Recipe, accuracy
 
-SHUFFLED_RECIPE = {**RECIPE, "epochs": 200, "augment_shift": 0}
+SHUFFLED_RECIPE: Recipe = {**RECIPE, "epochs": 200, "augment_shift": 0}
 
 
 def shuffled(labels: torch.Tensor, seed: int) -> torch.Tensor:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,15 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     batch = torch.arange(n, device=x.device)[:, None, None]
     # advanced indices around the channel slice put the channel axis last: (N, H, W, C)
     return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+class Recipe(TypedDict):
+    """The keyword arguments of :func:`train_classifier` (part of every cache key)."""
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    augment_shift: int
 
 
 def train_classifier(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, *,

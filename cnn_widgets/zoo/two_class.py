@@ -14,7 +14,7 @@ from .digits import SPLIT_SEED, TEST_FRACTION, digits
 from .lenet import LeNet
 from .pretrained import INPUT_SHAPE, RECIPE
 from .resnet import CIFAR_CLASSES, CIFAR_RECIPE, cifar_recipe, cifar_resnet18, read_cifar10
-from .training import accuracy, train_classifier
+from .training import Recipe, accuracy, train_classifier
 
 DEFAULT_CLASSES = (3, 8)     # two digits that share strokes, as cats and dogs share fur
 
@@ -61,7 +61,7 @@ def two_digits(classes: Sequence[int] = DEFAULT_CLASSES, *, seed: int = 0, retra
     d = digits()
     x_train, y_train = _subset(d.x_train, d.y_train, pair)
     x_test, y_test = _subset(d.x_test, d.y_test, pair)
-    train = {**RECIPE, "seed": int(seed)}
+    train: Recipe = {**RECIPE, "seed": int(seed)}
     recipe = {"model": "LeNet-2", "train": train, "classes": list(pair),
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}

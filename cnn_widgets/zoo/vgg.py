@@ -12,6 +12,7 @@ from ..engine import Engine
 from .digits import CLASS_NAMES, SPLIT_SEED, TEST_FRACTION, digits
 from .photos import IMAGENET_MEAN, IMAGENET_STD, photos
 from .pretrained import classifier_engine
+from .training import Recipe
 
 VGG16_INIT_SEED = 0
 #: VGG-16's ``features.28`` is the paper's layer 13 (the last convolution); ``features.29`` its ReLU.
@@ -19,7 +20,7 @@ PAPER_LAYER_13 = "features.28"
 #: The paper's layers 1..13 (the convolutions) as VGG-16 module names.
 PAPER_LAYERS = {i + 1: f"features.{n}" for i, n in
                 enumerate([0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28])}
-DIGITS_RECIPE = {"epochs": 10, "batch_size": 32, "lr": 3e-3, "seed": 0, "augment_shift": 2}
+DIGITS_RECIPE: Recipe = {"epochs": 10, "batch_size": 32, "lr": 3e-3, "seed": 0, "augment_shift": 2}
 #: The file name of torchvision's ``VGG16_Weights.IMAGENET1K_V1`` (tests check it): asking
 #: whether the weights are there need not import torchvision (~180 MB resident).
 VGG16_FILE = "vgg16-397923af.pth"
@@ -114,6 +115,6 @@ def vgg_digits(*, retrain: bool = False, verbose: bool = False, device=None) -> 
               "data": {"name": "sklearn-digits-28x28", "split_seed": SPLIT_SEED,
                        "test_fraction": TEST_FRACTION}}
     return classifier_engine("vgg-digits", "VGG-style net (5 convs) on scikit-learn digits",
-                             recipe, lambda: fresh_digits_vgg(recipe["train"]["seed"]),
+                             recipe, lambda: fresh_digits_vgg(DIGITS_RECIPE["seed"]),
                              data.train_pair(), data.test_pair(), device=device,
                              retrain=retrain, verbose=verbose, weights="trained")

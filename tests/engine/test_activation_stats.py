@@ -95,3 +95,32 @@ def test_stats_fields_and_a_stopped_reconstruction_leave_the_model_untouched():
     assert steps == [1, 2]
     no_leftover_hooks(model)
     assert model.training and not model.conv1.weight.requires_grad and model.fc1.weight.requires_grad
+
+
+def test_a_stop_lands_after_the_first_image_and_partials_hold_the_images_done():
+    """Issue 17: the counts went through in chunks of the engine's batch size (all 7 images
+    here, 48 ResNet-50 images in FOVExplorer), so Stop waited for all of them. Now the first
+    chunk is one image, and each chunk's counts are handed on as they are done."""
+    from cnn_widgets.engine.core.control import Control
+    from cnn_widgets.engine.core.errors import Cancelled
+
+    model = tiny_lenet(1)
+    engine = cpu_engine(model, (1, 8, 8))
+    x = random_images(7, seed=2)
+    seen = []
+    hook = model.conv1.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
+    try:
+        with pytest.raises(Cancelled):
+            engine.activation_stats(x, control=Control(should_stop=lambda: True))
+        assert seen == [1]                         # one image went through, not the batch
+        seen.clear()
+        parts = []
+        whole = engine.activation_stats(x, control=Control(partial=parts.append))
+    finally:
+        hook.remove()
+    assert sum(seen) == 7 and seen[0] == 1 and len(parts) == len(seen) - 1
+    done = [len(p.counts["relu1"]) for p in parts]
+    assert done == sorted(done) and done[0] == 1 and done[-1] < 7
+    for p in parts:                               # the first images' counts, final already
+        for name in whole.layers:
+            np.testing.assert_array_equal(p.counts[name], whole.counts[name][:len(p.counts[name])])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cnn_widgets import objectives as O
-from cnn_widgets.engine import InputShapeError, InvalidArgument
+from cnn_widgets.engine import InputShapeError, InvalidArgument, InverseSetSettings
 from cnn_widgets.testing import (
     TINY_SHAPE,
     assert_model_untouched,
@@ -123,6 +123,9 @@ def test_float64_and_half_models(dtype):
     assert next(model.parameters()).dtype == dtype
 
 
+SHORT = InverseSetSettings(inner_steps=5, max_outer=2)
+
+
 def test_grad_capabilities_work_under_inference_mode():
     model = tiny_lenet(0)
     x, y = random_images(10, seed=8), torch.arange(10) % 5
@@ -133,8 +136,8 @@ def test_grad_capabilities_work_under_inference_mode():
         "fool": engine.fool(1, steps=3, n_starts=2).end,
         "etalons": engine.etalons(x[:2]).W,
         "reconstruct": engine.reconstruct(x[0], ("conv2", 0, 1, 1), method="all").images["filter"],
-        "inverse_set": engine.inverse_set(("fc2", 1), (0.0, 5.0), K=2, n=2, inner_steps=5,
-                                          max_outer=2).images,
+        "inverse_set": engine.inverse_set(("fc2", 1), (0.0, 5.0), K=2, n=2, settings=SHORT
+                                          ).images,
     }
     with torch.inference_mode():
         xi = random_images(10, seed=8)
@@ -147,7 +150,7 @@ def test_grad_capabilities_work_under_inference_mode():
             "reconstruct": inf_engine.reconstruct(xi[0], ("conv2", 0, 1, 1),
                                                   method="all").images["filter"],
             "inverse_set": inf_engine.inverse_set(("fc2", 1), (0.0, 5.0), K=2, n=2,
-                                                  inner_steps=5, max_outer=2).images,
+                                                  settings=SHORT).images,
         }
         steps = list(inf_engine.iterate_maximize(O.logit(1), steps=4, every=2))
         assert torch.is_inference_mode_enabled()

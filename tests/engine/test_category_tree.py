@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from cnn_widgets.engine.clustering import category_tree as ct
+from cnn_widgets.engine.core.chunks import CHUNK_S, next_size, spans
+from cnn_widgets.engine.core.control import Control
 from cnn_widgets.engine.core.noise import gaussian_noise
 from cnn_widgets.testing.data import labelled_engine
 from cnn_widgets.testing.hygiene import untouched
@@ -101,3 +103,63 @@ def test_bad_layer_and_data_are_refused_with_a_clear_message():
         engine.category_tree(layer="nope")
     with pytest.raises(ValueError, match="at least 2 categories"):
         engine.category_tree()
+
+
+def test_partials_are_the_trees_of_the_images_scanned_so_far():
+    """The view's first picture: the hierarchy of the classes seen so far (from 2 classes), each
+    time the images scanned have at least doubled (1, 3, 7, 15 images while the chunks
+    double), before the result."""
+    engine, model = labelled_engine(30, model_seed=3, image_seed=4)
+    x, y = engine.dataset.images, engine.dataset.labels.numpy()
+    parts = []
+    tree = engine.category_tree(control=Control(partial=parts.append))
+    f = reference_unit_values(model, x, "pool2")
+    seen = [int(p.counts.sum()) for p in parts]
+    assert len(parts) >= 2 and seen[0] <= 3 and seen[-1] < 30
+    assert all(b >= 2 * a for a, b in zip(seen, seen[1:]))
+    for p, n in zip(parts, seen):
+        assert p.classes == tuple(np.unique(y[:n]).tolist()) and p.layer == tree.layer
+        want = np.stack([f[:n][y[:n] == c].mean(0) for c in p.classes])
+        np.testing.assert_allclose(p.vectors, want, rtol=1e-5, atol=1e-6)
+        assert p.linkage.shape == (len(p.classes) - 1, 4)
+    np.testing.assert_allclose(tree.vectors, np.stack([f[y == c].mean(0) for c in range(3)]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_stop_is_checked_after_each_chunk_of_at_most_a_batch():
+    """Stop means stop: between two checks at most ``batch_size`` images go through the model,
+    the first check after one image; the distances check between blocks of rows."""
+    engine, _ = labelled_engine(40, model_seed=1, image_seed=2)
+    engine.batch_size = 8
+    ran, between = [0], []
+    real = engine.activations
+
+    def counted(x, layers):
+        ran[0] += len(x)
+        return real(x, layers)
+
+    def should_stop():
+        between.append(ran[0])
+        ran[0] = 0
+        return False
+    engine.activations = counted
+    engine.category_tree(include_noise=True, n_noise=12, control=Control(should_stop))
+    images = [n for n in between if n]
+    assert images[0] == 1 and max(images) <= 8 and sum(images) == 40 + 12
+    checks = []
+    ct.cosine_distances(np.ones((150, 3)), Control(lambda: checks.append(1) or False))
+    assert len(checks) == 3                                   # rows 0-63, 64-127, 128-149
+
+
+def test_chunks_double_while_quick_and_halve_when_slow():
+    """The chunk after one that took ``seconds``: Stop is seen within about CHUNK_S."""
+    assert next_size(1, 0.0, 256) == 2 and next_size(128, 0.0, 256) == 256
+    assert next_size(256, 0.0, 256) == 256                    # never more than a batch
+    assert next_size(4, CHUNK_S / 2, 256) == 8                # twice as many: still in time
+    assert next_size(4, CHUNK_S * 0.75, 256) == 4
+    assert next_size(4, CHUNK_S * 1.5, 256) == 2 and next_size(1, 9.0, 256) == 1
+    quick = [e - s for s, e in spans(100, 16, clock=lambda: 0.0)]
+    assert quick == [1, 2, 4, 8, 16, 16, 16, 16, 16, 5]
+    ticks = iter(np.arange(0.0, 100.0, CHUNK_S * 0.8))        # each chunk takes 0.8 CHUNK_S
+    assert [e - s for s, e in spans(5, 16, clock=lambda: next(ticks))] == [1, 1, 1, 1, 1]
+    assert [e - s for s, e in spans(20, 16, ramp=False)] == [16, 4]

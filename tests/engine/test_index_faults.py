@@ -18,6 +18,7 @@ import pytest
 from test_index import build, file_digests, make_engine
 
 from cnn_widgets import Engine
+from cnn_widgets import objectives as O
 from cnn_widgets.engine import CacheCorrupt, Cancelled, InvalidArgument, StorageError
 from cnn_widgets.engine.core.control import Control
 from cnn_widgets.testing import TINY_SHAPE, tiny_lenet
@@ -308,6 +309,23 @@ def test_an_array_file_that_is_not_a_regular_file_is_refused(index_dir, tmp_path
             pytest.skip("cannot make a device node here (not root)")
     with pytest.raises(CacheCorrupt, match="labels.npy is (not a regular file|a symbolic link)"):
         returns_within(lambda: make_engine().open_index(path))
+
+
+@pytest.mark.parametrize("array,read", [
+    ("L3__top_mean_values", lambda e: e.top_images(O.channel("conv2", 3), k=3)),
+    ("L3__active_map", lambda e: e.activation_stats(e.dataset.images[:4], layers=["conv2"])),
+    ("labels", lambda e: e.count_regions())])
+def test_an_array_meta_json_does_not_list_is_a_clear_error(index_dir, array, read):
+    """Found by the type checker: the reads took a missing array for granted (a raw
+    AttributeError or TypeError); the arrays every index has are required."""
+    path, meta, write = index_dir
+    assert meta["layers"]["conv2"]["key"] == "L3"
+    write(dict(meta, files={k: v for k, v in meta["files"].items() if k != f"{array}.npy"}))
+    (path / f"{array}.npy").unlink()
+    engine = make_engine()
+    engine.open_index(path)
+    with pytest.raises(CacheCorrupt, match=f"{array}.npy.*build the index again"):
+        read(engine)
 
 
 @pytest.mark.parametrize("bad", ["list", "no files", "files empty", "directory", "n missing"])

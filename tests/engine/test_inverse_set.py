@@ -1,6 +1,8 @@
 """Inverse-set sampling: every sample inside its range (checked with the engine's own forward
 pass), intersections, pixel mode, the diversity term against eq. 14, the augmented-
 Lagrangian algebra of eq. 8, infeasible ranges, stop, validation and model hygiene."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,8 @@ from cnn_widgets.engine.core.control import Control
 from cnn_widgets.engine.core.errors import Cancelled, LayerNotFound, UnitOutOfRange
 from cnn_widgets.engine.inverse_set.baselines import full_optimisation, restarts
 from cnn_widgets.engine.inverse_set.problem import penalty, update_multipliers
-from cnn_widgets.engine.inverse_set.sampling import inverse_set, mean_distance
+from cnn_widgets.engine.inverse_set.sampling import SampleBatch, inverse_set, mean_distance
+from cnn_widgets.engine.inverse_set.settings import InverseSetSettings as S
 from cnn_widgets.testing import untouched
 
 
@@ -52,7 +55,7 @@ def test_every_sample_is_inside_the_range(setup):
 def test_code_norm_keeps_codes_in_a_ball(setup):
     engine, G, acts = setup
     res = engine.inverse_set(("9", 2), middle_range(acts["9"][:, 2]), generator=G, K=4, n=20,
-                             code_norm=1.0)
+                             settings=S(code_norm=1.0))
     assert np.linalg.norm(res.codes, axis=1).max() <= np.sqrt(8) * (1 + 1e-5)
     assert in_range(engine, res)[0]
 
@@ -78,10 +81,12 @@ def test_pixel_mode_stays_in_the_box(setup):
 def test_diversity_term_beats_eq14_from_the_same_start(setup):
     engine, G, acts = setup
     rng = middle_range(acts["9"][:, 2])
-    kw = dict(generator=G, K=5, n=40, start="same", seed=3)
-    ours = engine.inverse_set(("9", 2), rng, diversity="encoder", **kw)
-    eq14 = engine.inverse_set(("9", 2), rng, diversity="none", **kw)
-    eq13 = engine.inverse_set(("9", 2), rng, diversity="code", **kw)
+    kw = dict(generator=G, K=5, n=40, seed=3)
+    # the paper's eq. 8 (no prior): on this random G the default prior outweighs diversity
+    paper = S(start="same", prior_weight=0)
+    ours = engine.inverse_set(("9", 2), rng, settings=paper, **kw)
+    eq14 = engine.inverse_set(("9", 2), rng, settings=replace(paper, diversity="none"), **kw)
+    eq13 = engine.inverse_set(("9", 2), rng, settings=replace(paper, diversity="code"), **kw)
     assert in_range(engine, eq14)[0] and in_range(engine, eq13)[0]
     assert ours.diversity > 2 * eq14.diversity, (ours.diversity, eq14.diversity)
 
@@ -108,15 +113,16 @@ def test_infeasible_range_reports_after_the_budget(setup):
     with untouched(engine.model), untouched(G):
         with pytest.raises(InfeasibleRange, match=r"0 of 4 seeds .* after 40 gradient steps.*"
                                                   r"range may be empty"):
-            engine.inverse_set(("9", 2), (far, far + 1), generator=G, K=4, n=8, max_outer=2,
-                               inner_steps=20)
+            engine.inverse_set(("9", 2), (far, far + 1), generator=G, K=4, n=8,
+                               settings=S(max_outer=2, inner_steps=20))
 
 
 def test_seeds_stuck_outside_a_reachable_range_say_so(setup):
     engine, G, acts = setup
     rng = middle_range(acts["9"][:, 2], 25, 75)     # about half of random codes land inside
     with pytest.raises(InfeasibleRange, match=r"only [1-7] of 8 seeds .* range is reachable"):
-        engine.inverse_set(("9", 2), rng, generator=G, K=8, n=8, max_outer=1, inner_steps=1)
+        engine.inverse_set(("9", 2), rng, generator=G, K=8, n=8,
+                           settings=S(max_outer=1, inner_steps=1))
 
 
 def test_model_and_generator_untouched_and_stop(setup):
@@ -126,21 +132,28 @@ def test_model_and_generator_untouched_and_stop(setup):
     with untouched(engine.model), untouched(G):
         engine.inverse_set(("9", 2), rng, generator=G, K=3, n=9)
     calls = []
-    stop_after_seeds = Control(should_stop=lambda: len(calls) > 0)
+    stop_after_seeds = Control(should_stop=lambda: len(calls) > 0,
+                               partial=lambda batch: calls.append(len(batch.images)))
     with untouched(engine.model), untouched(G), pytest.raises(Cancelled):
-        engine.inverse_set(("9", 2), rng, generator=G, K=3, n=30, control=stop_after_seeds,
-                           on_samples=lambda im, a: calls.append(len(im)))
+        engine.inverse_set(("9", 2), rng, generator=G, K=3, n=30, control=stop_after_seeds)
     assert calls == [3]
     assert G.training and torch.is_grad_enabled()
 
 
-def test_live_batches_add_up(setup):
+def test_live_batches_hold_every_sample_so_far(setup):
+    """Each partial holds every sample so far: a watcher that sees only the latest (a job's
+    throttle) misses none."""
     engine, G, acts = setup
     batches = []
     res = engine.inverse_set(("9", 2), middle_range(acts["9"][:, 2]), generator=G, K=4, n=22,
-                             on_samples=lambda im, a: batches.append((im.copy(), a.copy())))
-    assert sum(len(b[0]) for b in batches) == 22 and len(batches[0][0]) == 4
-    np.testing.assert_allclose(np.concatenate([b[0] for b in batches]), res.images)
+                             control=Control(partial=batches.append))
+    assert all(isinstance(b, SampleBatch) for b in batches)
+    sizes = [len(b.images) for b in batches]
+    assert sizes[0] == 4 and sizes == sorted(sizes) and sizes[-1] == 22
+    np.testing.assert_allclose(batches[-1].images, res.images)
+    np.testing.assert_allclose(batches[-1].activations, res.activations, atol=1e-5)
+    for b in batches:                                     # each an earlier prefix of the last
+        np.testing.assert_array_equal(b.images, res.images[:len(b.images)])
 
 
 def test_bad_input_says_what_was_expected(setup):
@@ -172,7 +185,8 @@ def test_baselines(setup):
     assert np.median(am.activations[:, 0]) > np.percentile(acts["9"][:, 2], 90)
     assert am.share_in_range == pytest.approx(np.mean((am.activations[:, 0] >= rng[0])
                                                       & (am.activations[:, 0] <= rng[1])))
-    full, sd = full_optimisation(engine, ("9", 2), rng, G, n=12, max_outer=3, inner_steps=30)
+    full, sd = full_optimisation(engine, ("9", 2), rng, G, n=12,
+                                 settings=S(max_outer=3, inner_steps=30))
     assert full.in_range.all() and sd.steps >= 60      # at least two full outer iterations
 
 

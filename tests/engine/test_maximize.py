@@ -99,6 +99,26 @@ def test_stop_and_errors_leave_the_model():
         e.maximize(O.logit(0), steps=2, regularizers=["tv"])
 
 
+def test_a_watched_run_hands_on_live_steps_and_ascends_the_same():
+    """Issue 17: live results come from the capability (FOVExplorer's best input paints them):
+    the first step at once, later ones as the live share of the run's time allows; each
+    partial is the whole state before an update, and watching changes nothing."""
+    e = make_engine()
+    x0 = random_images(2, TINY_SHAPE, seed=3)
+    parts = []
+    kw = dict(steps=6, start=x0, lr=0.1, optimizer="sgd", predict=False)
+    watched = e.maximize(O.channel("conv2", 1), control=Control(partial=parts.append), **kw)
+    plain = e.maximize(O.channel("conv2", 1), **kw)
+    np.testing.assert_array_equal(watched.images, plain.images)
+    steps = [p.step for p in parts]
+    assert steps[0] == 0 and steps == sorted(set(steps)) and steps[-1] < 6
+    assert not any(p.final for p in parts)
+    np.testing.assert_array_equal(parts[0].images, x0.numpy())
+    for p in parts:
+        np.testing.assert_array_equal(p.trace, watched.trace[:p.step + 1])   # and its value
+        assert p.logits is None
+
+
 def test_forward_stops_at_the_objective_layer(monkeypatch):
     from cnn_widgets.engine.core import change
     monkeypatch.setattr(change, "PROBE_SHARE", 1e-12)   # no freshness probe (it reaches fc2)

@@ -12,9 +12,11 @@ import model_matrix  # noqa: E402
 
 import cnn_widgets.engine as engine_api  # noqa: E402
 
-# a graph (residual adds), a non-piecewise-linear model (Hardswish, squeeze-excitation), and
-# concatenating Fire modules; small enough for every CI run (32x32 inputs)
-MODELS = ("resnet18", "mobilenet_v3_small", "squeezenet1_1")
+# a graph (residual adds), a non-piecewise-linear model (Hardswish, squeeze-excitation),
+# concatenating Fire modules, and timm's ResNet (functional BatchNormAct2d norms, random
+# statistics: Algorithm 1's bias-free pass must zero their shift); small enough for every CI
+# run (32x32 inputs)
+MODELS = ("resnet18", "mobilenet_v3_small", "squeezenet1_1", "timm/resnet18d")
 
 
 @functools.cache
@@ -37,6 +39,13 @@ def test_capability_works_or_is_refused_clearly(name, cap):
 def test_a_non_piecewise_linear_model_gets_its_jacobian_flagged():
     assert matrix_row("mobilenet_v3_small")[1]["etalons"].status == "Jacobian"
     assert matrix_row("resnet18")[1]["etalons"].status == "exact"
+
+
+def test_timms_resnet_is_exact_as_its_torchvision_twin():
+    cells = matrix_row("timm/resnet18d")[1]
+    assert {cap: cells[cap].status for cap in ("etalons", "paper", "field", "reconstruct",
+                                               "regions")} == dict.fromkeys(
+        ("etalons", "paper", "field", "reconstruct", "regions"), "exact")
 
 
 def test_a_wrong_identity_is_caught():

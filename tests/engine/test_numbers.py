@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from cnn_widgets import objectives as O
-from cnn_widgets.engine import CnnWidgetsError, InvalidArgument, InvalidType, NonFiniteResult
+from cnn_widgets.engine import (
+    CnnWidgetsError,
+    InvalidArgument,
+    InvalidType,
+    InverseSetSettings,
+    NonFiniteResult,
+)
 from cnn_widgets.engine.visualization.regularizers import (
     AlphaNorm,
     GradientTrick,
@@ -187,6 +193,7 @@ class TinyDecoder(torch.nn.Sequential):
 
 # -- seeds --------------------------------------------------------------------------------------
 U, R = ("fc2", 1), (0.0, 5.0)
+QUICK = InverseSetSettings(inner_steps=2, max_outer=1)
 SEEDED = {
     "maximize": lambda e, s: e.maximize(O.logit(0), steps=1, seed=s),
     "iterate_maximize": lambda e, s: list(e.iterate_maximize(O.logit(0), steps=1, seed=s)),
@@ -198,11 +205,10 @@ SEEDED = {
     "category_tree": lambda e, s: e.category_tree(include_noise=True, n_noise=3, seed=s),
     "embedding": lambda e, s: e.embedding(method="pca", seed=s),
     "noise_explanation": lambda e, s: e.noise_explanation(n=2, seed=s),
-    "inverse_set": lambda e, s: e.inverse_set(U, R, K=1, n=1, inner_steps=2, max_outer=1,
-                                              seed=s),
+    "inverse_set": lambda e, s: e.inverse_set(U, R, K=1, n=1, seed=s, settings=QUICK),
     "inverse_set_restarts": lambda e, s: e.inverse_set_restarts(U, R, n=1, steps=1, seed=s),
     "inverse_set_full_optimisation": lambda e, s: e.inverse_set_full_optimisation(
-        U, R, n=1, inner_steps=2, max_outer=1, seed=s),
+        U, R, n=1, seed=s, settings=QUICK),
     "inverse_set_mcmc": lambda e, s: e.inverse_set_mcmc(U, R, TinyDecoder(), n=1, chains=1,
                                                         steps=1, seed=s),
 }

@@ -156,3 +156,14 @@ def test_trees_on_a_cuda_engine_match_the_cpu():
     assert merge_sets(t_gpu.merges) == merge_sets(t_cpu.merges)
     np.testing.assert_allclose(c_gpu.distances, c_cpu.distances, atol=1e-5)
     assert t_gpu.path(x[0]).nodes == t_cpu.path(x[0]).nodes
+
+
+def test_stop_is_checked_after_every_merge():
+    """Stop means stop: the merge loop reports and checks after each merge (it checked every
+    16th), and the first distances between blocks of rows."""
+    X = sparse_maps(150, 6, 4, 5)
+    seen, checks = [], [0]
+    merges = pt.build_fast(X, Control(lambda: checks.__setitem__(0, checks[0] + 1) or False,
+                                      lambda done, total, message: seen.append(done)))
+    assert seen == list(range(1, len(merges.pairs) + 1))
+    assert checks[0] == len(merges.pairs) + 3                # + the 3 blocks of 64 rows

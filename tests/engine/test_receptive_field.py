@@ -169,3 +169,25 @@ def test_split_shuffle_and_concat_keep_the_grid():
                 (layer, y, x)
             checked += 1
     assert checked == 8
+
+
+class OneElementSizes(nn.Module):
+    """Window sizes given as one-element lists, which torch reads as both axes (the type
+    checker found pair() returning them as 1-tuples: an IndexError in the walk)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):
+        h = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), [3], [2], [1])
+        return self.fc(h.flatten(1))
+
+
+def test_one_element_window_sizes_mean_both_axes():
+    engine = cpu_engine(OneElementSizes(), (1, 8, 8))
+    for y, x in [(0, 0), (3, 3), (1, 2)]:
+        f = engine.receptive_field("max_pool2d", y, x)
+        assert (f.top, f.left, f.bottom, f.right) == gradient_box(engine, "max_pool2d", 1, y, x)

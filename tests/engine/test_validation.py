@@ -7,6 +7,7 @@ import torch
 
 from cnn_widgets import objectives as O
 from cnn_widgets.engine import InvalidArgument, InvalidType
+from cnn_widgets.engine import InverseSetSettings as S
 from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet
 from cnn_widgets.testing.reference import cpu_engine
 
@@ -36,6 +37,8 @@ CASES = [
     ("activations layers str", lambda e: e.activations(X, "relu1"), InvalidType,
      ["layers", "list", "['relu1']"]),
     ("activations layers []", lambda e: e.activations(X, []), InvalidArgument, ["layers", "empty"]),
+    ("activations layers None", lambda e: e.activations(X, None), InvalidType,
+     ["layers", "list", "None"]),
     ("activation_stats layers str", lambda e: e.activation_stats(X, layers="relu1"), InvalidType,
      ["layers", "['relu1']"]),
     ("activation_pattern layers str", lambda e: e.activation_pattern(X, layers="relu1"),
@@ -94,17 +97,29 @@ CASES = [
     ("embedding max_images=2", lambda e: e.embedding(max_images=2), InvalidArgument,
      ["max_images", ">= 3"]),
     ("inverse_set K=0", lambda e: IS[1](e, K=0), InvalidArgument, ["K", "1 <= K <= n"]),
-    ("inverse_set max_outer=0", lambda e: IS[1](e, max_outer=0), InvalidArgument,
+    ("inverse_set max_outer=0", lambda e: IS[1](e, settings=S(max_outer=0)), InvalidArgument,
      ["max_outer", ">= 1"]),
-    ("inverse_set inner_steps=0", lambda e: IS[1](e, inner_steps=0), InvalidArgument,
+    ("inverse_set inner_steps=0", lambda e: IS[1](e, settings=S(inner_steps=0)), InvalidArgument,
      ["inner_steps", ">= 1"]),
-    ("inverse_set mu_factor=0", lambda e: IS[1](e, mu_factor=0), InvalidArgument,
+    ("inverse_set mu_factor=0", lambda e: IS[1](e, settings=S(mu_factor=0)), InvalidArgument,
      ["mu_factor", ">= 1"]),
-    ("inverse_set lr=0", lambda e: IS[1](e, lr=0), InvalidArgument, ["lr", "> 0"]),
-    ("inverse_set margin=0.5", lambda e: IS[1](e, margin=0.5), InvalidArgument,
+    ("inverse_set lr=0", lambda e: IS[1](e, settings=S(lr=0)), InvalidArgument, ["lr", "> 0"]),
+    ("inverse_set margin=0.5", lambda e: IS[1](e, settings=S(margin=0.5)), InvalidArgument,
      ["margin", "< 0.5"]),
-    ("inverse_set beta=0", lambda e: IS[1](e, beta=0), InvalidArgument, ["beta", "> 0"]),
+    ("inverse_set beta=0", lambda e: IS[1](e, settings=S(beta=0)), InvalidArgument, ["beta", "> 0"]),
     ("inverse_set n=1.5", lambda e: IS[1](e, n=1.5), InvalidType, ["n", "integer"]),
+    ("inverse_set prior_weight=nan", lambda e: IS[1](e, settings=S(prior_weight=float("nan"))),
+     InvalidArgument, ["prior_weight", "finite", ">= 0"]),
+    ("inverse_set tol=-1", lambda e: IS[1](e, settings=S(tol=-1)), InvalidArgument,
+     ["tol", ">= 0"]),
+    ("inverse_set mu_max<mu0", lambda e: IS[1](e, settings=S(mu0=10, mu_max=1)),
+     InvalidArgument, ["mu_max", ">= 10"]),
+    ("inverse_set code_norm=inf", lambda e: IS[1](e, settings=S(code_norm=float("inf"))),
+     InvalidArgument, ["code_norm", "finite", "> 0"]),
+    ("inverse_set settings dict", lambda e: IS[1](e, settings={"lr": 0.1}), InvalidType,
+     ["settings", "InverseSetSettings", "dict"]),
+    ("inverse_set judge", lambda e: IS[1](e, judge=tiny_lenet(0)), InvalidType,
+     ["judge", "Engine", "Sequential"]),
 ]
 
 

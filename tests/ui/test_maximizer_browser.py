@@ -11,6 +11,7 @@ from lab_helpers import (
     wait_canvas,
     wait_progress_moving,
     watch_progress,
+    widget_screenshot,
 )
 
 CELLS = [
@@ -45,4 +46,4 @@ def test_maximizer_runs_live_and_stops(lab_server, page, artifacts):
     assert progress_fraction(bar) == stopped_at < 1                        # it really stopped
     assert canvas_stats(page, ".cnnw-max-image")["hash"] == pixels
     assert not page.js_errors, page.js_errors
-    root.screenshot(path=str(artifacts / "maximizer.png"))
+    widget_screenshot(page, root, artifacts, "maximizer-panel", 1400)   # the whole widget in view

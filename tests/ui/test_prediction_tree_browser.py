@@ -1,6 +1,7 @@
 """PredictionTreeView in JupyterLab in Debian's Chromium: the hierarchy, MST and tree draw;
 hovering a node names it; clicking a node shows its critical filter and that filter's top
-images; a stroke on the pad gets its path; clicking a category in the MST builds its tree."""
+images; a stroke on the pad gets its path; clicking a category in the MST builds its tree;
+a category searched by name in the category box does too, and the path to it is spelled out."""
 
 from lab_helpers import (
     STDERR,
@@ -30,10 +31,12 @@ def test_prediction_tree_view_in_jupyterlab(lab_server, page, artifacts):
     root = page.locator(".cnnw-prediction-tree")
     root.scroll_into_view_if_needed()
 
-    # 1. the hierarchy + MST and the tree are drawn
-    wait_canvas(page, ".cnnw-categories", "s.lit > 2000")
-    wait_canvas(page, ".cnnw-tree", "s.lit > 2000")
+    # 1. the hierarchy + MST and the tree are drawn (the red path, the blue MST and nodes;
+    # the hints shown at once have no colour)
+    wait_canvas(page, ".cnnw-categories", "s.coloured > 300")
+    wait_canvas(page, ".cnnw-tree", "s.coloured > 300")
     text_matches(root.locator(".cnnw-path"), r"path of image \d+")
+    text_matches(root.locator(".cnnw-breadcrumb"), r"^all 10 › .* › 0$")
 
     # 2. hover a node: its size and distances; click it: critical filter and top images
     targets = printed_targets(page)
@@ -47,18 +50,27 @@ def test_prediction_tree_view_in_jupyterlab(lab_server, page, artifacts):
     draw_stroke(page, root.locator(".cnnw-pad"), 58, 20, 8, 9)
     assert canvas_stats(page, ".cnnw-pad")["lit"] > 200
     text_matches(root.locator(".cnnw-path"), r"path of the drawn image")
-    drawn = wait_canvas(page, ".cnnw-tree", "s.lit > 2000")
-    assert drawn_before["lit"] > 2000
+    wait_canvas(page, ".cnnw-tree", "s.coloured > 300")
+    assert drawn_before["coloured"] > 300
 
-    # 4. click category 3 in the MST: the dropdown follows and the tree is rebuilt
+    # 4. click category 3 in the MST: the category box and the path to it follow, and the tree
+    # is rebuilt (wait for the box: events queue behind the pad's)
+    box = root.locator(".cnnw-category input")
+    tree_drawn = canvas_stats(page, ".cnnw-tree")
     cats = page.locator(".cnnw-categories")
     cbox = cats.bounding_box()
     page.mouse.click(cbox["x"] + targets["cat3"][0], cbox["y"] + targets["cat3"][1])
-    # wait for this click's effects: the status and the tree already changed in step 3
-    page.wait_for_function("el => el.value === '3'",
-                           arg=page.locator(".cnnw-category select").element_handle())
+    page.wait_for_function("([el, v]) => el.value === v", arg=[box.element_handle(), "3: 3"])
+    text_matches(root.locator(".cnnw-breadcrumb"), r"^all 10 › .* › 3$")
     text_matches(root.locator(".cnnw-status"), r"prediction tree: done")
-    wait_canvas(page, ".cnnw-tree", "s.hash !== arg", drawn["hash"])
+    tree_3 = wait_canvas(page, ".cnnw-tree", "s.hash !== arg && s.coloured > 300",
+                         tree_drawn["hash"])
     text_matches(root.locator(".cnnw-path"), r"path of the drawn image")   # the pad still leads
-    assert canvas_stats(page, ".cnnw-tree")["lit"] > 2000
+
+    # 5. search a category by name: type it in the category box, Enter
+    box.fill("7: 7")
+    box.press("Enter")
+    text_matches(root.locator(".cnnw-breadcrumb"), r"^all 10 › .* › 7$")
+    text_matches(root.locator(".cnnw-status"), r"prediction tree: done")
+    wait_canvas(page, ".cnnw-tree", "s.hash !== arg && s.coloured > 300", tree_3["hash"])
     assert not page.js_errors, page.js_errors

@@ -59,3 +59,10 @@ def test_ink_draws_a_segment_with_a_hard_edge_and_keeps_the_brighter_value():
     before = img.copy()
     draw.ink(img, (8.0, 8.0), (8.0, 8.0), sigma=0.9)       # a dot elsewhere adds, never dims
     assert (img >= before).all() and img[0, 8, 8] == 1.0
+
+
+@pytest.mark.parametrize("h,w", [(28, 28), (10, 30), (30, 10)])
+def test_fit_box_centres_the_longer_side_on_the_panel(h, w):
+    s, nh, nw, top, left = draw.fit_box(h, w, 120)
+    assert max(nh, nw) == 120 and abs(nh / nw - h / w) < 0.05
+    assert top == (120 - nh) // 2 and left == (120 - nw) // 2

@@ -83,7 +83,7 @@ def etalon_grid(engine, monkeypatch):
 def fov_explorer(engine, monkeypatch):
     f = cnn_widgets.FOVExplorer(engine, layer=LAYER)
     f.wait(60)
-    yield f, f.info                                         # the layer name in the unit info
+    yield f, f.controls.info                                # the layer name in the unit info
     fail_with_markup(monkeypatch, engine, "reconstruct")
     f.select(1, 1, channel=3)
     f.wait(60)
@@ -94,12 +94,12 @@ def maximizer_panel(engine, monkeypatch):
     m = cnn_widgets.MaximizerPanel(engine)
     m.wait(60)
     m.set_objective((LAYER, 0))                             # the layer name in the objective
-    yield m, m.objective_label
+    yield m, m.controls.objective_label
     m.fool_rows = CLASS_NAMES[1]                            # fooling with images "<img ...>"
     attempt(m.run_fooling)
     m.wait(60)
     yield m, m.error
-    fail_with_markup(monkeypatch, engine, "iterate_maximize")
+    fail_with_markup(monkeypatch, engine, "maximize")
     attempt(m.run)
     m.wait(60)
     yield m, m.error
@@ -108,7 +108,7 @@ def maximizer_panel(engine, monkeypatch):
 def prediction_tree_view(engine, monkeypatch):
     v = cnn_widgets.PredictionTreeView(engine, layer=LAYER)
     v.wait(120)
-    yield v, v.path_text                                    # the class label of the path
+    yield v, v.controls.path_text                           # the class label of the path
     fail_with_markup(monkeypatch, engine, "prediction_tree")
     v.category = 2
     v.wait(60)

@@ -116,7 +116,7 @@ def test_a_closed_widget_leaves_no_result_with_the_engines_runner(engine):
     create/close cycles on one engine kept 100 sets of pictures and trees alive."""
     w = FOVExplorer(engine)
     assert w.wait(60)
-    view, keys = weakref.ref(w.view), list(w._keys)
+    view, keys = weakref.ref(w.slices), list(w._keys)
     w.close()
     del w
     gc.collect()

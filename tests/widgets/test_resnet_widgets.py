@@ -83,7 +83,7 @@ def test_prediction_tree_view_on_a_resnet_uses_its_last_spatial_layer(resnet):
     assert v.cat_tree.names == tuple(resnet.class_names)
     node = v.tree.n_nodes - 1                          # the root: every image
     x, y = v.node_pos[node]
-    event(v.tree_canvas, "mouse_down", x + 1, y - 1)
+    event(v.controls.tree_canvas, "mouse_down", x + 1, y - 1)
     assert v.selected == node and v.wait(60)
     f = v.tree.critical(node)
     want = resnet.top_images(objectives.channel(layer, f), k=6)
@@ -106,7 +106,7 @@ def test_fov_explorer_on_a_resnet_reconstructs_a_clicked_unit(resnet):
     no_error(w)
     ch, cw = w._grid().cell
     y, x = 2, 5
-    event(w.image_canvas[-1], "mouse_down", (x + 0.5) * cw, (y + 0.5) * ch)
+    event(w.controls.image_canvas, "mouse_down", (x + 0.5) * cw, (y + 0.5) * ch)
     assert w.wait(60)
     no_error(w)
     image = resnet.dataset.images[3]
@@ -117,7 +117,7 @@ def test_fov_explorer_on_a_resnet_reconstructs_a_clicked_unit(resnet):
     for m in want.images:
         np.testing.assert_array_equal(w.recon.images[m], want.images[m])
     f = resnet.receptive_field(layer, y, x)
-    assert w.recon.field == f and f"rows {f.top}–{f.bottom - 1}" in w.info.value
+    assert w.recon.field == f and f"rows {f.top}–{f.bottom - 1}" in w.controls.info.value
     outside = np.ones((28, 28), bool)
     outside[f.slices] = False
     for m in want.images:                               # nothing outside the field

@@ -57,7 +57,7 @@ def test_traitlets_takes_the_subclass_from_a_validator_and_keeps_the_old_value()
 BAD = {
     EtalonGrid: [("indices", [0, 999]), ("indices", [0] * 5000), ("layer", "nope"),
                  ("units", [3, 10]), ("selected", Selection("grid", 10, 0))],
-    FOVExplorer: [("index", 999), ("layer", "9"), ("unit", (99, 0, 0))],
+    FOVExplorer: [("row", 999), ("layer", "9"), ("unit", (99, 0, 0))],
     MaximizerPanel: [("steps", 0), ("lr", -1.0), ("optimizer", "lbfgs"), ("mode", "nope"),
                      ("start", "nope"), ("objective", O.channel("3", 99))],
     PredictionTreeView: [("category", 10), ("image", -1), ("layer", "9"), ("selected", 10 ** 6)],

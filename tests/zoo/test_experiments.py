@@ -1,9 +1,12 @@
 """The visualization paper's Sec. 2.3 / 2.5 helpers at digits scale: deterministic, and the
 retrained LeNet is the default recipe with another seed."""
 import numpy as np
+import pytest
 import torch
 
+from cnn_widgets import Engine
 from cnn_widgets import objectives as O
+from cnn_widgets.engine import InvalidArgument
 from cnn_widgets.testing import untouched
 from cnn_widgets.zoo import cache, lenet_digits, resnet_digits
 from cnn_widgets.zoo.experiments import (
@@ -31,6 +34,15 @@ def test_super_images_are_class_maximisers_and_deterministic():
     for v in (t1.teacher_accuracy, t1.super_accuracy, t1.accuracy, t1.real_accuracy):
         assert 0 <= v <= 1
     assert t1.teacher_accuracy > 0.9
+
+
+def test_super_image_training_needs_the_engines_test_set_and_says_so_first():
+    """Found by the type checker: an engine without a dataset got a raw AttributeError, and
+    only after the super-images were made."""
+    engine = lenet_digits()
+    bare = Engine(engine.model, engine.input_shape, device="cpu")
+    with pytest.raises(InvalidArgument, match="dataset"), untouched(engine.model):
+        super_image_training(bare, per_class=1, steps=1000)
 
 
 def test_seed_zero_is_the_default_model_and_other_seeds_have_their_own_cache():

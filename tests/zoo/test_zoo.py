@@ -1,6 +1,5 @@
 """The offline zoo: digits data, LeNet, the training recipe, the weight cache, and MNIST
 read from IDX files written here."""
-import time
 
 import numpy as np
 import pytest
@@ -154,11 +153,9 @@ def test_cache_dir_defaults_to_home(monkeypatch, tmp_path):
 
 # -- the default model -------------------------------------------------------------------
 def test_lenet_digits_trains_caches_reloads_and_reproduces(cache_root, capsys):
-    start = time.perf_counter()
     trained = lenet_digits(device="cpu")
-    first_seconds = time.perf_counter() - start
     card = trained.model_card
-    assert not card["from_cache"] and first_seconds < 60
+    assert not card["from_cache"]
     assert card["test_accuracy"] >= 0.95
     d = digits()
     assert torch.equal(trained.dataset.images, d.x_test)
@@ -168,10 +165,8 @@ def test_lenet_digits_trains_caches_reloads_and_reproduces(cache_root, capsys):
     # the stored accuracy is what the model really scores on the held-out split
     assert accuracy(trained.model, d.x_test, d.y_test) == card["test_accuracy"]
 
-    start = time.perf_counter()
     loaded = lenet_digits(device="cpu")
-    load_seconds = time.perf_counter() - start
-    assert loaded.model_card["from_cache"] and load_seconds < 5
+    assert loaded.model_card["from_cache"]
     assert loaded.model_card["test_accuracy"] == card["test_accuracy"]
     assert state_equal(trained.model, loaded.model)
 
@@ -180,8 +175,7 @@ def test_lenet_digits_trains_caches_reloads_and_reproduces(cache_root, capsys):
     assert f"{card['test_accuracy']:.2%}" in out
     retrained = lenet_digits(device="cpu")
     assert state_equal(trained.model, retrained.model)
-    print(f"\nlenet_digits: first run {first_seconds:.1f} s (training "
-          f"{card['trained_seconds']:.1f} s), cached run {load_seconds:.2f} s, "
+    print(f"\nlenet_digits: training {card['trained_seconds']:.1f} s, "
           f"test accuracy {card['test_accuracy']:.2%}")
 
 

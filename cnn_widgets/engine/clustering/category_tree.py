@@ -8,6 +8,7 @@ to the two: that is weighted-average (WPGMA) linkage, computed here with scipy;
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +17,11 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
 from ..core.selection import default_layer_for
-from .features import features
+from ..core.types import Data, Seed
+from .features import features, gram, spans
 
 NOISE_NAME = "noise"
 
@@ -48,12 +51,12 @@ class CategoryTree:
         return dendrogram(self.linkage, no_plot=True, labels=list(self.names))
 
 
-def cosine_distances(vectors: np.ndarray) -> np.ndarray:
+def cosine_distances(vectors: np.ndarray, control: Control = NO_CONTROL) -> np.ndarray:
     """(K, D) -> (K, K) ½(1 − cos), symmetric, zero diagonal; a zero vector is ½ from all."""
     v = np.asarray(vectors, dtype=np.float64)
     norm = np.linalg.norm(v, axis=1)
     unit = np.divide(v, norm[:, None], out=np.zeros_like(v), where=norm[:, None] > 0)
-    d = 0.5 * (1.0 - np.clip(unit @ unit.T, -1.0, 1.0))
+    d = 0.5 * (1.0 - np.clip(gram(unit, control), -1.0, 1.0))
     d = (d + d.T) / 2
     np.fill_diagonal(d, 0.0)
     return d
@@ -82,7 +85,7 @@ def paper_linkage(distances: np.ndarray) -> np.ndarray:
         size[s] = size[u] + size[v]
         others = {a for pair in edges for a in pair} - {u, v}
         for c in others:
-            du, dv = edges.pop(tuple(sorted((c, u)))), edges.pop(tuple(sorted((c, v))))
+            du, dv = edges.pop((min(c, u), max(c, u))), edges.pop((min(c, v), max(c, v)))
             edges[(c, s)] = (du + dv) / 2
         rows.append([u, v, w, size[s]])
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
@@ -104,10 +107,13 @@ def mst_edges(distances: np.ndarray) -> np.ndarray:
 
 def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
                   n_noise: int | None = None, seed: int = 0, control: Control = NO_CONTROL,
-                  class_sums: np.ndarray | None = None):
+                  class_sums: np.ndarray | None = None, on_part: Callable | None = None):
     """Mean flattened feature per class present in ``data`` (default: the engine's dataset),
     plus the noise category; ``class_sums`` (classes, D): the per-class sums already known
-    (an activation index). Returns (classes, names, counts, vectors (K, D))."""
+    (an activation index). Returns (classes, names, counts, vectors (K, D)). ``on_part``:
+    called with the same four for the images scanned so far (no noise yet), each time their
+    number has at least doubled (after the chunks of :func:`~.features.spans`: 1, 3, 7, …
+    images while the chunks double)."""
     data = labelled_data(engine, data)
     labels = data.labels.numpy()
     present, row, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -116,14 +122,20 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
         check.count("n_noise", n_noise, 1 if include_noise else 0)
     seed = check.seed(seed)
     total = len(labels) + (n_noise if include_noise else 0)
+    names = [engine.class_names[c] for c in classes]
     sums = np.zeros((len(classes), engine.layer(layer).n_units), np.float64)
-    for s in range(0, len(labels) if class_sums is None else 0, engine.batch_size):
-        f = features(engine, data.images[s:s + engine.batch_size], layer, control, s, total)
-        np.add.at(sums, row[s:s + len(f)], f.reshape(len(f), -1))
+    seen, told = np.zeros(len(classes), np.int64), 0
+    for s, e in spans(len(labels) if class_sums is None else 0, engine.batch_size):
+        f = features(engine, data.images[s:e], layer, control, s, total, ramp=False)
+        np.add.at(sums, row[s:e], f.reshape(len(f), -1))
+        seen += np.bincount(row[s:e], minlength=len(classes))
+        if on_part is not None and e < len(labels) and e >= 2 * told:
+            told, have = e, np.flatnonzero(seen)
+            on_part(tuple(classes[i] for i in have), tuple(names[i] for i in have), seen[have],
+                    sums[have] / seen[have, None])
     if class_sums is not None:
         sums = np.asarray(class_sums, np.float64)[present]
     vectors = sums / counts[:, None]
-    names = [engine.class_names[c] for c in classes]
     if include_noise:
         f = features(engine, gaussian_noise(engine, n_noise, seed), layer, control,
                      len(labels), total)
@@ -132,8 +144,9 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
     return tuple(classes), tuple(names), counts, vectors
 
 
-def category_tree(engine, layer: str | None = None, include_noise: bool = False, data=None,
-                  n_noise: int | None = None, seed: int = 0, control: Control = NO_CONTROL,
+def category_tree(engine: ModelHost, layer: str | None = None, include_noise: bool = False,
+                  data: Data = None, n_noise: int | None = None, seed: Seed = 0,
+                  control: Control = NO_CONTROL,
                   class_sums: np.ndarray | None = None) -> CategoryTree:
     """Algorithm 1 on the engine's dataset (or ``data``): hierarchy (WPGMA) and MST.
 
@@ -141,14 +154,23 @@ def category_tree(engine, layer: str | None = None, include_noise: bool = False,
     category (the paper's Fig. 8, lower), ``n_noise`` of them (default: the mean class size),
     drawn with ``seed`` by :func:`~..core.noise.gaussian_noise` (the dataset's channel mean
     and std), the same noise as Table 1's (:func:`out_of_sample`), so "noise -> bird" there
-    and "noise nearest to bird" here can be compared.
+    and "noise nearest to bird" here can be compared. ``control.partial`` gets the tree of
+    the classes seen so far (at least 2) each time the images scanned have doubled.
     """
     layer = default_layer_for(engine, "features", layer)
+
+    def part(classes, names, counts, vectors):
+        if len(classes) >= 2:
+            control.partial(_tree(classes, names, counts, vectors, layer, control))
     classes, names, counts, vectors = class_vectors(engine, layer, data, include_noise, n_noise,
-                                                    seed, control, class_sums)
+                                                    seed, control, class_sums, part)
     if len(classes) < 2:
         raise InvalidArgument(f"a hierarchy needs at least 2 categories; the data has {len(classes)}")
-    d = cosine_distances(vectors)
+    return _tree(classes, names, counts, vectors, layer, control)
+
+
+def _tree(classes, names, counts, vectors, layer, control) -> CategoryTree:
+    d = cosine_distances(vectors, control)
     return CategoryTree(names=names, classes=classes, counts=counts,
                         vectors=vectors.astype(np.float32), distances=d, linkage=wpgma(d),
                         mst=mst_edges(d), layer=layer)

@@ -15,7 +15,9 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
 from ..core.selection import default_layer_for
+from ..core.types import Data, Seed
 from .features import features
 
 MIN_IMAGES = 3
@@ -57,8 +59,9 @@ def _reducer(method: str, n_components: int, seed: int, n: int = 100):
                         init="pca", max_iter=500, perplexity=float(min(30.0, max(2.0, (n - 1) / 3))))
 
 
-def embedding(engine, layer: str | None = None, data=None, max_images: int | None = None,
-              n_components: int = 2, method: str = "auto", seed: int = 0,
+def embedding(engine: ModelHost, layer: str | None = None, data: Data = None,
+              max_images: int | None = None, n_components: int = 2, method: str = "auto",
+              seed: Seed = 0,
               control: Control = NO_CONTROL) -> Embedding:
     """Embed the first ``max_images`` images of ``data`` (default: the engine's dataset) twice:
     their raw pixels and their ``layer`` features (default: the last (C, H, W) layer)."""

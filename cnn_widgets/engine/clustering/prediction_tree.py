@@ -21,10 +21,11 @@ Two things the paper leaves open, decided here:
 
 :func:`build_fast` keeps the distance matrix and every node's nearest neighbour: a merge
 computes one new row (one matrix-vector product) and re-scans only the rows that pointed at
-the merged pair and got farther; O(n²·d·l²) in all. :func:`build_naive` is the paper's loop as
-written (all pairwise distances again on every merge), O(n³·d·l²): the reference for tests
-and the benchmark. Features come from the engine's device; the merge loop is a chain of small
-dependent steps and runs in NumPy.
+the merged pair and got farther; O(n²·d·l²) in all; Stop is checked after every merge and
+every block of rows of the first distance matrix (:func:`~.features.gram`).
+:func:`build_naive` is the paper's loop as written (all pairwise distances again on every
+merge), O(n³·d·l²): the reference for tests and the benchmark. Features come from the
+engine's device; the merge loop is a chain of small dependent steps and runs in NumPy.
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
 from ..core.selection import default_layer_for
-from .features import features
+from ..core.types import Category, Data
+from .features import features, gram
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ def _build_fast(X: np.ndarray, control: Control, dtype) -> Merges:
     size = np.ones(n)
     alive = np.ones(n, dtype=bool)
     sq = Q.sum(1)
-    D = 0.5 * (1.0 - _cos((V @ V.T).astype(np.float64), sq[:, None], sq[None, :]))
+    D = 0.5 * (1.0 - _cos(gram(V, control).astype(np.float64), sq[:, None], sq[None, :]))
     if d < 2:
         D[:] = np.inf
     np.fill_diagonal(D, np.inf)
@@ -261,8 +264,7 @@ def _build_fast(X: np.ndarray, control: Control, dtype) -> Merges:
             V, A, Q, node, size, alive = V[keep], A[keep], Q[keep], node[keep], size[keep], alive[keep]
             sq, D = sq[keep], D[np.ix_(keep, keep)]
             nn, nnd = slot[nn[keep]], nnd[keep]
-        if step % 16 == 0:
-            control.step(step + 1, n - 1, "merging")
+        control.step(step + 1, n - 1, "merging")
     return _merges(pairs, crit, dist, filters, sizes, d)
 
 
@@ -337,7 +339,8 @@ def mean_activations(X: np.ndarray, merges: Merges) -> np.ndarray:
     return out
 
 
-def prediction_tree(engine, category, layer: str | None = None, data=None,
+def prediction_tree(engine: ModelHost, category: Category, layer: str | None = None,
+                    data: Data = None,
                     max_images: int | None = None, method: str = "fast",
                     control: Control = NO_CONTROL) -> PredictionTree:
     """Algorithm 2 for the images of ``category`` (a class index or name) in ``data``

@@ -248,9 +248,9 @@ class borrowed:
                 p.requires_grad_(False)
             deliver_held_interrupt()
         except BaseException:
-            saved, self._saved = self._saved, None
-            if saved is not None:
-                saved.restore()
+            taken, self._saved = self._saved, None
+            if taken is not None:
+                taken.restore()
             self._give_back(depth)
             raise
         return self.module

@@ -14,12 +14,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import torch
 
 from .errors import InputShapeError, InvalidArgument, InvalidType
 from .grad import outside_inference_mode
+
+if TYPE_CHECKING:       # types.py names ImageSet: for the checker only
+    from .types import Data, Images, Labels, MapDataset
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,17 @@ def _hint(t, want, stack) -> str:
     return ""
 
 
-def as_image_set(data, input_shape: Sequence[int], n_classes: int | None = None,
+@overload
+def as_image_set(data: None, input_shape: Sequence[int], n_classes: int | None = None,
+                 unlabelled: bool = False) -> None: ...
+
+
+@overload
+def as_image_set(data: ImageSet | tuple[Images, Labels] | MapDataset, input_shape: Sequence[int],
+                 n_classes: int | None = None, unlabelled: bool = False) -> ImageSet: ...
+
+
+def as_image_set(data: Data, input_shape: Sequence[int], n_classes: int | None = None,
                  unlabelled: bool = False) -> ImageSet | None:
     """Accept None, an ImageSet, a pair (images, labels) of arrays/tensors, or a map-style
     dataset whose items are (image, label); images by :func:`as_images` (on the CPU), labels

@@ -12,7 +12,7 @@ class InputShapeError(CnnWidgetsError, ValueError):
 class LayerNotFound(CnnWidgetsError, KeyError):
     """A layer name that is not in the engine's layer registry."""
 
-    def __str__(self):  # KeyError would print the message with quotes around it
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
         return str(self.args[0]) if self.args else ""
 
 

@@ -4,7 +4,9 @@ gate *call* of the model's graph (a module called twice has two). Together they 
 region, and so the etalons."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -65,8 +67,9 @@ class Gate:
         return flat.view(h.shape[0], *state.shape[1:])
 
 
-def gate_of(graph, call, module: nn.Module | None) -> Gate:
-    """The :class:`Gate` of one gate call of ``graph`` (a layer with a kind in GATE_KINDS)."""
+def gate_of(graph, call, module: Any) -> Gate:
+    """The :class:`Gate` of one gate call of ``graph`` (a layer with a kind in GATE_KINDS);
+    ``module``: the ``nn.Module`` called (its kind's attributes are read), None for a function."""
     node = graph.node(call)
     if call.kind == "ReLU":
         return Gate(call.name, "ReLU")
@@ -77,6 +80,7 @@ def gate_of(graph, call, module: nn.Module | None) -> Gate:
     if call.kind in CLAMPS:               # modules only: functional clamps are not layers
         return Gate(call.name, call.kind, bounds=(float(module.min_val), float(module.max_val)))
     dims = 1 if call.kind.endswith("1d") else 2
+    fn: Callable
     if call.kind.startswith("Adaptive"):
         fn = F.adaptive_max_pool1d if dims == 1 else F.adaptive_max_pool2d
         size = module.output_size if module is not None else \

@@ -112,11 +112,12 @@ def _is_tensor(node) -> bool:
 
 
 def _layer_of(node) -> tuple[str, str] | None:
-    """(base name, kind) if ``node`` is a layer, else None."""
+    """(base name, kind) if ``node`` is a layer, else None (kind "" for a module call: its
+    kind is the module's type)."""
     if not _is_tensor(node):
         return None
     if node.op == "call_module":
-        return node.target, None
+        return node.target, ""
     if node.op == "call_function" and node.target in _FUNCTIONS:
         base, kind = _FUNCTIONS[node.target]
     elif node.op == "call_method" and node.target in _METHODS:
@@ -147,7 +148,8 @@ class ModelGraph:
         self.signature = signature(model)           # the model it describes (see .change)
         self.output_shape = tuple(output_shape)
         counts: dict[str, int] = {}
-        calls, table = [], {}
+        calls: list[Call] = []
+        table = {}
         modules = dict(model.named_modules())
         for node in graph.nodes:
             found = _layer_of(node)
@@ -175,7 +177,8 @@ class ModelGraph:
         self._inlined = InlinedHooks(model, {c.module for c in calls if c.module})
 
     def _runner_graph(self) -> torch.fx.Graph:
-        new, env = torch.fx.Graph(), {}
+        new = torch.fx.Graph()
+        env: dict[torch.fx.Node, torch.fx.Node] = {}
         for node in self.fx.nodes:
             call = self.by_node.get(node.name)
             if call is None:

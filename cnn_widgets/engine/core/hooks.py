@@ -248,7 +248,7 @@ def run_capturing(model: nn.Module, x: torch.Tensor, names: Iterable[str], *,
             return output if swap is not None else None
         return hook
 
-    taps = {n: make_hook(n) for n in set(names) | set(replace) | ({stop_after} - {None})}
+    taps = {n: make_hook(n) for n in {*names, *replace, *([stop_after] if stop_after is not None else [])}}
     try:
         captured[""] = forward(model, x, taps)
     except _StopForward:

@@ -190,7 +190,7 @@ class ResultArray:
             return
         block = np.ascontiguousarray(block, dtype=self.dtype)
         self.file.seek((i * self.shape[1] + p0) * self.row)
-        view = memoryview(block).cast("B")
+        view = memoryview(block).cast("B")  # type: ignore[arg-type]  # a buffer (stubs: 3.12+)
         while view:                             # a raw write may take fewer bytes
             view = view[self.file.write(view):]
 

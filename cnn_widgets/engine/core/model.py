@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,23 +23,30 @@ from .errors import (
     LayerNotFound,
     ModelOutputError,
     NotAChain,
-    UnitOutOfRange,
 )
 from .gates import GATE_KINDS
 from .grad import outside_inference_mode
 from .graph import ModelGraph, forget, register, registered, trace
 from .layers import nonlinear_parts, registry
 from .results import LayerInfo
-from .setup import default_device, device_of, input_shape_of, run_example, unwrap, working_model
+from .setup import (
+    class_names_of,
+    default_device,
+    device_of,
+    input_shape_of,
+    run_example,
+    unwrap,
+    working_model,
+)
 from .stamp import weights_stamp
-from .validate import count, layer_list
-
-Unit = int | tuple[int, ...]
+from .types import ChannelValues, Data, Device, Images, Units
+from .units import resolve_units
+from .validate import count, name_list
 
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
-MAX_DEFAULT_UNITS = 1024
 
 __all__ = ["ModelHost", "default_device"]
+H = TypeVar("H", bound="ModelHost")
 
 
 class ModelHost:
@@ -62,11 +70,13 @@ class ModelHost:
     Every public call first checks that the model is still the one traced (:meth:`refresh`):
     edit the model between two calls and the next call analyses the new one.
     """
+    graph: ModelGraph | None    # the model's torch.fx graph; None: module hooks (graph_error)
+    graph_error: str | None
 
-    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset=None,
-                 class_names: Sequence[str] | None = None, mean=None, std=None,
-                 device=None, batch_size: int = 256, eval_mode: bool = True,
-                 memory_budget: int | None = None):
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, dataset: Data = None,
+                 class_names: Sequence[str] | None = None, mean: ChannelValues = None,
+                 std: ChannelValues = None, device: Device = None, batch_size: int = 256,
+                 eval_mode: bool = True, memory_budget: int | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidType(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.input_shape = input_shape_of(input_shape)
@@ -87,7 +97,7 @@ class ModelHost:
         self._calls = 0                        # public calls so far (see refresh)
         with self.borrow():
             self._analyse()
-        self.class_names = _class_names(class_names, self.n_classes)
+        self.class_names = class_names_of(class_names, self.n_classes)
         if self.dataset is not None:        # the labels' range needs the model's output size
             self.dataset = as_image_set(self.dataset, self.input_shape, self.n_classes,
                                         unlabelled=True)
@@ -100,6 +110,7 @@ class ModelHost:
         changed = self.n_classes > 0
         sig = signature(self.model)
         shared = registered(self.model, self.model.training)
+        shape: tuple[int, ...] | str
         if not replace and shared is not None and shared.signature == sig:
             self.graph, self.graph_error = shared, None
             layers, shape = shared.layers, shared.output_shape
@@ -119,12 +130,12 @@ class ModelHost:
         self.n_classes = int(shape[1])
         self._layers, self._signature, self._nonlinear = layers, sig, None
 
-    def _trace(self, example, direct, replace: bool):
+    def _trace(self, example: torch.Tensor, direct: torch.Tensor | None,
+               replace: bool) -> tuple[list[LayerInfo], torch.Tensor]:
         """(layers, output): from the model's torch.fx graph (every module call and functional
         gate, add and concatenation), or, if it cannot be traced, from module hooks (module
         calls only; :attr:`graph_error` says why)."""
-        self.graph: ModelGraph | None = None
-        self.graph_error: str | None = None
+        self.graph, self.graph_error = None, None
         try:
             graph, out = trace(self.model, example, direct)
         except Exception as e:  # noqa: BLE001 - any tracing failure: the module-hook path
@@ -177,7 +188,7 @@ class ModelHost:
             self._probe_x = torch.rand(1, *self.input_shape, generator=g).to(self.device)
         return self.normalize(self._probe_x)
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         check_public_methods(cls)          # every capability refreshes first
 
@@ -229,7 +240,7 @@ class ModelHost:
         self._memory_budget = None if value is None else count("memory_budget", value)
 
     # -- inputs ----------------------------------------------------------------------------
-    def _channel_tensor(self, value, c, fill, what) -> torch.Tensor:
+    def _channel_tensor(self, value: ChannelValues, c: int, fill: float, what: str) -> torch.Tensor:
         with outside_inference_mode():        # usable in autograd even if made under it
             try:
                 t = torch.full((c,), fill) if value is None else to_tensor(value).to(torch.float32)
@@ -252,7 +263,7 @@ class ModelHost:
         """(x - mean) / std per channel: engine input space -> the model's input."""
         return (x - self.mean) / self.std
 
-    def prepare(self, x) -> torch.Tensor:
+    def prepare(self, x: Images) -> torch.Tensor:
         """Validate ``x`` and return a float32 (N, *input_shape) tensor on the engine's device.
 
         Accepts one image (C, H, W), a batch (N, C, H, W), and for one-channel models also one
@@ -299,39 +310,14 @@ class ModelHost:
         raise LayerNotFound(f"unknown layer {name!r}; layers in forward order: "
                             f"{', '.join(self.layer_names)}")
 
-    def resolve_units(self, layer: str | None, units=None) -> tuple[tuple[int, ...], ...]:
+    def resolve_units(self, layer: str | None, units: Units = None) -> tuple[tuple[int, ...], ...]:
         """Turn ``units`` into coordinate tuples of the layer's output shape.
 
         units: None (every unit, for layers with at most 1024), an int (a flat index into the
         layer's output, row-major), a tuple of ints (one coordinate, such as (channel, y, x)),
         or a list of those.
         """
-        info = self.layer(layer)
-        shape = info.output_shape
-        if units is None:
-            if info.n_units > MAX_DEFAULT_UNITS:
-                raise UnitOutOfRange(f"layer {info.name!r} has {info.n_units} units {shape}; pass "
-                                     f"units=[...] as flat indices or tuples {_axes(shape)}")
-            return tuple(np.ndindex(*shape))
-        if isinstance(units, (int, np.integer)) or (
-                isinstance(units, tuple) and all(isinstance(u, (int, np.integer)) for u in units)):
-            units = [units]                 # one unit; a tuple of ints is always a coordinate
-        out = []
-        for u in units:
-            if isinstance(u, (int, np.integer)):
-                if not 0 <= int(u) < info.n_units:
-                    raise UnitOutOfRange(f"unit {int(u)} out of range for layer {info.name!r}: "
-                                         f"expected 0 <= unit < {info.n_units} (shape {shape})")
-                out.append(tuple(int(i) for i in np.unravel_index(int(u), shape)))
-            else:
-                u = tuple(int(i) for i in u)
-                if len(u) != len(shape) or any(not 0 <= i < s for i, s in zip(u, shape)):
-                    raise UnitOutOfRange(f"unit {u} out of range for layer {info.name!r} with "
-                                         f"output shape {shape}: expected {_ranges(shape)}")
-                out.append(u)
-        if not out:
-            raise UnitOutOfRange("units is empty; pass at least one unit")
-        return tuple(out)
+        return resolve_units(self.layer(layer), units)
 
     def flat_index(self, layer: str, units: Iterable[tuple[int, ...]]) -> torch.Tensor:
         """(P,) row-major flat indices of unit coordinates into the layer's output."""
@@ -347,7 +333,7 @@ class ModelHost:
                                   clone=False)[layer]
         return out.reshape(out.shape[0], -1)
 
-    def predict(self, x, control: Control = NO_CONTROL) -> np.ndarray:
+    def predict(self, x: Images, control: Control = NO_CONTROL) -> np.ndarray:
         """Logits (N, classes) as numpy, computed in chunks of ``batch_size``."""
         x = self.prepare(x)
         outs = []
@@ -357,9 +343,9 @@ class ModelHost:
                 control.step(min(s + self.batch_size, x.shape[0]), x.shape[0], "predict")
         return torch.cat(outs).numpy()
 
-    def activations(self, x, layers: Sequence[str]) -> dict[str, np.ndarray]:
+    def activations(self, x: Images, layers: Sequence[str]) -> dict[str, np.ndarray]:
         """Outputs of the named layers, name -> (N, *output_shape) numpy."""
-        layers = list(layer_list(self, layers))
+        layers = [self.layer(n).name for n in name_list("layers", layers)]
         x = self.prepare(x)
         result: dict[str, list] = {n: [] for n in layers}
         last = max(layers, key=self.layer_names.index)
@@ -408,46 +394,16 @@ class ModelHost:
         for fn in closers:
             fn()
 
-    def __enter__(self):
+    def __enter__(self: H) -> H:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"{type(self).__name__}({type(self.model).__name__}, input_shape={self.input_shape}, "
                 f"device={self.device}, layers={len(self._layers)}, classes={self.n_classes}, "
                 f"dataset={len(self.dataset) if self.dataset is not None else None})")
 
 
-def _class_names(names, n: int) -> list[str]:
-    """``names`` (any iterable of n strings; None: "0".."n-1") as a list."""
-    if names is None:
-        return [str(i) for i in range(n)]
-    if isinstance(names, str):
-        raise InvalidType(f"class_names must be a list of {n} strings; got the string {names!r}")
-    try:
-        names = list(names)
-    except TypeError:
-        raise InvalidType(f"class_names must be a list of {n} strings; got {names!r}") from None
-    bad = [(i, v) for i, v in enumerate(names) if not isinstance(v, str)]
-    if bad:
-        i, v = bad[0]
-        raise InvalidType(f"class_names must be strings; {len(bad)} are not, the first at index "
-                          f"{i} is {v!r} ({type(v).__name__}); e.g. use [str(c) for c in names]")
-    if len(names) != n:
-        raise InvalidArgument(f"class_names has {len(names)} names; the model has {n} outputs")
-    return names
-
-
 check_public_methods(ModelHost)
-
-
-def _axes(shape):
-    return "(" + ", ".join(["channel", "y", "x"][-len(shape):] if len(shape) <= 3
-                           else [f"d{i}" for i in range(len(shape))]) + ")"
-
-
-def _ranges(shape):
-    names = ["c", "y", "x"][-len(shape):] if len(shape) <= 3 else [f"d{i}" for i in range(len(shape))]
-    return ", ".join(f"0 <= {n} < {s}" for n, s in zip(names, shape))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -17,7 +18,8 @@ def has_forward_hooks(module: nn.Module) -> bool:
 def call_with_hooks(model: nn.Module, run: Callable, x):
     """``run(x)`` between ``model``'s forward pre-hooks and forward hooks, called with ``model``
     as their module and allowed to replace the inputs and the output, as in ``model(x)``."""
-    args, kwargs = (x,), {}
+    args: tuple = (x,)
+    kwargs: dict[str, Any] = {}
     for key, hook in list(model._forward_pre_hooks.items()):
         if key in model._forward_pre_hooks_with_kwargs:
             result = hook(model, args, kwargs)

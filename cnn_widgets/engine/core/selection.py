@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import InvalidArgument, NoSuitableLayer
+from .model import ModelHost
 
 
 def is_spatial(shape: Sequence[int]) -> bool:
@@ -69,7 +70,7 @@ _PURPOSES = {
 }
 
 
-def default_layer_for(host, purpose: str, layer: str | None = None) -> str:
+def default_layer_for(host: ModelHost, purpose: str, layer: str | None = None) -> str:
     """The default layer of one view (``purpose`` in :data:`_PURPOSES`), or ``layer`` checked
     (Grad-CAM refuses a layer that is not spatial, naming those that are). For ``"probing"``
     a model card's ``paper_layer_13`` (VGG-16's ``features.28``) wins."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
 
 from .borrow import model_lock
-from .errors import CnnWidgetsError, InputShapeError, InvalidArgument
+from .errors import CnnWidgetsError, InputShapeError, InvalidArgument, InvalidType
 from .validate import count
 
 
@@ -57,15 +58,16 @@ def input_shape_of(input_shape) -> tuple[int, int, int]:
         shape = None
     if shape is None or len(shape) != 3:
         raise InputShapeError(f"input_shape must be (C, H, W); got {input_shape!r}")
-    return tuple(count(f"input_shape[{i}]", s) for i, s in enumerate(shape))
+    c, h, w = (count(f"input_shape[{i}]", s) for i, s in enumerate(shape))
+    return c, h, w
 
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The module a ``torch.compile`` wrapper (``OptimizedModule``) holds: the engine analyses
     it in eager mode (the compiled code has no graph to hook); it shares its weights."""
-    while isinstance(getattr(model, "_orig_mod", None), nn.Module) \
+    while isinstance(inner := getattr(model, "_orig_mod", None), nn.Module) \
             and type(model).__name__ == "OptimizedModule":
-        model = model._orig_mod
+        model = inner
     return model
 
 
@@ -129,3 +131,23 @@ def _first_layer(model: nn.Module, shape) -> tuple[bool, str]:
                                f"input_shape gives {math.prod(shape)}")
             return True, ""
     return True, ""
+
+
+def class_names_of(names: Any, n: int) -> list[str]:
+    """``names`` (any iterable of n strings; None: "0".."n-1") as a list."""
+    if names is None:
+        return [str(i) for i in range(n)]
+    if isinstance(names, str):
+        raise InvalidType(f"class_names must be a list of {n} strings; got the string {names!r}")
+    try:
+        names = list(names)
+    except TypeError:
+        raise InvalidType(f"class_names must be a list of {n} strings; got {names!r}") from None
+    bad = [(i, v) for i, v in enumerate(names) if not isinstance(v, str)]
+    if bad:
+        i, v = bad[0]
+        raise InvalidType(f"class_names must be strings; {len(bad)} are not, the first at index "
+                          f"{i} is {v!r} ({type(v).__name__}); e.g. use [str(c) for c in names]")
+    if len(names) != n:
+        raise InvalidArgument(f"class_names has {len(names)} names; the model has {n} outputs")
+    return names

@@ -23,7 +23,8 @@ def weights_stamp(model: torch.nn.Module) -> tuple:
     same bytes as when the other stamp was taken."""
     tensors = model.state_dict(keep_vars=True)
     layout = tuple((n, id(t), t.dtype, t.shape, t.device, t.data_ptr()) for n, t in tensors.items())
-    on_cpu = tuple(zlib.crc32(_bytes(t).numpy()) for t in tensors.values()
+    # (type: ignore below: an ndarray is a buffer; numpy's stubs say so from Python 3.12 on only)
+    on_cpu = tuple(zlib.crc32(_bytes(t).numpy()) for t in tensors.values()  # type: ignore[arg-type]
                    if t.device.type == "cpu")
     by_device: dict = {}
     for t in tensors.values():
@@ -34,7 +35,9 @@ def weights_stamp(model: torch.nn.Module) -> tuple:
 
 def tensors_stamp(*tensors: torch.Tensor) -> tuple:
     """Equal stamps: the same tensors with the same bytes (a dataset's images and labels)."""
-    return tuple((id(t), t.dtype, t.shape, zlib.crc32(_bytes(t.cpu()).numpy())) for t in tensors)
+    # (type: ignore: an ndarray is a buffer; numpy's stubs say so from Python 3.12 on only)
+    return tuple((id(t), t.dtype, t.shape, zlib.crc32(_bytes(t.cpu()).numpy()))  # type: ignore[arg-type]
+                 for t in tensors)
 
 
 def _bytes(t: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ def integer(name: str, value, minimum: int | None = None, maximum: int | None = 
     if isinstance(value, bool) or not (isinstance(value, Integral) or (
             isinstance(value, Real) and math.isfinite(value) and float(value).is_integer())):
         raise InvalidType(f"{name} must be an integer{_range(minimum, maximum)}; got {value!r}")
-    v = int(value)
+    v = int(value) if isinstance(value, Integral) else int(float(value))
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
         raise InvalidArgument(f"{name} must be an integer{_range(minimum, maximum)}; got {v}")
     return v

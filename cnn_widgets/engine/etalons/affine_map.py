@@ -20,7 +20,9 @@ from ..core.borrow import uninterrupted
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
 from ..core.results import Etalons
+from ..core.types import Images, Units
 from .budget import fast_plan, forward_chunk
 from .conv_grad import flipped_conv_grads
 from .paper import paper
@@ -29,7 +31,8 @@ METHODS = ("fast", "paper")
 
 
 @needs_grad
-def etalons(engine, x, layer: str | None = None, units=None, method: str = "fast",
+def etalons(engine: ModelHost, x: Images, layer: str | None = None, units: Units = None,
+            method: str = "fast",
             control: Control = NO_CONTROL, one_hot_batch: int | None = None,
             top_k: int | None = None) -> Etalons:
     """Etalons of ``units`` of ``layer`` (default: the logits) at every input in ``x``.

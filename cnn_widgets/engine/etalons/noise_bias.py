@@ -13,7 +13,9 @@ import numpy as np
 from ..core import memory
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
+from ..core.types import Seed
 from .affine_map import etalons
 
 
@@ -51,7 +53,7 @@ class NoiseExplanation:
     @property
     def last_bias_wins(self) -> np.ndarray | None:
         """(n,) bool: the class with the largest last-layer bias is the winner."""
-        return None if self.last_bias is None else int(self.last_bias.argmax()) == self.winners
+        return None if self.last_bias is None else self.winners == int(self.last_bias.argmax())
 
     def table(self) -> str:
         """Per class: share won, mean logit, mean effective bias, mean <W, x>, last-layer bias."""
@@ -60,10 +62,11 @@ class NoiseExplanation:
             last = "" if self.last_bias is None else f"{self.last_bias[p]:9.3f}"
             lines.append(f"{name:>10}{self.share[p]:8.1f}{self.logits[:, p].mean():9.3f}"
                          f"{self.bias[:, p].mean():9.3f}{self.linear[:, p].mean():9.3f}{last}")
+        last_wins = self.last_bias_wins
         lines.append(f"largest effective bias = winner on {100 * self.bias_wins.mean():.1f}% "
-                     "of the noise" + ("" if self.last_bias is None else
+                     "of the noise" + ("" if last_wins is None else
                                        f"; largest last-layer bias on "
-                                       f"{100 * self.last_bias_wins.mean():.1f}%"))
+                                       f"{100 * last_wins.mean():.1f}%"))
         return "\n".join(lines)
 
 
@@ -74,7 +77,7 @@ def last_layer_bias(engine) -> np.ndarray | None:
     return None if bias is None else bias.detach().cpu().double().numpy().reshape(-1)
 
 
-def noise_explanation(engine, n: int = 200, seed: int = 0,
+def noise_explanation(engine: ModelHost, n: int = 200, seed: Seed = 0,
                       control: Control = NO_CONTROL) -> NoiseExplanation:
     """Etalons of every logit at ``n`` noise images, in chunks of the engine's batch size,
     fewer when their maps W would take more than a quarter of the host's budget."""

@@ -67,12 +67,12 @@ def _zero_biases(model: nn.Module) -> None:
         for m in model.modules():
             if isinstance(m, nn.modules.padding._ConstantPadNd):
                 m.value = 0.0
-            if isinstance(getattr(m, "bias", None), torch.Tensor):
-                m.bias.zero_()
+            if isinstance(bias := getattr(m, "bias", None), torch.Tensor):
+                bias.zero_()
             # by name, not type: a norm the graph applies functionally (timm's BatchNormAct2d)
             # reaches the runner as a plain module holding the BatchNorm's tensors
-            if isinstance(getattr(m, "running_mean", None), torch.Tensor):
-                m.running_mean.zero_()
+            if isinstance(mean := getattr(m, "running_mean", None), torch.Tensor):
+                mean.zero_()
 
 
 def _unit_values(engine, work, inputs, layer, idx, subs):

@@ -18,7 +18,9 @@ from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import LayerNotFound, NotPiecewiseLinear
 from ..core.gates import UNRECORDED_KINDS, gates_of
+from ..core.model import ModelHost
 from ..core.results import RegionCount
+from ..core.types import Data, Images, Layers
 
 
 def gate_names(engine, layers=None):
@@ -57,7 +59,7 @@ def _check(engine):
                                  f"Hardtanh and max-pool states only; {', '.join(other)} would be missed")
 
 
-def activation_pattern(engine, x, layers=None) -> np.ndarray:
+def activation_pattern(engine: ModelHost, x: Images, layers: Layers = None) -> np.ndarray:
     """Activation pattern of each input, (N, K) int64, over the gate calls ``layers``
     (default: every ReLU and max-pool call, see ``engine.gate_layers``)."""
     _check(engine)
@@ -68,7 +70,8 @@ def activation_pattern(engine, x, layers=None) -> np.ndarray:
                                for s in range(0, x.shape[0], engine.batch_size)])
 
 
-def count_regions(engine, data=None, layers=None, control: Control = NO_CONTROL) -> RegionCount:
+def count_regions(engine: ModelHost, data: Data = None, layers: Layers = None,
+                  control: Control = NO_CONTROL) -> RegionCount:
     """Distinct activation patterns per class over ``data`` (an ImageSet-like; default the
     engine's dataset), streamed in batches with progress; stops cleanly via ``control``.
 
@@ -81,7 +84,7 @@ def count_regions(engine, data=None, layers=None, control: Control = NO_CONTROL)
     names = gate_names(engine, check.layer_list(engine, layers))
     gates = gates_of(engine, names)
     seen = defaultdict(set)
-    counts = defaultdict(int)
+    counts: defaultdict[int, int] = defaultdict(int)
     total = len(data)
     with engine.borrow(), torch.no_grad():
         for start, images, labels in data.batches(engine.batch_size):

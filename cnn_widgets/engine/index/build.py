@@ -22,6 +22,8 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import CacheCorrupt, InvalidArgument, NoSuitableLayer, NotAChain, NotPiecewiseLinear
 from ..core.gates import Gate, gates_of
+from ..core.model import ModelHost
+from ..core.types import IndexData, Layers, PathLike
 from ..etalons import regions
 from . import distributed as D
 from . import files
@@ -137,7 +139,8 @@ def plan_for(engine, ds, description: str, layers, k: int, chunk: int, patterns:
                             "preprocessing": preprocessing(engine, description)}}
 
 
-def build(engine, data=None, layers=None, *, path=None, k: int = 64,
+def build(engine: ModelHost, data: IndexData = None, layers: Layers = None, *,
+          path: PathLike | None = None, k: int = 64,
           batch_size: int | None = None, chunk_size: int | None = None, num_workers: int = 0,
           patterns: bool = False, class_sums: bool = True, control: Control = NO_CONTROL,
           progress: bool | None = None) -> ActivationIndex | None:
@@ -218,10 +221,11 @@ def _scan(engine, ds, plan, work, rank, world, bs, num_workers, control, progres
     loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=num_workers,
                                          pin_memory=engine.device.type == "cuda")
     bar = _tqdm(total, done, progress)
-    current, j = None, -1
+    current: Chunk | None = None
+    j = -1
     try:
         for rows, (x, y) in zip(batches, loader):
-            if rows[0] // chunk != j:
+            if current is None or rows[0] // chunk != j:
                 current, j = Chunk(engine, plan), rows[0] // chunk
             current.add(x, y, rows[0])
             done += len(rows)
@@ -257,7 +261,7 @@ def _merge(plan, work, final, rank, world) -> None:
 
 def _fold(plan, work, writer, rank, world) -> None:
     n, chunk, m = plan["n"], plan["chunk"], math.ceil(plan["n"] / plan["chunk"])
-    acc = None
+    acc: dict[str, np.ndarray] | None = None
     for t in range(0, m, world):
         j = t + rank
         part = _load(plan, work, j) if j < m else None
@@ -280,6 +284,7 @@ def _fold(plan, work, writer, rank, world) -> None:
             acc = fold(acc, part, plan["k"])
     if writer is None:
         return
+    assert acc is not None                  # n >= 1: chunk 0 was folded
     for key, v in acc.items():
         writer.save(key, v)
     layers = {name: {"key": f"L{i}", "shape": s} for i, (name, s) in enumerate(plan["layers"].items())}

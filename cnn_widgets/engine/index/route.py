@@ -146,7 +146,7 @@ def activation_stats(engine, x, layers) -> ActivationStats | None:
     for name in layers:
         shape = engine.layer(name).output_shape
         grid = shape[1:] if len(shape) == 3 else (1, 1)
-        counts[name] = np.asarray(index.layer(name).array("active_map")[:n],
+        counts[name] = np.asarray(index.layer(name).required("active_map")[:n],
                                   np.int32).reshape(n, *grid)
         channels[name] = int(shape[0])
     return ActivationStats(layers=layers, channels=channels, counts=counts,

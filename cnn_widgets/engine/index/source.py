@@ -160,7 +160,8 @@ def data_hash(ds) -> str:
     h = _h(n)
     if isinstance(ds, Rows):                 # in memory: all of it, a change anywhere counts
         for t in (ds.set.images, ds.set.labels):
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+            # (type: ignore: an ndarray is a buffer; numpy's stubs say so from Python 3.12 on only)
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
         return h.hexdigest()
     labels = getattr(ds, "targets", None)
     if labels is not None:                   # every label when they are at hand

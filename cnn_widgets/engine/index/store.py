@@ -58,7 +58,7 @@ def atomic_json(path: Path, obj) -> None:
 
 def save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """One finished chunk, atomically (the unit an interrupted build resumes from)."""
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # (no key is allow_pickle)
 
 
 def load_chunk(path: Path) -> dict[str, np.ndarray]:
@@ -74,7 +74,8 @@ class Writer:
     :class:`StorageError`, never a SIGBUS."""
 
     def __init__(self, final: Path):
-        self.final, self.maps = final, {}
+        self.final = final
+        self.maps: dict[str, np.memmap] = {}
         self.tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
         with writing(self.tmp):
             self.tmp.mkdir()
@@ -201,13 +202,16 @@ class LayerIndex:
     def array(self, what: str) -> np.ndarray | None:
         return self.index.array(f"{self._key}/{what}")
 
+    def required(self, what: str) -> np.ndarray:
+        return self.index.required(f"{self._key}/{what}")
+
     def values(self, channel: int, by: str = "mean") -> np.ndarray:
         """(N,) float32 value of ``channel`` on every image: its spatial mean or max."""
-        return np.asarray(self.array(by)[channel])
+        return np.asarray(self.required(by)[channel])
 
     def top(self, channel: int, k: int, by: str = "mean") -> tuple[np.ndarray, np.ndarray] | None:
         """(indices, values) of the ``k`` best images of ``channel`` (None if k > stored k)."""
-        v, i = self.array(f"top_{by}_values"), self.array(f"top_{by}_indices")
+        v, i = self.required(f"top_{by}_values"), self.required(f"top_{by}_indices")
         if k > v.shape[1] and v.shape[1] < self.index.n:
             return None
         return np.array(i[channel, :k]), np.array(v[channel, :k])
@@ -215,19 +219,19 @@ class LayerIndex:
     @property
     def mean(self) -> np.ndarray:
         """(C,) mean of every value of each channel over the dataset."""
-        return self.array("moments")[1]
+        return self.required("moments")[1]
 
     @property
     def var(self) -> np.ndarray:
         """(C,) population variance of each channel's values."""
-        m = self.array("moments")
+        m = self.required("moments")
         return m[2] / np.maximum(m[0], 1)
 
     @property
     def active_fraction(self) -> np.ndarray:
         """(C,) fraction of positive values per channel (the probing paper's activity)."""
-        m = self.array("moments")
-        return self.array("active") / np.maximum(m[0], 1)
+        m = self.required("moments")
+        return self.required("active") / np.maximum(m[0], 1)
 
 
 class ActivationIndex:
@@ -246,6 +250,7 @@ class ActivationIndex:
         self.layers = {n: LayerIndex(self, n, e) for n, e in self.meta["layers"].items()}
 
     def array(self, key: str) -> np.ndarray | None:
+        """The array ``key`` (memory-mapped), None if the index has none (class sums, codes)."""
         name = key.replace("/", "__") + ".npy"
         if name not in self.meta["files"]:
             return None
@@ -260,9 +265,18 @@ class ActivationIndex:
                                 f"layers: {', '.join(self.layers)}")
         return self.layers[name]
 
+    def required(self, key: str) -> np.ndarray:
+        """The array ``key`` that every index has; :class:`CacheCorrupt` if meta.json lists none."""
+        a = self.array(key)
+        if a is None:
+            raise CacheCorrupt(f"activation index {self.path}: meta.json lists no "
+                               f"{key.replace('/', '__')}.npy, which every index has; delete "
+                               f"the directory and build the index again")
+        return a
+
     @property
     def labels(self) -> np.ndarray:
-        return self.array("labels")
+        return self.required("labels")
 
     @property
     def codes(self) -> np.ndarray | None:

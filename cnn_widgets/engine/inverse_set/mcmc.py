@@ -4,9 +4,11 @@
     c <- c + eps1 * d log p(c)/dc + eps2 * d a(G(c))/dc + N(0, eps3^2 I),
 
 with the prior p(c) = N(0, I) of the VAE code (d log p(c)/dc = -c) and a(x) the sum of the
-units' activations. PPGN's chains give no control over the activation, so, as the paper does
-for the comparison, the visited states are filtered to the ranges [z1, z2]; what that costs is
-the share of states inside and the chain steps per accepted sample. With eps3^2 = 2 eps1 (the
+units' activations. PPGN's chains give no control over the activation (the paper's Fig. 2:
+their range "is not guaranteed to be in any fixed range"; the paper does not filter them).
+Here the visited states are filtered to the ranges [z1, z2], so that both samplers answer the
+same question; what that costs is the share of states inside and the chain steps per
+accepted sample. With eps3^2 = 2 eps1 (the
 default) the chain targets p(c) exp(eps2/eps1 * a(G(c))) (Langevin without a Metropolis test,
 as in PPGN).
 """
@@ -22,6 +24,9 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
+from ..core.types import Encoder, Generator, LayerUnits, Ranges, Seed
+from .naturalness import Naturalness, check_judge, naturalness
 from .objective import initial_codes, mean_distance
 from .problem import build_problem, in_ranges, optimising
 
@@ -32,7 +37,8 @@ class McmcSamples:
     (m, d), activations (m, P), features (m, D) in E's space; visited: chain states looked at
     (chains x steps run, after burn-in); accepted: how many of them were inside (all of them,
     also beyond n); chain_steps: gradient steps taken (chains x steps run); diversity: mean
-    pairwise E distance of the returned samples (the measure of ``InverseSet.diversity``)."""
+    pairwise E distance of the returned samples (the measure of ``InverseSet.diversity``);
+    naturalness: of the returned samples (:mod:`.naturalness`)."""
     images: np.ndarray
     codes: np.ndarray
     activations: np.ndarray
@@ -43,6 +49,7 @@ class McmcSamples:
     chain_steps: int
     diversity: float
     seconds: float
+    naturalness: Naturalness
 
     @property
     def n(self) -> int:
@@ -60,13 +67,16 @@ class McmcSamples:
 
 
 @needs_grad
-def mcmc(engine, units, ranges, generator, encoder=None, n: int = 500, *, chains: int = 10,
+def mcmc(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator: Generator,
+         encoder: Encoder = None, n: int = 500, *, chains: int = 10,
          steps: int = 200, eps1: float = 1e-2, eps2: float = 1e-2, eps3: float | None = None,
-         burn_in: int = 0, seed: int = 0, stop_at_n: bool = True,
+         burn_in: int = 0, seed: Seed = 0, stop_at_n: bool = True,
+         judge: ModelHost | None = None,
          control: Control = NO_CONTROL) -> McmcSamples:
     """``chains`` Langevin chains of ``steps`` steps from prior codes (``seed``); every state
     after ``burn_in`` steps that lies inside all ``ranges`` is accepted, until ``n`` (with
-    ``stop_at_n``, the chains stop there). eps3 default sqrt(2 eps1)."""
+    ``stop_at_n``, the chains stop there). eps3 default sqrt(2 eps1); ``judge`` as in
+    :func:`.sampling.inverse_set`."""
     t0 = time.perf_counter()
     if generator is None:
         raise InvalidArgument("the MCMC sampler runs in a generator's code space: pass "
@@ -76,6 +86,7 @@ def mcmc(engine, units, ranges, generator, encoder=None, n: int = 500, *, chains
     eps1, eps2 = check.number("eps1", eps1, at_least=0), check.number("eps2", eps2, at_least=0)
     eps3 = (2 * eps1) ** 0.5 if eps3 is None else check.number("eps3", eps3, at_least=0)
     seed = check.seed(seed)
+    judge = check_judge(engine, judge)
     prob, r = build_problem(engine, units, ranges, generator, encoder, 0.25, None)
     gen = torch.Generator().manual_seed(seed + 1)
     kept: list[tuple] = []
@@ -107,8 +118,10 @@ def mcmc(engine, units, ranges, generator, encoder=None, n: int = 500, *, chains
              zip(zip(*kept) if kept else ((), (), (), ()),
                  [tuple(engine.input_shape), (d,), (len(r),), (0,)])]
     images, codes, acts, feats = parts
-    return McmcSamples(images=images.astype(np.float32), codes=codes.astype(np.float32),
+    images, codes = images.astype(np.float32), codes.astype(np.float32)
+    return McmcSamples(images=images, codes=codes,
                        activations=acts.astype(np.float64), features=feats.astype(np.float32),
                        ranges=r, visited=visited, accepted=accepted,
                        chain_steps=taken * chains, diversity=mean_distance(feats),
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0,
+                       naturalness=naturalness(engine, images, codes, prob.units, r, judge))

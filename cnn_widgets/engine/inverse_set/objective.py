@@ -1,6 +1,6 @@
-"""The start and the diversity part of the inverse-set objective (Hada & Carreira-Perpiñán,
-eq. 5-10): the initial codes, and -sum ||E(G(c_i)) - E(G(c_j))||^2 (+ TV in pixel mode) in the
-package's scaled form or the paper's sum."""
+"""The start and the objective of the inverse set (Hada & Carreira-Perpiñán, eq. 5-10): the
+initial codes, and -sum ||E(G(c_i)) - E(G(c_j))||^2 in the package's scaled form or the paper's
+sum, plus the generator's prior on the codes (TV on the pixels without a generator)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +11,7 @@ from ..core.data import as_images, to_tensor
 from ..core.errors import InvalidArgument
 from ..core.noise import gaussian_noise
 from .problem import Problem, feature_scale, pair_sum, total_variation
+from .settings import InverseSetSettings
 
 
 def mean_distance(features: np.ndarray) -> float:
@@ -68,22 +69,21 @@ def encoded_noise(prob: Problem, K: int, code_encoder, seed: int) -> torch.Tenso
 
 
 class _Objective:
-    """The diversity part of eq. 8 / eq. 10 and the regulariser, one scale for the whole call."""
+    """The diversity part of eq. 8 / eq. 10, the prior and the regulariser, one scale for the
+    whole call."""
 
-    def __init__(self, prob: Problem, space: str, scale: float, weight: float, tv: float,
-                 form: str = "scaled_mean"):
-        if space not in ("encoder", "code", "none"):
-            raise InvalidArgument(f"diversity must be 'encoder', 'code' or 'none'; got {space!r}")
-        if form not in ("scaled_mean", "sum"):
-            raise InvalidArgument(f"diversity_form must be 'scaled_mean' or 'sum'; got {form!r}")
-        self.prob, self.space, self.weight, self.tv = prob, space, weight, tv
-        self.total, self.scale = form == "sum", 1.0 if form == "sum" else scale
+    def __init__(self, prob: Problem, settings: InverseSetSettings, scale: float):
+        self.prob, self.space, self.weight = prob, settings.diversity, settings.diversity_weight
+        self.tv, self.prior = settings.tv, settings.prior_weight
+        self.total = settings.diversity_form == "sum"
+        self.scale = 1.0 if self.total else scale
 
     def vectors(self, z, feats):
         return feats if self.space == "encoder" else z.reshape(len(z), -1)
 
     def loss(self, z, x, feats, previous=None):
-        """-(diversity within the batch [+ to the previous samples]) [+ tv * TV(x)]."""
+        """-(diversity within the batch [+ to the previous samples]) + prior_weight *
+        mean ||c||^2 / (2 d) (codes) [+ tv * TV(x) (pixels)]."""
         out = z.new_zeros(())
         if self.space != "none":
             v = self.vectors(z, feats)
@@ -91,13 +91,17 @@ class _Objective:
             if previous is not None:
                 div = div + pair_sum(v, previous) * (len(v) * len(previous) if self.total else 1)
             out = out - self.weight * div / self.scale
-        if self.prob.generator is None and self.tv > 0:
-            out = out + self.tv * total_variation(x)
+        if self.prob.generator is None:
+            if self.tv > 0:
+                out = out + self.tv * total_variation(x)
+        elif self.prior > 0:
+            c = z.reshape(len(z), -1)
+            out = out + self.prior * (c * c).sum(1).mean() / (2 * c.shape[1])
         return out
 
 
-def _start(prob: Problem, K: int, start, seed: int, diversity: str, weight: float,
-           tv: float, form: str = "scaled_mean") -> tuple[torch.Tensor, _Objective]:
+def _start(prob: Problem, K: int, seed: int, settings: InverseSetSettings
+           ) -> tuple[torch.Tensor, _Objective]:
     """The K initial codes and the objective scaled for them (for seeds() and inverse_set())."""
-    z0 = initial_codes(prob, K, start, seed)
-    return z0, _Objective(prob, diversity, feature_scale(prob, diversity, z0), weight, tv, form)
+    z0 = initial_codes(prob, K, settings.start, seed)
+    return z0, _Objective(prob, settings, feature_scale(prob, settings.diversity, z0))

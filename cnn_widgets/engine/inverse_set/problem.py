@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from ..core import hooks
-from ..core import validate as check
 from ..core.borrow import lent, model_lock
 from ..core.errors import InputShapeError, InvalidArgument, InvalidType
+from ..core.model import ModelHost
 from ..core.selection import default_layer_for
 
 
@@ -58,7 +58,7 @@ def parse_units(engine, units, ranges) -> tuple[list[tuple[str, tuple[int, ...]]
 @dataclass
 class Problem:
     """Everything one inverse-set call optimises over; used inside ``engine.borrow()``."""
-    engine: object
+    engine: ModelHost
     units: list[tuple[str, tuple[int, ...]]]
     lo: torch.Tensor            # (P,)
     hi: torch.Tensor            # (P,)
@@ -68,17 +68,19 @@ class Problem:
     code_shape: tuple[int, ...]
     margin: float = 0.25
     code_norm: float | None = None  # ||c|| <= code_norm * sqrt(d) (None: unbounded)
+    min_norm: float | None = None   # ||c|| >= min_norm (None: no floor)
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
-        """Valid inputs: pixels in [0, 1]; codes, if ``code_norm`` is set, within code_norm *
-        sqrt(d) of the origin (the N(0, I) prior puts its mass near sqrt(d))."""
+        """Valid inputs: pixels in [0, 1]; codes, if ``code_norm`` / ``min_norm`` are set, with
+        a norm in [min_norm, code_norm * sqrt(d)] (each code scaled radially)."""
         if self.generator is None:
             return z.clamp(0.0, 1.0)
-        if self.code_norm is None:
+        if self.code_norm is None and self.min_norm is None:
             return z
-        limit = self.code_norm * float(np.prod(self.code_shape)) ** 0.5
+        hi = None if self.code_norm is None else \
+            self.code_norm * float(np.prod(self.code_shape)) ** 0.5
         norm = z.reshape(len(z), -1).norm(dim=1).clamp(min=1e-12)
-        scale = (limit / norm).clamp(max=1.0)
+        scale = norm.clamp(min=self.min_norm, max=hi) / norm
         return z * scale.reshape(-1, *([1] * (z.dim() - 1)))
 
     @property
@@ -104,6 +106,7 @@ class Problem:
         if self.encoder_layer is not None:
             feats = got[self.encoder_layer]
         else:
+            assert self.encoder_module is not None      # E is a layer or a module
             feats = self.encoder_module(x)
         return x, f, feats.reshape(x.shape[0], -1)
 
@@ -119,7 +122,7 @@ class Problem:
 
 def in_ranges(a: np.ndarray, r: np.ndarray) -> np.ndarray:
     """(N,) bool: every column of activations a (N, P) within its row of ranges r (P, 2)."""
-    return ((a >= r[:, 0]) & (a <= r[:, 1])).all(1)
+    return ((a >= r[:, 0]) & (a <= r[:, 1])).all(1)  # type: ignore[return-value]  # (N,), not 0-d
 
 
 def penalty(c: torch.Tensor, lam: torch.Tensor, mu: float) -> torch.Tensor:
@@ -149,9 +152,18 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (tv / (x.shape[-1] * x.shape[-2])).mean()
 
 
+def prior_norm_quantile(d: int, q):
+    """Quantile(s) ``q`` of ||c|| for c ~ N(0, I_d) (a chi distribution with d degrees of
+    freedom)."""
+    from scipy.stats import chi  # scipy loads on first use, not import
+    return chi.ppf(q, d)
+
+
 def build_problem(engine, units, ranges, generator, encoder, margin,
-                  code_norm: float | None = None) -> tuple[Problem, np.ndarray]:
-    """Validate everything and move G (a copy, if on another device) next to the model."""
+                  code_norm: float | None = None, min_norm_quantile: float | None = None
+                  ) -> tuple[Problem, np.ndarray]:
+    """Validate everything and move G (a copy, if on another device) next to the model.
+    min_norm_quantile: codes kept at a norm of at least that quantile of the prior's ||c||."""
     resolved, r = parse_units(engine, units, ranges)
     dev = engine.device
     if generator is not None:
@@ -180,28 +192,19 @@ def build_problem(engine, units, ranges, generator, encoder, margin,
     else:
         raise InvalidType(f"encoder must be None, a layer name of the engine or an nn.Module; got "
                         f"{type(encoder).__name__}")
+    min_norm = None
+    if generator is not None and min_norm_quantile is not None:
+        d = int(np.prod(code_shape))
+        min_norm = float(prior_norm_quantile(d, min_norm_quantile))
+        if code_norm is not None and code_norm * d ** 0.5 < min_norm:
+            raise InvalidArgument(f"code_norm * sqrt(d) = {code_norm * d ** 0.5:.3g} is below the "
+                                  f"floor {min_norm:.3g} that min_norm_quantile="
+                                  f"{min_norm_quantile:g} sets: no code fits; raise code_norm or "
+                                  f"lower (or drop) min_norm_quantile")
     prob = Problem(engine, resolved, torch.tensor(r[:, 0], dtype=torch.float32, device=dev),
                    torch.tensor(r[:, 1], dtype=torch.float32, device=dev), generator, enc_layer,
-                   enc_module, code_shape, float(margin), code_norm)
+                   enc_module, code_shape, float(margin), code_norm, min_norm)
     return prob, r
-
-
-def check_settings(*, K, seed, mu0, mu_factor, inner_steps, max_outer, lr, margin, tv,
-                   diversity_weight, code_norm) -> None:
-    """Refuse counts below 1, non-positive rates and a margin outside [0, 0.5)."""
-    check.count("K", K)
-    check.seed(seed)
-    check.count("inner_steps", inner_steps)
-    if max_outer is not None:
-        check.count("max_outer", max_outer)
-    check.number("mu0", mu0, above=0)
-    check.number("mu_factor", mu_factor, at_least=1)
-    check.number("lr", lr, above=0)
-    check.number("margin", margin, at_least=0, below=0.5)
-    check.number("tv", tv, at_least=0)
-    check.number("diversity_weight", diversity_weight, at_least=0)
-    if code_norm is not None:
-        check.number("code_norm", code_norm, above=0)
 
 
 def _moved(module: nn.Module, device) -> nn.Module:

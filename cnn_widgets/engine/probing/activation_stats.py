@@ -11,7 +11,6 @@ The paper's "number of features activated" has two readings, both offered (``rea
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +18,11 @@ import torch
 
 from ..core import hooks
 from ..core import validate as check
+from ..core.chunks import spans
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
+from ..core.types import Images, Layers
 
 # Keep the captured activations of one chunk of images under this many floats.
 _CHUNK_FLOATS = 20_000_000
@@ -90,21 +92,31 @@ def default_layers(engine) -> tuple[str, ...]:
 READINGS = ("position", "anywhere")
 
 
-def activation_stats(engine, x, layers: Sequence[str] | None = None,
+def activation_stats(engine: ModelHost, x: Images, layers: Layers = None,
                      control: Control = NO_CONTROL, reading: str = "position") -> ActivationStats:
     """Active-feature counts of every image in ``x`` at ``layers`` (default:
-    :func:`default_layers`); reading: "position" or "anywhere" (module docstring)."""
+    :func:`default_layers`); reading: "position" or "anywhere" (module docstring).
+    In the chunks of :func:`~cnn_widgets.engine.core.chunks.spans` (the first is one image):
+    ``control.step`` after each, ``control.partial`` with the counts of the images done so
+    far."""
     if reading not in READINGS:
         raise InvalidArgument(f"reading must be one of {READINGS}; got {reading!r}")
     layers = check.layer_list(engine, layers) or default_layers(engine)
     x = engine.prepare(x)
     per_image = sum(engine.layer(n).n_units for n in layers)
-    chunk = max(1, min(engine.batch_size, _CHUNK_FLOATS // max(per_image, 1)))
+    most = max(1, min(engine.batch_size, _CHUNK_FLOATS // max(per_image, 1)))
     last = max(layers, key=engine.layer_names.index)
-    parts: dict[str, list] = {n: [] for n in layers}
+    shapes = {n: engine.layer(n).output_shape for n in layers}
+    channels = {n: int(shape[0]) for n, shape in shapes.items()}
+    counts = {n: np.zeros((len(x), *(shape[1:] if len(shape) == 3 and reading == "position"
+                                     else (1, 1))), np.int32) for n, shape in shapes.items()}
+
+    def first(k: int) -> ActivationStats:      # views: the rows done never change again
+        return ActivationStats(layers=layers, channels=channels,
+                               counts={n: c[:k] for n, c in counts.items()}, reading=reading)
     with engine.borrow(), torch.no_grad():
-        for s in range(0, x.shape[0], chunk):
-            got = hooks.run_capturing(engine.model, engine.normalize(x[s:s + chunk]), layers,
+        for s, e in spans(len(x), most):
+            got = hooks.run_capturing(engine.model, engine.normalize(x[s:e]), layers,
                                       stop_after=last)
             for n in layers:
                 a = got[n]
@@ -112,18 +124,16 @@ def activation_stats(engine, x, layers: Sequence[str] | None = None,
                 on = a > 0
                 if reading == "anywhere":
                     on = on.any(2, keepdim=True)
-                parts[n].append(on.sum(1, dtype=torch.int32).cpu())
-            control.step(min(s + chunk, x.shape[0]), x.shape[0], "activation statistics")
-    counts, channels = {}, {}
-    for n in layers:
-        shape = engine.layer(n).output_shape
-        grid = shape[1:] if len(shape) == 3 and reading == "position" else (1, 1)
-        counts[n] = torch.cat(parts[n]).numpy().reshape(-1, *grid)
-        channels[n] = int(shape[0])
-    return ActivationStats(layers=layers, channels=channels, counts=counts, reading=reading)
+                counts[n][s:e] = on.sum(1, dtype=torch.int32).reshape(
+                    e - s, *counts[n].shape[1:]).cpu().numpy()
+            if e < len(x):
+                control.partial(first(e))
+            control.step(e, len(x), "activation statistics")
+            engine.hand_over()
+    return first(len(x))
 
 
-def activation_slices(engine, x, layer: str, k: int = 8) -> ActivationSlices:
+def activation_slices(engine: ModelHost, x: Images, layer: str, k: int = 8) -> ActivationSlices:
     """The ``k`` channels of ``layer`` with the largest mean rectified activation at one image
     ``x`` (for a layer before its ReLU, what the ReLU lets through)."""
     k = check.count("k", k)

@@ -8,16 +8,17 @@ linear regions the unit sees (the whole-network count is ``count_regions``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from ..core import hooks
 from ..core.control import NO_CONTROL, Control
-from ..core.data import as_images
+from ..core.data import ImageSet, as_images
 from ..core.errors import InvalidArgument
 from ..core.gates import gates_of
+from ..core.model import ModelHost
+from ..core.types import Images, Layers
 from .receptive_field import _compute_fields, receptive_field
 
 
@@ -51,7 +52,8 @@ def tree_boxes(engine, layer: str, y: int, x: int) -> dict[str, tuple[int, int, 
     return out
 
 
-def field_patterns(engine, layer: str, unit, data=None, gates: Sequence[str] | None = None,
+def field_patterns(engine: ModelHost, layer: str, unit: tuple[int, int, int],
+                   data: Images | ImageSet | None = None, gates: Layers = None,
                    control: Control = NO_CONTROL) -> FieldPatterns:
     """Distinct FOV-tree configurations of unit ``(channel, y, x)`` of ``layer`` over ``data``
     (images (N, C, H, W) or an ImageSet; default the engine's dataset); gates: count the
@@ -63,10 +65,12 @@ def field_patterns(engine, layer: str, unit, data=None, gates: Sequence[str] | N
         raise InvalidArgument(f"layer {name!r} has output shape {shape}; a field of view needs "
                               "a (channels, H, W) layer")
     ((c, y, x),) = engine.resolve_units(name, [tuple(unit)])
-    if data is None and engine.dataset is None:
-        raise InvalidArgument("field_patterns needs data: pass images or give the engine a dataset")
-    images = engine.dataset.images if data is None else getattr(data, "images", None)
-    images = as_images(data if images is None else images, engine.input_shape, stack=True)
+    if data is None:
+        if engine.dataset is None:
+            raise InvalidArgument("field_patterns needs data: pass images or give the engine a "
+                                  "dataset")
+        data = engine.dataset
+    images = as_images(getattr(data, "images", data), engine.input_shape, stack=True)
     boxes = tree_boxes(engine, name, y, x)
     if gates is not None:
         unknown = [g for g in gates if g not in boxes]

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..core import validate as check
 from ..core.errors import NotAChain, UnitOutOfRange
+from ..core.model import ModelHost
 from ..core.shapes import pair
 
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -96,14 +97,14 @@ class FieldMap:
 
 
 # -- geometry ----------------------------------------------------------------------------------
-def zero_padding(m: nn.Module) -> tuple[int, int]:
+def zero_padding(m: nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d) -> tuple[int, int]:
     """(top, left) zero padding of a conv/pool, also for Conv2d(padding='same' / 'valid')."""
     pad = m.padding
     if isinstance(pad, str):
         if pad == "valid":
             return 0, 0
-        return tuple(d * (k - 1) // 2 for d, k in zip(pair(getattr(m, "dilation", 1)),
-                                                      pair(m.kernel_size)))
+        (dh, dw), (kh, kw) = pair(getattr(m, "dilation", 1)), pair(m.kernel_size)
+        return dh * (kh - 1) // 2, dw * (kw - 1) // 2
     return pair(pad)
 
 
@@ -119,8 +120,9 @@ class _Field:
         return len(self.rows[0]), len(self.cols[0])
 
     def union_all(self) -> _Field:
-        return _Field(*[(np.array([a[0].min()]), np.array([a[1].max()]))
-                        for a in (self.rows, self.cols)], grid=False)
+        rows, cols = [(np.array([a[0].min()]), np.array([a[1].max()]))
+                      for a in (self.rows, self.cols)]
+        return _Field(rows, cols, grid=False)
 
 
 def _cached(engine, key, compute):
@@ -320,7 +322,7 @@ def field_maps(engine) -> dict[str, FieldMap]:
     return _cached(engine, "maps", _compute_fields)[0]
 
 
-def field_map(engine, layer: str) -> FieldMap:
+def field_map(engine: ModelHost, layer: str) -> FieldMap:
     """The :class:`FieldMap` of one layer, with a clear error when it has none."""
     name = engine.layer(layer).name
     maps, missing = _cached(engine, "maps", _compute_fields)
@@ -331,7 +333,7 @@ def field_map(engine, layer: str) -> FieldMap:
     return maps[name]
 
 
-def receptive_field(engine, layer: str, y: int, x: int) -> ReceptiveField:
+def receptive_field(engine: ModelHost, layer: str, y: int, x: int) -> ReceptiveField:
     """The input box the unit at position (y, x) of ``layer`` sees (any channel: all channels
     of one position share it). For a layer without a spatial grid pass y = x = 0. A unit whose
     window lies wholly in the zero padding sees nothing: an empty box (height or width 0)."""

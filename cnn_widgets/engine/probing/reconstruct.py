@@ -27,7 +27,6 @@ refused for the three deconvnet methods; ``filter`` then is the Jacobian, flagge
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,8 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InputShapeError, InvalidArgument, NotPiecewiseLinear, UnitOutOfRange
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
+from ..core.types import Images, LayerUnit, Methods, Seed
 from .receptive_field import ReceptiveField, receptive_field, zero_padding
 
 METHODS = ("deconvnet", "deconvnet_masks", "random_masks", "filter")
@@ -101,8 +102,9 @@ def _parse_unit(engine, unit):
 
 
 @needs_grad
-def reconstruct(engine, x, unit, method: str | Sequence[str] = "deconvnet",
-                control: Control = NO_CONTROL, seed: int = 0) -> Reconstruction:
+def reconstruct(engine: ModelHost, x: Images, unit: LayerUnit | tuple[str, int, int, int],
+                method: Methods = "deconvnet", control: Control = NO_CONTROL,
+                seed: Seed = 0) -> Reconstruction:
     """Reconstructions of ``unit`` = (layer, channel, y, x) at one image ``x`` (C, H, W).
 
     method: one of :data:`METHODS`, ``"all"`` or a list; all asked-for methods share one

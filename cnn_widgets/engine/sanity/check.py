@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
@@ -18,9 +19,14 @@ from torch import nn
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InputShapeError, InvalidArgument, InvalidType, NoSuitableLayer
+from ..core.model import ModelHost
+from ..core.types import Images, Layers, Methods, Seed
 from .maps import explain, method_list, n_groups, predicted
 from .randomize import layer_seed, randomizable, reinitialize, sibling, working_copy
 from .similarity import METRICS, similarities
+
+if TYPE_CHECKING:     # the maps are computed through the facade's methods
+    from ..engine import Engine
 
 OTHER_MODEL = "other model"
 
@@ -83,9 +89,9 @@ class SanityCheck:
         return self.mean(metric)[self.methods.index(check.one_of("method", method, self.methods))]
 
 
-def sanity_check(engine, x, methods: str | Sequence[str] = "all", cascade: bool = True,
-                 classes: Sequence[int] | None = None, layers: Sequence[str] | None = None,
-                 seed: int = 0, keep_maps: bool = True,
+def sanity_check(engine: Engine, x: Images, methods: Methods = "all", cascade: bool = True,
+                 classes: Sequence[int] | None = None, layers: Layers = None,
+                 seed: Seed = 0, keep_maps: bool = True,
                  control: Control = NO_CONTROL) -> SanityCheck:
     """Model-randomisation test on images ``x`` (N, C, H, W), on a private copy of the model.
 
@@ -117,7 +123,8 @@ def sanity_check(engine, x, methods: str | Sequence[str] = "all", cascade: bool 
                 control)
 
 
-def sanity_check_data(engine, x, other, methods: str | Sequence[str] = "all",
+def sanity_check_data(engine: Engine, x: Images, other: ModelHost | nn.Module,
+                      methods: Methods = "all",
                       classes: Sequence[int] | None = None, keep_maps: bool = True,
                       control: Control = NO_CONTROL) -> SanityCheck:
     """Data-randomisation test: the maps of ``engine``'s model against those of ``other`` (an

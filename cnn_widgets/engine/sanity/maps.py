@@ -95,6 +95,7 @@ def _by_class(x, classes, fn) -> np.ndarray:
         if out is None:
             out = np.empty((len(x), *got.shape[1:]), dtype=np.float32)
         out[idx] = got
+    assert out is not None            # classes: one per image of a non-empty batch
     return out
 
 

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from ..core.borrow import model_lock
+from ..core.model import ModelHost
 
 SEED_STRIDE = 1_000_003
 
 
-def randomizable(engine) -> tuple[str, ...]:
+def randomizable(engine: ModelHost) -> tuple[str, ...]:
     """Module paths of the layers with their own parameters and ``reset_parameters()``, in
     forward order (of their first call)."""
     modules = dict(engine.model.named_modules())
@@ -54,7 +55,7 @@ def reinitialize(module: nn.Module, seed: int) -> None:
     fresh = copy.deepcopy(module).cpu()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        fresh.reset_parameters()
+        fresh.reset_parameters()  # type: ignore[operator]  # an attribute of the layer's class
     with torch.no_grad():
         for name, value in list(fresh.named_parameters(recurse=False)) + \
                 list(fresh.named_buffers(recurse=False)):

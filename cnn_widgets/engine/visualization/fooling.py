@@ -4,6 +4,7 @@ small learning rate, track the prediction, and compare the Grad-CAMs of start an
 smallest change along its path that flips it."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,8 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
+from ..core.types import Seed, Start
 from .gradcam import gradcam
 from .maximize import iterate_maximize, start_images
 from .objectives import logit
@@ -50,9 +53,10 @@ class Fooling:
 
 
 @needs_grad
-def fool(engine, target: int, *, start="dataset", indices=None, n_starts: int = 4,
+def fool(engine: ModelHost, target: int, *, start: Start = "dataset",
+         indices: Sequence[int] | None = None, n_starts: int = 4,
          source: int | None = None, steps: int = 100, lr: float = 1e-2,
-         optimizer: str = "sgd", every: int = 1, cam_layer: str | None = None, seed: int = 0,
+         optimizer: str = "sgd", every: int = 1, cam_layer: str | None = None, seed: Seed = 0,
          until_flip: bool = False, control: Control = NO_CONTROL) -> Fooling:
     """Raise the logit of class ``target`` on the start images (``start``/``indices``/
     ``n_starts`` as in :func:`maximize.start_images`) with plain SGD at a small ``lr`` for
@@ -77,12 +81,12 @@ def fool(engine, target: int, *, start="dataset", indices=None, n_starts: int = 
             raise InvalidArgument(f"no dataset image is labelled {wanted}")
         indices = rows[:int(n_starts)].tolist()
     x0 = start_images(engine, start, n_starts, seed, indices)
-    recorded, probs, end, at_flip = [], [], None, None
+    recorded, per_step, end, at_flip = [], [], None, None
     flip_step = np.full(len(x0), -1)
     for s in iterate_maximize(engine, logit(target), steps=steps, start=x0, lr=lr,
                               optimizer=optimizer, every=every, control=control):
         recorded.append(s.step)
-        probs.append(s.probabilities)
+        per_step.append(s.probabilities)
         end = s.images
         new = (flip_step < 0) & (s.probabilities.argmax(1) == target)
         flip_step[new] = s.step
@@ -90,9 +94,11 @@ def fool(engine, target: int, *, start="dataset", indices=None, n_starts: int = 
             at_flip = end.copy() if at_flip is None else np.where(new[:, None, None, None], end, at_flip)
             if (flip_step >= 0).all():
                 break
+    assert end is not None                  # steps >= 1: the final step at least
     if until_flip:
+        assert at_flip is not None          # set with end
         end = np.where((flip_step >= 0)[:, None, None, None], at_flip, end)
-    probs = np.stack(probs)
+    probs = np.stack(per_step)
     if source is None:
         source = int(np.bincount(probs[0].argmax(1), minlength=engine.n_classes).argmax())
         if source == target:   # the starts are already the target: compare with the runner-up

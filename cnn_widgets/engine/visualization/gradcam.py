@@ -16,7 +16,9 @@ from ..core import hooks, memory
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
 from ..core.selection import default_layer_for
+from ..core.types import Images
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class GradCam:
 
 
 @needs_grad
-def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None = None,
+def gradcam(engine: ModelHost, x: Images, classes: Sequence[int] | None = None, layer: str | None = None,
             control: Control = NO_CONTROL) -> GradCam:
     """Grad-CAM maps of ``classes`` for images ``x`` (N, C, H, W) at ``layer`` (default: the
     last spatial layer, (C, h, w) with h * w > 1; a layer that is not spatial raises
@@ -48,9 +50,9 @@ def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None =
     # a 1x1 layer (a global pool) would give a constant map: refused, naming the spatial ones
     layer = default_layer_for(engine, "gradcam", layer)
     logits_layer = engine.default_layer
-    if classes is None:
-        classes = range(engine.n_classes) if engine.n_classes == 2 else [None]
-    n, p, (h, w) = x.shape[0], len(classes), x.shape[2:]
+    chosen: Sequence[int | None] = classes if classes is not None else \
+        range(engine.n_classes) if engine.n_classes == 2 else [None]     # None: the prediction
+    n, p, (h, w) = x.shape[0], len(chosen), x.shape[2:]
     chunk, on_disk = _plan(engine, n, p, layer, logits_layer)
     maps = memory.ResultArray((n, p, h, w), np.float32, on_disk)
     logits = np.empty((n, engine.n_classes), np.float32)
@@ -68,7 +70,7 @@ def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None =
                                           stop_after=logits_layer, clone=False)[logits_layer]
             A = captured.pop("A")
             logits[i0:i0 + len(xs)] = out.detach().cpu().numpy()
-            for j, c in enumerate(classes):
+            for j, c in enumerate(chosen):
                 target = out.argmax(1) if c is None else torch.full((len(xs),), int(c),
                                                                       device=x.device)
                 score = out.gather(1, target[:, None]).sum()
@@ -81,7 +83,7 @@ def gradcam(engine, x, classes: Sequence[int] | None = None, layer: str | None =
                 control.step(i0 * p + (j + 1) * len(xs), n * p, "grad-cam")
             del out, A
             memory.release()
-    return GradCam(maps=maps.array(), classes=tuple(-1 if c is None else int(c) for c in classes),
+    return GradCam(maps=maps.array(), classes=tuple(-1 if c is None else int(c) for c in chosen),
                    layer=layer, logits=logits)
 
 

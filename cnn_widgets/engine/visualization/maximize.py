@@ -1,13 +1,16 @@
 """Gradient ascent on the input: x* = argmax Φ(x) − Σ λ R(x) (visualization paper, eq. 1-2).
 
-:func:`iterate_maximize` is the streaming core: it yields :class:`MaximizeStep` (step, the
-objective's values, the images, the class scores) so a widget can draw it live and a script
-can loop it; :func:`maximize` runs it to the end. Several starts run as one batch. Only the
-input gets gradients (``torch.autograd.grad``): the model's parameters keep ``.grad = None``.
-The forward pass stops at the deepest layer the objective reads.
+:class:`Ascent` is one run (its images, optimiser, random draws and traces); :func:`maximize`
+runs it to the end and hands live :class:`MaximizeStep` pictures (step, the objective's values,
+the images, the class scores) to ``control.partial`` when a watcher wants one;
+:func:`iterate_maximize` yields them to a script's loop. Several starts run as one batch. Only
+the input gets gradients (``torch.autograd.grad``): the model's parameters keep
+``.grad = None``. The forward pass stops at the deepest layer the objective reads
+(``hooks.run_capturing``).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -19,13 +22,18 @@ from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument, InvalidType, NonFiniteResult, UnitOutOfRange
 from ..core.grad import needs_grad
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
+from ..core.types import Regularizers, Seed, Start, Target
 from .objectives import Objective, as_objective
 from .regularizers import split
 
 # Layer outputs (floats, summed up to the objective's layer, times the starts) above which the
 # starts are differentiated in chunks: 20M floats ~ 80 MB of activations kept for backward.
 _GRAD_FLOATS = 20_000_000
+# the live pictures of maximize (their class scores, and whoever draws them) take at most this
+# share of a run's time: on a slow model an extra forward pass per step would be a third of it
+LIVE_SHARE = 0.04
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(1, keepdims=True)
 
 
-def start_images(engine, start="noise", n_starts: int = 1, seed: int = 0,
+def start_images(engine: ModelHost, start: Start = "noise", n_starts: int = 1, seed: Seed = 0,
                  indices: Sequence[int] | None = None) -> torch.Tensor:
     """(N, C, H, W) starting images on the engine's device.
 
@@ -118,13 +126,137 @@ def _clamp(clamp) -> tuple[float, float] | None:
     return lo, hi
 
 
-class _Stop(Exception):
-    """Raised in a hook once the deepest layer the objective reads has run."""
+class Ascent:
+    """One gradient ascent (eq. 1-2) of a batch of starts: the images ``x`` (N, C, H, W), their
+    optimiser, the random draws of the gradient trick and jitter, and the traces so far.
+
+    :meth:`update` takes update ``t`` (one forward and backward pass of the starts, in chunks
+    when their activations are large); :meth:`record` and :meth:`final` make the
+    :class:`MaximizeStep` a caller shows. The caller borrows the model around them.
+    """
+
+    def __init__(self, engine, objective, *, steps: int, start, n_starts: int, lr: float,
+                 optimizer: str, regularizers, seed: int, indices: Sequence[int] | None,
+                 clamp: tuple[float, float] | None):
+        self.engine = engine
+        self.obj: Objective = as_objective(objective).bind(engine)
+        self.steps, lr = check.count("steps", steps), check.number("lr", lr, above=0)
+        self.clamp = _clamp(clamp)
+        self.x = start_images(engine, start, n_starts, seed, indices).requires_grad_(True)
+        self.penalties, self.tricks, self.transforms = split(regularizers, engine)
+        if optimizer not in _OPTIMIZERS:
+            raise InvalidArgument(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+        self.opt = _OPTIMIZERS[optimizer]([self.x], lr=lr)
+        self.gen = torch.Generator().manual_seed(int(seed) + 1)
+        names = engine.layer_names
+        self.last = max(self.obj.layers, key=names.index)       # the forward pass stops there
+        self.logits = engine.default_layer
+        self.deepest = max(self.last, self.logits, key=names.index)
+        reaches_logits = names.index(self.last) >= names.index(self.logits)
+        self.read = sorted(set(self.obj.layers) | ({self.logits} if reaches_logits else set()))
+        # images per forward/backward pass: the starts go through in chunks when one image's
+        # activations up to ``last`` are large (VGG-16 at 224 px: one at a time), to bound memory
+        self.chunk = max(1, _GRAD_FLOATS // max(1, sum(
+            i.n_units for i in engine.layers[:names.index(self.last) + 1])))
+        self.trace: list[torch.Tensor] = []
+        self.penalty_trace: list[torch.Tensor] = []
+        self.t = 0
+
+    def _forward(self, inp: torch.Tensor) -> dict:
+        """The layers the objective reads (and the logits when it reaches them) for ``inp``."""
+        return hooks.run_capturing(self.engine.model, self.engine.normalize(inp), self.read,
+                                   stop_after=self.last)
+
+    def update(self, show: bool, control: Control = NO_CONTROL
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        """Update ``t``: Φ and the penalties of x, the gradient, the optimiser's step.
+        ``show``: return (images, values, logits or None) of x before the update (the logits of
+        this pass when it computed them for the unjittered images), else None."""
+        x = self.x
+        with torch.enable_grad():
+            inp = x
+            for tr in self.transforms:
+                inp = tr.transform(inp, self.gen)
+            penalty = torch.zeros(len(x), device=x.device)
+            for p in self.penalties:
+                penalty = penalty + p.weight * p.penalty(x)
+            if self.chunk >= len(x):
+                outs = self._forward(inp)
+                values = self.obj.evaluate(outs)
+                (g,) = torch.autograd.grad(-(values - penalty).sum(), [x])
+            else:
+                values, outs, g = _chunked_grad(self._forward, self.obj, inp, x, self.chunk,
+                                                control)
+                if self.penalties:
+                    g = g + torch.autograd.grad(penalty.sum(), [x])[0]
+        values = values.detach()
+        self.trace.append(values)
+        self.penalty_trace.append(penalty.detach())
+        shown = None
+        if show:      # the scores of a jittered image are not those of the image shown
+            logits = None if self.transforms or self.logits not in outs else outs[self.logits]
+            shown = (x.detach().clone(), values, None if logits is None else logits.detach())
+        for trick in self.tricks:
+            g = trick.apply(g, self.gen)
+        x.grad = g
+        self.opt.step()
+        x.grad = None
+        if self.clamp is not None:
+            with torch.no_grad():
+                x.clamp_(*self.clamp)
+        self.t += 1
+        return shown
+
+    def record(self, step: int, images: torch.Tensor, values: torch.Tensor,
+               logits: torch.Tensor | None, predict: bool) -> MaximizeStep:
+        """The :class:`MaximizeStep` of ``images`` before update ``step``; ``predict``: compute
+        their class scores when ``logits`` is None (one forward pass up to the logits)."""
+        if logits is None and predict:
+            with torch.no_grad():
+                logits = hooks.run_capturing(self.engine.model, self.engine.normalize(images),
+                                             [self.logits], stop_after=self.logits,
+                                             clone=False)[self.logits]
+        scores = None if logits is None else logits.cpu().numpy()
+        _check_finite(values, images, scores, self.trace, self.penalty_trace)
+        return MaximizeStep(step, self.steps, values.cpu().numpy(), images.cpu().numpy(), scores,
+                            _stacked(self.trace, len(images)),
+                            _stacked(self.penalty_trace, len(images)))
+
+    def final(self) -> MaximizeStep:
+        """The final images without jitter: objective and class scores in one forward pass."""
+        shown = self.x.detach().clone()
+        with torch.no_grad():
+            outs = hooks.run_capturing(self.engine.model, self.engine.normalize(shown),
+                                       [*self.obj.layers, self.logits], stop_after=self.deepest)
+        return self.record(self.steps, shown, self.obj.evaluate(outs),
+                           outs[self.logits].detach(), True)
+
+    def advance(self, wanted: Callable[[int], bool], predict: bool,
+                control: Control = NO_CONTROL) -> MaximizeStep:
+        """Update until a step is ``wanted`` (its state before that update) or the last update
+        is done (the final images); the other thread's short requests go in between."""
+        while self.t < self.steps:
+            t = self.t
+            shown = self.update(wanted(t), control)
+            control.step(self.t, self.steps, "maximize")
+            self.engine.hand_over()          # a short request of another thread goes first
+            if shown is not None:
+                return self.record(t, *shown, predict)
+        return self.final()
+
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+def _stacked(trace: list[torch.Tensor], n: int) -> np.ndarray:
+    """(steps so far, N) of a trace."""
+    return torch.stack(trace).cpu().numpy() if trace else np.zeros((0, n))
 
 
 @needs_grad
-def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
-                     lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+def iterate_maximize(engine: ModelHost, objective: Target, *, steps: int = 256,
+                     start: Start = "noise", n_starts: int = 1, lr: float = 0.05,
+                     optimizer: str = "adam", regularizers: Regularizers = None, seed: Seed = 0,
                      indices: Sequence[int] | None = None,
                      every: int | None | Callable[[int], bool] = 1, predict: bool = True,
                      clamp: tuple[float, float] | None = None,
@@ -132,7 +264,7 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
     """Yield a :class:`MaximizeStep` before every ``every``-th update and after the last one.
 
     every: an int k (steps 0, k, 2k, ...), None (only the final step) or a function
-    step -> bool asked before each update (a widget passes a clock-based one).
+    step -> bool asked before each update.
     objective: an :mod:`objectives` objective or a (layer, unit) pair; optimizer: "adam" or
     "sgd"; regularizers: :mod:`regularizers` objects (penalties, gradient trick, jitter);
     seed: noise start and the random draws of the gradient trick and jitter; predict: give
@@ -140,9 +272,6 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
     before the logits or the input is jittered); clamp: (lo, hi) to keep pixels in.
     The model is borrowed for the run of steps between two yields, not across a yield.
     """
-    obj: Objective = as_objective(objective).bind(engine)
-    steps, lr = check.count("steps", steps), check.number("lr", lr, above=0)
-    clamp = _clamp(clamp)
     if every is None:
         wanted = lambda t: False                      # noqa: E731
     elif callable(every):
@@ -150,116 +279,12 @@ def iterate_maximize(engine, objective, *, steps: int = 256, start="noise", n_st
     else:
         k = check.count("every", every)
         wanted = lambda t: t % k == 0                 # noqa: E731
-    x = start_images(engine, start, n_starts, seed, indices).requires_grad_(True)
-    penalties, tricks, transforms = split(regularizers, engine)
-    if optimizer == "adam":
-        opt = torch.optim.Adam([x], lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD([x], lr=lr)
-    else:
-        raise InvalidArgument(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
-    gen = torch.Generator().manual_seed(int(seed) + 1)
-    names = engine.layer_names
-    last = max(obj.layers, key=names.index)
-    logits_layer = engine.default_layer
-    reaches_logits = names.index(last) >= names.index(logits_layer)
-    captured: dict = {}
-
-    def capture(name):
-        def hook(module, inputs, output):
-            if name == last:          # nothing runs after it: no later in-place op can reach it
-                captured[name] = output
-                raise _Stop
-            captured[name] = output.clone()
-        return hook
-
-    capture_hooks = {n: capture(n) for n in set(obj.layers) | ({logits_layer} if reaches_logits
-                                                                else set())}
-    # images per forward/backward pass: the starts go through in chunks when one image's
-    # activations up to ``last`` are large (VGG-16 at 224 px: one at a time), to bound memory
-    chunk = max(1, _GRAD_FLOATS // max(1, sum(i.n_units for i in engine.layers[:names.index(last) + 1])))
-
-    def forward(inp):
-        captured.clear()
-        try:
-            hooks.forward(engine.model, engine.normalize(inp))
-        except _Stop:
-            pass
-        return dict(captured)
-
-    trace, pen_trace = [], []
-    t = 0
-
-    def advance() -> MaximizeStep:
-        """Take steps until one is to be shown (the model borrowed throughout)."""
-        nonlocal t
-        with engine.borrow():
-            with hooks.hooked(engine.model, capture_hooks):
-                while True:
-                    shown_t = t
-                    if t == steps:
-                        break
-                    show = wanted(t)
-                    with torch.enable_grad():
-                        inp = x
-                        for tr in transforms:
-                            inp = tr.transform(inp, gen)
-                        penalty = torch.zeros(len(x), device=x.device)
-                        for p in penalties:
-                            penalty = penalty + p.weight * p.penalty(x)
-                        if chunk >= len(x):
-                            outs = forward(inp)
-                            values = obj.evaluate(outs)
-                            (g,) = torch.autograd.grad(-(values - penalty).sum(), [x])
-                        else:
-                            values, outs, g = _chunked_grad(forward, obj, inp, x, chunk)
-                            if penalties:
-                                g = g + torch.autograd.grad(penalty.sum(), [x])[0]
-                    values = values.detach()
-                    trace.append(values)
-                    pen_trace.append(penalty.detach())
-                    if show:
-                        shown = x.detach().clone()
-                        if transforms:
-                            outs = None          # the scores of the jittered image: not shown
-                    for trick in tricks:
-                        g = trick.apply(g, gen)
-                    x.grad = g
-                    opt.step()
-                    x.grad = None
-                    if clamp is not None:
-                        with torch.no_grad():
-                            x.clamp_(*clamp)
-                    t += 1
-                    control.step(t, steps, "maximize")
-                    engine.hand_over()          # a short request of another thread goes first
-                    if show:
-                        break
-            final = shown_t == steps
-            if final:   # the final images without jitter: objective and scores in one pass
-                shown, deepest = x.detach().clone(), max(last, logits_layer, key=names.index)
-                with torch.no_grad():
-                    outs = hooks.run_capturing(engine.model, engine.normalize(shown),
-                                               [*obj.layers, logits_layer], stop_after=deepest)
-                values = obj.evaluate(outs)
-            logits = None
-            if predict or final:
-                if outs is not None and logits_layer in outs:
-                    logits = outs[logits_layer].detach()
-                else:
-                    with torch.no_grad():
-                        logits = hooks.run_capturing(engine.model, engine.normalize(shown),
-                                                     [logits_layer], stop_after=logits_layer,
-                                                     clone=False)[logits_layer]
-                logits = logits.cpu().numpy()
-            _check_finite(values, shown, logits, trace, pen_trace)
-            return MaximizeStep(shown_t, steps, values.cpu().numpy(), shown.cpu().numpy(), logits,
-                                torch.stack(trace).cpu().numpy() if trace else np.zeros((0, len(x))),
-                                torch.stack(pen_trace).cpu().numpy() if pen_trace
-                                else np.zeros((0, len(x))))
-
+    ascent = Ascent(engine, objective, steps=steps, start=start, n_starts=n_starts, lr=lr,
+                    optimizer=optimizer, regularizers=regularizers, seed=seed, indices=indices,
+                    clamp=clamp)
     while True:
-        item = advance()
+        with engine.borrow():
+            item = ascent.advance(wanted, predict, control)
         yield item
         if item.final:
             return
@@ -282,10 +307,11 @@ def _check_finite(values, images, logits, trace, pen_trace) -> None:
                           f"weights or the alpha-norm exponent, or set clamp=(lo, hi)")
 
 
-def _chunked_grad(forward, obj, inp, x, chunk):
+def _chunked_grad(forward, obj, inp, x, chunk, control: Control = NO_CONTROL):
     """(values (N,), captured outputs (N, ...) detached, d(-sum values)/dx) from forward and
     backward passes over ``chunk`` images of ``inp`` at a time: one chunk's autograd graph is
-    alive at once (the graph of ``inp`` from ``x``, pixel transforms only, is kept)."""
+    alive at once (the graph of ``inp`` from ``x``, pixel transforms only, is kept). Stop is
+    checked between chunks."""
     def one(part):      # returns detached results: the chunk's graph is freed on return
         outs = forward(part)
         v = obj.evaluate(outs)
@@ -294,6 +320,8 @@ def _chunked_grad(forward, obj, inp, x, chunk):
 
     values, parts, g = [], [], torch.zeros_like(x)
     for s in range(0, len(inp), chunk):
+        if s:
+            control.check()
         v, outs, gc = one(inp[s:s + chunk])
         values.append(v)
         parts.append(outs)
@@ -302,18 +330,37 @@ def _chunked_grad(forward, obj, inp, x, chunk):
 
 
 @needs_grad
-def maximize(engine, objective, *, steps: int = 256, start="noise", n_starts: int = 1,
-             lr: float = 0.05, optimizer: str = "adam", regularizers=None, seed: int = 0,
+def maximize(engine: ModelHost, objective: Target, *, steps: int = 256, start: Start = "noise",
+             n_starts: int = 1, lr: float = 0.05, optimizer: str = "adam",
+             regularizers: Regularizers = None, seed: Seed = 0,
              indices: Sequence[int] | None = None, predict: bool = True,
              clamp: tuple[float, float] | None = None,
              control: Control = NO_CONTROL) -> MaximizeResult:
-    """Run :func:`iterate_maximize` to the end (same arguments, no ``every``)."""
-    x0 = start_images(engine, start, n_starts, seed, indices)    # built once, passed on
-    kw = dict(steps=steps, lr=lr, optimizer=optimizer, regularizers=regularizers, seed=seed,
-              every=None, predict=predict, clamp=clamp)
-    last = None
-    for last in iterate_maximize(engine, objective, start=x0, control=control, **kw):  # noqa: B007
-        pass
+    """The ascent of :func:`iterate_maximize` run to the end (same arguments, no ``every``).
+
+    Live: whenever the watcher of ``control`` wants one (``control.partial_due()``),
+    ``control.partial`` gets the :class:`MaximizeStep` of now (the images, their class scores
+    when ``predict``, the traces so far); those pictures, with whatever draws them, take at
+    most :data:`LIVE_SHARE` of the run's time. ``control.step`` after every update.
+    """
+    x0 = start_images(engine, start, n_starts, seed, indices)    # built once, kept for the result
+    ascent = Ascent(engine, objective, steps=steps, start=x0, n_starts=n_starts, lr=lr,
+                    optimizer=optimizer, regularizers=regularizers, seed=seed, indices=indices,
+                    clamp=clamp)
+    live_after = 0.0          # monotonic time before which no live picture is made
+    with engine.borrow():
+        while ascent.t < ascent.steps:
+            t = ascent.t
+            shown = ascent.update(control.partial_due() and time.monotonic() >= live_after,
+                                  control)
+            if shown is not None:
+                began = time.monotonic()
+                control.partial(ascent.record(t, *shown, predict))
+                live_after = began + (time.monotonic() - began) / LIVE_SHARE
+            control.step(ascent.t, ascent.steps, "maximize")
+            engine.hand_over()              # a short request of another thread goes first
+        last = ascent.final()
+    assert last.logits is not None and last.trace is not None and last.penalty_trace is not None
     return MaximizeResult(images=last.images, start=x0.cpu().numpy(), values=last.values,
                           logits=last.logits, trace=last.trace, penalty_trace=last.penalty_trace,
-                          objective=as_objective(objective).description)
+                          objective=ascent.obj.description)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from numbers import Real
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,7 +126,7 @@ class Objective:
         for w, t in self.terms:
             info = engine.layer(t.layer)
             layer, shape = info.name, info.output_shape
-            index = t.index
+            index: Any = t.index        # by kind: a class, a channel or a unit (int or tuple)
             if t.kind in ("logit", "probability"):
                 if len(shape) != 1 or not 0 <= int(index) < shape[0]:
                     raise UnitOutOfRange(f"class {index} out of range: expected 0 <= class < "
@@ -147,14 +148,15 @@ class Objective:
     @property
     def layers(self) -> tuple[str, ...]:
         """The layers the terms read (bound objectives: real names), without repeats."""
-        return tuple(dict.fromkeys(t.layer for _, t in self.terms))
+        return tuple(dict.fromkeys(t.layer for _, t in self.terms))  # type: ignore[misc]  # bound
 
     def evaluate(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """(N,) objective from ``outputs``: layer name -> (N, *shape) output."""
         total = None
         for w, t in self.terms:
-            v = t.value(outputs[t.layer]) * w
+            v = t.value(outputs[t.layer]) * w     # type: ignore[index]  # bound
             total = v if total is None else total + v
+        assert total is not None                # an objective has terms
         return total
 
 

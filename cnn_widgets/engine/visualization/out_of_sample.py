@@ -10,7 +10,9 @@ import numpy as np
 from ..core import validate as check
 from ..core.control import NO_CONTROL, Control
 from ..core.errors import InvalidArgument
+from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
+from ..core.types import Images, Labels, Seed
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class OutOfSample:
         return "\n".join(lines)
 
 
-def out_of_sample(engine, images, labels, names: Sequence[str] | None = None,
-                  n_noise: int = 1000, seed: int = 0,
+def out_of_sample(engine: ModelHost, images: Images, labels: Labels,
+                  names: Sequence[str] | None = None, n_noise: int = 1000, seed: Seed = 0,
                   control: Control = NO_CONTROL) -> OutOfSample:
     """Percent of ``images`` (N, C, H, W) of each label, and of ``n_noise`` noise images
     (:func:`~..core.noise.gaussian_noise`: the dataset's channel mean and std, the same noise
@@ -52,8 +54,8 @@ def out_of_sample(engine, images, labels, names: Sequence[str] | None = None,
         noise_pred = engine.predict(gaussian_noise(engine, n_noise, seed), control=control).argmax(1)
         rows.append(np.bincount(noise_pred, minlength=engine.n_classes))
         counts.append(int(n_noise))
-    counts = np.asarray(counts)
+    totals = np.asarray(counts)
     names = [str(names[k]) if names is not None else str(k) for k in kinds]
-    return OutOfSample(shares=100.0 * np.stack(rows) / counts[:, None],
+    return OutOfSample(shares=100.0 * np.stack(rows) / totals[:, None],
                        rows=tuple(names + (["random noise"] if n_noise else [])),
-                       columns=tuple(engine.class_names), counts=counts)
+                       columns=tuple(engine.class_names), counts=totals)

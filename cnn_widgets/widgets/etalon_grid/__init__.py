@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import traitlets as T
 
-from ...engine import Engine
+from ...engine import Engine, Etalons, RegionCount
 from .._base import JobWidget
 from ..sheets import Caption
 from ..units import MAX_ITEMS, TopK, default_units, format_units, parse_indices, parse_units
@@ -42,8 +42,8 @@ TOP_K = 5            # its units by default: each row's top 5 predicted classes
 @dataclass(frozen=True)
 class PaperCheck:
     """The paper's Algorithm 1 next to the fast path, with the seconds each took."""
-    fast: object
-    paper: object
+    fast: Etalons
+    paper: Etalons
     seconds_fast: float
     seconds_paper: float
 
@@ -76,7 +76,8 @@ class EtalonGrid(JobWidget):
         self.pad_result = None              # Etalons of the pad image
         self.grid_rgba = self.pad_row_rgba = self.detail_rgba = None
         self.captions: list[Caption] = []
-        self.region_count = self.paper_check = None
+        self.region_count: RegionCount | None = None
+        self.paper_check: PaperCheck | None = None
         self._layouts: dict[str, GridLayout] = {}     # "grid"/"pad" -> its sheet's layout
         self.controls = c = build(engine, self.status_bar, self.error)
         self.children = c.children

@@ -104,9 +104,9 @@ class SanityCheckView(JobWidget):
         self.link("indices", c.indices_box, show=lambda rows: ", ".join(map(str, rows)))
         self.link("shown", c.shown_box, show=lambda k: k if self.indices else None,
                   take=lambda k: 0 if k is None else k)           # None: no images
-        for m, button in c.method_buttons.items():
-            self.link("methods", button, show=lambda ms, m=m: m in ms,
-                      take=lambda on, m=m: self._toggled(m, on))
+        for m, button in c.method_buttons.items():    # (ignores: mypy infers no lambda with a default)
+            self.link("methods", button, show=lambda ms, m=m: m in ms,  # type: ignore[misc]
+                      take=lambda on, m=m: self._toggled(m, on))  # type: ignore[misc]
         self.link("mode", c.mode_box)
         self.link("metric", c.metric_box)
         c.run_button.on_click(lambda _b: self.run())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from .geometry import (
     detail_factor,
 )
 
+if TYPE_CHECKING:
+    from ...engine.sanity.check import SanityRow
+
 PENDING = (238, 238, 238, 255)  # a cell still being computed
 DETAIL_FONT = "12px sans-serif"
 VIEWS = {"rank_abs": "|map| summed over channels, black to white up to its maximum",
@@ -34,7 +38,7 @@ VIEWS = {"rank_abs": "|map| summed over channels, black to white up to its maxim
          "ssim": "the map scaled from its minimum (black) to its maximum (white)"}
 
 
-def placed(rows: Sequence, methods: Sequence[str]) -> dict[tuple[int, int], object]:
+def placed(rows: Sequence[SanityRow], methods: Sequence[str]) -> dict[tuple[int, int], SanityRow]:
     """(row, col) of the grid -> the SanityRow shown there, for ``rows`` of ``methods`` (col 0:
     the original model, stage -1; col k: stage k - 1); rows of other methods are left out."""
     index = {m: i for i, m in enumerate(methods)}
