@@ -341,20 +341,20 @@ def test_a_stop_between_the_copy_and_its_analysis(monkeypatch):
     assert analysed == []
 
 
-def test_the_gradients_stop_between_passes_of_at_most_images_per_step(monkeypatch):
+def test_the_gradients_stop_between_chunks_of_images(monkeypatch):
     """Issue 17: the gradient maps went in passes of batch_size images (32 images of a
-    ResNet-50: 32 forward+backward passes) without a Stop check."""
+    ResNet-50: 32 forward+backward passes) without a Stop check; now in the chunks of
+    core.chunks.spans (one image first, doubling while a chunk stays short)."""
     from cnn_widgets.engine.sanity import maps
     model, engine = _engine()
     x, classes = random_images(5), np.arange(5) % 3
     want = np.stack([reference_jacobian(model, x[i], mean=0.2, std=0.5)[c]
                      for i, c in enumerate(classes)])
-    monkeypatch.setattr(maps, "images_per_step", lambda e, layer: 2)
     sizes, real = [], engine.layer_output
     monkeypatch.setattr(engine, "layer_output",
                         lambda x, *a, **kw: (sizes.append(len(x)), real(x, *a, **kw))[1])
     asked = []
     got = maps._gradient(engine, engine.prepare(x), classes,
                          Control(should_stop=lambda: asked.append(len(sizes)) or False))
-    assert sizes == [2, 2, 1] and asked == [1, 2, 3]
+    assert sizes[0] == 1 and sum(sizes) == 5 and asked == list(range(1, len(sizes) + 1))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)

@@ -74,21 +74,6 @@ def grad_costs(engine, layer: str) -> tuple[int, int]:
     return forward * 5 // 4, backward * 5 // 4
 
 
-#: Layer-output bytes one pass may go through (the estimates of :func:`grad_costs`): the cost
-#: of a pass follows them, so a capability that checks for Stop between passes of at most this
-#: much acts within about one forward+backward of a large model (ResNet-50 at 224 px goes
-#: through ~450 MB per image and output gradient, ~0.2 s on 2 cores: one image per pass),
-#: while a small one still batches (LeNet's 10 digits x 10 logits: ~11 MB, one pass).
-STEP_BYTES = 128 * 2 ** 20
-
-
-def images_per_step(engine, layer: str) -> int:
-    """Images one forward+backward pass to ``layer`` (one output gradient each) may take: at
-    most ``batch_size``, within :data:`STEP_BYTES`, at least one."""
-    forward, backward = grad_costs(engine, layer)
-    return max(1, min(engine.batch_size, STEP_BYTES // (forward + backward)))
-
-
 def release() -> None:
     """Give the heap's free pages back to the system between two chunks of a call (glibc's
     ``malloc_trim``; elsewhere nothing). Tensors below glibc's mmap threshold (up to 32 MB)

@@ -138,9 +138,8 @@ def sanity_check_data(engine: Engine, x: Images, other: ModelHost | nn.Module,
 
 
 def _run(first, stages, n_stages, x, methods, fixed, cascade, seed, keep_maps, control):
-    """Maps of ``first`` (the original), then of each (name, engine) of ``stages``; every
-    engine call between two Stop checks is one forward+backward pass of at most a
-    :func:`~..core.memory.images_per_step` chunk of the images.
+    """Maps of ``first`` (the original), then of each (name, engine) of ``stages``, with a
+    Stop check between any two passes (chunks of images: :func:`~..core.chunks.spans`).
 
     ``control.partial`` gets the whole picture so far, every row done (a watcher may see only
     the latest value it was given)."""

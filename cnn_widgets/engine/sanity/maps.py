@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from ..core import validate as check
+from ..core.chunks import spans
 from ..core.control import Control
 from ..core.errors import Cancelled, InvalidArgument
 from ..core.grad import needs_grad
-from ..core.memory import images_per_step
 
 RECONSTRUCTIONS = ("deconvnet", "deconvnet_masks", "random_masks", "filter")
 METHODS = ("etalon", *RECONSTRUCTIONS, "gradient", "gradcam")
@@ -49,12 +49,11 @@ def n_groups(methods: tuple[str, ...]) -> int:
 
 def predicted(engine, x: torch.Tensor, check_stop: Callable[[], None] = lambda: None
               ) -> np.ndarray:
-    """(N,) int64: each image's predicted class, ``check_stop()`` after each chunk of
-    :func:`~..core.memory.images_per_step` images (forward passes only: three times as many)."""
-    chunk = 3 * images_per_step(engine, engine.default_layer)
+    """(N,) int64: each image's predicted class, ``check_stop()`` after each chunk
+    (:func:`~..core.chunks.spans`)."""
     out = []
-    for s in range(0, len(x), chunk):
-        out.append(engine.predict(x[s:s + chunk]).argmax(1).astype(np.int64))
+    for s, e in spans(len(x), engine.batch_size):
+        out.append(engine.predict(x[s:e]).argmax(1).astype(np.int64))
         check_stop()
     return np.concatenate(out)
 
@@ -112,13 +111,13 @@ def _gradcam(engine, x, classes, control):
 @needs_grad
 def _gradient(engine, x, classes, control):
     # batch statistics (eval_mode=False) would mix the images' gradients: one at a time
-    chunk = images_per_step(engine, engine.default_layer) if engine.eval_mode else 1
+    most = engine.batch_size if engine.eval_mode else 1
     target = torch.as_tensor(classes, device=x.device)[:, None]
     out = []
-    for s in range(0, len(x), chunk):
+    for s, e in spans(len(x), most):
         with engine.borrow(), torch.enable_grad():
-            xs = x[s:s + chunk].detach().clone().requires_grad_(True)
-            score = engine.layer_output(xs, engine.default_layer).gather(1, target[s:s + chunk])
+            xs = x[s:e].detach().clone().requires_grad_(True)
+            score = engine.layer_output(xs, engine.default_layer).gather(1, target[s:e])
             (g,) = torch.autograd.grad(score.sum(), xs)
             out.append(g.cpu())
         control.check()
