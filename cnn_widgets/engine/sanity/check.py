@@ -23,7 +23,7 @@ from ..core.model import ModelHost
 from ..core.types import Images, Layers, Methods, Seed
 from .maps import explain, method_list, n_groups, predicted
 from .randomize import layer_seed, randomizable, reinitialize, sibling, working_copy
-from .similarity import METRICS, similarities
+from .similarity import METRICS, self_similarities, similarities
 
 if TYPE_CHECKING:     # the maps are computed through the facade's methods
     from ..engine import Engine
@@ -156,7 +156,8 @@ def _run(first, stages, n_stages, x, methods, fixed, cascade, seed, keep_maps, c
     for group in explain(first, x, original_classes, methods, control.check):
         original.update(group)
         for m, maps in group.items():
-            live(_row(-1, "original", m, maps, maps, original_classes))
+            live(SanityRow(stage=-1, layer="original", method=m, maps=maps,
+                           classes=original_classes, **self_similarities(maps)))
         done += 1
         control.step(done, total, "original model")
     names, classes, kept = [], [], {m: [] for m in methods}
