@@ -25,6 +25,11 @@ EXPECTED = {
     "sanity.py": ("sanity cascade of 8 digits", "sanity cascade / the maps alone"),
     "memory.py": ("etalons peak memory / budget",),
     "maximizer_view.py": ("MaximizerPanel first result / fwd+bwd", "MaximizerPanel stop / fwd+bwd"),
+    "first_view.py": ("etalon grid default view complete / fwd+bwd",) + tuple(
+        f"{w} {what} / fwd+bwd" for w in ("EtalonGrid", "FOVExplorer", "MaximizerPanel",
+                                          "PredictionTreeView", "InverseSetGallery",
+                                          "SanityCheckView")
+        for what in ("first result", "stop", "close")),
 }
 
 

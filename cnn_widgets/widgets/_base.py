@@ -313,7 +313,8 @@ class JobWidget(Snapshots, W.VBox):
             if not self.answers(request):
                 dropped(f"stopped: {self._moved_on(request)}")
                 return
-            self.status.value = f"{label}: stopped at {self.progress.value:.0%}"
+            if not quiet:             # a quiet job's stop is no news (Stop stopped it too)
+                self.status.value = f"{label}: stopped at {self.progress.value:.0%}"
             self._update_stop_button()
 
         def dropped(why: str):

@@ -5,6 +5,7 @@ import pytest
 
 from cnn_widgets.engine import Cancelled, InvalidArgument
 from cnn_widgets.engine.core.control import Control
+from cnn_widgets.engine.etalons import budget
 from cnn_widgets.testing import TINY_SHAPE, random_images, tiny_lenet
 from cnn_widgets.testing.reference import cpu_engine, reference_unit_values
 
@@ -91,3 +92,36 @@ def test_a_step_after_every_backward_pass_of_at_most_a_batch():
     with pytest.raises(Cancelled):
         engine.etalons(x, control=Control(lambda: bool(asked), stop_after_first))
     assert len(asked) == 1
+
+
+def test_a_large_model_goes_one_image_and_one_unit_per_pass():
+    """Issue 17: a ResNet-50 at 224 px (~270 MB of layer outputs kept per image, ~180 MB per
+    backward row) ran 4 rows x 5 units as one pass: no row before all were done, no Stop check
+    for ~16 forward+backward passes. A pass goes through at most STEP_BYTES now; a small
+    model's whole grid still fits one."""
+    engine = cpu_engine(tiny_lenet(3), TINY_SHAPE)
+    mb = 2 ** 20
+    big = 1 << 40
+    assert budget.fast_plan(engine, 10, 5, engine.default_layer, big, big) == (10, 5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(budget, "fast_costs", lambda e, layer: (271 * mb, 182 * mb))
+        assert budget.fast_plan(engine, 4, 5, engine.default_layer, big, big) == (1, 1)
+
+
+def test_rows_one_by_one_when_a_row_fills_a_step(monkeypatch):
+    """With a step of one image and one unit, each row is a partial of its own, a step comes
+    after each backward pass, and the numbers are those of one pass."""
+    engine = cpu_engine(tiny_lenet(3), TINY_SHAPE)
+    x = random_images(4, seed=9)
+    whole = engine.etalons(x, top_k=3)
+    monkeypatch.setattr(budget, "STEP_BYTES", sum(budget.fast_costs(engine, engine.default_layer)))
+    parts, done = [], []
+    got = engine.etalons(x, top_k=3, control=Control(partial=parts.append,
+                                                     report=lambda d, t, m: done.append(d)))
+    assert [len(p.x) for p in parts] == [1, 2, 3]
+    assert [p.row_units for p in parts] == [whole.row_units[:k] for k in (1, 2, 3)]
+    assert np.diff([0] + done).tolist() == [1] * 12
+    assert got.row_units == whole.row_units
+    np.testing.assert_allclose(got.W, whole.W, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got.b, whole.b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.out, whole.out, rtol=1e-6)

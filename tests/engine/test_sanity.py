@@ -21,7 +21,12 @@ from cnn_widgets.engine import (
 )
 from cnn_widgets.engine.sanity.maps import GUIDED_BACKPROP, METHODS
 from cnn_widgets.engine.sanity.randomize import randomizable
-from cnn_widgets.engine.sanity.similarity import rank_correlation, similarities, ssim
+from cnn_widgets.engine.sanity.similarity import (
+    rank_correlation,
+    self_similarities,
+    similarities,
+    ssim,
+)
 from cnn_widgets.testing import (
     TINY_SHAPE,
     as_user_model,
@@ -122,6 +127,18 @@ def test_a_map_compared_with_itself_scores_one():
     for metric in ("rank_abs", "rank", "ssim"):
         vals = same.similarity(metric)
         np.testing.assert_allclose(vals[~np.isnan(vals)], 1.0, atol=1e-9)
+
+
+def test_the_original_rows_self_similarity_is_what_the_measures_give():
+    """The original model's row is scored against itself without running the measures (their
+    first run loads scipy and scikit-image: 0.6 s before the first row): the same values."""
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(3, 3, 12, 10, generator=g).numpy()
+    a[1] = 0.5                                                   # a constant map: nan ranks
+    for maps in (a, a[:, :1], a[:, :, :2, :2]):                  # one channel; no 3 x 3 window
+        want, got = similarities(maps, maps), self_similarities(maps)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], atol=1e-12, err_msg=k)
 
 
 def test_rank_correlation_is_scipys_spearman_per_image_ties_included():
@@ -310,3 +327,51 @@ def test_the_same_random_weights_and_maps_on_cuda(monkeypatch):
     for m in ("gradient", GUIDED_BACKPROP):
         scale = np.abs(cpu.maps[m]).max()
         np.testing.assert_allclose(gpu.maps[m], cpu.maps[m], atol=1e-4 * scale, err_msg=m)
+
+
+def test_the_original_maps_come_before_the_working_copy(monkeypatch):
+    """Issue 17: the copy of the model and its analysis (a few forward passes of a ResNet-50)
+    came before any map, so the first row waited for them."""
+    from cnn_widgets.engine.sanity import check as sanity
+    _, engine = _engine()
+    seen, rows_before = [], []
+    real = sanity.working_copy
+
+    def spy(e, *args):
+        rows_before.append(len(seen[-1]) if seen else 0)
+        return real(e, *args)
+    monkeypatch.setattr(sanity, "working_copy", spy)
+    r = engine.sanity_check(random_images(2), methods=["gradient", "gradcam"],
+                            control=Control(partial=seen.append))
+    assert rows_before == [2] and len(seen[-1]) == 2 * (len(r.layers) + 1)
+
+
+def test_a_stop_between_the_copy_and_its_analysis(monkeypatch):
+    """The copy and the new engine's analysis are two units of work, with a Stop check between
+    them."""
+    from cnn_widgets.engine.sanity import randomize
+    _, engine = _engine()
+    analysed = []
+    monkeypatch.setattr(randomize, "sibling", lambda *args: analysed.append(args))
+    with pytest.raises(Cancelled):
+        randomize.working_copy(engine, Control(should_stop=lambda: True).check)
+    assert analysed == []
+
+
+def test_the_gradients_stop_between_chunks_of_images(monkeypatch):
+    """Issue 17: the gradient maps went in passes of batch_size images (32 images of a
+    ResNet-50: 32 forward+backward passes) without a Stop check; now in the chunks of
+    core.chunks.spans (one image first, doubling while a chunk stays short)."""
+    from cnn_widgets.engine.sanity import maps
+    model, engine = _engine()
+    x, classes = random_images(5), np.arange(5) % 3
+    want = np.stack([reference_jacobian(model, x[i], mean=0.2, std=0.5)[c]
+                     for i, c in enumerate(classes)])
+    sizes, real = [], engine.layer_output
+    monkeypatch.setattr(engine, "layer_output",
+                        lambda x, *a, **kw: (sizes.append(len(x)), real(x, *a, **kw))[1])
+    asked = []
+    got = maps._gradient(engine, engine.prepare(x), classes,
+                         Control(should_stop=lambda: asked.append(len(sizes)) or False))
+    assert sizes[0] == 1 and sum(sizes) == 5 and asked == list(range(1, len(sizes) + 1))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)

@@ -9,14 +9,35 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SCREENSHOTS = HERE / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+# Playwright's launch() adds --headless, --no-sandbox and a fresh --user-data-dir itself. The
+# *-networking/-update/-sync flags stop Chromium calling Google services on a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# No news/update toast (it can cover widgets); windowingMode none keeps every cell in the DOM.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
 # Pixels where red and blue differ clearly: etalons drawn on the diverging map.
 COLOURED_JS = """el => {
   const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
@@ -177,6 +198,126 @@ def click_tree_node(page, root, targets: dict) -> None:
     page.mouse.click(x, y)
     text_matches(root.locator(".cnnw-detail-text"), r"critical filter \d+[\s\S]*reachable filters")
     wait_canvas(page, ".cnnw-filter-images", "s.w > 100 && s.lit > 1000")
+
+
+# -- a throwaway JupyterLab and Debian's Chromium (the fixtures in conftest.py, and benchmarks) --
+
+@dataclass
+class LabServer:
+    proc: subprocess.Popen
+    url: str      # http://127.0.0.1:PORT
+    token: str
+    root: Path    # server root; holds a copy of the repo's notebooks/ folder
+    log: Path
+
+    def notebook_url(self, relpath: str) -> str:
+        """URL that opens ROOT/relpath in JupyterLab (`reset` ignores saved workspace layouts)."""
+        return f"{self.url}/lab/tree/{relpath}?token={self.token}&reset"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def lab_server(base: Path) -> Iterator[LabServer]:
+    """A JupyterLab server in the empty folder ``base`` (its root: base/root, with a copy of the
+    repo's notebooks/; Jupyter's and IPython's per-user folders under base/home), stopped with
+    its kernels on exit."""
+    root, home = base / "root", base / "home"
+    root.mkdir()
+    if (REPO / "notebooks").is_dir():
+        shutil.copytree(REPO / "notebooks", root / "notebooks",
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for rel, value in LAB_SETTINGS.items():
+        f = home / "lab-settings" / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(value))
+
+    # The whole environment passes through (CNN_WIDGETS_CACHE included, so kernels find the
+    # model/data cache); only Jupyter's and IPython's per-user dirs are replaced by temp ones.
+    env = dict(os.environ)
+    env.update({
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "IPYTHONDIR": str(home / "ipython"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "lab-workspaces"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        # Chromium shares this machine's two cores with the kernel; with torch on both, the page
+        # fell seconds behind the kernel's messages. A user's browser runs on their own machine.
+        "OMP_NUM_THREADS": "1",
+        "npm_config_cache": str(home / "npm"),  # jupyter_lsp runs `npm prefix -g`: logs go here
+    })
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+        "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        "--ServerApp.terminals_enabled=False",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp (debugging, benchmarks)
+        # safety net should the caller be killed before it stops the server
+        "--ServerApp.shutdown_no_activity_timeout=900",
+        "--MappingKernelManager.cull_idle_timeout=900",
+        "--MappingKernelManager.cull_interval=60",
+    ]
+    log = base / "jupyter-lab.log"
+    with open(log, "wb") as fh:
+        # own session = own process group, so stopping it can kill kernels left behind
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jupyter lab did not answer on {url}:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield LabServer(proc, url, token, root, log)
+    finally:
+        stop_server(proc)
+
+
+@contextmanager
+def chromium(tmp: Path):
+    """Debian's Chromium driven by Playwright (never `playwright install`), its profile and
+    caches in the folder ``tmp``; closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    # The driver makes Chromium's temporary profile under its $TMPDIR: keep it in ``tmp``.
+    old_tmp = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp)
+    try:
+        pw = sync_playwright().start()
+    finally:
+        if old_tmp is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_tmp
+    try:
+        # Without these, Chromium still writes ~/.config/chromium/Crash Reports and ~/.cache/dconf.
+        env = dict(os.environ, XDG_CONFIG_HOME=str(tmp / "config"),
+                   XDG_CACHE_HOME=str(tmp / "cache"))
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                     env=env)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        pw.stop()
 
 
 def stop_server(proc: subprocess.Popen) -> None:

@@ -419,3 +419,59 @@ def test_checking_with_the_paper_without_rows_says_so(engine):
     g = grid(Engine(engine.model, engine.input_shape, device="cpu"))
     g.check_with_paper()
     assert "no input rows to check" in g.error.value
+
+
+def test_unlabelled_images_default_to_the_first_rows(imagenet_like):
+    """zoo.vgg16's photos have no labels (-1): the default rows were none at all, so the grid
+    showed nothing; now the first images, each captioned by its row (not "label" of the
+    last class, which labels[-1] would name)."""
+    import torch
+
+    from cnn_widgets import Engine
+    e = imagenet_like
+    bare = Engine(e.model, e.input_shape, dataset=(e.dataset.images, torch.full((40,), -1)),
+                  class_names=NAMES, device="cpu")
+    g = grid(bare)
+    assert g.indices == [0, 1, 2, 3] and g.grid_result.W.shape[:2] == (4, 5)
+    texts = [c.text for c in g.captions]
+    assert ["row 0", "row 1", "row 2", "row 3"] == [t for t in texts if t.startswith("row ")]
+    assert not any(t.startswith("label") for t in texts)
+
+
+def test_the_blank_pads_row_waits_for_the_grids_rows(engine, late):
+    """Issue 17: at construction the blank pad's etalons ran on the interactive lane and took
+    the model between the grid's passes (a ResNet-50's first row came top-k backward passes
+    later); they wait behind the grid's rows now. A stroke still goes first."""
+    held = late(engine, "etalons", when=lambda x, *a, **kw: np.ndim(x) == 4)   # the grid's
+    g = EtalonGrid(engine)
+    assert held.entered.wait(10)
+    pad = g.job("pad")
+    assert pad.lane == "long" and pad.state == "pending" and g.pad_result is None
+    held()
+    assert g.wait(30) and pad.state == "done" and g.pad_result is not None
+
+
+def test_stop_says_the_grid_stopped_not_its_pad(engine, late):
+    """Stop also stops the pad's row queued behind the grid; a quiet job's stop leaves the
+    status line to the grid's."""
+    held = late(engine, "etalons", when=lambda x, *a, **kw: np.ndim(x) == 4)
+    g = EtalonGrid(engine)
+    assert held.entered.wait(10)
+    g.stop()
+    held()
+    assert g.wait(30) and g.job("pad").state == "stopped" and g.job("grid").state == "stopped"
+    assert g.status.value.startswith("etalons: stopped at")
+
+
+def test_close_stops_the_grid_at_its_next_check(engine, late):
+    """close() while the grid computes: its job stops at the next check and the engine is
+    free for the next widget (issue 17: with whole-grid passes that took minutes)."""
+    held = late(engine, "etalons", when=lambda x, *a, **kw: np.ndim(x) == 4)
+    g = EtalonGrid(engine)
+    assert held.entered.wait(10)
+    job = g.job("grid")
+    g.close()
+    held()
+    assert job.wait(30) and job.state == "stopped"
+    with engine.borrow():                                # nobody holds the model any more
+        pass

@@ -23,7 +23,7 @@ from ..core.grad import needs_grad
 from ..core.model import ModelHost
 from ..core.results import Etalons
 from ..core.types import Images, Units
-from .budget import fast_plan
+from .budget import fast_plan, forward_chunk
 from .conv_grad import flipped_conv_grads
 from .paper import paper
 
@@ -53,18 +53,16 @@ def etalons(engine: ModelHost, x: Images, layer: str | None = None, units: Units
     x = engine.prepare(x)
     layer = engine.layer(layer).name
     if top_k is None:
-        units, row_units = engine.resolve_units(layer, units), None
-        idx = engine.flat_index(layer, units).expand(len(x), -1)
+        units = engine.resolve_units(layer, units)
+        flat = engine.flat_index(layer, units)
+        p, pick = len(units), lambda values: flat.expand(len(values), -1)   # (N, U) -> (N, P)
     else:
         if units is not None:
             raise InvalidArgument(f"pass units or top_k, not both; got units={units!r} and "
                                   f"top_k={top_k!r}")
-        shape = engine.layer(layer).output_shape
-        k = check.integer("top_k", top_k, 1, engine.layer(layer).n_units)
-        idx = _top(engine, x, layer, k, control)
-        units, row_units = (), tuple(tuple(tuple(int(i) for i in np.unravel_index(j, shape))
-                                           for j in row) for row in idx.cpu().numpy())
-    n, p, m = x.shape[0], idx.shape[1], int(np.prod(engine.input_shape))
+        p = check.integer("top_k", top_k, 1, engine.layer(layer).n_units)
+        units, pick = (), lambda values: values.topk(p, dim=1).indices
+    n, m = x.shape[0], int(np.prod(engine.input_shape))
     total = engine.memory_budget
     budget = total - 4 * n * m                               # the prepared copy of x
     result = 4 * n * p * m                                   # W, float32
@@ -74,23 +72,29 @@ def etalons(engine: ModelHost, x: Images, layer: str | None = None, units: Units
     make_W = partial(memory.ResultArray, (n, p, *engine.input_shape), np.float32, on_disk)
     exact, reason = (engine.exactness(layer) if method == "fast" else
                      (True, "Algorithm 1: masks and max-pool choices replayed"))
+    shape = engine.layer(layer).output_shape
 
-    def record(W, b, out, k) -> Etalons:
-        """The Etalons of the first ``k`` inputs."""
+    def record(W, b, out, idx) -> Etalons:
+        """The Etalons of the first ``len(idx)`` inputs, whose units are the flat ``idx``."""
+        k = len(idx)
         return Etalons(W=W[:k], b=b[:k].astype(np.float32), out=out[:k], x=x[:k].cpu().numpy(),
                        layer=layer, units=units, exact=exact, reason=reason, method=method,
-                       row_units=row_units and row_units[:k])
+                       row_units=None if top_k is None else _named(idx, shape))
 
-    def rows_done(W, b, out, k) -> None:
+    def rows_done(W, b, out, idx) -> None:
         if W.file is None:                                   # a disk-backed W: at the end
-            control.partial(record(W.data, b, out, k))
+            control.partial(record(W.data, b, out, idx))
 
     if method == "fast":
-        W, b, out = _fast(engine, x, layer, idx, make_W, (budget, total), control, rows_done)
-    elif row_units is None:
+        W, b, out, idx = _fast(engine, x, layer, p, pick, make_W, (budget, total), control,
+                               rows_done)
+    elif top_k is None:
+        idx = flat.expand(n, -1)
         W, b, out = paper(engine, x, layer, units, make_W, (budget, total), control,
                           one_hot_batch or engine.batch_size)
     else:                                                    # each input its own units
+        idx = _top(engine, x, layer, p, control)
+        row_units = _named(idx, shape)
         W, b, out = make_W(), np.empty((n, p)), np.empty((n, p), np.float32)
         one = partial(memory.ResultArray, (1, p, *engine.input_shape), np.float32, False)
         for i in range(n):
@@ -98,16 +102,24 @@ def etalons(engine: ModelHost, x: Images, layer: str | None = None, units: Units
                                                  (budget, total), _row(control, i, n),
                                                  one_hot_batch or engine.batch_size)
             W.write(i, 0, Wi.array()[0])
-    return record(W.array(), b, out, n)
+    return record(W.array(), b, out, idx)
+
+
+def _named(idx: torch.Tensor, shape) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """Per input, its units as index tuples into the layer's output ``shape``, from the flat
+    ``idx`` (N, P)."""
+    return tuple(tuple(tuple(int(i) for i in np.unravel_index(j, shape)) for j in row)
+                 for row in idx.cpu().numpy())
 
 
 def _top(engine, x, layer, k, control) -> torch.Tensor:
     """(N, k) flat indices of each input's k highest units of ``layer``, highest first."""
     with engine.borrow() as model, torch.no_grad():
-        chunk = 1 if _batch_coupled(model) else max(1, engine.batch_size)
+        chunk = 1 if _batch_coupled(model) else forward_chunk(engine, layer)
         parts = []
         for i0 in range(0, len(x), chunk):
-            parts.append(engine.layer_output(x[i0:i0 + chunk], layer).topk(k, dim=1).indices)
+            out = engine.layer_output(x[i0:i0 + chunk], layer).flatten(1)
+            parts.append(out.topk(k, dim=1).indices)
             control.check()
     return torch.cat(parts)
 
@@ -119,16 +131,21 @@ def _row(control, i, n) -> Control:
                                                                     n * total, message))
 
 
-def _fast(engine, x, layer, idx, make_W, budget, control, rows_done):
-    """W (N, P, *input_shape) in a ``make_W()`` result array, b (N, P) float64 and out (N, P)
-    of the units ``idx`` (N, P) (flat indices, each input its own row), made once the plan fits
-    ``budget`` ((bytes left, the engine's budget)). Per chunk of inputs: one forward pass
-    stopped at ``layer``, then per chunk of units one backward pass vmapped over one-hot
-    cotangents (the inputs are independent in eval mode, so a unit's gradient summed over the
-    batch splits per input); chunk sizes from :func:`fast_plan`; ``rows_done(W, b, out, i1)``
-    after each chunk of inputs but the last (inputs < i1 final)."""
-    n, p = idx.shape
+def _fast(engine, x, layer, p, pick, make_W, budget, control, rows_done):
+    """W (N, P, *input_shape) in a ``make_W()`` result array, b (N, P) float64, out (N, P)
+    and the (N, P) flat indices of the units, ``pick(values)`` of a chunk's layer outputs
+    (n, U) (given units, or each input's top P), made once the plan fits ``budget`` ((bytes
+    left, the engine's budget)). Per chunk of inputs: one forward pass stopped at ``layer``,
+    then per chunk of units one backward pass vmapped over one-hot cotangents (the inputs are
+    independent in eval mode, so a unit's gradient summed over the batch splits per input);
+    chunk sizes from :func:`fast_plan` (a large model: one input, one unit per pass, so each
+    input's row is done on its own and Stop waits for one backward pass at most);
+    ``rows_done(W, b, out, idx[:i1])`` after each chunk of inputs but the last (inputs < i1
+    final)."""
+    n = len(x)
     b, out = np.empty((n, p)), np.empty((n, p), np.float32)
+    idx = torch.empty((n, p), dtype=torch.long, device=engine.device)
+    n_units = engine.layer(layer).n_units
     with engine.borrow() as model, torch.enable_grad():
         vjp = _vjp_func
         coupled = _batch_coupled(model)
@@ -141,15 +158,18 @@ def _fast(engine, x, layer, idx, make_W, budget, control, rows_done):
         for i0 in range(0, n, chunk):
             xs = x[i0:i0 + chunk]
             i1 = i0 + len(xs)
-            rows = idx[i0:i1]
             values, backward = uninterrupted(
-                _flipped(vjp), lambda v, rows=rows: engine.layer_output(v, layer).gather(1, rows),
-                xs)
-            out[i0:i1] = check.finite(values, "the unit values (the model's output)", i0)
+                _flipped(vjp), lambda v: engine.layer_output(v, layer).flatten(1), xs)
+            rows = idx[i0:i1] = pick(values)
+            out[i0:i1] = check.finite(values.gather(1, rows), "the unit values (the model's output)",
+                                      i0)
+            del values
+            control.check()
             for p0 in range(0, p, per_pass):
                 k = min(per_pass, p - p0)
-                onehots = torch.zeros(k, len(xs), p, device=engine.device)
-                onehots[torch.arange(k), :, p0 + torch.arange(k)] = 1.0
+                onehots = torch.zeros(k, len(xs), n_units, device=engine.device)
+                onehots[torch.arange(k)[:, None], torch.arange(len(xs))[None, :],
+                        rows[:, p0:p0 + k].T] = 1.0
                 block = uninterrupted(_flipped(backward), onehots).transpose(0, 1)  # (i, k, ...)
                 del onehots
                 b[i0:i1, p0:p0 + k] = out[i0:i1, p0:p0 + k] - _dot(block, xs)
@@ -162,8 +182,8 @@ def _fast(engine, x, layer, idx, make_W, budget, control, rows_done):
                 control.step(i0 * p + (p0 + k) * len(xs), n * p, "etalons")
                 engine.hand_over()
             if i1 < n:
-                rows_done(W, b, out, i1)
-    return W, b, out
+                rows_done(W, b, out, idx[:i1])
+    return W, b, out, idx
 
 
 def _dot(block, xs) -> np.ndarray:

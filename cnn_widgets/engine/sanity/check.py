@@ -23,7 +23,7 @@ from ..core.model import ModelHost
 from ..core.types import Images, Layers, Methods, Seed
 from .maps import explain, method_list, n_groups, predicted
 from .randomize import layer_seed, randomizable, reinitialize, sibling, working_copy
-from .similarity import METRICS, similarities
+from .similarity import METRICS, self_similarities, similarities
 
 if TYPE_CHECKING:     # the maps are computed through the facade's methods
     from ..engine import Engine
@@ -106,18 +106,21 @@ def sanity_check(engine: Engine, x: Images, methods: Methods = "all", cascade: b
     seed = check.seed(seed)
     order = randomizable(engine)
     chosen = _chosen(order, layers)
-    work = working_copy(engine)
-    modules = dict(work.model.named_modules())
-    trained = None if cascade else {k: v.clone() for k, v in work.model.state_dict().items()}
 
     def stages() -> Iterator[tuple[str, object]]:
+        # the copy is made once the original maps are shown (a ResNet-50's copy and its
+        # analysis take a few forward passes), with a Stop check between its two steps
+        work = working_copy(engine, control.check)
+        modules = dict(work.model.named_modules())
+        trained = None if cascade else {k: v.clone() for k, v in work.model.state_dict().items()}
         for name in chosen:
             if trained is not None:
                 work.model.load_state_dict(trained)
             reinitialize(modules[name], layer_seed(seed, order.index(name)))
             yield name, work
 
-    return _run(work, stages(), len(chosen), x, methods, fixed, cascade, seed, keep_maps, control)
+    return _run(engine, stages(), len(chosen), x, methods, fixed, cascade, seed, keep_maps,
+                control)
 
 
 def sanity_check_data(engine: Engine, x: Images, other: ModelHost | nn.Module,
@@ -135,12 +138,13 @@ def sanity_check_data(engine: Engine, x: Images, other: ModelHost | nn.Module,
 
 
 def _run(first, stages, n_stages, x, methods, fixed, cascade, seed, keep_maps, control):
-    """Maps of ``first`` (the original), then of each (name, engine) of ``stages``.
+    """Maps of ``first`` (the original), then of each (name, engine) of ``stages``, with a
+    Stop check between any two passes (chunks of images: :func:`~..core.chunks.spans`).
 
     ``control.partial`` gets the whole picture so far, every row done (a watcher may see only
     the latest value it was given)."""
     total, done = (n_stages + 1) * n_groups(methods), 0
-    original_classes = fixed if fixed is not None else predicted(first, x)
+    original_classes = fixed if fixed is not None else predicted(first, x, control.check)
     original: dict[str, np.ndarray] = {}
     rows: list[SanityRow] = []
 
@@ -152,14 +156,15 @@ def _run(first, stages, n_stages, x, methods, fixed, cascade, seed, keep_maps, c
     for group in explain(first, x, original_classes, methods, control.check):
         original.update(group)
         for m, maps in group.items():
-            live(_row(-1, "original", m, maps, maps, original_classes))
+            live(SanityRow(stage=-1, layer="original", method=m, maps=maps,
+                           classes=original_classes, **self_similarities(maps)))
         done += 1
         control.step(done, total, "original model")
     names, classes, kept = [], [], {m: [] for m in methods}
     scores = {k: np.full((len(methods), n_stages, len(x)), np.nan) for k in METRICS}
     for s, (name, engine) in enumerate(stages):
         names.append(name)
-        classes.append(fixed if fixed is not None else predicted(engine, x))
+        classes.append(fixed if fixed is not None else predicted(engine, x, control.check))
         for group in explain(engine, x, classes[-1], methods, control.check):
             for m, maps in group.items():
                 row = live(_row(s, name, m, original[m], maps, classes[-1]))

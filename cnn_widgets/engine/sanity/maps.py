@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from ..core import validate as check
-from ..core.errors import InvalidArgument
+from ..core.chunks import spans
+from ..core.control import Control
+from ..core.errors import Cancelled, InvalidArgument
 from ..core.grad import needs_grad
 
 RECONSTRUCTIONS = ("deconvnet", "deconvnet_masks", "random_masks", "filter")
@@ -45,22 +47,42 @@ def n_groups(methods: tuple[str, ...]) -> int:
     return sum(m not in RECONSTRUCTIONS for m in methods) + any(m in RECONSTRUCTIONS for m in methods)
 
 
-def predicted(engine, x: torch.Tensor) -> np.ndarray:
-    """(N,) int64: each image's predicted class."""
-    return engine.predict(x).argmax(1).astype(np.int64)
+def predicted(engine, x: torch.Tensor, check_stop: Callable[[], None] = lambda: None
+              ) -> np.ndarray:
+    """(N,) int64: each image's predicted class, ``check_stop()`` after each chunk
+    (:func:`~..core.chunks.spans`)."""
+    out = []
+    for s, e in spans(len(x), engine.batch_size):
+        out.append(engine.predict(x[s:e]).argmax(1).astype(np.int64))
+        check_stop()
+    return np.concatenate(out)
 
 
 def explain(engine, x: torch.Tensor, classes: np.ndarray, methods: tuple[str, ...],
             check_stop: Callable[[], None]) -> Iterator[dict[str, np.ndarray]]:
     """Per group of methods computed together (the reconstructions share one forward pass per
     image; every other method is its own group): method -> (N, C', H, W) float32 maps of class
-    ``classes[i]`` at image ``x[i]``."""
+    ``classes[i]`` at image ``x[i]``. ``check_stop()`` raises :class:`Cancelled` to stop; it is
+    asked between any two forward+backward passes."""
     recon = [m for m in methods if m in RECONSTRUCTIONS]
+    control = _quiet(check_stop)
     for m in methods:
         if m not in RECONSTRUCTIONS:
-            yield {m: _ONE[m](engine, x, classes)}
+            yield {m: _ONE[m](engine, x, classes, control)}
         elif m == recon[0]:
-            yield _reconstructions(engine, x, classes, recon, check_stop)
+            yield _reconstructions(engine, x, classes, recon, control)
+
+
+def _quiet(check_stop: Callable[[], None]) -> Control:
+    """A control for the engine calls inside one group: it stops when ``check_stop`` raises
+    and reports nothing (their own progress would mix with the check's)."""
+    def stopped() -> bool:
+        try:
+            check_stop()
+        except Cancelled:
+            return True
+        return False
+    return Control(should_stop=stopped)
 
 
 def _by_class(x, classes, fn) -> np.ndarray:
@@ -76,36 +98,40 @@ def _by_class(x, classes, fn) -> np.ndarray:
     return out
 
 
-def _etalon(engine, x, classes):
-    return _by_class(x, classes, lambda xs, c: engine.etalons(xs, units=[c]).W[:, 0])
+def _etalon(engine, x, classes, control):
+    return _by_class(x, classes, lambda xs, c: engine.etalons(xs, units=[c],
+                                                              control=control).W[:, 0])
 
 
-def _gradcam(engine, x, classes):
-    return _by_class(x, classes, lambda xs, c: engine.gradcam(xs, classes=[c]).maps)
+def _gradcam(engine, x, classes, control):
+    return _by_class(x, classes, lambda xs, c: engine.gradcam(xs, classes=[c],
+                                                              control=control).maps)
 
 
 @needs_grad
-def _gradient(engine, x, classes):
+def _gradient(engine, x, classes, control):
     # batch statistics (eval_mode=False) would mix the images' gradients: one at a time
-    chunk = engine.batch_size if engine.eval_mode else 1
+    most = engine.batch_size if engine.eval_mode else 1
     target = torch.as_tensor(classes, device=x.device)[:, None]
     out = []
-    with engine.borrow(), torch.enable_grad():
-        for s in range(0, len(x), chunk):
-            xs = x[s:s + chunk].detach().clone().requires_grad_(True)
-            score = engine.layer_output(xs, engine.default_layer).gather(1, target[s:s + chunk])
+    for s, e in spans(len(x), most):
+        with engine.borrow(), torch.enable_grad():
+            xs = x[s:e].detach().clone().requires_grad_(True)
+            score = engine.layer_output(xs, engine.default_layer).gather(1, target[s:e])
             (g,) = torch.autograd.grad(score.sum(), xs)
             out.append(g.cpu())
+        control.check()
     return torch.cat(out).numpy()
 
 
-def _reconstructions(engine, x, classes, methods, check_stop):
+def _reconstructions(engine, x, classes, methods, control):
     out = {m: np.empty((len(x), *engine.input_shape), dtype=np.float32) for m in methods}
     for i in range(len(x)):
-        r = engine.reconstruct(x[i], (engine.default_layer, int(classes[i])), method=methods)
+        r = engine.reconstruct(x[i], (engine.default_layer, int(classes[i])), method=methods,
+                               control=control)
         for m in methods:
             out[m][i] = r.images[m]
-        check_stop()
+        control.check()
     return out
 
 

@@ -9,6 +9,7 @@ cascading and the independent test, on any device, and the caller's RNG state is
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -38,11 +39,14 @@ def sibling(engine, model: nn.Module):
                         batch_size=engine.batch_size, eval_mode=engine.eval_mode)
 
 
-def working_copy(engine):
+def working_copy(engine, check: Callable[[], None] = lambda: None):
     """:func:`sibling` around a deep copy of ``engine``'s model: randomising it never touches
-    the user's model."""
+    the user's model. ``check()`` runs between the copy and the new engine's analysis (a
+    Stop check: each takes about a forward+backward pass of a ResNet-50)."""
     with model_lock(engine.model):       # no borrow in progress: no foreign hooks copied
-        return sibling(engine, copy.deepcopy(engine.model))
+        model = copy.deepcopy(engine.model)
+    check()
+    return sibling(engine, model)
 
 
 def reinitialize(module: nn.Module, seed: int) -> None:

@@ -53,3 +53,15 @@ def similarities(original: np.ndarray, changed: np.ndarray) -> dict[str, np.ndar
     return {"rank_abs": rank_correlation(original, changed, True),
             "rank": rank_correlation(original, changed, False),
             "ssim": np.array([ssim(a, b) for a, b in zip(original, changed)])}
+
+
+def self_similarities(maps: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`similarities` of (N, C, H, W) ``maps`` to themselves, without computing them (nor
+    loading scipy and scikit-image: the original model's row shows at once): rank
+    correlations 1, nan for a constant map; SSIM 1, nan where no 3 x 3 window fits."""
+    m = np.asarray(maps).reshape(len(maps), maps.shape[1], -1)
+    one = np.ones(len(maps))
+    ranked = {k: np.where(np.ptp(v.sum(1), axis=1) > 0, one, np.nan)
+              for k, v in (("rank_abs", np.abs(m)), ("rank", m))}
+    fits = min(maps.shape[2:]) >= 3
+    return {**ranked, "ssim": one if fits else np.full(len(maps), np.nan)}

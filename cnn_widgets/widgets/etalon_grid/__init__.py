@@ -83,8 +83,10 @@ class EtalonGrid(JobWidget):
         self.children = c.children
 
         if indices is None and engine.dataset is not None:
-            indices = engine.dataset.first_of_each_class(engine.n_classes).tolist()
-            indices = indices if engine.n_classes <= MANY_CLASSES else indices[:FEW_ROWS]
+            # unlabelled images (labels -1, e.g. zoo.vgg16's photos): the first rows
+            data = engine.dataset
+            indices = data.first_of_each_class(engine.n_classes).tolist() or list(range(len(data)))
+            indices = indices[:engine.n_classes if engine.n_classes <= MANY_CLASSES else FEW_ROWS]
         self.layer = layer if layer is not None else engine.default_layer
         self.units = units if units is not None else self._default_units(self.layer)
         self.indices = list(indices or [])
@@ -101,7 +103,7 @@ class EtalonGrid(JobWidget):
         c.class_box.disabled = self.layer != engine.default_layer
         self._draw_detail()
         self._request_grid()
-        self._request_pad()
+        self._request_pad(lane="long")      # the blank pad's row after the grid's rows
 
     # -- state: validated traits, one observer ----------------------------------------------
     @T.validate("layer")
@@ -183,7 +185,7 @@ class EtalonGrid(JobWidget):
         self.selected = None
         self._request_grid()
         if change["name"] != "indices":
-            self._request_pad()
+            self._request_pad(lane="long")
 
     def _units_fit(self) -> bool:
         if isinstance(self.units, TopK):
@@ -236,11 +238,13 @@ class EtalonGrid(JobWidget):
                          engine.etalons(rows, layer, control=control, **asked),
                          self._show_grid, label="etalons", on_partial=self._show_grid)
 
-    def _request_pad(self):
-        """Recompute the pad's row on the interactive lane; a newer stroke supersedes it."""
+    def _request_pad(self, lane: str = "interactive"):
+        """Recompute the pad's row; a newer stroke supersedes it. A stroke's runs on the
+        interactive lane (between two passes of the grid's); a new layer's or units' waits
+        for the grid's rows on the long lane."""
         layer, asked, engine, image = self.layer, self._asked(), self.engine, self.pad.copy()
         self.run_job("pad", lambda control: engine.etalons(image, layer, control=control, **asked),
-                     self._show_pad, label="pad", quiet=True)
+                     self._show_pad, label="pad", quiet=True, lane=lane)
 
     def count_regions(self):
         """Long job: distinct activation patterns per class over the engine's dataset."""
@@ -305,8 +309,9 @@ class EtalonGrid(JobWidget):
             self.paint(self.controls.grid_canvas, "no dataset rows: draw on the pad"
                        if self.engine.dataset is None else "no input rows: type some in 'inputs'")
             return
-        data = self.engine.dataset
-        labels = [f"label {self.engine.class_names[int(data.labels[i])]}" for i in self.indices]
+        data, names = self.engine.dataset, self.engine.class_names
+        labels = [f"label {names[y]}" if 0 <= (y := int(data.labels[i])) < len(names)
+                  else f"row {i}" for i in self.indices]
         titles, names = self._columns(self.grid_result)
         sheet, self._layouts["grid"] = grid_sheet(data.images[self.indices].numpy(), labels,
                                                   titles, self.grid_result, names)
