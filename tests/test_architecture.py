@@ -159,7 +159,7 @@ PARTS = ("__init__.py", "controls.py", "paint.py", "geometry.py")
 WIDGET_LIBRARIES = ("ipywidgets", "ipycanvas", "bqplot", "traitlets", "IPython")
 #: widgets still in the old layout (one module, a controls module, widgets/layout/<name>.py);
 #: each leaves this set when it becomes a package like widgets/etalon_grid/
-NOT_YET_PACKAGES = {"maximizer_panel", "inverse_set_gallery"}
+NOT_YET_PACKAGES = {"maximizer_panel"}
 PACKAGES = sorted(m.rpartition(".")[2] for m in cnn_widgets._LAZY.values()
                   if m.rpartition(".")[2] not in NOT_YET_PACKAGES)
 
