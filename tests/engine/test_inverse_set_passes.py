@@ -137,14 +137,15 @@ def test_a_model_in_its_own_modes_goes_in_one_batch(setup, monkeypatch):
         assert passes.forward(torch.randn(5, 8))[1].shape == (5, 1)
 
 
-def test_chunks_grow_while_they_are_quick(setup, monkeypatch):
+def test_chunks_are_sized_from_one_codes_pass(setup):
+    """A clock that says every pass takes 0.1 s: forward chunks of CHUNK_S / 0.1 = 2 codes,
+    gradient chunks (about three passes each) of one; a quick model goes in one batch."""
     engine, G, _ = setup
-    monkeypatch.setattr(chunks, "CHUNK_S", float("inf"))
     prob = problem(engine, G, [("9", 2)], [(0.0, 1.0)])
+    ticks = iter(np.arange(0.0, 1e4, 0.1))         # 0.1 s between two readings: one pass
     with optimising(prob):
-        passes, sizes = Passes(prob, Control()), []
-        for _ in range(4):
-            step = passes.with_graph(torch.randn(8, 8).requires_grad_(True))
-            step.gradient(step.f.sum())
-            sizes.append(len(step.bounds))
-    assert sizes == [8, 4, 2, 1]          # chunks of 1, 2, 4, then all 8 codes at once
+        slow = Passes(prob, Control(), clock=lambda: float(next(ticks)))
+        step = slow.with_graph(torch.randn(8, 8).requires_grad_(True))
+        assert len(step.bounds) == 8 and slow.size["forward"] == 2
+        quick = Passes(prob, Control(), clock=lambda: 0.0)
+        assert len(quick.with_graph(torch.randn(8, 8).requires_grad_(True)).bounds) == 1

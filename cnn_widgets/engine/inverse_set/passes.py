@@ -1,7 +1,7 @@
 """The model passes of one inverse-set call, in chunks of codes (or images) with a Stop check
-between chunks, so Stop is seen within about one chunk: from one code up, doubling while
-twice as many take at most ``CHUNK_S`` (``core/chunks.py``, the engine's one policy), the
-size carried from step to step.
+before each chunk, so Stop is seen within about one chunk: sized from one code's forward pass
+to take at most ``CHUNK_S`` (``core/chunks.py``, the engine's one policy), then doubled while
+twice as many take at most that (halved when one took longer), from step to step.
 
 A gradient taken in chunks is the batched one: each code goes through G and the model alone
 (eval mode: no batch statistics couple the rows), and the terms that couple the codes (the
@@ -40,48 +40,63 @@ def default_range(values: np.ndarray) -> tuple[float, float]:
 
 
 class Passes:
-    """The chunked passes of one call on ``prob``, checking ``control`` between chunks.
+    """The chunked passes of one call on ``prob``, checking ``control`` before each chunk.
     ``clock``: seconds (chunks are sized by it)."""
 
     def __init__(self, prob: Problem, control: Control,
                  clock: Callable[[], float] = time.perf_counter):
         self.prob, self.control, self.clock = prob, control, clock
         self.cap = prob.engine.batch_size
-        one = 1 if prob.engine.eval_mode else None      # None: one batch (rows coupled)
-        self.size = {"forward": one, "gradient": one}
+        self.size: dict[str, int] | None = None     # per kind, once the probe has run
 
-    def _bounds(self, n: int, kind: str) -> list[tuple[int, int]]:
-        size = self.size[kind] or n
-        return [(s, min(s + size, n)) for s in range(0, n, size)]
+    def _sizes(self, z: torch.Tensor, from_images: bool) -> dict[str, int]:
+        """Chunk sizes from one probe: a single code's (or image's) forward pass; a gradient
+        chunk (forward and backward) takes about three times as long. So a quick model (a
+        LeNet) goes in one batch, as it did before there were chunks; a slow one (a ResNet-50
+        at 224 px on a CPU) a code or two at a time. With ``eval_mode=False`` (batch norm may
+        couple the rows) always one batch."""
+        if self.size is None:
+            if not self.prob.engine.eval_mode:
+                self.size = {"forward": self.cap, "gradient": self.cap}
+            else:
+                self.control.check()
+                began = self.clock()
+                with torch.no_grad():
+                    self.prob.forward(z[:1], from_images)
+                one = max(self.clock() - began, 1e-9)
+                fit = (lambda share: max(1, min(self.cap, int(chunks.CHUNK_S / share))))
+                self.size = {"forward": fit(one), "gradient": fit(3 * one)}
+        return self.size
 
     def _took(self, kind: str, seconds: float) -> None:
         """The next chunk's size after one took ``seconds`` (kept for the next pass)."""
-        if self.size[kind] is not None:
+        if self.prob.engine.eval_mode:
             self.size[kind] = chunks.next_size(self.size[kind], seconds, self.cap)
 
     def forward(self, z: torch.Tensor, from_images: bool = False):
         """(images, activations, features) of codes ``z`` (images when ``from_images``), no
         gradients, in chunks."""
-        out, s = [], 0
+        out, s, size = [], 0, self._sizes(z, from_images)
         with torch.no_grad():
             while s < len(z):
-                stop = min(s + (self.size["forward"] or len(z)), len(z))
+                stop = min(s + size["forward"], len(z))
+                self.control.check()
                 began = self.clock()
                 out.append(self.prob.forward(z[s:stop], from_images))
                 self._took("forward", self.clock() - began)
-                self.control.check()
                 s = stop
         return tuple(torch.cat([o[i] for o in out]) for i in range(3))
 
     def with_graph(self, z: torch.Tensor) -> Step:
         """The forward pass of codes ``z`` (requiring grad) in chunks, each chunk's graph kept
         for :meth:`Step.gradient`."""
-        bounds, outs, seconds = self._bounds(len(z), "gradient"), [], []
+        size = self._sizes(z, False)["gradient"]
+        bounds, outs, seconds = [(s, min(s + size, len(z))) for s in range(0, len(z), size)], [], []
         for s, e in bounds:
+            self.control.check()
             began = self.clock()
             outs.append(self.prob.forward(z[s:e]))
             seconds.append(self.clock() - began)
-            self.control.check()
         return Step(self, z, bounds, outs, seconds)
 
     def scan(self, images: torch.Tensor, feature_rows: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -90,8 +105,10 @@ class Passes:
         between them)."""
         values, feats, s = [], [], 0
         dev = self.prob.engine.device
+        size = self._sizes(images[:1].to(dev), True)
         while s < len(images):
-            stop = min(s + (self.size["forward"] or len(images)), len(images))
+            stop = min(s + size["forward"], len(images))
+            self.control.check()
             began = self.clock()
             with torch.no_grad():
                 _, f, fe = self.prob.forward(images[s:stop].to(dev), from_images=True)
@@ -99,7 +116,6 @@ class Passes:
             values.append(f.double().cpu().numpy())
             if s < feature_rows:
                 feats.append(fe[:feature_rows - s])
-            self.control.check()
             self.prob.engine.hand_over()
             s = stop
         return np.concatenate(values), torch.cat(feats)
@@ -123,6 +139,7 @@ class Step:
         g = grads[0] if grads[0] is not None else torch.zeros_like(self.z)
         worst = 0.0
         for (s, e), out, forward_s in zip(self.bounds, self.outs, self.seconds):
+            p.control.check()
             began = p.clock()
             pairs = [(o, d[s:e]) for o, d in zip(out, grads[1:]) if d is not None and o.requires_grad]
             if pairs:
@@ -131,7 +148,6 @@ class Step:
                 if gc is not None:
                     g = g + gc
             worst = max(worst, forward_s + p.clock() - began)
-            p.control.check()
         p._took("gradient", worst)
         self.outs = None            # the graphs are spent
         return g

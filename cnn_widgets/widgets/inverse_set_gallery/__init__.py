@@ -403,10 +403,12 @@ class InverseSetGallery(JobWidget):
 def _unit_values(engine, layer: str, unit: tuple[int, ...], control) -> UnitValues:
     """The unit's value on every dataset image, a chunk at a time (the engine's chunks: from
     one image up, each within about CHUNK_S), so Stop and a run get the model in between."""
-    images = engine.dataset.images
-    return UnitValues(layer, unit, np.concatenate([
-        engine.activation_histogram((layer, unit), data=images[s:e], control=control).values
-        for s, e in spans(len(images), engine.batch_size)]))
+    images, parts = engine.dataset.images, []
+    for s, e in spans(len(images), engine.batch_size):
+        control.check()               # before the chunk: it may have waited for the model
+        parts.append(engine.activation_histogram((layer, unit), data=images[s:e],
+                                                 control=control).values)
+    return UnitValues(layer, unit, np.concatenate(parts))
 
 
 def _show_bars(bars, values: np.ndarray, bins: int, span: tuple[float, float]) -> int:
