@@ -315,3 +315,15 @@ def test_snapshot_holds_the_gallery_and_the_detail_with_their_captions(gallery):
     assert pic.shape[1] >= gal.shape[1] + det.shape[1]
     title = pic[:HEADER, :gal.shape[1], :3]                   # the title's text is written in
     assert (title < 128).any()
+
+
+def test_after_a_stop_during_the_dataset_values_run_asks_for_them_again(engine):
+    with held_elsewhere(engine):
+        g = InverseSetGallery(engine, TinyGenerator(), layer="9", unit=2, range=(0.0, 1.0),
+                              K=2, n=4)
+        g.stop()                                         # the values job, waiting for the model
+    assert g.wait(60) and g.job("values").state == "stopped"
+    assert not g.controls.data_bars.visible
+    g.run()
+    assert g.wait(60) and g.controls.data_bars.visible
+    assert g.controls.data_bars.y.sum() == len(engine.dataset)

@@ -1,5 +1,6 @@
 """The model passes of one inverse-set call, in chunks of codes (or images) with a Stop check
-before each chunk, so Stop is seen within about one chunk: sized from one code's forward pass
+before each chunk (and the model handed over to a waiting request), so Stop is seen within
+about one chunk: sized from one code's forward pass
 to take at most ``CHUNK_S`` (``core/chunks.py``, the engine's one policy), then doubled while
 twice as many take at most that (halved when one took longer), from step to step.
 
@@ -68,6 +69,12 @@ class Passes:
                 self.size = {"forward": fit(one), "gradient": fit(3 * one)}
         return self.size
 
+    def _between(self) -> None:
+        """Before a chunk: a waiting request of another thread goes first (no hook of this
+        call is registered between chunks), then Stop is checked."""
+        self.prob.engine.hand_over()
+        self.control.check()
+
     def _took(self, kind: str, seconds: float) -> None:
         """The next chunk's size after one took ``seconds`` (kept for the next pass)."""
         if self.prob.engine.eval_mode:
@@ -80,7 +87,7 @@ class Passes:
         with torch.no_grad():
             while s < len(z):
                 stop = min(s + size["forward"], len(z))
-                self.control.check()
+                self._between()
                 began = self.clock()
                 out.append(self.prob.forward(z[s:stop], from_images))
                 self._took("forward", self.clock() - began)
@@ -93,7 +100,7 @@ class Passes:
         size = self._sizes(z, False)["gradient"]
         bounds, outs, seconds = [(s, min(s + size, len(z))) for s in range(0, len(z), size)], [], []
         for s, e in bounds:
-            self.control.check()
+            self._between()
             began = self.clock()
             outs.append(self.prob.forward(z[s:e]))
             seconds.append(self.clock() - began)
@@ -101,14 +108,13 @@ class Passes:
 
     def scan(self, images: torch.Tensor, feature_rows: int) -> tuple[np.ndarray, torch.Tensor]:
         """The units' values (N, P) float64 on dataset ``images`` (N, C, H, W) and the encoder
-        features of the first ``feature_rows`` of them, in chunks (the model handed over
-        between them)."""
+        features of the first ``feature_rows`` of them, in chunks."""
         values, feats, s = [], [], 0
         dev = self.prob.engine.device
         size = self._sizes(images[:1].to(dev), True)
         while s < len(images):
             stop = min(s + size["forward"], len(images))
-            self.control.check()
+            self._between()
             began = self.clock()
             with torch.no_grad():
                 _, f, fe = self.prob.forward(images[s:stop].to(dev), from_images=True)
@@ -116,7 +122,6 @@ class Passes:
             values.append(f.double().cpu().numpy())
             if s < feature_rows:
                 feats.append(fe[:feature_rows - s])
-            self.prob.engine.hand_over()
             s = stop
         return np.concatenate(values), torch.cat(feats)
 
@@ -139,7 +144,7 @@ class Step:
         g = grads[0] if grads[0] is not None else torch.zeros_like(self.z)
         worst = 0.0
         for (s, e), out, forward_s in zip(self.bounds, self.outs, self.seconds):
-            p.control.check()
+            p._between()
             began = p.clock()
             pairs = [(o, d[s:e]) for o, d in zip(out, grads[1:]) if d is not None and o.requires_grad]
             if pairs:

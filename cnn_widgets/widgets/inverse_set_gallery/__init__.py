@@ -97,7 +97,6 @@ class InverseSetGallery(JobWidget):
         self.samples = self._no_samples(1)
         self.shown: list[int] = []             # sample index of each gallery cell
         self.unit_values: UnitValues | None = None     # of the picker's unit
-        self._asked_values = None              # (layer, unit) whose values were asked
         self._defaults: dict = {}              # (layer, unit) -> its default range, once known
         self.controls = c = build(engine, self.status_bar, self.error)
         self.children = c.children
@@ -188,8 +187,7 @@ class InverseSetGallery(JobWidget):
             self.constraints = self.constraints[:-1] + [replace(c, lo=lo, hi=hi)]   # observed
             return
         self._fit_slider()
-        if self._asked_values != (c.layer, c.unit):
-            self._request_values()
+        self._request_values()
         self._draw_range_lines()
 
     def _with_layer(self, name: str) -> list[Constraint]:
@@ -292,10 +290,11 @@ class InverseSetGallery(JobWidget):
 
     # -- requests: every engine call runs on the worker ---------------------------------------
     def _request_values(self):
-        """The picker unit's value on every dataset image (its histogram and default range)."""
-        layer, unit = self._asked_values = self.picker_unit
-        engine = self.engine
-        if engine.dataset is None:
+        """The picker unit's value on every dataset image (its histogram and default range),
+        unless known or being computed (again after a Stop)."""
+        (layer, unit), uv, engine = self.picker_unit, self.unit_values, self.engine
+        if (engine.dataset is None or self.busy("values")
+                or (uv is not None and (uv.layer, uv.unit) == (layer, unit))):
             return
         self.run_job("values", lambda control: _unit_values(engine, layer, unit, control),
                      self._show_values, label="the unit on the dataset", quiet=True)
@@ -312,6 +311,7 @@ class InverseSetGallery(JobWidget):
                                       encoder=self.encoder, K=min(K, n), n=n, judge=self.judge,
                                       control=control)
 
+        self._request_values()                    # if a Stop ended it: the histogram too
         with self.runner.lock:    # no partial of the last run lands between reset and submit
             self.result = self.seeds = None
             self.selected = None
