@@ -49,13 +49,14 @@ class Passes:
         self.prob, self.control, self.clock = prob, control, clock
         self.cap = prob.engine.batch_size
         self.size: dict[str, int] | None = None     # per kind, once the probe has run
+        self.probe = None                           # its outputs
 
     def _sizes(self, z: torch.Tensor, from_images: bool) -> dict[str, int]:
         """Chunk sizes from one probe: a single code's (or image's) forward pass; a gradient
         chunk (forward and backward) takes about three times as long. So a quick model (a
         LeNet) goes in one batch, as it did before there were chunks; a slow one (a ResNet-50
         at 224 px on a CPU) a code or two at a time. With ``eval_mode=False`` (batch norm may
-        couple the rows) always one batch."""
+        couple the rows) always one batch. The probe's outputs are kept in ``self.probe``."""
         if self.size is None:
             if not self.prob.engine.eval_mode:
                 self.size = {"forward": self.cap, "gradient": self.cap}
@@ -63,11 +64,23 @@ class Passes:
                 self.control.check()
                 began = self.clock()
                 with torch.no_grad():
-                    self.prob.forward(z[:1], from_images)
+                    self.probe = self.prob.forward(z[:1], from_images)
                 one = max(self.clock() - began, 1e-9)
                 fit = (lambda share: max(1, min(self.cap, int(chunks.CHUNK_S / share))))
                 self.size = {"forward": fit(one), "gradient": fit(3 * one)}
         return self.size
+
+    def start(self, z: torch.Tensor):
+        """(images, activations, features) of the seeds' start codes ``z`` for the first
+        picture: the probe's pass is the first chunk, and the model is not handed over (the
+        first picture goes first)."""
+        size = self._sizes(z, False)["forward"]
+        out, self.probe = ([] if self.probe is None else [self.probe]), None   # None: no probe
+        with torch.no_grad():
+            for s in range(len(out), len(z), size):
+                self.control.check()
+                out.append(self.prob.forward(z[s:s + size]))
+        return tuple(torch.cat([o[i] for o in out]) for i in range(3))
 
     def _between(self) -> None:
         """Before a chunk: a waiting request of another thread goes first (no hook of this

@@ -303,7 +303,7 @@ def inverse_set(engine, units, ranges, generator=None, encoder=None, K: int = 10
         passes = Passes(prob, control)
         z0 = initial_codes(prob, K, settings.start, seed)
         if np.isnan(ranges_np).any():    # the seeds' start shows before the dataset's pass
-            x0, f0, _ = passes.forward(z0)
+            x0, f0, _ = passes.start(z0)
             control.partial(_seed_batch(x0, f0, None, 0))
         ranges_np, dataset_feats = fill_default_ranges(passes, ranges_np)
         obj = _Objective(prob, settings, lambda: feature_scale(     # after the first picture

@@ -43,14 +43,7 @@ from .geometry import (
     picker_limits,
     range_lines,
 )
-from .paint import (
-    constraints_html,
-    detail_html,
-    detail_sheet,
-    samples_sheet,
-    seeds_sheet,
-    summary_html,
-)
+from .paint import constraints_html, detail_html, detail_sheet, samples_sheet, seeds_sheet, summary_html
 
 __all__ = ["InverseSetGallery", "Constraint", "Samples", "Detail", "UnitValues", "CELL", "COLS",
            "GAP", "HEADER", "MAX_SHOWN"]

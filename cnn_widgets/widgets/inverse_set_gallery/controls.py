@@ -70,7 +70,7 @@ def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
         run_button=W.Button(description="Run", icon="play", button_style="primary",
                             layout=wide(80)),
         constraints_html=W.HTML(), summary=W.HTML(), detail_text=W.HTML(),
-        gallery_canvas=new_canvas(gallery_width(), 40, "cnnw-gallery"),
+        gallery_canvas=new_canvas(gallery_width(), 60, "cnnw-gallery"),
         detail_canvas=new_canvas(*detail_size(), "cnnw-detail"),
     )
     for name, cls in (("layer_box", "layer"), ("unit_box", "unit"), ("class_box", "class"),
