@@ -157,11 +157,7 @@ def test_modules_stay_small():
 WIDGETS = PKG / "widgets"
 PARTS = ("__init__.py", "controls.py", "paint.py", "geometry.py")
 WIDGET_LIBRARIES = ("ipywidgets", "ipycanvas", "bqplot", "traitlets", "IPython")
-#: widgets still in the old layout (one module, a controls module, widgets/layout/<name>.py);
-#: each leaves this set when it becomes a package like widgets/etalon_grid/
-NOT_YET_PACKAGES = {"inverse_set_gallery"}
-PACKAGES = sorted(m.rpartition(".")[2] for m in cnn_widgets._LAZY.values()
-                  if m.rpartition(".")[2] not in NOT_YET_PACKAGES)
+PACKAGES = sorted(m.rpartition(".")[2] for m in cnn_widgets._LAZY.values())
 
 
 def _external(path: Path) -> set[str]:
@@ -183,10 +179,9 @@ def _reached(mod: str) -> set[str]:
     return seen
 
 
-def test_the_list_of_widgets_still_to_convert_is_current():
-    names = {m.rpartition(".")[2] for m in cnn_widgets._LAZY.values()}
-    assert NOT_YET_PACKAGES <= names and PACKAGES
-    assert not [n for n in NOT_YET_PACKAGES if (WIDGETS / n).is_dir()], "converted: drop it"
+def test_every_widget_is_a_package():
+    assert len(PACKAGES) == 6 and all((WIDGETS / n).is_dir() for n in PACKAGES)
+    assert not (WIDGETS / "layout").exists(), "the old layout modules live in each package now"
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -253,12 +253,13 @@ class Engine(ModelHost):
                     settings: InverseSetSettings | None = None, judge: ModelHost | None = None,
                     control: Control = NO_CONTROL) -> InverseSet:
         """``n`` diverse inputs G(c) whose ``units`` ((layer, unit) pairs) lie in ``ranges``
-        ((z1, z2) each): ``K`` seeds by the augmented Lagrangian, then sampling steps, solved
-        as ``settings`` say (:class:`InverseSetSettings`: the paper's variants, eq. 13/14, the
-        prior on the codes, the steps). ``judge``: another network's Engine on the same inputs,
-        for the share of samples it calls the units' class (``InverseSet.naturalness``). Every
-        sample so far goes to ``control.partial`` as new ones come (a ``SampleBatch``); see
-        :func:`~.inverse_set.sampling.inverse_set`."""
+        ((z1, z2) each; None: the unit's 70th-90th percentile on the dataset): ``K`` seeds by
+        the augmented Lagrangian, then sampling steps, solved as ``settings`` say
+        (:class:`InverseSetSettings`: the paper's variants, eq. 13/14, the prior on the codes,
+        the steps). ``judge``: another network's Engine on the same inputs, for the share of
+        samples it calls the units' class (``InverseSet.naturalness``). The seeds as they move
+        (a ``SeedBatch``), then every sample so far as new ones come (a ``SampleBatch``), go
+        to ``control.partial``; see :func:`~.inverse_set.sampling.inverse_set`."""
         return inverse_set(self, units, ranges, generator, encoder, K, n, seed=seed,
                            settings=settings, judge=judge, control=control)
 

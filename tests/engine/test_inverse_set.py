@@ -9,12 +9,18 @@ import torch
 from torch import nn
 
 from cnn_widgets import Engine
-from cnn_widgets.engine import InfeasibleRange
+from cnn_widgets.engine import InfeasibleRange, InvalidArgument
 from cnn_widgets.engine.core.control import Control
 from cnn_widgets.engine.core.errors import Cancelled, LayerNotFound, UnitOutOfRange
 from cnn_widgets.engine.inverse_set.baselines import full_optimisation, restarts
 from cnn_widgets.engine.inverse_set.problem import penalty, update_multipliers
-from cnn_widgets.engine.inverse_set.sampling import SampleBatch, inverse_set, mean_distance
+from cnn_widgets.engine.inverse_set.sampling import (
+    SampleBatch,
+    SeedBatch,
+    default_range,
+    inverse_set,
+    mean_distance,
+)
 from cnn_widgets.engine.inverse_set.settings import InverseSetSettings as S
 from cnn_widgets.testing import untouched
 
@@ -132,8 +138,8 @@ def test_model_and_generator_untouched_and_stop(setup):
     with untouched(engine.model), untouched(G):
         engine.inverse_set(("9", 2), rng, generator=G, K=3, n=9)
     calls = []
-    stop_after_seeds = Control(should_stop=lambda: len(calls) > 0,
-                               partial=lambda batch: calls.append(len(batch.images)))
+    stop_after_seeds = Control(should_stop=lambda: len(calls) > 0, partial=lambda batch: calls.append(
+        len(batch.images)) if isinstance(batch, SampleBatch) else None)
     with untouched(engine.model), untouched(G), pytest.raises(Cancelled):
         engine.inverse_set(("9", 2), rng, generator=G, K=3, n=30, control=stop_after_seeds)
     assert calls == [3]
@@ -142,11 +148,23 @@ def test_model_and_generator_untouched_and_stop(setup):
 
 def test_live_batches_hold_every_sample_so_far(setup):
     """Each partial holds every sample so far: a watcher that sees only the latest (a job's
-    throttle) misses none."""
+    throttle) misses none. The seeds come first, as eq. 8 moves them: the K of them before
+    each step, the last all inside and the first samples."""
     engine, G, acts = setup
     batches = []
-    res = engine.inverse_set(("9", 2), middle_range(acts["9"][:, 2]), generator=G, K=4, n=22,
+    rng = middle_range(acts["9"][:, 2])
+    res = engine.inverse_set(("9", 2), rng, generator=G, K=4, n=22,
                              control=Control(partial=batches.append))
+    first = next(i for i, b in enumerate(batches) if isinstance(b, SampleBatch))
+    seeds, batches = batches[:first], batches[first:]
+    assert seeds and all(isinstance(b, SeedBatch) for b in seeds)
+    assert [b.step for b in seeds] == list(range(len(seeds))) == list(range(res.steps_seeds + 1))
+    for b in seeds:                   # the flags are the ranges', on the activations shown
+        assert b.images.shape == (4, 1, 28, 28) and b.activations.shape == (4, 1)
+        np.testing.assert_array_equal(b.inside, (b.activations[:, 0] >= rng[0])
+                                      & (b.activations[:, 0] <= rng[1]))
+    assert seeds[-1].inside.all() and not all(b.inside.all() for b in seeds[:-1])
+    np.testing.assert_array_equal(seeds[-1].images, res.images[:4])
     assert all(isinstance(b, SampleBatch) for b in batches)
     sizes = [len(b.images) for b in batches]
     assert sizes[0] == 4 and sizes == sorted(sizes) and sizes[-1] == 22
@@ -154,6 +172,34 @@ def test_live_batches_hold_every_sample_so_far(setup):
     np.testing.assert_allclose(batches[-1].activations, res.activations, atol=1e-5)
     for b in batches:                                     # each an earlier prefix of the last
         np.testing.assert_array_equal(b.images, res.images[:len(b.images)])
+
+
+def test_a_default_range_is_the_units_70th_to_90th_percentile_on_the_dataset(setup):
+    """ranges=None: found on the dataset after the seeds' start is shown (no flags yet)."""
+    engine, G, acts = setup
+    data = engine.activations(engine.dataset.images, ["9", "3"])
+    want = np.percentile(data["9"][:, 2], [70, 90])
+    batches = []
+    res = engine.inverse_set(("9", 2), None, generator=G, K=3, n=6,
+                             control=Control(partial=batches.append))
+    np.testing.assert_allclose(res.ranges, [want], rtol=1e-5)
+    assert isinstance(batches[0], SeedBatch) and batches[0].inside is None
+    assert batches[0].step == 0 and batches[1].step == 0 and batches[1].inside is not None
+    np.testing.assert_allclose(batches[0].images, batches[1].images, atol=1e-6)   # chunks differ
+    fixed = middle_range(acts["3"][:, 1, 4, 4])
+    both = engine.inverse_set([("9", 2), ("3", (1, 4, 4))], [None, fixed], generator=G, K=3, n=6)
+    np.testing.assert_allclose(both.ranges, [want, fixed], rtol=1e-5)
+    bare = Engine(engine.model, (1, 28, 28), device="cpu")
+    with pytest.raises(InvalidArgument, match=r"no range given for 9 2 and the engine has no "
+                                              r"dataset.*pass \(z1, z2\)"):
+        bare.inverse_set(("9", 2), None, generator=G, K=3, n=6)
+    with pytest.raises(InvalidArgument, match="finite z1 < z2"):
+        engine.inverse_set(("9", 2), (float("nan"), 1.0), generator=G, K=3, n=6)
+
+
+def test_a_constant_units_default_range_is_widened_around_it():
+    assert default_range(np.zeros(10)) == pytest.approx((-1e-3, 1e-3))
+    assert default_range(np.arange(101.0)) == pytest.approx((70.0, 90.0))
 
 
 def test_bad_input_says_what_was_expected(setup):

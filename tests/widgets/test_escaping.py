@@ -118,8 +118,8 @@ def prediction_tree_view(engine, monkeypatch):
 def inverse_set_gallery(engine, monkeypatch):
     s = cnn_widgets.InverseSetGallery(engine, TinyGenerator(), layer=LAYER, unit=2, K=5, n=20)
     s.wait(60)
-    yield s, s.constraints_html                             # the layer name in the constraints
-    s.unit_box.value = CLASS_NAMES[1]
+    yield s, s.controls.constraints_html                    # the layer name in the constraints
+    s.controls.unit_box.value = CLASS_NAMES[1]
     yield s, s.error
     fail_with_markup(monkeypatch, engine, "inverse_set")
     attempt(s.run)

@@ -74,9 +74,10 @@ def prior_norm(d: int) -> tuple[float, tuple[float, float]]:
 
 
 def naturalness(engine, images: np.ndarray, codes: np.ndarray | None, units, ranges,
-                judge: ModelHost | None) -> Naturalness:
+                judge: ModelHost | None, activations: np.ndarray | None = None) -> Naturalness:
     """The three numbers for samples ``images`` (N, C, H, W) with ``codes`` (N, d) (None in
-    pixel mode) of ``units`` (P (layer, unit)) and ``ranges`` (P, 2)."""
+    pixel mode) of ``units`` (P (layer, unit)) and ``ranges`` (P, 2); ``activations`` (N, P):
+    the units on ``images`` when a fresh pass has given them already (else computed here)."""
     norm = median = interval = typical = None
     if codes is not None:
         c = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
@@ -90,9 +91,11 @@ def naturalness(engine, images: np.ndarray, codes: np.ndarray | None, units, ran
     if len(images):
         if judge is not None and classes:
             judged = judged_share(engine, judge, images, classes)
-        layers = sorted({name for name, _ in units})
-        acts = engine.activations(images, layers)
-        got = np.stack([acts[name][(slice(None),) + u] for name, u in units], axis=1)
+        got = activations
+        if got is None:
+            layers = sorted({name for name, _ in units})
+            acts = engine.activations(images, layers)
+            got = np.stack([acts[name][(slice(None),) + tuple(u)] for name, u in units], axis=1)
         in_range = float(in_ranges(got.astype(np.float64), np.asarray(ranges)).mean())
     return Naturalness(norm, median, interval, typical, judged, classes,
                        type(judge.model).__name__ if judge is not None else None, in_range)

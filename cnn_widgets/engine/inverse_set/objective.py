@@ -3,6 +3,8 @@ initial codes, and -sum ||E(G(c_i)) - E(G(c_j))||^2 in the package's scaled form
 sum, plus the generator's prior on the codes (TV on the pixels without a generator)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -72,11 +74,20 @@ class _Objective:
     """The diversity part of eq. 8 / eq. 10, the prior and the regulariser, one scale for the
     whole call."""
 
-    def __init__(self, prob: Problem, settings: InverseSetSettings, scale: float):
+    def __init__(self, prob: Problem, settings: InverseSetSettings,
+                 scale: float | Callable[[], float]):
+        """``scale``: the typical squared distance, or a function computing it on first use
+        (a pass over the dataset, after the seeds' start has been shown)."""
         self.prob, self.space, self.weight = prob, settings.diversity, settings.diversity_weight
         self.tv, self.prior = settings.tv, settings.prior_weight
         self.total = settings.diversity_form == "sum"
-        self.scale = 1.0 if self.total else scale
+        self._scale = 1.0 if self.total else scale
+
+    @property
+    def scale(self) -> float:
+        if callable(self._scale):
+            self._scale = float(self._scale())
+        return self._scale
 
     def vectors(self, z, feats):
         return feats if self.space == "encoder" else z.reshape(len(z), -1)
@@ -100,8 +111,10 @@ class _Objective:
         return out
 
 
-def _start(prob: Problem, K: int, seed: int, settings: InverseSetSettings
+def _start(prob: Problem, K: int, seed: int, settings: InverseSetSettings, forward=None
            ) -> tuple[torch.Tensor, _Objective]:
-    """The K initial codes and the objective scaled for them (for seeds() and inverse_set())."""
+    """The K initial codes and the objective scaled for them (for seeds()); ``forward`` as
+    :func:`~.problem.feature_scale` takes it."""
     z0 = initial_codes(prob, K, settings.start, seed)
-    return z0, _Objective(prob, settings, feature_scale(prob, settings.diversity, z0))
+    return z0, _Objective(prob, settings,
+                          lambda: feature_scale(prob, settings.diversity, z0, forward))

@@ -25,12 +25,27 @@ from ..core.model import ModelHost
 from ..core.selection import default_layer_for
 
 
-def parse_units(engine, units, ranges) -> tuple[list[tuple[str, tuple[int, ...]]], np.ndarray]:
-    """(layer, unit) or a list of them, and one (z1, z2) per unit -> resolved units, (P, 2)."""
+def parse_units(engine, units, ranges, allow_default: bool = False
+                ) -> tuple[list[tuple[str, tuple[int, ...]]], np.ndarray]:
+    """(layer, unit) or a list of them, and one (z1, z2) per unit -> resolved units, (P, 2).
+    ``allow_default``: None for a range (or for all of them) is kept as a NaN row, for the
+    caller to fill with a default."""
     if isinstance(units, tuple) and len(units) == 2 and isinstance(units[0], str):
         units = [units]
     units = list(units)
-    r = np.asarray(ranges, dtype=np.float64)
+    default = None
+    if allow_default:
+        if ranges is None:
+            ranges = [None] * len(units)
+        if isinstance(ranges, (list, tuple)) and any(z is None for z in ranges):
+            default = np.array([z is None for z in ranges])
+            ranges = [(0.0, 1.0) if z is None else z for z in ranges]
+    try:
+        r = np.asarray(ranges, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"ranges must be one (z1, z2) or a list of them"
+                              f"{' (None: the default)' if allow_default else ''}; got "
+                              f"{ranges!r}") from None
     if r.shape == (2,):
         r = r[None]
     if r.ndim != 2 or r.shape[1] != 2:
@@ -52,6 +67,8 @@ def parse_units(engine, units, ranges) -> tuple[list[tuple[str, tuple[int, ...]]
            if not (np.isfinite(z).all() and z[0] < z[1])]
     if bad:
         raise InvalidArgument(f"each range needs finite z1 < z2; got {bad} (unit index, range)")
+    if default is not None:
+        r[default] = np.nan
     return resolved, r
 
 
@@ -160,11 +177,12 @@ def prior_norm_quantile(d: int, q):
 
 
 def build_problem(engine, units, ranges, generator, encoder, margin,
-                  code_norm: float | None = None, min_norm_quantile: float | None = None
-                  ) -> tuple[Problem, np.ndarray]:
+                  code_norm: float | None = None, min_norm_quantile: float | None = None,
+                  allow_default: bool = False) -> tuple[Problem, np.ndarray]:
     """Validate everything and move G (a copy, if on another device) next to the model.
-    min_norm_quantile: codes kept at a norm of at least that quantile of the prior's ||c||."""
-    resolved, r = parse_units(engine, units, ranges)
+    min_norm_quantile: codes kept at a norm of at least that quantile of the prior's ||c||;
+    allow_default: ranges may be None (NaN rows, lo and hi NaN until the caller fills them)."""
+    resolved, r = parse_units(engine, units, ranges, allow_default)
     dev = engine.device
     if generator is not None:
         if not isinstance(generator, nn.Module):
@@ -235,19 +253,29 @@ def optimising(prob: Problem):
         yield
 
 
-def feature_scale(prob: Problem, space: str, z0: torch.Tensor) -> float:
+FEATURE_IMAGES = 128    # dataset images whose encoder features scale the diversity
+
+
+def feature_scale(prob: Problem, space: str, z0: torch.Tensor, forward=None,
+                  dataset_feats: torch.Tensor | None = None) -> float:
     """Typical squared distance between two samples in the diversity space, so the diversity
-    term is O(1) next to the penalty: the engine's dataset (E space), the prior (codes)."""
+    term is O(1) next to the penalty: the engine's dataset (E space; its first
+    :data:`FEATURE_IMAGES` images, or ``dataset_feats`` when a pass over them gave them
+    already), the prior (codes).
+    ``forward``: (z, from_images) -> (x, f, feats) without gradients (default: one batch)."""
     if space == "code":
         return float(2 * np.prod(prob.code_shape)) if prob.generator is not None else \
             float(pair_sum(z0.reshape(len(z0), -1)).clamp(min=1e-6))
+    if forward is None:
+        def forward(z, from_images):
+            with torch.no_grad():
+                return prob.forward(z, from_images)
     data = prob.engine.dataset
-    with torch.no_grad():
-        if data is not None and len(data) > 1:
-            x = data.images[:128].to(prob.engine.device)
-            _, _, feats = prob.forward(x, from_images=True)
-        else:
-            _, _, feats = prob.forward(z0)
+    if data is not None and len(data) > 1:
+        feats = dataset_feats if dataset_feats is not None else \
+            forward(data.images[:FEATURE_IMAGES].to(prob.engine.device), True)[2]
+    else:
+        feats = forward(z0, False)[2]
     return max(float(pair_sum(feats)), 1e-6)
 
 

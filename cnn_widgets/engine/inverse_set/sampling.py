@@ -28,10 +28,12 @@ from ..core.grad import needs_grad
 from ..core.model import ModelHost
 from ..core.types import Encoder, Generator, LayerUnits, Ranges, Seed
 from .naturalness import Naturalness, check_judge, naturalness
-from .objective import _Objective, _start, mean_distance
+from .objective import _Objective, _start, initial_codes, mean_distance
+from .passes import Passes, default_range, fill_default_ranges
 from .problem import (
     Problem,
     build_problem,
+    feature_scale,
     in_ranges,
     optimising,
     pair_sum,
@@ -41,8 +43,8 @@ from .problem import (
 )
 from .settings import InverseSetSettings, settings_or_default
 
-__all__ = ["inverse_set", "seeds", "InverseSet", "Seeds", "SampleBatch", "InfeasibleRange",
-           "mean_distance"]
+__all__ = ["inverse_set", "seeds", "InverseSet", "Seeds", "SampleBatch", "SeedBatch",
+           "InfeasibleRange", "mean_distance", "default_range"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,24 @@ class SampleBatch:
     @property
     def activations(self) -> np.ndarray:
         return np.concatenate(self.activation_parts)
+
+
+@dataclass(frozen=True)
+class SeedBatch:
+    """The K seeds while eq. 8 moves them into the ranges, handed to ``control.partial``
+    before the first step and after each one (no sample is accepted before the seeds are):
+    ``images`` (K, C, H, W), ``activations`` (K, P), ``inside`` (K,) bool (None while a
+    default range is still being found), ``step``: gradient steps so far."""
+    images: np.ndarray
+    activations: np.ndarray
+    inside: np.ndarray | None
+    step: int
+
+
+def _seed_batch(x: torch.Tensor, f: torch.Tensor, inside: torch.Tensor | None,
+                step: int) -> SeedBatch:
+    return SeedBatch(x.detach().cpu().numpy(), f.detach().cpu().numpy(),
+                     None if inside is None else inside.cpu().numpy(), step)
 
 
 @dataclass(frozen=True)
@@ -127,13 +147,14 @@ class InverseSet:
 
 
 def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, settings: InverseSetSettings, *,
-           control: Control, total: int) -> Seeds:
+           control: Control, total: int, passes: Passes) -> Seeds:
     """eq. 8 by coordinate descent in the slacks (closed form) and the codes (Adam).
 
     Without ``settings.full_seeds`` the paper's seeds: stop at the first step where all are
     inside. With it "all the way" (eq. 15 / Fig. 9): whole outer iterations until all are
     inside and the eq. 15 objective :func:`settled`, or ``max_outer`` iterations /
-    ``max_steps`` steps; mu capped at ``mu_max``."""
+    ``max_steps`` steps; mu capped at ``mu_max``. Every pass goes in ``passes``' chunks; the
+    seeds so far go to ``control.partial`` (:class:`SeedBatch`) after each step."""
     s, stop_when_feasible = settings, not settings.full_seeds
     K, P = z.shape[0], len(prob.units)
     max_steps = s.step_cap()
@@ -144,13 +165,13 @@ def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, settings: InverseSet
     while (s.max_outer is None or outer < s.max_outer) and (max_steps is None or steps < max_steps):
         opt = torch.optim.Adam([z], lr=s.lr)
         for _ in range(s.inner_steps if max_steps is None else min(s.inner_steps, max_steps - steps)):
-            x, f, feats = prob.forward(z)
+            step = passes.with_graph(z)
+            x, f, feats = step.x, step.f, step.feats
             inside = prob.inside(f)
+            control.partial(_seed_batch(x, f, inside, steps))
             if stop_when_feasible and bool(inside.all()):
                 return _make_seeds(z, x, f, feats, lam, mu, steps, outer)
-            loss = obj.loss(z, x, feats) + penalty(prob.constraints(f), lam, mu)
-            (grad,) = torch.autograd.grad(loss, [z])
-            z.grad = grad
+            z.grad = step.gradient(obj.loss(z, x, feats) + penalty(prob.constraints(f), lam, mu))
             opt.step()
             with torch.no_grad():
                 z.copy_(prob.project(z))
@@ -159,9 +180,8 @@ def _seeds(prob: Problem, obj: _Objective, z: torch.Tensor, settings: InverseSet
             control.step(most_inside if stop_when_feasible else steps,
                          total if stop_when_feasible else max_steps or steps, "seeds")
             prob.engine.hand_over()
-        with torch.no_grad():
-            x, f, feats = prob.forward(z)
-            lam = update_multipliers(prob.constraints(f), lam, mu)
+        x, f, feats = passes.forward(z.detach())
+        lam = update_multipliers(prob.constraints(f), lam, mu)
         best, mu_used, outer = (x, f, feats), mu, outer + 1
         trace.append((pair_total(feats), violation(prob, f)))
         if not stop_when_feasible and trace[-1][1] == 0 and settled(trace, s.tol):
@@ -227,8 +247,9 @@ def seeds(engine, units, ranges, generator=None, encoder=None, K: int = 10, *, s
     prob, _ = build_problem(engine, units, ranges, generator, encoder, settings.margin,
                             settings.code_norm, settings.min_norm_quantile)
     with optimising(prob):
-        z0, obj = _start(prob, K, seed, settings)
-        return _seeds(prob, obj, z0, settings, control=control, total=K)
+        passes = Passes(prob, control)
+        z0, obj = _start(prob, K, seed, settings, lambda z, images: passes.forward(z, images))
+        return _seeds(prob, obj, z0, settings, control=control, total=K, passes=passes)
 
 
 @needs_grad
@@ -239,15 +260,20 @@ def inverse_set(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator:
     """Sample n inputs whose units all lie in their ranges.
 
     units: (layer, unit) or a list of them (layer names from ``engine.layers``, unit as in
-    ``engine.resolve_units``); ranges: one (z1, z2) per unit. generator: G, an ``nn.Module``
-    from (N, code_dim) codes to images in the engine's input space with an int attribute
-    ``code_dim``, whose codes follow N(0, I) (None: pixel space, box [0, 1] + TV). encoder: E,
-    a layer name of the engine or an ``nn.Module`` on images (default: the last (C, H, W)
-    layer before the first flat one, e.g. LeNet's pool2). K: seeds and codes per step.
+    ``engine.resolve_units``); ranges: one (z1, z2) per unit, None for the unit's
+    :func:`~.passes.default_range` on the engine's dataset (None alone: for every unit).
+    generator: G, an ``nn.Module`` from (N, code_dim) codes to images in the engine's input
+    space with an int attribute ``code_dim``, whose codes follow N(0, I) (None: pixel space,
+    box [0, 1] + TV). encoder: E, a layer name of the engine or an ``nn.Module`` on images
+    (default: the last (C, H, W) layer before the first flat one, e.g. LeNet's pool2). K:
+    seeds and codes per step.
     settings: how it is solved (:class:`~.settings.InverseSetSettings`; default: its
     defaults). judge: another network's Engine on the same inputs for
-    ``InverseSet.naturalness`` (None: that share is not computed). Each time new samples are
-    accepted, every sample so far goes to ``control.partial`` as a :class:`SampleBatch`.
+    ``InverseSet.naturalness`` (None: that share is not computed). The seeds go to
+    ``control.partial`` as a :class:`SeedBatch` at their start (first, before any pass over
+    the dataset) and after each step; then, each time new samples are accepted, every sample
+    so far as a :class:`SampleBatch`. Every pass goes in chunks with a Stop check after each
+    (:mod:`.passes`).
 
     Where this differs from the paper (each with the paper's variant as a setting):
     - start: "random" draws N(0, I) codes; the paper passes K random images through E (its E
@@ -272,13 +298,21 @@ def inverse_set(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator:
     K, n, seed = int(K), int(n), check.seed(seed)
     judge = check_judge(engine, judge)
     prob, ranges_np = build_problem(engine, units, ranges, generator, encoder, settings.margin,
-                                    settings.code_norm, settings.min_norm_quantile)
+                                    settings.code_norm, settings.min_norm_quantile,
+                                    allow_default=True)
     beta = settings.beta if settings.beta is not None else (0.2 if generator is not None else 0.05)
     budget = settings.max_sampling_steps if settings.max_sampling_steps is not None else \
         10 * -(-(n - K) // K) + 50
     with optimising(prob):
-        z0, obj = _start(prob, K, seed, settings)
-        sd = _seeds(prob, obj, z0, settings, control=control, total=n)
+        passes = Passes(prob, control)
+        z0 = initial_codes(prob, K, settings.start, seed)
+        if np.isnan(ranges_np).any():    # the seeds' start shows before the dataset's pass
+            x0, f0, _ = passes.start(z0)
+            control.partial(_seed_batch(x0, f0, None, 0))
+        ranges_np, dataset_feats = fill_default_ranges(passes, ranges_np)
+        obj = _Objective(prob, settings, lambda: feature_scale(     # after the first picture
+            prob, settings.diversity, z0, passes.forward, dataset_feats))
+        sd = _seeds(prob, obj, z0, settings, control=control, total=n, passes=passes)
         codes, images, acts, feats = ([sd.codes.cpu().numpy()], [sd.images], [sd.activations],
                                       [sd.features])
         control.partial(SampleBatch(tuple(images), tuple(acts)))
@@ -286,18 +320,20 @@ def inverse_set(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator:
         control.step(count, n, "sampling")
         prob.engine.hand_over()
         z = sd.codes.clone().requires_grad_(True)
-        x, f, fe = prob.forward(z)
-        previous = obj.vectors(z, fe).detach()
+        step = passes.with_graph(z)
+        previous = obj.vectors(z, step.feats).detach()
         steps = 0
         while count < n and steps < budget:
-            loss = obj.loss(z, x, fe, previous) + penalty(prob.constraints(f), sd.lam, sd.mu)
-            (grad,) = torch.autograd.grad(loss, [z])
+            loss = obj.loss(z, step.x, step.feats, previous) + penalty(
+                prob.constraints(step.f), sd.lam, sd.mu)
+            grad = step.gradient(loss)
             with torch.no_grad():
                 z = prob.project(z - beta * (step_direction(grad) if settings.step == "rms"
                                              else grad))
             z.requires_grad_(True)
             steps += 1
-            x, f, fe = prob.forward(z)
+            step = passes.with_graph(z)
+            x, f, fe = step.x, step.f, step.feats
             ok = prob.inside(f).detach()
             take = torch.nonzero(ok).flatten()[:n - count]
             if len(take):
@@ -311,9 +347,10 @@ def inverse_set(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator:
                 control.partial(SampleBatch(tuple(images), tuple(acts)))
             control.step(count, n, "sampling")
             prob.engine.hand_over()
+        del step                    # the last pass's graph
+        images_np = np.concatenate(images)
+        recheck = _recheck(passes, images_np)
 
-    images_np = np.concatenate(images)
-    recheck = _recheck(prob, images_np)
     keep = in_ranges(recheck, ranges_np)
     complete = count >= n and bool(keep.all())
     report = ""
@@ -334,14 +371,11 @@ def inverse_set(engine: ModelHost, units: LayerUnits, ranges: Ranges, generator:
         complete=complete, report=report.strip(),
         seconds=time.perf_counter() - start_time, dropped_on_recheck=int((~keep).sum()),
         settings=settings, naturalness=naturalness(engine, images_np[keep], codes_np,
-                                                   prob.units, ranges_np, judge))
+                                                   prob.units, ranges_np, judge,
+                                                   activations=recheck[keep]))
 
 
-def _recheck(prob: Problem, images: np.ndarray) -> np.ndarray:
+def _recheck(passes: Passes, images: np.ndarray) -> np.ndarray:
     """The units' activations of the returned images, in one fresh pass (float64 out)."""
-    engine, out = prob.engine, []
-    with engine.borrow(), torch.no_grad():
-        for s in range(0, len(images), engine.batch_size):
-            x = torch.as_tensor(images[s:s + engine.batch_size], device=engine.device)
-            out.append(prob.forward(x, from_images=True)[1].cpu().numpy())
-    return np.concatenate(out).astype(np.float64)
+    x = torch.as_tensor(images, device=passes.prob.engine.device)
+    return passes.forward(x, from_images=True)[1].cpu().numpy().astype(np.float64)
