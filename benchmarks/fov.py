@@ -63,7 +63,7 @@ def field_part(engine, repeat):
     t_chain = time.perf_counter() - start
 
     def all_fields():
-        rf_module._CACHE[engine].pop("maps", None)
+        rf_module._CACHE[engine.require_graph("receptive fields")].pop("maps", None)
         maps = rf_module.field_maps(engine)
         return {name: m.boxes() for name, m in maps.items()}
     t_all = median_seconds(all_fields, repeat=repeat * 5)

@@ -18,6 +18,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 from ipycanvas import Canvas, hold_canvas
+from ipycanvas.canvas import _CANVAS_MANAGER
 
 from ..engine.core.errors import InvalidArgument
 from ..jobs import Job, JobRunner, runner_for
@@ -34,8 +35,14 @@ CANVAS_LOCK = threading.RLock()
 
 @contextmanager
 def drawing():
-    """Hold the drawing lock and batch the canvas commands into one message."""
+    """Hold the drawing lock and batch the canvas commands into one message that names its
+    canvas first."""
     with CANVAS_LOCK, hold_canvas():
+        # ipycanvas 0.14 sends switchCanvas only when the canvas changes; a front end that
+        # connected since (Voila, a reload) has no current canvas, fails the batch, and that
+        # failure stops every later drawing on the page (the manager chains its messages).
+        # Forgetting the current canvas makes each batch name its own.
+        _CANVAS_MANAGER._current_canvas = None
         yield
 
 
@@ -86,9 +93,6 @@ def redraw_on_reconnect(canvas: Canvas, redraw: Callable[[], None]) -> None:
     """A canvas keeps no pixels: draw again for every new front end (reload, second view)."""
     def ready():
         with CANVAS_LOCK:
-            # ipycanvas 0.14 skips switchCanvas when it thinks this canvas is current, but a new
-            # front end has no current canvas (recheck when ipycanvas is upgraded).
-            canvas._canvas_manager._current_canvas = None
             redraw()
     canvas.on_client_ready(ready)
 

@@ -37,12 +37,7 @@ ROOTS = {"EtalonGrid": ".cnnw-etalon-grid", "FOVExplorer": ".cnnw-fov",
          "MaximizerPanel": ".cnnw-maximizer", "PredictionTreeView": ".cnnw-prediction-tree",
          "InverseSetGallery": ".cnnw-inverse-set"}
 MIN_PAINTED, MIN_STD = 500, 8.0
-# its category and tree canvases are drawn with vector commands, which are not kept: the
-# paint.py refactor (every canvas painted from RGBA sheets) fills them
-VECTOR_ONLY = {"PredictionTreeView"}
-WIDGETS = [pytest.param(name, marks=pytest.mark.xfail(
-    strict=True, reason="vector-drawn canvases are not kept yet")) if name in VECTOR_ONLY
-    else name for name in ROOTS]
+WIDGETS = list(ROOTS)
 PAINT_JS = """root => {
   let n = 0, s = 0, s2 = 0;
   for (const el of root.querySelectorAll('canvas')) {
@@ -324,7 +319,7 @@ def shut_down(lab_server, path: str) -> None:
 def measure_pngs(page, artifacts, cells) -> dict:
     """name -> {painted (non-white), std} of the image in the output of the widget's cell."""
     code = page.locator(".jp-CodeCell")
-    raster = [k for n, k in cells.items() if n not in VECTOR_ONLY]
+    raster = list(cells.values())
     try:
         page.wait_for_function(
             """ks => { const c = document.querySelectorAll('.jp-CodeCell');

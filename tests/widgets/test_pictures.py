@@ -222,3 +222,21 @@ def test_settle_updates_the_png_beside_each_displayed_view(engine, monkeypatch):
     assert canvas[0].image_data is not None                  # stored without waiting
     np.testing.assert_array_equal(decode(canvas[0].image_data), pictures.pixels(canvas))
     assert g in snapshot._SHOWN
+
+
+def test_every_drawing_batch_names_its_canvas_first(monkeypatch):
+    """A front end that connects between two batches on one canvas (Voila showing the tour
+    while its jobs draw, a reload) has no current canvas: a batch without its switchCanvas
+    failed there and stopped all later drawing on the page."""
+    from cnn_widgets.widgets._base import drawing, put_rgba
+
+    s = Surface(width=4, height=4)
+    manager, sent = s[0]._canvas_manager, []
+    monkeypatch.setattr(manager, "_send_custom", lambda command, buffers=None: sent.append(command))
+    for _ in range(2):
+        with drawing():
+            put_rgba(s, block(4, 4, (1, 2, 3, 255)))
+    assert len(sent) == 2
+    for batch in sent:
+        assert batch[0][1][0] == f"IPY_MODEL_{s[0].model_id}", batch[:1]
+    s.close()
