@@ -24,22 +24,12 @@ import time
 
 import numpy as np
 import torch
-from _timing import bar, median_seconds
+from _resnet import engine_for, forward_backward
+from _timing import bar
 from torch import nn
 
-from cnn_widgets import Engine, InverseSetGallery
+from cnn_widgets import InverseSetGallery
 from cnn_widgets.widgets.sheets import Sheet
-
-
-def engine_for(size: int, n: int) -> Engine:
-    import torchvision
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = torchvision.models.resnet50(weights=None).eval()
-    x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
-    y = torch.from_numpy(np.random.default_rng(0).integers(0, 1000, n))
-    names = [f"class {i:03d}" for i in range(1000)]
-    return Engine(model, (3, size, size), dataset=(x, y), class_names=names, device="cpu")
 
 
 class RandomGenerator(nn.Module):
@@ -56,17 +46,6 @@ class RandomGenerator(nn.Module):
 
     def forward(self, c):
         return self.net(c)
-
-
-def forward_backward(engine: Engine) -> float:
-    x = engine.dataset.images[:1].clone()
-
-    def once():
-        xg = x.clone().requires_grad_(True)
-        with engine.borrow() as model:
-            (g,) = torch.autograd.grad(model(engine.normalize(xg))[0, 7], xg)
-        return g
-    return median_seconds(once, repeat=5)
 
 
 class Painted:

@@ -22,38 +22,11 @@ import time
 
 import numpy as np
 import torch
-from _timing import bar, median_seconds
+from _resnet import engine_for, forward_backward
+from _timing import bar
 
-from cnn_widgets import Engine, MaximizerPanel
+from cnn_widgets import MaximizerPanel
 from cnn_widgets.widgets.sheets import Sheet
-
-
-def engine_for(size: int, n: int) -> Engine:
-    import torchvision
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = torchvision.models.resnet50(weights=None).eval()
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(n, 3, size, size, generator=g)
-    y = torch.from_numpy(np.random.default_rng(0).integers(0, 1000, n))
-    names = [f"class {i:03d}" for i in range(1000)]
-    return Engine(model, (3, size, size), dataset=(x, y), class_names=names, device="cpu")
-
-
-def forward_backward(engine: Engine) -> float:
-    """Seconds of one forward and input-gradient backward of one image, on a worker thread."""
-    x = engine.dataset.images[:1].clone()
-
-    def once():
-        xg = x.clone().requires_grad_(True)
-        with engine.borrow() as model:
-            (g,) = torch.autograd.grad(model(engine.normalize(xg))[0, 7], xg)
-        return g
-    out = []
-    worker = threading.Thread(target=lambda: out.append(median_seconds(once, repeat=5)))
-    worker.start()
-    worker.join()
-    return out[0]
 
 
 class FirstPaint:
@@ -94,7 +67,7 @@ def main(quick: bool) -> None:
         view = MaximizerPanel(engine, steps=100_000)
         at_once = time.perf_counter() - start
         view.wait(600)
-        fb_now = forward_backward(engine)
+        fb_now = forward_backward(engine, worker=True)
         ratios.append((first.at - start) / fb_now)
         print(f"constructor {at_once * 1e3:.0f} ms; first result {first.at - start:.2f} s; "
               f"forward+backward {fb_now:.3f} s: ratio {ratios[-1]:.2f}")
@@ -115,7 +88,7 @@ def main(quick: bool) -> None:
 
     waits = []
     for phase in (0.25, 0.5, 0.75):           # Stop pressed during an update
-        fb_now = forward_backward(engine)
+        fb_now = forward_backward(engine, worker=True)
         view = MaximizerPanel(engine, steps=100_000)
         view.wait(600)
         view.run()
