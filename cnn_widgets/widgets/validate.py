@@ -10,6 +10,7 @@ import numpy as np
 import traitlets as T
 
 from ..engine import CnnWidgetsError, InvalidArgument
+from .units import MAX_ITEMS, parse_indices
 
 ENGINE_ERRORS = (CnnWidgetsError, ValueError, TypeError, LookupError)
 MAX_STEPS = 100_000       # gradient steps one widget run may ask for
@@ -83,3 +84,24 @@ def refused(prefix: str = "", errors: tuple[type[BaseException], ...] = ENGINE_E
     except errors as exc:
         raise InvalidTrait(f"{prefix}{exc}") from exc
 
+
+
+def dataset_rows(value, n: int, what: str, limit: int = MAX_ITEMS) -> list[int]:
+    """An ``indices`` trait's dataset rows, from a list (or array) of ints or their text
+    ("0, 5, 10-12"): each in 0..n-1 (``n``: the dataset's images), at most ``limit`` of them;
+    ``what`` names a row in the errors (e.g. "input row")."""
+    if isinstance(value, str):
+        with refused():
+            value = parse_indices(value, n, what, limit=limit)
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        raise InvalidTrait(f"indices must be a list of dataset rows or their text (e.g. "
+                           f"'0, 5, 10-12'); got {value!r}")
+    rows = list(value)
+    bad = [i for i in rows if isinstance(i, bool) or not isinstance(i, (int, np.integer))
+           or not 0 <= i < n][:5]
+    if bad:
+        raise InvalidTrait(f"{what}s {bad} out of range: the dataset has {n} images"
+                           + (f" (0..{n - 1})" if n else ""))
+    if len(rows) > limit:
+        raise InvalidTrait(f"{len(rows)} {what}s asked for; at most {limit} at once")
+    return [int(i) for i in rows]

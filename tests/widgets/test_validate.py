@@ -1,5 +1,6 @@
 """One trait validation for all widgets: a refused value raises an error that is both a
 traitlets ``TraitError`` and the package's ``CnnWidgetsError``, and the old value stays."""
+import numpy as np
 import pytest
 import traitlets as T
 
@@ -7,7 +8,7 @@ from cnn_widgets import EtalonGrid, FOVExplorer, InverseSetGallery, MaximizerPan
 from cnn_widgets import objectives as O
 from cnn_widgets.engine import CnnWidgetsError, InvalidArgument
 from cnn_widgets.widgets.etalon_grid import Selection
-from cnn_widgets.widgets.validate import InvalidTrait, in_range, one_of, refused
+from cnn_widgets.widgets.validate import InvalidTrait, dataset_rows, in_range, one_of, refused
 
 
 def test_the_checks_pass_a_good_value_and_name_what_was_expected():
@@ -23,6 +24,20 @@ def test_the_checks_pass_a_good_value_and_name_what_was_expected():
     with pytest.raises(RuntimeError), refused():            # not an engine refusal: as it is
         raise RuntimeError("a bug")
 
+
+
+def test_dataset_rows_takes_ints_or_their_text_and_names_the_rows_in_its_errors():
+    assert dataset_rows(np.array([3, 0]), 5, "image row") == [3, 0]
+    assert dataset_rows(" 0, 2-3", 5, "image row") == [0, 2, 3]
+    with pytest.raises(InvalidTrait, match=r"^indices must be a list of dataset rows .*; got 3$"):
+        dataset_rows(3, 5, "image row")
+    with pytest.raises(InvalidTrait, match=r"^image rows \[5, True\] out of range: the dataset "
+                                           r"has 5 images \(0\.\.4\)$"):
+        dataset_rows([0, 5, True], 5, "image row")
+    with pytest.raises(InvalidTrait, match=r"^3 input rows asked for; at most 2 at once$"):
+        dataset_rows([0, 1, 2], 5, "input row", limit=2)
+    with pytest.raises(InvalidTrait, match=r"input row"):     # typed: refused as it is parsed
+        dataset_rows("0-9", 5, "input row")
 
 def test_invalid_trait_is_a_trait_error_and_the_packages_error():
     err = InvalidTrait("x")

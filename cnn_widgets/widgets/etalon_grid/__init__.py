@@ -26,8 +26,8 @@ import traitlets as T
 from ...engine import Engine, Etalons, RegionCount
 from .._base import JobWidget
 from ..sheets import Caption
-from ..units import MAX_ITEMS, TopK, default_units, format_units, parse_indices, parse_units
-from ..validate import Checked, InvalidTrait, in_range, refused, whole
+from ..units import MAX_ITEMS, TopK, default_units, format_units, parse_units
+from ..validate import Checked, InvalidTrait, dataset_rows, in_range, refused, whole
 from .controls import build
 from .geometry import GAP, HEADER, GridLayout, Selection, cell_size
 from .paint import detail_sheet, grid_sheet
@@ -138,23 +138,8 @@ class EtalonGrid(JobWidget):
 
     @T.validate("indices")
     def _valid_indices(self, proposal):
-        rows = proposal["value"]
         n = len(self.engine.dataset) if self.engine.dataset is not None else 0
-        if isinstance(rows, str):                      # typed: "0, 5, 10-12"
-            with refused():
-                rows = parse_indices(rows, n, "input row")
-        if not isinstance(rows, (list, tuple, np.ndarray)):
-            raise InvalidTrait(f"indices must be a list of dataset rows or their text (e.g. "
-                               f"'0, 5, 10-12'); got {rows!r}")
-        rows = list(rows)
-        bad = [i for i in rows if isinstance(i, bool) or not isinstance(i, (int, np.integer))
-               or not 0 <= i < n][:5]
-        if bad:
-            raise InvalidTrait(f"input rows {bad} out of range: the dataset has {n} images"
-                               + (f" (0..{n - 1})" if n else ""))
-        if len(rows) > MAX_ITEMS:
-            raise InvalidTrait(f"{len(rows)} input rows asked for; at most {MAX_ITEMS} at once")
-        return [int(i) for i in rows]
+        return dataset_rows(proposal["value"], n, "input row")
 
     @T.validate("selected")
     def _valid_selected(self, proposal):

@@ -26,8 +26,7 @@ from ...engine import Engine
 from ...engine.sanity.maps import GUIDED_BACKPROP, METHODS
 from ...engine.sanity.similarity import METRICS
 from .._base import JobWidget
-from ..units import parse_indices
-from ..validate import Checked, InvalidTrait, Whole, in_range, one_of, refused
+from ..validate import Checked, InvalidTrait, Whole, dataset_rows, in_range, one_of
 from .controls import LABELS, METRIC_LABELS, build
 from .geometry import Cell, GridLayout
 from .paint import VIEWS, curve_values, detail_sheet, grid_sheet, placed, score_text
@@ -117,23 +116,8 @@ class SanityCheckView(JobWidget):
     # -- state: validated traits, one observer ----------------------------------------------
     @T.validate("indices")
     def _valid_indices(self, proposal):
-        rows = proposal["value"]
         n = len(self.engine.dataset) if self.engine.dataset is not None else 0
-        if isinstance(rows, str):                      # typed: "0, 5, 10-12"
-            with refused():
-                rows = parse_indices(rows, n, "image row", limit=MAX_IMAGES)
-        if not isinstance(rows, (list, tuple, np.ndarray)):
-            raise InvalidTrait(f"indices must be a list of dataset rows or their text (e.g. "
-                               f"'0, 5, 10-12'); got {rows!r}")
-        rows = list(rows)
-        bad = [i for i in rows if isinstance(i, bool) or not isinstance(i, (int, np.integer))
-               or not 0 <= i < n][:5]
-        if bad:
-            raise InvalidTrait(f"image rows {bad} out of range: the dataset has {n} images"
-                               + (f" (0..{n - 1})" if n else ""))
-        if len(rows) > MAX_IMAGES:
-            raise InvalidTrait(f"{len(rows)} images asked for; at most {MAX_IMAGES} at once")
-        return [int(i) for i in rows]
+        return dataset_rows(proposal["value"], n, "image row", MAX_IMAGES)
 
     @T.validate("shown")
     def _valid_shown(self, proposal):
