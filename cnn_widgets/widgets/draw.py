@@ -77,6 +77,16 @@ def upscale(img: np.ndarray, k: int) -> np.ndarray:
     return img if k == 1 else img.repeat(k, 0).repeat(k, 1)
 
 
+def scale_factor(hw: Sequence[int], target: int) -> tuple[int, int]:
+    """(up, down): an (H, W) image shown in about ``target`` px is enlarged ``up`` times
+    (:func:`upscale`), or, its longer side more than twice ``target``, shrunk ``down`` times
+    (:func:`shrink`); the other is 1."""
+    side = max(hw)
+    if side > 2 * target:
+        return 1, side // target
+    return max(1, target // side), 1
+
+
 def shrink(a: np.ndarray, d: int) -> np.ndarray:
     """Means of d x d blocks over the first two axes of ``a`` (a remainder of fewer than d
     rows or columns dropped); uint8 stays uint8. d = 1: ``a`` itself."""

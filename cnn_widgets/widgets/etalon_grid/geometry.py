@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..draw import scale_factor
+
 HEADER = 18          # px above the first row, for column titles
 GAP = (16, 6)        # px below (one caption line) and right of each cell
 LINE = 12            # px per further caption line below a cell
@@ -31,10 +33,7 @@ class Selection:
 def cell_factor(input_hw: tuple[int, int]) -> tuple[int, int]:
     """(up, down): a grid cell shows the input enlarged ``up`` times, or, for inputs of more
     than twice :data:`CELL_TARGET` px, shrunk ``down`` times (block means)."""
-    side = max(input_hw)
-    if side > 2 * CELL_TARGET:
-        return 1, side // CELL_TARGET
-    return max(1, CELL_TARGET // side), 1
+    return scale_factor(input_hw, CELL_TARGET)
 
 
 def cell_size(input_hw: tuple[int, int]) -> tuple[int, int]:

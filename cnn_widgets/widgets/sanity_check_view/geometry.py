@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..draw import scale_factor
+
 HEADER = 18          # px above the first row, for the stage titles
 LABEL = 104          # px left of the first column, for the method names
 GAP = (16, 6)        # px below (the score) and right of each cell
@@ -29,10 +31,7 @@ class Cell:
 def cell_factor(input_hw: tuple[int, int]) -> tuple[int, int]:
     """(up, down): a cell shows a map enlarged ``up`` times, or, for inputs of more than twice
     :data:`CELL_TARGET` px, shrunk ``down`` times (block means)."""
-    side = max(input_hw)
-    if side > 2 * CELL_TARGET:
-        return 1, side // CELL_TARGET
-    return max(1, CELL_TARGET // side), 1
+    return scale_factor(input_hw, CELL_TARGET)
 
 
 def cell_size(input_hw: tuple[int, int]) -> tuple[int, int]:
@@ -43,10 +42,7 @@ def cell_size(input_hw: tuple[int, int]) -> tuple[int, int]:
 
 def detail_factor(input_hw: tuple[int, int]) -> tuple[int, int]:
     """(up, down) of the detail panels, as :func:`cell_factor` for :data:`DETAIL_TARGET`."""
-    side = max(input_hw)
-    if side > 2 * DETAIL_TARGET:
-        return 1, side // DETAIL_TARGET
-    return max(1, DETAIL_TARGET // side), 1
+    return scale_factor(input_hw, DETAIL_TARGET)
 
 
 def detail_size(input_hw: tuple[int, int]) -> tuple[int, int]:
