@@ -22,6 +22,19 @@ def engine():
     return Engine(small_lenet(), (1, 28, 28), dataset=(x, y), device="cpu")
 
 
+@pytest.fixture
+def imagenet_like():
+    """A tiny CNN with 1000 logits (class 517 named "tabby cat") and 40 RGB images of 28 px
+    of 40 classes, the first labelled 5."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(4 * 14 * 14, 1000))
+    x = torch.rand(40, 3, 28, 28, generator=torch.Generator().manual_seed(2))
+    names = [f"class {i}" if i != 517 else "tabby cat" for i in range(1000)]
+    return Engine(model, (3, 28, 28), dataset=(x, (torch.arange(40) * 7 + 5) % 1000),
+                  class_names=names, device="cpu")
+
+
 class Held:
     """A held engine method: ``entered`` is set when a held call begins; calling releases."""
 
@@ -53,3 +66,21 @@ def late(monkeypatch):
     yield hold
     for held in helds:           # a failed test must not leave a worker waiting
         held()
+
+
+def painted_on(widget, canvas, count) -> list:
+    """The list that gets ``count()`` each time ``widget`` paints ``canvas``."""
+    painted, real = [], widget.paint
+    widget.paint = lambda c, sheet: (painted.append(count()) if c is canvas else None,
+                                     real(c, sheet))
+    return painted
+
+
+def stop_after(widget, show: str) -> None:
+    """Make the widget's method ``show`` (which shows a partial result) press Stop after it."""
+    real = getattr(widget, show)
+
+    def then_stop(*args):
+        real(*args)
+        widget.stop()
+    setattr(widget, show, then_stop)

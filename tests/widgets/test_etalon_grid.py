@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import traitlets
+from conftest import painted_on, stop_after
 
 from cnn_widgets import EtalonGrid
 from cnn_widgets.testing.threads import held_elsewhere
@@ -297,10 +298,7 @@ def test_rows_appear_as_their_etalons_are_done(engine):
     e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
                engine.dataset.labels), batch_size=2, device="cpu")
     g = grid(e)
-    painted = []
-    real = g.paint
-    g.paint = lambda canvas, sheet: (painted.append(rows_done(g)) if canvas is
-                                     g.controls.grid_canvas else None, real(canvas, sheet))
+    painted = painted_on(g, g.controls.grid_canvas, lambda: rows_done(g))
     g.indices = [0, 1, 2, 3, 4]
     assert g.wait(30)
     assert painted[0] == 0 and painted[-1] == 5 and painted == sorted(painted)
@@ -312,12 +310,7 @@ def test_stop_keeps_the_rows_done(engine):
     e = Engine(engine.model, engine.input_shape, dataset=(engine.dataset.images,
                engine.dataset.labels), batch_size=1, device="cpu")
     g = grid(e)
-    real = g._show_grid
-
-    def stop_at_the_first_rows(result):
-        real(result)
-        g.stop()
-    g._show_grid = stop_at_the_first_rows
+    stop_after(g, "_show_grid")
     g.indices = list(range(10, 20))
     assert g.wait(30) and g.job("grid").state == "stopped"
     assert 0 < len(g.grid_result.x) < 10 and rows_done(g) == len(g.grid_result.x)
@@ -347,25 +340,7 @@ def test_typing_top_k_shows_each_rows_own_highest_classes(engine):
     assert g.controls.units_box.value == "1, 2"
 
 
-# -- a classifier of 1000 classes ------------------------------------------------------------
-NAMES = [f"class {i}" if i != 517 else "tabby cat" for i in range(1000)]
-
-
-@pytest.fixture
-def imagenet_like():
-    """A tiny CNN with 1000 logits and a dataset of 40 images of 40 classes."""
-    import torch
-    from torch import nn
-
-    from cnn_widgets import Engine
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(4 * 14 * 14, 1000))
-    x = torch.rand(40, 3, 28, 28, generator=torch.Generator().manual_seed(2))
-    return Engine(model, (3, 28, 28), dataset=(x, torch.arange(40) * 7), class_names=NAMES,
-                  device="cpu")
-
-
+# -- a classifier of 1000 classes (the imagenet_like fixture of conftest.py) ----------------
 def test_a_large_classifier_shows_a_few_rows_each_with_its_top_5(imagenet_like):
     e = imagenet_like
     g = grid(e)
@@ -430,7 +405,7 @@ def test_unlabelled_images_default_to_the_first_rows(imagenet_like):
     from cnn_widgets import Engine
     e = imagenet_like
     bare = Engine(e.model, e.input_shape, dataset=(e.dataset.images, torch.full((40,), -1)),
-                  class_names=NAMES, device="cpu")
+                  class_names=e.class_names, device="cpu")
     g = grid(bare)
     assert g.indices == [0, 1, 2, 3] and g.grid_result.W.shape[:2] == (4, 5)
     texts = [c.text for c in g.captions]

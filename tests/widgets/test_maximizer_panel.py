@@ -296,14 +296,20 @@ def test_a_scan_of_an_objective_no_longer_set_is_not_shown(engine, late):
         "scan dataset: done")
 
 
-def test_a_run_whose_settings_change_stops_and_says_why(engine):
-    """Issue 16: a run went on painting (and ended 'done') after its settings changed."""
+def live_run(engine):
+    """A panel on a long run, once its first live step is shown (or after 30 s)."""
     w = MaximizerPanel(engine, steps=100000)
     assert w.wait(60)
     w.run()
     deadline = time.monotonic() + 30
     while w.last_step is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    return w
+
+
+def test_a_run_whose_settings_change_stops_and_says_why(engine):
+    """Issue 16: a run went on painting (and ended 'done') after its settings changed."""
+    w = live_run(engine)
     with w.runner.lock:                      # no picture is half-way through meanwhile
         w.lr = 0.01
         shown = w.picture
@@ -316,12 +322,8 @@ def test_a_run_whose_settings_change_stops_and_says_why(engine):
 def test_the_grad_cam_switch_acts_on_a_running_ascent(engine):
     """Issue 16: a run took the overlay switch at its start: switched on during the run, the
     overlay showed once and the next picture dropped it."""
-    w = MaximizerPanel(engine, steps=100000)
-    assert w.wait(60)
-    w.run()
+    w = live_run(engine)
     deadline = time.monotonic() + 30
-    while w.last_step is None and time.monotonic() < deadline:
-        time.sleep(0.02)
     w.controls.cam_on.value = True
     for _ in range(2):     # the first picture drawn after the switch may have been made before it
         step = w.last_step.step
@@ -350,24 +352,7 @@ def test_a_start_computed_with_the_overlay_shows_none_once_it_is_off(engine, lat
 
 
 # -- the contract: searchable pickers, defaults that scale, live results, Stop, sheets -----------
-NAMES = [f"class {i}" if i != 517 else "tabby cat" for i in range(1000)]
-
-
-@pytest.fixture
-def imagenet_like():
-    """A tiny CNN with 1000 logits; 40 images, the first labelled 5."""
-    import torch
-    from torch import nn
-
-    from cnn_widgets import Engine
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(4 * 14 * 14, 1000))
-    x = torch.rand(40, 3, 28, 28, generator=torch.Generator().manual_seed(2))
-    return Engine(model, (3, 28, 28), dataset=(x, (torch.arange(40) * 7 + 5) % 1000),
-                  class_names=NAMES, device="cpu")
-
-
+# (a classifier of 1000 classes: the imagenet_like fixture of conftest.py)
 def test_classes_are_picked_by_name(imagenet_like):
     w = MaximizerPanel(imagenet_like)
     c = w.controls
@@ -397,7 +382,7 @@ def test_a_large_classifier_starts_with_a_class_its_data_has_and_its_top_classes
     assert w.wait(60)
     probs = softmax(e.predict(e.dataset.images[:1]))[0]
     best = np.argsort(-probs)[:10]
-    assert list(w.controls.bars.x) == [NAMES[i] for i in best]
+    assert list(w.controls.bars.x) == [e.class_names[i] for i in best]
     np.testing.assert_allclose(w.controls.bars.y, probs[best], rtol=1e-5)
 
 

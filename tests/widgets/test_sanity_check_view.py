@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import traitlets
+from conftest import painted_on, stop_after
 from torch import nn
 
 from cnn_widgets import Engine, SanityCheckView, jobs
@@ -134,10 +135,7 @@ def test_a_click_enlarges_a_map_beside_the_original(engine):
 
 def test_maps_are_painted_as_they_arrive(engine, every_partial):
     w = view(engine)
-    painted = []
-    real = w.paint
-    w.paint = lambda canvas, sheet: (painted.append(cells_done(w)) if canvas is
-                                     w.controls.grid_canvas else None, real(canvas, sheet))
+    painted = painted_on(w, w.controls.grid_canvas, lambda: cells_done(w))
     w.indices = [4, 5]
     assert w.wait(60)
     total = len(w.methods) * (len(w.layers) + 1)
@@ -147,12 +145,7 @@ def test_maps_are_painted_as_they_arrive(engine, every_partial):
 
 def test_stop_keeps_the_maps_done(engine, every_partial):
     w = view(engine)
-    real = w._show_rows
-
-    def stop_at_the_first_rows(rows):
-        real(rows)
-        w.stop()
-    w._show_rows = stop_at_the_first_rows
+    stop_after(w, "_show_rows")
     w.indices = [6, 7, 8]
     assert w.wait(60) and w.job("check").state == "stopped"
     total = len(w.methods) * (len(w.layers) + 1)
