@@ -10,6 +10,7 @@ from ipycanvas import Canvas
 
 from .._base import new_canvas
 from ..pad import DrawingPad
+from ..pickers import class_picker
 from .geometry import detail_size
 
 PAD_SCALE = 8        # canvas px per input pixel of the drawing pad (small inputs)
@@ -35,12 +36,6 @@ class Controls:
     children: tuple[W.Widget, ...]
 
 
-def class_options(class_names) -> list[str]:
-    """The class picker's options, "index: name" (names may repeat; the index keeps them
-    apart and is what a pick is read by)."""
-    return [f"{i}: {name}" for i, name in enumerate(class_names)]
-
-
 def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
     """The grid's controls for ``engine``, laid out around the widget's ``status_bar`` and
     ``error`` box."""
@@ -51,9 +46,7 @@ def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
                          placeholder="0-9  or  c:y:x, …  or  top 5 (Enter)"),
         indices_box=W.Text(description="inputs", layout=wide(300), continuous_update=False,
                            placeholder="dataset rows, e.g. 0, 5, 10-12 (Enter)"),
-        class_box=W.Combobox(options=class_options(engine.class_names), ensure_option=True,
-                             description="add class", placeholder="type to search by name",
-                             layout=wide(320)),
+        class_box=class_picker(engine.class_names, "add class", 320),
         regions_button=W.Button(description="Count linear regions", icon="th", layout=wide(190)),
         paper_button=W.Button(description="Check with the paper's algorithm", icon="check",
                               layout=wide(260)),

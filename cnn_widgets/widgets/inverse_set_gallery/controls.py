@@ -12,6 +12,7 @@ import numpy as np
 from ipycanvas import Canvas
 
 from .._base import new_canvas
+from ..pickers import class_picker
 from .geometry import MAX_K, MAX_N, detail_size, gallery_width
 
 
@@ -43,11 +44,6 @@ class Controls:
     children: tuple[W.Widget, ...]
 
 
-def class_options(class_names) -> list[str]:
-    """The class picker's options, "index: name" (a pick is read by its index)."""
-    return [f"{i}: {name}" for i, name in enumerate(class_names)]
-
-
 def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
     """The gallery's controls for ``engine``, laid out around the widget's ``status_bar`` and
     ``error`` box."""
@@ -57,9 +53,7 @@ def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
         layer_box=W.Dropdown(options=engine.layer_names, description="layer", layout=wide(190)),
         unit_box=W.Text(description="unit", continuous_update=False,
                         placeholder="3  or  c:y:x (Enter)", layout=wide(170)),
-        class_box=W.Combobox(options=class_options(engine.class_names), ensure_option=True,
-                             description="class", placeholder="type to search by name",
-                             layout=wide(300)),
+        class_box=class_picker(engine.class_names, "class", 300),
         range_slider=W.FloatRangeSlider(description="range", readout_format=".2f",
                                         continuous_update=False, layout=wide(440)),
         add_button=W.Button(description="Add unit", icon="plus", layout=wide(100),

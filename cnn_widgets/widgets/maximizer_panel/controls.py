@@ -14,6 +14,7 @@ from ipycanvas import Canvas
 from ...engine import InvalidArgument
 from ...engine.visualization import objectives as O
 from .._base import new_canvas
+from ..pickers import class_picker
 from ..validate import MAX_STEPS
 from .geometry import bars, picture_size
 
@@ -71,12 +72,6 @@ class Controls:
     hist_bars: bq.Bars
     hist_fig: bq.Figure
     children: tuple[W.Widget, ...]
-
-
-def class_options(class_names) -> list[str]:
-    """A class picker's options, "index: name" (names may repeat; the index keeps them apart
-    and is what a pick is read by)."""
-    return [f"{i}: {name}" for i, name in enumerate(class_names)]
 
 
 def class_of(options, text: str, what: str) -> int:
@@ -149,14 +144,11 @@ def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
     wide = (lambda px: W.Layout(width=f"{px}px"))
     small, short = wide(150), {"description_width": "45px"}     # the start row fits 960 px
     data = engine.dataset is not None
-    classes = class_options(engine.class_names)
     c = dict(
         mode_buttons=W.ToggleButtons(options=[("maximize", "maximize")]
                                      + ([("fool", "fool")] if data else []), value="maximize"),
         kind_box=W.Dropdown(options=KINDS, value="logit", description="term", layout=wide(200)),
-        class_box=W.Combobox(options=classes, value=classes[0], ensure_option=True,
-                             description="class", placeholder="type to search by name",
-                             layout=wide(260)),
+        class_box=class_picker(engine.class_names, "class", 260, pick=0),
         layer_box=W.Dropdown(options=engine.layer_names, value=engine.default_layer,
                              description="layer", layout=wide(200)),
         index_box=W.Text(value="0", description="index", placeholder="3  or  c:y:x",
@@ -187,9 +179,8 @@ def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
                                   description="lr", layout=wide(120), style=short),
         optimizer_box=W.Dropdown(options=OPTIMIZERS, value="adam", description="optimizer",
                                  layout=wide(270), style={"description_width": "65px"}),
-        fool_target_box=W.Combobox(options=classes, value=classes[-1], ensure_option=True,
-                                   description="raise class", placeholder="type to search",
-                                   layout=wide(300)),
+        fool_target_box=class_picker(engine.class_names, "raise class", 300, pick=-1,
+                                     placeholder="type to search"),
         fool_rows_box=W.Text(description="images", placeholder="dataset rows, e.g. 0-3"),
         run_button=W.Button(description="Run", icon="play", button_style="primary",
                             layout=wide(90)),

@@ -11,6 +11,7 @@ from ipycanvas import Canvas
 
 from .._base import new_canvas
 from ..pad import DrawingPad
+from ..pickers import class_picker
 from .geometry import CAT_SIZE, TREE_SIZE
 
 PAD_PX = 112                   # about this many px for the drawing pad
@@ -35,21 +36,13 @@ class Controls:
     children: tuple[W.Widget, ...]
 
 
-def class_options(class_names) -> list[str]:
-    """The category picker's options, "index: name" (names may repeat; the index keeps them
-    apart and is what a pick is read by)."""
-    return [f"{i}: {name}" for i, name in enumerate(class_names)]
-
-
 def build(engine, status_bar: W.Widget, error: W.Widget) -> Controls:
     """The view's controls for ``engine`` (with a dataset), laid out around the widget's
     ``status_bar`` and ``error`` box."""
     wide = (lambda px: W.Layout(width=f"{px}px"))
     spatial = [i.name for i in engine.layers if len(i.output_shape) == 3]
     c = dict(
-        category_box=W.Combobox(options=class_options(engine.class_names), ensure_option=True,
-                                description="category", placeholder="type to search by name",
-                                layout=wide(280)),
+        category_box=class_picker(engine.class_names, "category", 280),
         layer_box=W.Dropdown(options=spatial, description="layer", layout=wide(190)),
         noise_box=W.Checkbox(description="noise as a category", indent=False, layout=wide(170)),
         image_box=W.BoundedIntText(min=0, max=len(engine.dataset) - 1, description="image",
