@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..draw import scale_factor
+from ..draw import cell_at, scale_factor
 
 HEADER = 18          # px above the first row, for column titles
 GAP = (16, 6)        # px below (one caption line) and right of each cell
@@ -90,14 +90,7 @@ class GridLayout:
 
     def hit(self, x: float, y: float) -> tuple[int, int] | None:
         """(row, col) of the cell under canvas point (x, y), or None (gap, header, outside)."""
-        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
-        if y < top or x < left:
-            return None
-        r, ry = divmod(int(y) - top, h + gy)
-        c, cx = divmod(int(x) - left, w + gx)
-        if ry >= h or cx >= w or r >= self.rows or c >= self.cols:
-            return None
-        return int(r), int(c)
+        return cell_at(x, y, self.cell, self.gap, self.origin, (self.rows, self.cols))
 
     def unit_at(self, x: float, y: float) -> tuple[int, int] | None:
         """(row, unit) of the etalon under (x, y); None off the etalons (the input column too)."""

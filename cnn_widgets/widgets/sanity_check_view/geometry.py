@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..draw import scale_factor
+from ..draw import cell_at, scale_factor
 
 HEADER = 18          # px above the first row, for the stage titles
 LABEL = 104          # px left of the first column, for the method names
@@ -75,14 +75,8 @@ class GridLayout:
 
     def hit(self, x: float, y: float) -> Cell | None:
         """The cell under canvas point (x, y), or None (gap, header, labels, outside)."""
-        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
-        if y < top or x < left:
-            return None
-        r, ry = divmod(int(y) - top, h + gy)
-        c, cx = divmod(int(x) - left, w + gx)
-        if ry >= h or cx >= w or r >= self.rows or c >= self.cols:
-            return None
-        return Cell(int(r), int(c))
+        rc = cell_at(x, y, self.cell, self.gap, self.origin, (self.rows, self.cols))
+        return None if rc is None else Cell(*rc)
 
     def title_at(self, col: int) -> tuple[int, int]:
         """(x, y) of a stage title."""
