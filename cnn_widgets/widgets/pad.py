@@ -7,7 +7,7 @@ import ipywidgets as W
 import numpy as np
 
 from . import draw
-from ._base import drawing, new_canvas, put_rgba, redraw_on_reconnect
+from .canvas import drawing, new_canvas, put_rgba, redraw_on_reconnect
 
 BRUSH_SIGMA = 0.9    # brush radius in input pixels
 

@@ -129,7 +129,8 @@ def test_compose_lays_canvases_out_as_their_boxes_do():
 
 
 def test_a_painted_sheet_is_kept_with_its_captions(engine):
-    from cnn_widgets.widgets._base import JobWidget, new_canvas
+    from cnn_widgets.widgets._base import JobWidget
+    from cnn_widgets.widgets.canvas import new_canvas
     from cnn_widgets.widgets.sheets import Caption, Sheet
 
     w = JobWidget(engine)
@@ -228,7 +229,7 @@ def test_every_drawing_batch_names_its_canvas_first(monkeypatch):
     """A front end that connects between two batches on one canvas (Voila showing the tour
     while its jobs draw, a reload) has no current canvas: a batch without its switchCanvas
     failed there and stopped all later drawing on the page."""
-    from cnn_widgets.widgets._base import drawing, put_rgba
+    from cnn_widgets.widgets.canvas import drawing, put_rgba
 
     s = Surface(width=4, height=4)
     manager, sent = s[0]._canvas_manager, []

@@ -10,7 +10,7 @@ import bqplot as bq
 import ipywidgets as W
 from ipycanvas import Canvas
 
-from .._base import new_canvas
+from ..canvas import new_canvas
 from .geometry import HEADER, SLICE_GAP, SLICE_PX, recon_size
 
 

@@ -11,7 +11,7 @@ import ipywidgets as W
 import numpy as np
 from ipycanvas import Canvas
 
-from .._base import new_canvas
+from ..canvas import new_canvas
 from ..pickers import class_picker
 from .geometry import MAX_K, MAX_N, detail_size, gallery_width
 

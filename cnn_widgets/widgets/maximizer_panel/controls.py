@@ -13,7 +13,7 @@ from ipycanvas import Canvas
 
 from ...engine import InvalidArgument
 from ...engine.visualization import objectives as O
-from .._base import new_canvas
+from ..canvas import new_canvas
 from ..pickers import class_picker
 from ..validate import MAX_STEPS
 from .geometry import bars, picture_size

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import ipywidgets as W
 from ipycanvas import Canvas
 
-from .._base import new_canvas
+from ..canvas import new_canvas
 from ..pad import DrawingPad
 from ..pickers import class_picker
 from .geometry import CAT_SIZE, TREE_SIZE

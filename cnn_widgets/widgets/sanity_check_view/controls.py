@@ -11,7 +11,7 @@ import ipywidgets as W
 import numpy as np
 from ipycanvas import Canvas
 
-from .._base import new_canvas
+from ..canvas import new_canvas
 from .geometry import detail_size
 
 #: method -> its name in the widget (deconvnet_masks is guided backpropagation)
