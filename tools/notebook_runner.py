@@ -184,8 +184,8 @@ def stored_problems(path: Path) -> list[str]:
 
 
 def missing_pictures(path: Path) -> list[str]:
-    """What keeps a stored notebook's widgets from showing their last view without a kernel:
-    a widget view with no PNG beside it (what JupyterLab shows for a notebook it does not
+    """What keeps a stored notebook's cnn_widgets views from showing their last view without
+    a kernel: a view with no PNG beside it (what JupyterLab shows for a notebook it does not
     trust, and GitHub), or none of whose canvases holds a picture in the saved widget state
     (what nbconvert's HTML, nbviewer and a trusted JupyterLab show)."""
     import nbformat
@@ -208,12 +208,16 @@ def missing_pictures(path: Path) -> list[str]:
                       for r in state.get(key, [])]
         return False
 
+    def ours(model_id: str) -> bool:       # a cnn_widgets view (its root has a cnnw- class)
+        classes = models.get(model_id, {}).get("state", {}).get("_dom_classes", [])
+        return any(c.startswith("cnnw-") for c in classes)
+
     problems = []
     for i, cell in enumerate(nb.cells):
         for o in cell.get("outputs", []):
             view = o.get("data", {}).get(WIDGET_VIEW)
-            if view is None:
-                continue
+            if view is None or not ours(view.get("model_id", "")):
+                continue      # bqplot figures and other libraries' widgets: their own state
             where = f"cell {i} ({cell.source.strip().splitlines()[0][:40]!r})"
             if "image/png" not in o.data:
                 problems.append(f"{where}: no PNG beside the widget view")

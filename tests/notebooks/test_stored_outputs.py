@@ -27,10 +27,6 @@ def test_stored_notebook_is_executed_complete_and_small(name):
         "\n".join(problems)
 
 
-#: stored before zoo loading stopped printing its folder: re-store them (then drop them here)
-STORED_WITH_PATHS = {"00_tour.ipynb", "04_inverse_set.ipynb"}
-
-
 def machine_paths(nb) -> list[str]:
     """The outputs and widget state of ``nb`` (images aside) that name a folder of the machine
     that ran it: a worktree under /work/ or the user's home."""
@@ -47,9 +43,7 @@ def machine_paths(nb) -> list[str]:
     return found + [f"widget state: {p}" for p in paths if p in state]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, reason="stored before zoo loading stopped printing its folder: re-store it"))
-    if n in STORED_WITH_PATHS else n for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_stored_notebook_names_no_machine_path(name):
     found = machine_paths(nbformat.read(NOTEBOOKS / name, as_version=4))
     assert not found, f"{name} (re-run python tools/notebook_runner.py):\n" + "\n".join(found)
@@ -107,12 +101,7 @@ def test_which_cells_must_show_something():
     assert needs_output(_cell("show(panels)"))
 
 
-# stored since the widgets keep their last view (issue 17, part 3); the others join when
-# they are stored again with python tools/notebook_runner.py
-WITH_PICTURES = ["00_tour.ipynb"]
-
-
-@pytest.mark.parametrize("name", WITH_PICTURES)
+@pytest.mark.parametrize("name", NAMES)
 def test_stored_widgets_keep_their_last_view(name):
     problems = missing_pictures(NOTEBOOKS / name)
     assert not problems, f"{name} (re-run python tools/notebook_runner.py):\n" + \
@@ -122,7 +111,8 @@ def test_stored_widgets_keep_their_last_view(name):
 def test_the_picture_check_finds_each_fault(tmp_path):
     canvas = {"model_name": "CanvasModel", "state": {},
               "buffers": [{"path": ["image_data"], "encoding": "base64", "data": "iVBO"}]}
-    tree = {"abc": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_m"]}},
+    tree = {"abc": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_m"],
+                                                         "_dom_classes": ["cnnw-etalon-grid"]}},
             "m": {"model_name": "MultiCanvasModel", "state": {"_canvases": ["IPY_MODEL_c"]}},
             "c": canvas}
     blank = {**tree, "c": {**canvas, "buffers": []}}
@@ -131,3 +121,5 @@ def test_the_picture_check_finds_each_fault(tmp_path):
     assert "no PNG" in missing_pictures(_write(tmp_path, [_cell("grid", [VIEW])], widgets=tree))[0]
     assert "no canvas picture" in missing_pictures(
         _write(tmp_path, [_cell("grid", [with_png])], widgets=blank))[0]
+    other = {**blank, "abc": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_m"]}}}
+    assert missing_pictures(_write(tmp_path, [_cell("bq.Figure()", [VIEW])], widgets=other)) == []
