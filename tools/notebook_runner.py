@@ -184,8 +184,9 @@ def stored_problems(path: Path) -> list[str]:
 
 
 def missing_pictures(path: Path) -> list[str]:
-    """What keeps a stored notebook's cnn_widgets views from showing their last view without
-    a kernel: a view with no PNG beside it (what JupyterLab shows for a notebook it does not
+    """What keeps a stored notebook's widgets from showing their last view without a kernel:
+    another library's widget (a bqplot figure) with no static picture (PNG) in its cell; a
+    cnn_widgets view with no PNG beside it (what JupyterLab shows for a notebook it does not
     trust, and GitHub), or none of whose canvases holds a picture in the saved widget state
     (what nbconvert's HTML, nbviewer and a trusted JupyterLab show)."""
     import nbformat
@@ -216,9 +217,13 @@ def missing_pictures(path: Path) -> list[str]:
     for i, cell in enumerate(nb.cells):
         for o in cell.get("outputs", []):
             view = o.get("data", {}).get(WIDGET_VIEW)
-            if view is None or not ours(view.get("model_id", "")):
-                continue      # bqplot figures and other libraries' widgets: their own state
+            if view is None:
+                continue
             where = f"cell {i} ({cell.source.strip().splitlines()[0][:40]!r})"
+            if not ours(view.get("model_id", "")):   # bqplot figures: a static twin in the cell
+                if not any("image/png" in p.get("data", {}) for p in cell.outputs):
+                    problems.append(f"{where}: a widget with no static picture in its cell")
+                continue
             if "image/png" not in o.data:
                 problems.append(f"{where}: no PNG beside the widget view")
             if not pictured(view.get("model_id", "")):

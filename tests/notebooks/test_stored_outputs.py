@@ -122,4 +122,8 @@ def test_the_picture_check_finds_each_fault(tmp_path):
     assert "no canvas picture" in missing_pictures(
         _write(tmp_path, [_cell("grid", [with_png])], widgets=blank))[0]
     other = {**blank, "abc": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_m"]}}}
-    assert missing_pictures(_write(tmp_path, [_cell("bq.Figure()", [VIEW])], widgets=other)) == []
+    figure = _cell("bq.Figure()", [VIEW])                      # another library's widget
+    assert "no static picture" in missing_pictures(_write(tmp_path, [figure], widgets=other))[0]
+    figure.outputs.append(nbformat.from_dict({"output_type": "display_data", "metadata": {},
+                                              "data": {"image/png": "iVBO"}}))
+    assert missing_pictures(_write(tmp_path, [figure], widgets=other)) == []
