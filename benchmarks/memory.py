@@ -2,9 +2,10 @@
 
 Per case, in a fresh process: the peak memory growth of one ``engine.etalons`` call (the
 resident high-water mark ``VmHWM``, reset between calls, on the CPU; the allocator's peak on
-CUDA), first with a budget the call cannot exceed (64 GB: one pass, as before the budget),
-then with the budget set to half of that measured growth (or the least the call needs, if
-more), so the call must chunk to stay inside it; the chunked W against the one-pass W. Every class (5) of:
+CUDA), first with a budget the call cannot exceed (64 GB) and no bound per pass
+(``etalons.budget.STEP_BYTES``): one pass, as before the budget; then with the budget set to
+half of that measured growth (or the least the call needs, if more), so the call must chunk to
+stay inside it; the chunked W against the one-pass W. Every class (5) of:
 - a plain RGB conv net (three conv/ReLU/max-pool stages, global average pool), 2 images;
 - torchvision's ResNet-18 (BatchNorm, residual adds), 2 images (full mode);
 - a grayscale LeNet-like net (its first conv's gradient goes the depthwise route), 2 images;
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cnn_widgets import Engine  # noqa: E402
+from cnn_widgets.engine.etalons import budget as budget_module  # noqa: E402
 from cnn_widgets.engine.etalons.budget import fast_costs  # noqa: E402
 
 CLASSES = 5
@@ -103,6 +105,8 @@ def child(model: str, size: int, n: int, disk: bool, device: str) -> None:
     forward, backward = fast_costs(engine, engine.default_layer)
     xw = 4 * n * int(np.prod(engine.input_shape))
     engine.memory_budget = UNBOUNDED
+    # the reference is one pass, as before any bound: no budget and no bound per pass either
+    step, budget_module.STEP_BYTES = budget_module.STEP_BYTES, UNBOUNDED
     if disk:        # W alone more than half the budget; one image per forward pass
         budget = xw + int(1.5 * (forward + backward))
         ref = np.stack([engine.etalons(x[i]).W[0] for i in range(n)])
@@ -112,6 +116,7 @@ def child(model: str, size: int, n: int, disk: bool, device: str) -> None:
             ref = engine.etalons(x).W
         whole = peak.growth
         budget = max(whole // 2, xw * (CLASSES + 1) + forward + backward)
+    budget_module.STEP_BYTES = step
     engine.memory_budget = budget
     with Peak(engine.device) as part:
         e = engine.etalons(x)

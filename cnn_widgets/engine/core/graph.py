@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .borrow import uninterrupted
-from .change import outputs_agree, signature
+from .change import Probe, outputs_agree, signature
 from .model_hooks import InlinedHooks, call_with_hooks, has_forward_hooks
 from .results import LayerInfo
 
@@ -139,7 +139,8 @@ class ModelGraph:
     """The traced forward pass of one model: ``calls`` (the layers), ``fx`` (the torch.fx graph,
     every tensor node's ``meta['tensor_meta'].shape`` filled in), ``module`` (the runner),
     ``signature`` (:func:`~.change.signature` of the model when traced), ``mode`` (its
-    ``training`` flag then), ``output_shape`` (the model's output for one input)."""
+    ``training`` flag then), ``output_shape`` (the model's output for one input), ``probe``
+    (when it was last compared with the model: shared, like the graph, by its engines)."""
 
     def __init__(self, model: nn.Module, graph: torch.fx.Graph, output_shape: tuple = ()):
         self.key = next(_KEYS)
@@ -147,6 +148,7 @@ class ModelGraph:
         self.mode = model.training                  # the train/eval mode it was traced in
         self.signature = signature(model)           # the model it describes (see .change)
         self.output_shape = tuple(output_shape)
+        self.probe = Probe()
         counts: dict[str, int] = {}
         calls: list[Call] = []
         table = {}

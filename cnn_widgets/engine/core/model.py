@@ -13,7 +13,7 @@ from torch import nn
 
 from . import hooks, memory
 from .borrow import borrowed, busy, hand_over, model_lock
-from .change import Probe, check_public_methods, checked, signature
+from .change import check_public_methods, checked, signature
 from .control import NO_CONTROL, Control
 from .data import ImageSet, as_image_set, as_images, to_tensor
 from .errors import (
@@ -93,7 +93,6 @@ class ModelHost:
         self.dataset: ImageSet | None = as_image_set(dataset, self.input_shape)
         self.n_classes = 0
         self._nonlinear: list[str] | None = None
-        self._probe = Probe()
         self._calls = 0                        # public calls so far (see refresh)
         with self.borrow():
             self._analyse()
@@ -119,7 +118,8 @@ class ModelHost:
             out = run_example(self.model, example, self.input_shape, changed)
             layers, out = self._trace(example, out, replace or changed)
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            self._probe.done(time.perf_counter() - start)    # the trace compared them
+            if self.graph is not None:                          # the trace compared them
+                self.graph.probe.done(time.perf_counter() - start)
         if not isinstance(shape, tuple) or len(shape) != 2:
             raise ModelOutputError(f"the model's output must be 2-D (batch, classes); for an input "
                                    f"of shape {(1, *self.input_shape)} it returned {shape}")
@@ -165,9 +165,9 @@ class ModelHost:
                 graph is not None and registered(self.model, graph.mode) is not graph):
             with self.borrow():
                 self._analyse()
-        elif graph is not None and self._probe.due() and not busy(self.model):
+        elif graph is not None and graph.probe.due() and not busy(self.model):
             with self.borrow():
-                if not self._probe.run(graph, self.model, self._probe_input()):
+                if not graph.probe.run(graph, self.model, self._probe_input()):
                     self._analyse(replace=True)
 
     def _source_stamp(self) -> tuple | None:
