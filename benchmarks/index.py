@@ -275,7 +275,7 @@ on the CPU in CPU time with one thread (the machine is shared), on CUDA in wall 
         x = engine.normalize(torch.rand(1, 3, 224, 224, device=engine.device))
         with engine.borrow(), torch.no_grad():
             forward = ms(lambda: engine.model(x))
-            probe = ms(lambda: engine._probe.run(engine.graph, engine.model, x))
+            probe = ms(lambda: engine.graph.probe.run(engine.graph, engine.model, x))
         stamp, full = ms(lambda: weights_stamp(engine.model)), ms(lambda: weights_hash(engine.model))
         sig = ms(lambda: signature(engine.model))
         mb = sum(t.numel() * t.element_size() for t in engine.model.state_dict().values()) / 2**20
