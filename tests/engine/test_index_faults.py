@@ -417,6 +417,21 @@ def test_a_corrupt_image_in_a_folder_is_named(tmp_path, workers):
                      progress=False)
 
 
+def test_an_image_changed_anywhere_in_a_folder_is_other_data(tmp_path):
+    """The data fingerprint read 16 evenly spaced images of a folder: an image rewritten
+    between them (a/1.png of 40) left the index answering for the old picture."""
+    from PIL import Image
+    folder = image_folder(tmp_path / "imgs", per_class=20)
+    engine = Engine(tiny_lenet(1), TINY_SHAPE, device="cpu", batch_size=4)
+    index = engine.index(str(folder), ["fc2"], path=tmp_path / "ix", progress=False)
+    other = Engine(tiny_lenet(1), TINY_SHAPE, device="cpu")
+    assert other.open_index(index.path, data=str(folder)).path == index.path   # unchanged: fine
+    Image.fromarray(np.full((12, 10), 255, np.uint8)).save(folder / "a" / "1.png")
+    again = Engine(tiny_lenet(1), TINY_SHAPE, device="cpu")
+    with pytest.raises(InvalidArgument, match="other data"):
+        again.open_index(index.path, data=str(folder))
+
+
 @pytest.mark.parametrize("layout", ["empty", "empty class folder"])
 def test_a_folder_without_images_says_what_was_expected(tmp_path, layout):
     folder = tmp_path / "imgs"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -155,7 +156,9 @@ def _graph_text(fx) -> str:
 
 def data_hash(ds) -> str:
     """blake2b of the length, every label when the dataset lists them, and every image of a
-    dataset held in memory (an engine's), else ``SAMPLE`` evenly spaced (image, label) items."""
+    dataset held in memory (an engine's), else ``SAMPLE`` evenly spaced (image, label) items
+    and, for a dataset of files (``ImageFolder``: ``samples``), every file's path under its
+    root, size and modification time (one ``stat`` each: an image rewritten anywhere counts)."""
     n = len(ds)
     h = _h(n)
     if isinstance(ds, Rows):                 # in memory: all of it, a change anywhere counts
@@ -166,12 +169,26 @@ def data_hash(ds) -> str:
     labels = getattr(ds, "targets", None)
     if labels is not None:                   # every label when they are at hand
         h.update(np.asarray(labels, dtype=np.int64).tobytes())
+    _hash_files(h, ds)
     for i in np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).astype(np.int64)):
         img, label = ds[int(i)]
         img = torch.as_tensor(np.asarray(img)) if not torch.is_tensor(img) else img
         h.update(img.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
         h.update(str(int(label)).encode())
     return h.hexdigest()
+
+
+def _hash_files(h, ds) -> None:
+    """Add each file of a folder dataset (torchvision's ``samples``: (path, class) pairs) to
+    ``h`` as its path relative to ``root``, size and mtime; nothing for other datasets."""
+    samples = getattr(ds, "samples", None)
+    if not isinstance(samples, list) or not samples or not isinstance(samples[0], tuple):
+        return
+    root = str(getattr(ds, "root", ""))
+    for path, _ in samples:
+        st = os.stat(path)
+        h.update(f"{os.path.relpath(path, root) if root else path}|{st.st_size}|"
+                 f"{st.st_mtime_ns}\n".encode())
 
 
 def preprocessing(engine, description: str) -> str:
