@@ -41,6 +41,7 @@ _SIZE_CHECKS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt,
 # Integer arithmetic, piecewise linear when it works on sizes (ShuffleNet's channel shuffle:
 # ``channels // groups``), not on tensor values.
 _SIZE_ARITHMETIC = {operator.floordiv, operator.mod, operator.mul, operator.add, operator.sub}
+_SIZE_OPS = _SIZE_ARITHMETIC | _SIZE_CHECKS
 _PL_METHODS = {"view", "reshape", "flatten", "size", "squeeze", "unsqueeze", "permute", "contiguous",
                "relu", "relu_", "add", "add_", "sub", "mean", "sum", "transpose", "clone", "__getitem__",
                "mul", "div", "expand", "expand_as", "view_as", "dim", "chunk", "split"}
@@ -87,7 +88,7 @@ def _is_size(arg) -> bool:
     if arg.op == "call_function" and arg.target is getattr:
         return arg.args[1] in ("shape", "ndim")
     if arg.op == "call_function" and (arg.target is operator.getitem
-                                      or arg.target in _SIZE_ARITHMETIC | _SIZE_CHECKS):
+                                      or arg.target in _SIZE_OPS):
         return all(_is_size(a) for a in arg.args)
     return False
 
@@ -145,8 +146,8 @@ def nonlinear_parts(model: nn.Module, eval_mode: bool) -> list[str]:
             ok = node.target in _PL_FUNCTIONS
             if node.target in (operator.mul, operator.truediv):
                 ok = _constant_operand(node)
-            if not ok and node.target in _SIZE_ARITHMETIC | _SIZE_CHECKS:
-                ok = all(_is_size(a) for a in node.args)
+            if not ok and node.target in _SIZE_OPS:
+                ok = _is_size(node)
             if node.target in _CHECKED_FUNCTIONS:
                 ok = _CHECKED_FUNCTIONS[node.target](node, modules)
         elif node.op == "call_method":
