@@ -24,7 +24,7 @@ def weights_stamp(model: torch.nn.Module) -> tuple:
     tensors = model.state_dict(keep_vars=True)
     layout = tuple((n, id(t), t.dtype, t.shape, t.device, t.data_ptr()) for n, t in tensors.items())
     # (type: ignore below: an ndarray is a buffer; numpy's stubs say so from Python 3.12 on only)
-    on_cpu = tuple(zlib.crc32(_bytes(t).numpy()) for t in tensors.values()  # type: ignore[arg-type]
+    on_cpu = tuple(zlib.crc32(tensor_bytes(t).numpy()) for t in tensors.values()  # type: ignore[arg-type]
                    if t.device.type == "cpu")
     by_device: dict = {}
     for t in tensors.values():
@@ -36,11 +36,12 @@ def weights_stamp(model: torch.nn.Module) -> tuple:
 def tensors_stamp(*tensors: torch.Tensor) -> tuple:
     """Equal stamps: the same tensors with the same bytes (a dataset's images and labels)."""
     # (type: ignore: an ndarray is a buffer; numpy's stubs say so from Python 3.12 on only)
-    return tuple((id(t), t.dtype, t.shape, zlib.crc32(_bytes(t.cpu()).numpy()))  # type: ignore[arg-type]
+    return tuple((id(t), t.dtype, t.shape, zlib.crc32(tensor_bytes(t.cpu()).numpy()))  # type: ignore[arg-type]
                  for t in tensors)
 
 
-def _bytes(t: torch.Tensor) -> torch.Tensor:
+def tensor_bytes(t: torch.Tensor) -> torch.Tensor:
+    """The bytes of ``t`` as a flat uint8 tensor (a view where ``t`` is contiguous)."""
     return t.detach().contiguous().reshape(-1).view(torch.uint8)
 
 
@@ -53,7 +54,7 @@ def device_sums(tensors: list[torch.Tensor]) -> bytes:
         w = _WEIGHTS[device] = torch.randint(1, 1 << 23, (2, CHUNK), generator=g,
                                              dtype=torch.int32).to(device)
     sums = [(chunk * w[:, :len(chunk)]).sum(1, dtype=torch.int64)     # < 2**31 per product
-            for chunk in _chunks([_bytes(t) for t in tensors])]
+            for chunk in _chunks([tensor_bytes(t) for t in tensors])]
     return torch.stack(sums).cpu().numpy().tobytes() if sums else b""
 
 

@@ -15,7 +15,7 @@ import torch.fx
 from ..core.change import plain_attributes
 from ..core.data import ImageSet, as_image_set, as_images
 from ..core.errors import InvalidArgument, InvalidType
-from ..core.stamp import weights_stamp
+from ..core.stamp import tensor_bytes, weights_stamp
 
 SAMPLE = 16        # images hashed for the data fingerprint, evenly spaced
 
@@ -164,7 +164,7 @@ def data_hash(ds) -> str:
     if isinstance(ds, Rows):                 # in memory: all of it, a change anywhere counts
         for t in (ds.set.images, ds.set.labels):
             # (type: ignore: an ndarray is a buffer; numpy's stubs say so from Python 3.12 on only)
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
+            h.update(tensor_bytes(t.cpu()).numpy())  # type: ignore[arg-type]
         return h.hexdigest()
     labels = getattr(ds, "targets", None)
     if labels is not None:                   # every label when they are at hand
