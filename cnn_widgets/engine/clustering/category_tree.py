@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core import validate as check
+from ..core.chunks import spans
 from ..core.control import NO_CONTROL, Control
 from ..core.data import labelled_data
 from ..core.errors import InvalidArgument
@@ -21,7 +22,7 @@ from ..core.model import ModelHost
 from ..core.noise import gaussian_noise
 from ..core.selection import default_layer_for
 from ..core.types import Data, Seed
-from .features import features, gram, spans
+from .features import features, gram
 
 NOISE_NAME = "noise"
 
@@ -112,7 +113,7 @@ def class_vectors(engine, layer: str, data=None, include_noise: bool = False,
     plus the noise category; ``class_sums`` (classes, D): the per-class sums already known
     (an activation index). Returns (classes, names, counts, vectors (K, D)). ``on_part``:
     called with the same four for the images scanned so far (no noise yet), each time their
-    number has at least doubled (after the chunks of :func:`~.features.spans`: 1, 3, 7, …
+    number has at least doubled (after the chunks of :func:`~..core.chunks.spans`: 1, 3, 7, …
     images while the chunks double)."""
     data = labelled_data(engine, data)
     labels = data.labels.numpy()
