@@ -108,8 +108,8 @@ def etalons(engine: ModelHost, x: Images, layer: str | None = None, units: Units
 def _named(idx: torch.Tensor, shape) -> tuple[tuple[tuple[int, ...], ...], ...]:
     """Per input, its units as index tuples into the layer's output ``shape``, from the flat
     ``idx`` (N, P)."""
-    return tuple(tuple(tuple(int(i) for i in np.unravel_index(j, shape)) for j in row)
-                 for row in idx.cpu().numpy())
+    coords = np.stack(np.unravel_index(idx.cpu().numpy(), shape), axis=-1)    # (N, P, D)
+    return tuple(tuple(map(tuple, row)) for row in coords.tolist())
 
 
 def _top(engine, x, layer, k, control) -> torch.Tensor:
