@@ -125,18 +125,16 @@ def checked(fn):
     outermost checked call of that engine on this thread."""
     @functools.wraps(fn)
     def call(self, *args, **kwargs):
-        depth = _CALLS.__dict__.setdefault("depth", {})
+        active = _CALLS.__dict__.setdefault("active", set())   # engines in a call here
         key = id(self)
-        outer = key not in depth
-        if outer:
-            depth[key] = True
+        if key in active:                       # an inner call: the outer one refreshed
+            return fn(self, *args, **kwargs)
+        active.add(key)
         try:
-            if outer:
-                self.refresh()
+            self.refresh()
             return fn(self, *args, **kwargs)
         finally:
-            if outer:
-                del depth[key]
+            active.remove(key)
     call.__checked__ = True
     return call
 
