@@ -94,6 +94,7 @@ class ModelHost:
         self.n_classes = 0
         self._nonlinear: list[str] | None = None
         self._calls = 0                        # public calls so far (see refresh)
+        self._probe_x: torch.Tensor | None = None    # see _probe_input
         with self.borrow():
             self._analyse()
         self.class_names = class_names_of(class_names, self.n_classes)
@@ -183,7 +184,7 @@ class ModelHost:
         """One fixed random image, normalised: traced on, checked against ``model(x)`` when
         traced and by :class:`~.change.Probe` (a retrace after a probe fails is checked on the
         same image, so a graph that cannot reproduce it is dropped, not retraced forever)."""
-        if getattr(self, "_probe_x", None) is None:
+        if self._probe_x is None:
             g = torch.Generator().manual_seed(0)
             self._probe_x = torch.rand(1, *self.input_shape, generator=g).to(self.device)
         return self.normalize(self._probe_x)
