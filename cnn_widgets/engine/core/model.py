@@ -154,10 +154,11 @@ class ModelHost:
         :mod:`.change`) compare the graph's output with ``model(x)`` on one image and retrace
         when they differ. Raises when the changed model cannot be analysed."""
         self._calls += 1                       # a new call: what was read for the last is stale
-        if self.model is not self._source and self._source_stamp() != self._source_state:
+        stamp = self._source_stamp()           # None: the engine works on the model itself
+        if stamp is not None and stamp != self._source_state:
             with model_lock(self._source):     # the user's model changed: copy it again
                 self.model = working_model(self._source, self.device)
-            self._source_state = self._source_stamp()
+            self._source_state = stamp         # taken before the copy: a later edit is seen
             with self.borrow():
                 self._analyse()
             return
