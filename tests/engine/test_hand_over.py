@@ -2,7 +2,6 @@
 loops hand the model over between steps (core.borrow.hand_over), and the long job's hooks act
 on its own thread only."""
 import threading
-import time
 
 import numpy as np
 import torch
@@ -24,39 +23,40 @@ from cnn_widgets.testing.reference import cpu_engine
 
 
 def _latency_behind(engine, long_call, short_call, n=5):
-    """Seconds each of ``n`` short calls took while ``long_call(control)`` ran in another
-    thread. The long job runs until the short calls are done and it is told to stop, so a
-    short call that waited for it would never end: they run in a thread of their own, given
-    a minute (no machine is that slow), and must end while the long job still runs."""
-    started, stop, ended, times = threading.Event(), threading.Event(), [], []
+    """Runs ``n`` short calls while ``long_call(control)`` runs in another thread. The long
+    job runs until the short calls are done and it is told to stop, so a short call that
+    waited for it would never end: they start once the long job polls its first stop check
+    (it is inside its loop, holding the model), run in a thread of their own, given a
+    minute (no machine is that slow), and must end while the long job still runs."""
+    stepping, stop, ended, done = threading.Event(), threading.Event(), [], []
+
+    def should_stop():
+        stepping.set()
+        return stop.is_set()
 
     def long_job():
-        started.set()
         try:
-            long_call(Control(should_stop=stop.is_set))
+            long_call(Control(should_stop=should_stop))
             ended.append("finished")
         except Cancelled:
             ended.append("stopped")
 
     def short_calls():
         for _ in range(n):
-            t0 = time.perf_counter()
             short_call()
-            times.append(time.perf_counter() - t0)
+            done.append(1)
 
     t = threading.Thread(target=long_job)
     t.start()
-    started.wait()
-    time.sleep(0.2)                       # the long job holds the model by now
+    assert stepping.wait(60), "the long job never reached its loop"
     s = threading.Thread(target=short_calls, daemon=True)
     s.start()
     s.join(60)
     short_ended = not s.is_alive()
     stop.set()
     t.join()
-    assert short_ended and len(times) == n, "the short calls waited for the long job"
+    assert short_ended and len(done) == n, "the short calls waited for the long job"
     assert ended == ["stopped"], "the long job ended before the short calls"
-    return times
 
 
 def test_predict_gets_in_between_maximize_steps():

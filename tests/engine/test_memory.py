@@ -130,8 +130,9 @@ def test_paper_within_a_small_budget_equals_paper_in_one_go(engine):
     engine.memory_budget = 2 * M + 4 * (3 * max(sizes) + 3 * M)       # a few images a pass
     parts = engine.etalons(X[:2], method="paper")
     np.testing.assert_allclose(parts.W, whole.W, rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(parts.b, whole.b)
-    np.testing.assert_array_equal(parts.out, whole.out)
+    # passes of 1 image vs 64 rows: the kernels (and their sums' order) may differ
+    np.testing.assert_allclose(parts.b, whole.b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(parts.out, whole.out, rtol=1e-5, atol=1e-6)
 
 
 def test_gradcam_in_chunks_within_the_budget_equals_each_images_own(engine, monkeypatch):

@@ -30,7 +30,7 @@ def workers():
     return [t for t in threading.enumerate() if t.name.startswith("cnn_widgets-worker")]
 
 
-def settled(count, timeout=5.0):
+def settled(count, timeout=30.0):
     end = time.monotonic() + timeout
     while len(workers()) != count and time.monotonic() < end:
         time.sleep(0.02)
@@ -96,7 +96,7 @@ def test_closing_stops_the_widgets_jobs_and_shows_nothing_after(engine):
     with w.runner.lock:                   # no picture is half-way through meanwhile
         w.close()
         shown = w.picture
-    assert job.wait(10) and job.state == "stopped" and w.picture is shown
+    assert job.wait(30) and job.state == "stopped" and w.picture is shown
 
 
 @pytest.mark.parametrize("cls, kw", [(EtalonGrid, {"units": "top 0"}),

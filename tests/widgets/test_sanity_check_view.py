@@ -247,7 +247,7 @@ def test_a_refused_argument_leaves_no_widget_models_behind(engine):
 def test_an_engine_without_a_dataset_says_so(engine):
     bare = Engine(engine.model, engine.input_shape)
     w = SanityCheckView(bare)
-    assert w.wait(10) and w.job("check") is None and w.indices == []
+    assert w.wait(60) and w.job("check") is None and w.indices == []
     assert w.grid_rgba is None and w._shown[w.controls.grid_canvas].startswith("no dataset")
 
 
