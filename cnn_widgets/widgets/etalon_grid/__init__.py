@@ -25,6 +25,7 @@ import traitlets as T
 
 from ...engine import Engine, Etalons, RegionCount
 from .._base import JobWidget
+from ..pickers import picked
 from ..sheets import Caption
 from ..units import MAX_ITEMS, TopK, default_units, format_units, parse_units
 from ..validate import Checked, InvalidTrait, dataset_rows, in_range, refused, whole
@@ -200,12 +201,13 @@ class EtalonGrid(JobWidget):
         """The class picker: an option ("index: name") adds that class."""
         if not text:
             return
-        options = self.controls.class_box.options
-        if text not in options:
-            self.show_error(f"no class {text!r}: pick one of the names offered")
+        try:
+            c = picked(self.controls.class_box.options, text)
+        except InvalidTrait as exc:
+            self.show_error(str(exc))
             return
         self.controls.class_box.value = ""
-        self.show_class(options.index(text))
+        self.show_class(c)
 
     # -- requests: every engine call runs on the worker ---------------------------------------
     def _asked(self) -> dict:

@@ -30,6 +30,7 @@ from ...engine import Engine, InvalidArgument
 from ...engine.clustering.prediction_tree import PredictionTree, TreePath
 from ...engine.visualization import objectives
 from .._base import JobWidget
+from ..pickers import picked
 from ..validate import InvalidTrait, Whole, in_range, one_of, whole
 from .controls import build
 from .geometry import REST, TREE_LEAVES, TREE_SIZE, Hierarchy, category_view, nearest, opened, tree_layout
@@ -182,10 +183,7 @@ class PredictionTreeView(JobWidget):
 
     def _picked(self, text: str) -> int:
         """The category of a picker option ("index: name")."""
-        options = self.controls.category_box.options
-        if text not in options:
-            raise InvalidTrait(f"no category {text!r}: pick one of the names offered")
-        return options.index(text)
+        return picked(self.controls.category_box.options, text, "category")
 
     def _count(self, category: int) -> int:
         return int((self.labels == category).sum())
