@@ -316,6 +316,18 @@ class JobWidget(Snapshots, W.VBox):
         super().close()
 
 
+def painted(canvas: str, part: str = "rgba") -> property:
+    """A read-only property of a widget: ``part`` ("rgba" or "captions") of the :class:`Sheet`
+    its ``controls.<canvas>`` shows, as painted (:meth:`JobWidget.paint`); None (captions: [])
+    while that canvas shows a hint or nothing."""
+    def get(self):
+        sheet = self._sheets().get(getattr(self.controls, canvas))
+        if part == "captions":
+            return [] if sheet is None else list(sheet.captions)
+        return None if sheet is None else sheet.rgba
+    return property(get, doc=f"The {part} painted on controls.{canvas} (None: a hint).")
+
+
 # traits holding a widget that is not part of this one: ipycanvas's one manager of all canvases
 _SHARED_TRAITS = frozenset({"_canvas_manager"})
 

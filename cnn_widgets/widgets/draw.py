@@ -87,6 +87,13 @@ def scale_factor(hw: Sequence[int], target: int) -> tuple[int, int]:
     return max(1, target // side), 1
 
 
+def scaled_size(hw: Sequence[int], factor: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) px of an (H, W) image shrunk ``down`` then enlarged ``up`` times
+    (``factor`` = (up, down), as :func:`scale_factor` gives it)."""
+    up, down = factor
+    return hw[0] // down * up, hw[1] // down * up
+
+
 def shrink(a: np.ndarray, d: int) -> np.ndarray:
     """Means of d x d blocks over the first two axes of ``a`` (a remainder of fewer than d
     rows or columns dropped); uint8 stays uint8. d = 1: ``a`` itself."""
@@ -107,8 +114,7 @@ def tile(cells: Sequence[Sequence[np.ndarray]], cell: tuple[int, int], gap: tupl
     """
     h, w = cell
     rows, cols = len(cells), max((len(r) for r in cells), default=0)
-    top0, left0 = origin
-    sheet = np.empty((top0 + rows * (h + gap[0]), left0 + cols * (w + gap[1]), 4), np.uint8)
+    sheet = np.empty((*tile_corner(rows, cols, cell, gap, origin), 4), np.uint8)
     sheet[:] = BACKGROUND
     corners: list[list[tuple[int, int]]] = []
     for r, row in enumerate(cells):
@@ -116,7 +122,7 @@ def tile(cells: Sequence[Sequence[np.ndarray]], cell: tuple[int, int], gap: tupl
         for c, img in enumerate(row):
             if img.shape[:2] != (h, w):
                 raise ValueError(f"cell ({r}, {c}) is {img.shape[:2]}, expected {(h, w)}")
-            top, left = top0 + r * (h + gap[0]), left0 + c * (w + gap[1])
+            top, left = tile_corner(r, c, cell, gap, origin)
             sheet[top:top + h, left:left + w] = img
             corners[-1].append((top, left))
     return sheet, corners
@@ -147,6 +153,13 @@ def panel_row(images: Sequence[np.ndarray], size: int, gap: int = 6, header: int
     """RGBA images, each fitted to a (size, size) panel, side by side below ``header`` px;
     returns the sheet and the panels' corners as :func:`tile` does."""
     return tile([[fit(img, size) for img in images]], (size, size), (0, gap), origin=(header, 0))
+
+
+def tile_corner(row: int, col: int, cell: tuple[int, int], gap: tuple[int, int],
+                origin: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """(top, left) px of cell (row, col) in a :func:`tile` layout; of cell (rows, cols): the
+    sheet's (height, width)."""
+    return origin[0] + row * (cell[0] + gap[0]), origin[1] + col * (cell[1] + gap[1])
 
 
 def cell_at(x: float, y: float, cell: tuple[int, int], gap: tuple[int, int],

@@ -69,10 +69,10 @@ def late(monkeypatch):
 
 
 def painted_on(widget, canvas, count) -> list:
-    """The list that gets ``count()`` each time ``widget`` paints ``canvas``."""
+    """The list that gets ``count()`` each time ``widget`` has painted ``canvas``."""
     painted, real = [], widget.paint
-    widget.paint = lambda c, sheet: (painted.append(count()) if c is canvas else None,
-                                     real(c, sheet))
+    widget.paint = lambda c, sheet: (real(c, sheet),
+                                     painted.append(count()) if c is canvas else None)
     return painted
 
 

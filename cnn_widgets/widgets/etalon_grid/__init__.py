@@ -24,7 +24,8 @@ import numpy as np
 import traitlets as T
 
 from ...engine import Engine, Etalons, RegionCount
-from .._base import JobWidget
+from .._base import JobWidget, painted
+from ..pickers import picked
 from ..sheets import Caption
 from ..units import MAX_ITEMS, TopK, default_units, format_units, parse_units
 from ..validate import Checked, InvalidTrait, dataset_rows, in_range, refused, whole
@@ -62,6 +63,11 @@ class EtalonGrid(JobWidget):
     units = Checked()                   # resolved unit tuples, or TopK (each row's own)
     indices = Checked()                 # dataset rows shown
     selected = T.Instance(Selection, allow_none=True)
+    # what the canvases show, as painted (for scripts and tests)
+    grid_rgba = painted("grid_canvas")
+    captions = painted("grid_canvas", "captions")
+    pad_row_rgba = painted("pad_row_canvas")
+    detail_rgba = painted("detail_canvas")
     # job key -> the state its result answers (shown only while that still holds)
     REQUESTS = {"grid": ("layer", "units", "indices"),
                 "pad": ("layer", "units", "controls.drawing_pad.version"),
@@ -74,8 +80,6 @@ class EtalonGrid(JobWidget):
         self.cell = cell_size(engine.input_shape[1:])
         self.grid_result = None             # Etalons of the rows done (what the grid shows)
         self.pad_result = None              # Etalons of the pad image
-        self.grid_rgba = self.pad_row_rgba = self.detail_rgba = None
-        self.captions: list[Caption] = []
         self.region_count: RegionCount | None = None
         self.paper_check: PaperCheck | None = None
         self._layouts: dict[str, GridLayout] = {}     # "grid"/"pad" -> its sheet's layout
@@ -200,12 +204,13 @@ class EtalonGrid(JobWidget):
         """The class picker: an option ("index: name") adds that class."""
         if not text:
             return
-        options = self.controls.class_box.options
-        if text not in options:
-            self.show_error(f"no class {text!r}: pick one of the names offered")
+        try:
+            c = picked(self.controls.class_box.options, text)
+        except InvalidTrait as exc:
+            self.show_error(str(exc))
             return
         self.controls.class_box.value = ""
-        self.show_class(options.index(text))
+        self.show_class(c)
 
     # -- requests: every engine call runs on the worker ---------------------------------------
     def _asked(self) -> dict:
@@ -300,7 +305,6 @@ class EtalonGrid(JobWidget):
         titles, names = self._columns(self.grid_result)
         sheet, self._layouts["grid"] = grid_sheet(data.images[self.indices].numpy(), labels,
                                                   titles, self.grid_result, names)
-        self.grid_rgba, self.captions = sheet.rgba, list(sheet.captions)
         self.paint(self.controls.grid_canvas, sheet)
 
     def _draw_pad_row(self):
@@ -309,21 +313,18 @@ class EtalonGrid(JobWidget):
         titles, names = self._columns(self.pad_result)
         sheet, self._layouts["pad"] = grid_sheet(self.pad_result.x, ["pad"], titles,
                                                  self.pad_result, names)
-        self.pad_row_rgba = sheet.rgba
         self.paint(self.controls.pad_row_canvas, sheet)
 
     def _draw_detail(self):
         sel, c = self.selected, self.controls
         result = self.grid_result if sel and sel.source == "grid" else self.pad_result
         if sel is None or result is None:
-            self.detail_rgba = None
             c.detail_text.value = ""
             self.paint(c.detail_canvas, "Click an etalon for its decomposition.")
             return
         i, j = sel.row, sel.unit
         votes = result.W[i, j] * result.x[i]
         sheet = detail_sheet(result.x[i], result.W[i, j], votes)
-        self.detail_rgba = sheet.rgba
         self.paint(c.detail_canvas, sheet)
         linear = float(np.sum(votes, dtype=np.float64))
         b, out = result.b[i, j], result.out[i, j]

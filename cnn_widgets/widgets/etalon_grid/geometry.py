@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..draw import cell_at, scale_factor
+from ..draw import cell_at, scale_factor, scaled_size, tile_corner
 
 HEADER = 18          # px above the first row, for column titles
 GAP = (16, 6)        # px below (one caption line) and right of each cell
@@ -38,8 +38,7 @@ def cell_factor(input_hw: tuple[int, int]) -> tuple[int, int]:
 
 def cell_size(input_hw: tuple[int, int]) -> tuple[int, int]:
     """(h, w) px of a grid cell."""
-    up, down = cell_factor(input_hw)
-    return input_hw[0] // down * up, input_hw[1] // down * up
+    return scaled_size(input_hw, cell_factor(input_hw))
 
 
 def detail_scale(input_hw: tuple[int, int]) -> int:
@@ -80,13 +79,11 @@ class GridLayout:
     @property
     def size(self) -> tuple[int, int]:
         """(height, width) px of the sheet."""
-        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
-        return top + self.rows * (h + gy), left + self.cols * (w + gx)
+        return self.corner(self.rows, self.cols)
 
     def corner(self, row: int, col: int) -> tuple[int, int]:
         """(top, left) px of a cell; col 0 is the input."""
-        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
-        return top + row * (h + gy), left + col * (w + gx)
+        return tile_corner(row, col, self.cell, self.gap, self.origin)
 
     def hit(self, x: float, y: float) -> tuple[int, int] | None:
         """(row, col) of the cell under canvas point (x, y), or None (gap, header, outside)."""

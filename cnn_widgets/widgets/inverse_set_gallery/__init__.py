@@ -24,6 +24,7 @@ from ...engine.core.chunks import spans
 from ...engine.inverse_set.passes import default_range
 from ...engine.inverse_set.sampling import SeedBatch
 from .._base import JobWidget
+from ..pickers import picked
 from ..units import TopK, default_units, format_units, parse_units
 from ..validate import InvalidTrait, Whole, finite, in_range
 from .controls import build
@@ -222,13 +223,16 @@ class InverseSetGallery(JobWidget):
 
     def _picked(self, text: str):
         """The class picker: an option ("index: name") makes that class the picker's unit."""
-        options = self.controls.class_box.options
-        if text and text not in options:
-            self.show_error(f"no class {text!r}: pick one of the names offered")
-        elif text:
-            self.controls.class_box.value = ""
-            self.show_error(None)
-            self.pick_class(options.index(text))
+        if not text:
+            return
+        try:
+            c = picked(self.controls.class_box.options, text)
+        except InvalidTrait as exc:
+            self.show_error(str(exc))
+            return
+        self.controls.class_box.value = ""
+        self.show_error(None)
+        self.pick_class(c)
 
     def pick_class(self, c: int) -> None:
         """Make class ``c``'s logit the unit the picker edits."""

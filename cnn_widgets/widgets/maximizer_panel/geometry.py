@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..draw import scaled_size
+
 if TYPE_CHECKING:
     from ...engine.visualization.maximize import MaximizeStep
 
@@ -62,8 +64,7 @@ def scale(hw: Sequence[int], size: int) -> tuple[int, int]:
 
 def cell_size(hw: Sequence[int], size: int) -> tuple[int, int]:
     """(h, w) px of a cell showing an (H, W) image in about ``size`` px."""
-    up, down = scale(hw, size)
-    return hw[0] // down * up, hw[1] // down * up
+    return scaled_size(hw, scale(hw, size))
 
 
 def picture_size(hw: Sequence[int], n: int = 1) -> tuple[int, int]:

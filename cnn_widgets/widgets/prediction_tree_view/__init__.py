@@ -29,7 +29,8 @@ import traitlets as T
 from ...engine import Engine, InvalidArgument
 from ...engine.clustering.prediction_tree import PredictionTree, TreePath
 from ...engine.visualization import objectives
-from .._base import JobWidget
+from .._base import JobWidget, painted
+from ..pickers import picked
 from ..validate import InvalidTrait, Whole, in_range, one_of, whole
 from .controls import build
 from .geometry import REST, TREE_LEAVES, TREE_SIZE, Hierarchy, category_view, nearest, opened, tree_layout
@@ -72,6 +73,8 @@ class PredictionTreeView(JobWidget):
     image = Whole()
     selected = Whole(-1)            # node of the prediction tree, -1 = none
     focus = Whole(-1)               # hierarchy node at the left of the dendrogram, -1 = root
+    # what the canvases show, as painted (for scripts and tests)
+    detail_rgba = painted("detail_canvas")
     # job key -> the state its result answers (shown only while that still holds); ``_query``
     # counts the changes of the query image (a dataset row or the pad)
     REQUESTS = {"categories": ("layer", "include_noise"), "tree": ("category", "layer"),
@@ -94,7 +97,6 @@ class PredictionTreeView(JobWidget):
         self.top = None
         self.node_pos: dict[int, tuple[float, float]] = {}
         self.tree_open: frozenset[int] = frozenset()
-        self.detail_rgba = None
         self.use_pad = False          # the path follows the pad (True) or the dataset image
         self._query = 0               # version of the query image: +1 at every change
         self.controls = c = build(engine, self.status_bar, self.error)
@@ -182,10 +184,7 @@ class PredictionTreeView(JobWidget):
 
     def _picked(self, text: str) -> int:
         """The category of a picker option ("index: name")."""
-        options = self.controls.category_box.options
-        if text not in options:
-            raise InvalidTrait(f"no category {text!r}: pick one of the names offered")
-        return options.index(text)
+        return picked(self.controls.category_box.options, text, "category")
 
     def _count(self, category: int) -> int:
         return int((self.labels == category).sum())
@@ -345,7 +344,6 @@ class PredictionTreeView(JobWidget):
             c.detail_text.value = node_html(tree, node, top)
             images = None if top is None else list(top.images)
         sheet = None if images is None else detail_sheet(images)
-        self.detail_rgba = None if sheet is None else sheet.rgba
         self.paint(c.detail_canvas, "" if sheet is None else sheet)
 
     def _write_path(self):

@@ -25,7 +25,7 @@ from torch import nn
 from ...engine import Engine
 from ...engine.sanity.maps import GUIDED_BACKPROP, METHODS
 from ...engine.sanity.similarity import METRICS
-from .._base import JobWidget
+from .._base import JobWidget, painted
 from ..validate import Checked, InvalidTrait, Whole, dataset_rows, in_range, one_of
 from .controls import LABELS, METRIC_LABELS, build
 from .geometry import Cell, GridLayout
@@ -67,6 +67,10 @@ class SanityCheckView(JobWidget):
     metric = T.Unicode("rank_abs")
     layers = Checked()                # tuple of layer names, top first
     selected = T.Instance(Cell, allow_none=True)
+    # what the canvases show, as painted (for scripts and tests)
+    grid_rgba = painted("grid_canvas")
+    captions = painted("grid_canvas", "captions")
+    detail_rgba = painted("detail_canvas")
     # job key -> the state its result answers (shown only while that still holds)
     REQUESTS = {"check": ("indices", "methods", "mode", "layers")}
 
@@ -83,8 +87,6 @@ class SanityCheckView(JobWidget):
         self.modes = ("cascade", "independent") + (("data",) if other is not None else ())
         self.rows: tuple = ()           # every SanityRow done (what the grid and curves show)
         self.result = None              # the SanityCheck once complete (its maps: in rows)
-        self.grid_rgba = self.detail_rgba = None
-        self.captions: list = []
         self._layout: GridLayout | None = None
         self.controls = c = build(engine, ORDER, self.modes, self.status_bar, self.error)
         self.children = c.children
@@ -241,14 +243,13 @@ class SanityCheckView(JobWidget):
     def _draw_grid(self):
         c = self.controls
         if not self.indices:
-            self._layout = self.grid_rgba = None
+            self._layout = None
             self.paint(c.grid_canvas, "no dataset rows: give the engine a dataset"
                        if self.engine.dataset is None else "no images: type rows into 'images'")
             return
         sheet, self._layout = grid_sheet(self.rows, self.methods,
                                          [LABELS[m] for m in self.methods], self._titles(),
                                          self.shown, self.metric, self.engine.input_shape[1:])
-        self.grid_rgba, self.captions = sheet.rgba, list(sheet.captions)
         self.paint(c.grid_canvas, sheet)
 
     def _draw_curves(self):
@@ -269,7 +270,7 @@ class SanityCheckView(JobWidget):
         """The shown image, and a clicked cell's original and changed maps beside it."""
         sel, c, done = self.selected, self.controls, placed(self.rows, self.methods)
         if not self.indices:
-            self.detail_rgba, c.detail_text.value = None, ""
+            c.detail_text.value = ""
             self.paint(c.detail_canvas, "")
             return
         i, names = self.shown, self.engine.class_names
@@ -289,7 +290,6 @@ class SanityCheckView(JobWidget):
                 f"map: {scores}<br>image: dataset row {self.indices[i]}; class explained: "
                 f"{html.escape(str(names[int(original.classes[i])]))} by the original model, "
                 f"{html.escape(str(names[int(row.classes[i])]))} by this one")
-        self.detail_rgba = sheet.rgba
         self.paint(c.detail_canvas, sheet)
 
     def _stage_words(self, col: int) -> str:

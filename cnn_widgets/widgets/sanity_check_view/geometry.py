@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..draw import cell_at, scale_factor
+from ..draw import cell_at, scale_factor, scaled_size, tile_corner
 
 HEADER = 18          # px above the first row, for the stage titles
 LABEL = 104          # px left of the first column, for the method names
@@ -36,8 +36,7 @@ def cell_factor(input_hw: tuple[int, int]) -> tuple[int, int]:
 
 def cell_size(input_hw: tuple[int, int]) -> tuple[int, int]:
     """(h, w) px of a grid cell."""
-    up, down = cell_factor(input_hw)
-    return input_hw[0] // down * up, input_hw[1] // down * up
+    return scaled_size(input_hw, cell_factor(input_hw))
 
 
 def detail_factor(input_hw: tuple[int, int]) -> tuple[int, int]:
@@ -47,8 +46,7 @@ def detail_factor(input_hw: tuple[int, int]) -> tuple[int, int]:
 
 def detail_size(input_hw: tuple[int, int]) -> tuple[int, int]:
     """(width, height) px of the detail canvas."""
-    up, down = detail_factor(input_hw)
-    h, w = input_hw[0] // down * up, input_hw[1] // down * up
+    h, w = scaled_size(input_hw, detail_factor(input_hw))
     return DETAIL_PANELS * (w + DETAIL_GAP), h + HEADER
 
 
@@ -65,13 +63,11 @@ class GridLayout:
     @property
     def size(self) -> tuple[int, int]:
         """(height, width) px of the sheet."""
-        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
-        return top + self.rows * (h + gy), left + self.cols * (w + gx)
+        return self.corner(self.rows, self.cols)
 
     def corner(self, row: int, col: int) -> tuple[int, int]:
         """(top, left) px of a cell."""
-        (h, w), (gy, gx), (top, left) = self.cell, self.gap, self.origin
-        return top + row * (h + gy), left + col * (w + gx)
+        return tile_corner(row, col, self.cell, self.gap, self.origin)
 
     def hit(self, x: float, y: float) -> Cell | None:
         """The cell under canvas point (x, y), or None (gap, header, labels, outside)."""
